@@ -1,0 +1,39 @@
+/**
+ * `npm test`: every pass/fail tier, in order, on a fresh machine or a warm one.
+ *   1. lint + format check (biome), type check (tsc), build (tsc → dist)
+ *   2. prepare the real servers (build on a cold machine, reuse the cache afterwards)
+ *   3. run the test files of every tier with Node's test runner, ending with its summary
+ * Pass test file paths or globs to run only those (e.g. `npm test -- test/unit`).
+ */
+import { spawnSync } from "node:child_process";
+import { prepareServers } from "../test/servers/prepare.ts";
+
+const tiers = ["unit", "smoke", "storage", "openbao", "executor", "operator", "e2e", "faults"] as const;
+
+function step(title: string, command: string, args: readonly string[]): void {
+  const started = Date.now();
+  process.stdout.write(`[test] ${title}…\n`);
+  const result = spawnSync(command, [...args], { stdio: "inherit" });
+  if (result.status !== 0) {
+    process.stdout.write(`[test] ${title} failed (exit ${result.status ?? result.signal})\n`);
+    process.exit(result.status ?? 1);
+  }
+  process.stdout.write(`[test] ${title}: ok in ${((Date.now() - started) / 1000).toFixed(1)}s\n`);
+}
+
+const selected = process.argv.slice(2);
+step("lint and format check (biome)", "biome", ["ci", "."]);
+step("type check (tsc --noEmit)", "tsc", ["-p", "tsconfig.json"]);
+step("build (tsc → dist)", "tsc", ["-p", "tsconfig.build.json"]);
+
+process.stdout.write("[test] preparing real servers…\n");
+await prepareServers();
+
+const patterns = selected.length > 0 ? selected : tiers.map((tier) => `test/${tier}/**/*.test.ts`);
+process.stdout.write(`[test] running ${patterns.join(" ")}\n`);
+const result = spawnSync(
+  process.execPath,
+  ["--test", "--test-reporter=spec", "--test-concurrency=1", "--test-timeout=900000", ...patterns],
+  { stdio: "inherit" },
+);
+process.exit(result.status ?? 1);

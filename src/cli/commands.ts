@@ -1,0 +1,27 @@
+/**
+ * The table of `bao-backup` subcommands. Each entry names what it does for people; a
+ * command whose capability has not landed yet says so plainly and exits non-zero, so a
+ * script can never mistake a missing feature for a success.
+ */
+export interface Command {
+  readonly name: string;
+  readonly summary: string;
+  /** Runs the command with the arguments after its name; resolves to the exit code. */
+  readonly run?: (argv: readonly string[]) => Promise<number>;
+}
+
+export const commands: readonly Command[] = [
+  { name: "operator", summary: "run the control plane: schedule, record and restore snapshots" },
+  { name: "backup", summary: "executor: stream one Raft snapshot into object storage" },
+  { name: "restore", summary: "executor: stream one stored snapshot back into OpenBao" },
+  { name: "list", summary: "list a cluster's backups (key, size, age, raft index, verified)" },
+  { name: "verify", summary: "download a backup and check its archive and manifest checksums" },
+  { name: "trigger", summary: "request one manual backup of a cluster" },
+  { name: "status", summary: "summarise backup status, conditions, lock and next window" },
+  { name: "prune", summary: "show (--dry-run) or apply what retention would delete and why" },
+  { name: "auth-setup", summary: "configure OpenBao JWT auth, policies and roles for backups" },
+];
+
+export function findCommand(name: string): Command | undefined {
+  return commands.find((c) => c.name === name);
+}

@@ -1,0 +1,100 @@
+/**
+ * The real servers the tests run against (TESTING.md), where each comes from, and where
+ * its binary is cached. The cache lives outside the work tree, keyed by version, so a
+ * second run (or a fresh clone on the same machine) reuses it.
+ */
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+
+export const projectRoot: string = join(import.meta.dirname, "..", "..");
+const wrappers = join(import.meta.dirname, "go");
+
+export const cacheRoot: string = join(
+  process.env.OPENBAO_BACKUP_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "openbao-backup"),
+);
+
+export type ServerName = "etcd" | "kube-apiserver" | "openbao" | "minio" | "fake-gcs-server";
+
+/** How a server binary is produced. */
+export type Recipe =
+  /** `go build` of `pkg` inside a wrapper module of ours (test/servers/go/<dir>). */
+  | { readonly kind: "wrapper"; readonly dir: string; readonly pkg: string }
+  /** `go install module@version`: the module builds as published. */
+  | { readonly kind: "install"; readonly module: string; readonly version: string };
+
+export interface ServerSpec {
+  readonly name: ServerName;
+  readonly binary: string;
+  readonly recipe: Recipe;
+  /** Human version for progress lines. */
+  readonly label: string;
+}
+
+export const servers: readonly ServerSpec[] = [
+  {
+    name: "etcd",
+    binary: "etcd",
+    label: "etcd v3.6.16",
+    recipe: { kind: "wrapper", dir: "etcd", pkg: "go.etcd.io/etcd/server/v3" },
+  },
+  {
+    name: "openbao",
+    binary: "bao",
+    label: "OpenBao v2.4.0 (f9407a27fbee)",
+    recipe: { kind: "wrapper", dir: "openbao", pkg: "github.com/openbao/openbao" },
+  },
+  {
+    name: "kube-apiserver",
+    binary: "kube-apiserver",
+    label: "kube-apiserver v1.36.3",
+    recipe: { kind: "wrapper", dir: "kube-apiserver", pkg: "k8s.io/kubernetes/cmd/kube-apiserver" },
+  },
+  {
+    name: "minio",
+    binary: "minio",
+    label: "MinIO 2026-02-12 (7aac2a2c5b7c)",
+    recipe: { kind: "install", module: "github.com/minio/minio", version: "v0.0.0-20260212201848-7aac2a2c5b7c" },
+  },
+  {
+    name: "fake-gcs-server",
+    binary: "fake-gcs-server",
+    label: "fake-gcs-server v1.56.1",
+    recipe: { kind: "install", module: "github.com/fsouza/fake-gcs-server", version: "v1.56.1" },
+  },
+];
+
+/** A version key: the pinned module version, or the hash of our wrapper's go.mod + go.sum. */
+export function cacheKey(spec: ServerSpec): string {
+  if (spec.recipe.kind === "install") return spec.recipe.version;
+  const hash = createHash("sha256");
+  for (const file of ["go.mod", "go.sum"]) {
+    const path = join(wrappers, spec.recipe.dir, file);
+    if (existsSync(path)) hash.update(readFileSync(path));
+  }
+  return hash.digest("hex").slice(0, 16);
+}
+
+export function wrapperDir(spec: ServerSpec & { recipe: { kind: "wrapper" } }): string {
+  return join(wrappers, spec.recipe.dir);
+}
+
+export function binaryPath(spec: ServerSpec): string {
+  return join(cacheRoot, "bin", `${spec.name}-${cacheKey(spec)}`, spec.binary);
+}
+
+export function serverBinary(name: ServerName): string {
+  const spec = servers.find((s) => s.name === name);
+  if (!spec) throw new Error(`unknown server ${name}`);
+  const path = binaryPath(spec);
+  if (!existsSync(path)) {
+    throw new Error(`${spec.label} is not built yet (${path}); run \`npm run servers\` or \`npm test\`.`);
+  }
+  return path;
+}
+
+/** Azurite is an npm devDependency: its entry point is run with this Node. */
+export function azuriteEntry(): string {
+  return join(projectRoot, "node_modules", "azurite", "dist", "src", "blob", "main.js");
+}
