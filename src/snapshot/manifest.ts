@@ -1,0 +1,142 @@
+/**
+ * The manifest `<key>.json`, written after the snapshot object has been uploaded and verified
+ * (SPEC §4). Restore reads it to check the object's SHA-256 while streaming; `list` and
+ * `inspect` read it to show what a snapshot holds without downloading it.
+ *
+ * Compatibility: `formatVersion` changes only for incompatible changes, and a reader refuses
+ * a version it does not know. Fields added compatibly keep the version, so the parser
+ * ignores fields it does not know (an older executor can still restore a newer backup);
+ * every known field is checked strictly.
+ */
+import { ManifestError } from "./errors.ts";
+
+export const manifestFormatVersion = 1;
+
+export interface SnapshotManifest {
+  formatVersion: typeof manifestFormatVersion;
+  /** The snapshot object's key (the manifest's own key minus `.json`). */
+  key: string;
+  /** Bytes of the snapshot object, as streamed and as HEAD reported. */
+  size: number;
+  /** Lower-case hex SHA-256 of the snapshot object's bytes. */
+  sha256: string;
+  /** Raft index and term from the archive's meta.json. */
+  raftIndex: number;
+  raftTerm: number;
+  /** Version reported by the OpenBao leader, or null when it could not be determined. */
+  openbaoVersion: string | null;
+  /** When the snapshot was taken, ISO 8601 UTC (`2025-01-02T03:04:05.000Z`). */
+  created: string;
+}
+
+const sha256Hex = /^[0-9a-f]{64}$/;
+const isoUtc = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function nonNegativeInteger(record: Record<string, unknown>, field: string): number {
+  const value = record[field];
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+    throw new ManifestError(`must be a non-negative integer, got ${describe(value)}`, { field });
+  }
+  return value;
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return "nothing (the field is missing)";
+  const text = JSON.stringify(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/**
+ * Checks a manifest value (parsed JSON or one about to be written) and returns a clean copy
+ * holding only the known fields. Throws `ManifestError` naming the first field at fault.
+ */
+export function validateManifest(value: unknown, options: { expectedKey?: string } = {}): SnapshotManifest {
+  if (!isRecord(value)) throw new ManifestError(`must be a JSON object, got ${describe(value)}`);
+
+  if (value.formatVersion !== manifestFormatVersion) {
+    const known = typeof value.formatVersion === "number" && Number.isInteger(value.formatVersion);
+    throw new ManifestError(
+      known
+        ? `version ${value.formatVersion} is not supported by this build (it reads version ${manifestFormatVersion}); use a newer bao-backup`
+        : `must be ${manifestFormatVersion}, got ${describe(value.formatVersion)}`,
+      { field: "formatVersion" },
+    );
+  }
+
+  const key = value.key;
+  if (typeof key !== "string" || key === "") {
+    throw new ManifestError(`must be a non-empty string, got ${describe(key)}`, { field: "key" });
+  }
+  if (options.expectedKey !== undefined && key !== options.expectedKey) {
+    throw new ManifestError(`names ${JSON.stringify(key)}, but it belongs to ${JSON.stringify(options.expectedKey)}`, {
+      field: "key",
+    });
+  }
+
+  const size = nonNegativeInteger(value, "size");
+
+  const sha256 = value.sha256;
+  if (typeof sha256 !== "string" || !sha256Hex.test(sha256)) {
+    throw new ManifestError(`must be 64 lower-case hex digits, got ${describe(sha256)}`, { field: "sha256" });
+  }
+
+  const raftIndex = nonNegativeInteger(value, "raftIndex");
+  const raftTerm = nonNegativeInteger(value, "raftTerm");
+
+  const openbaoVersion = value.openbaoVersion;
+  if (openbaoVersion !== null && (typeof openbaoVersion !== "string" || openbaoVersion === "")) {
+    throw new ManifestError(`must be a non-empty string or null, got ${describe(openbaoVersion)}`, {
+      field: "openbaoVersion",
+    });
+  }
+
+  const created = value.created;
+  if (typeof created !== "string" || !isRealIsoUtc(created)) {
+    throw new ManifestError(`must be an ISO 8601 UTC time like "2025-01-02T03:04:05Z", got ${describe(created)}`, {
+      field: "created",
+    });
+  }
+
+  return { formatVersion: manifestFormatVersion, key, size, sha256, raftIndex, raftTerm, openbaoVersion, created };
+}
+
+/** The manifest as written to storage: validated, fixed field order, two-space JSON, final newline. */
+export function serializeManifest(manifest: SnapshotManifest): string {
+  return `${JSON.stringify(validateManifest(manifest), null, 2)}\n`;
+}
+
+/**
+ * Parses a manifest's text (or bytes). With `expectedKey`, the manifest must name that
+ * snapshot. Throws `ManifestError`.
+ */
+export function parseManifest(text: string | Uint8Array, options: { expectedKey?: string } = {}): SnapshotManifest {
+  const source = typeof text === "string" ? text : decodeUtf8(text);
+  let value: unknown;
+  try {
+    value = JSON.parse(source);
+  } catch (cause) {
+    throw new ManifestError(`is not valid JSON (${cause instanceof Error ? cause.message : String(cause)})`, {
+      cause,
+    });
+  }
+  return validateManifest(value, options);
+}
+
+/** The ISO form, and a real instant: Date.parse accepts 2025-02-30 and 24:00 by rolling over. */
+function isRealIsoUtc(text: string): boolean {
+  if (!isoUtc.test(text)) return false;
+  const ms = Date.parse(text);
+  return !Number.isNaN(ms) && new Date(ms).toISOString().slice(0, 19) === text.slice(0, 19);
+}
+
+function decodeUtf8(bytes: Uint8Array): string {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch (cause) {
+    throw new ManifestError("is not valid UTF-8", { cause });
+  }
+}

@@ -1,0 +1,194 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { ManifestError } from "../../../src/snapshot/errors.ts";
+import {
+  parseManifest,
+  type SnapshotManifest,
+  serializeManifest,
+  validateManifest,
+} from "../../../src/snapshot/manifest.ts";
+
+const manifest: SnapshotManifest = {
+  formatVersion: 1,
+  key: "backups/vault/prod/2025-03-04T05-06-07Z-0a1b2c3d.snap",
+  size: 123456,
+  sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+  raftIndex: 98765,
+  raftTerm: 12,
+  openbaoVersion: "2.4.1",
+  created: "2025-03-04T05:06:07.890Z",
+};
+
+describe("manifest", () => {
+  test("serializes with a fixed field order, two-space JSON and a final newline", () => {
+    const text = serializeManifest(manifest);
+    assert.ok(text.endsWith("}\n"));
+    assert.deepEqual(Object.keys(JSON.parse(text)), [
+      "formatVersion",
+      "key",
+      "size",
+      "sha256",
+      "raftIndex",
+      "raftTerm",
+      "openbaoVersion",
+      "created",
+    ]);
+    assert.match(text, /^\{\n {2}"formatVersion": 1,\n/);
+  });
+
+  test("round-trips through text and bytes", () => {
+    assert.deepEqual(parseManifest(serializeManifest(manifest)), manifest);
+    assert.deepEqual(parseManifest(Buffer.from(serializeManifest(manifest))), manifest);
+  });
+
+  test("accepts an unknown OpenBao version as null", () => {
+    const unknown = { ...manifest, openbaoVersion: null };
+    assert.deepEqual(parseManifest(serializeManifest(unknown)), unknown);
+  });
+
+  test("ignores fields it does not know (a newer writer, same format version) and drops them", () => {
+    const parsed = parseManifest(JSON.stringify({ ...manifest, durationMs: 1234, kind: "scheduled" }));
+    assert.deepEqual(parsed, manifest);
+  });
+
+  test("checks the key it belongs to when asked", () => {
+    assert.deepEqual(parseManifest(serializeManifest(manifest), { expectedKey: manifest.key }), manifest);
+    assert.throws(() => parseManifest(serializeManifest(manifest), { expectedKey: "other.snap" }), {
+      name: "ManifestError",
+      field: "key",
+      message: /belongs to "other\.snap"/,
+    });
+  });
+
+  test("refuses to serialize an invalid manifest", () => {
+    assert.throws(() => serializeManifest({ ...manifest, size: -1 }), ManifestError);
+  });
+
+  const invalid: { name: string; text: string; field?: string; message: RegExp }[] = [
+    { name: "not JSON", text: "{", message: /not valid JSON/ },
+    { name: "empty", text: "", message: /not valid JSON/ },
+    { name: "an array", text: "[]", message: /JSON object/ },
+    { name: "null", text: "null", message: /JSON object/ },
+    {
+      name: "a newer format",
+      text: JSON.stringify({ ...manifest, formatVersion: 2 }),
+      field: "formatVersion",
+      message: /version 2 is not supported/,
+    },
+    {
+      name: "no format version",
+      text: JSON.stringify({ ...manifest, formatVersion: undefined }),
+      field: "formatVersion",
+      message: /missing/,
+    },
+    {
+      name: "a string format version",
+      text: JSON.stringify({ ...manifest, formatVersion: "1" }),
+      field: "formatVersion",
+      message: /must be 1/,
+    },
+    { name: "an empty key", text: JSON.stringify({ ...manifest, key: "" }), field: "key", message: /non-empty string/ },
+    {
+      name: "a negative size",
+      text: JSON.stringify({ ...manifest, size: -1 }),
+      field: "size",
+      message: /non-negative integer/,
+    },
+    {
+      name: "a fractional size",
+      text: JSON.stringify({ ...manifest, size: 1.5 }),
+      field: "size",
+      message: /non-negative integer/,
+    },
+    {
+      name: "a size as a string",
+      text: JSON.stringify({ ...manifest, size: "123" }),
+      field: "size",
+      message: /non-negative integer/,
+    },
+    {
+      name: "an unsafe size",
+      text: JSON.stringify(manifest).replace('"size":123456', '"size":9007199254740993'),
+      field: "size",
+      message: /non-negative integer/,
+    },
+    {
+      name: "upper-case sha256",
+      text: JSON.stringify({ ...manifest, sha256: manifest.sha256.toUpperCase() }),
+      field: "sha256",
+      message: /lower-case hex/,
+    },
+    { name: "a short sha256", text: JSON.stringify({ ...manifest, sha256: "abc" }), field: "sha256", message: /64/ },
+    {
+      name: "a missing raftIndex",
+      text: JSON.stringify({ ...manifest, raftIndex: undefined }),
+      field: "raftIndex",
+      message: /missing/,
+    },
+    {
+      name: "a negative raftTerm",
+      text: JSON.stringify({ ...manifest, raftTerm: -3 }),
+      field: "raftTerm",
+      message: /non-negative/,
+    },
+    {
+      name: "an empty openbaoVersion",
+      text: JSON.stringify({ ...manifest, openbaoVersion: "" }),
+      field: "openbaoVersion",
+      message: /non-empty string or null/,
+    },
+    {
+      name: "a numeric openbaoVersion",
+      text: JSON.stringify({ ...manifest, openbaoVersion: 2 }),
+      field: "openbaoVersion",
+      message: /non-empty string or null/,
+    },
+    {
+      name: "a created time with an offset",
+      text: JSON.stringify({ ...manifest, created: "2025-03-04T07:06:07+02:00" }),
+      field: "created",
+      message: /ISO 8601 UTC/,
+    },
+    {
+      name: "a created date only",
+      text: JSON.stringify({ ...manifest, created: "2025-03-04" }),
+      field: "created",
+      message: /ISO 8601 UTC/,
+    },
+    {
+      name: "a created time that does not exist",
+      text: JSON.stringify({ ...manifest, created: "2025-02-30T00:00:00Z" }),
+      field: "created",
+      message: /ISO 8601 UTC/,
+    },
+    {
+      name: "a created time as epoch",
+      text: JSON.stringify({ ...manifest, created: 1741064767890 }),
+      field: "created",
+      message: /ISO 8601 UTC/,
+    },
+  ];
+  for (const c of invalid) {
+    test(`rejects ${c.name}`, () => {
+      assert.throws(
+        () => parseManifest(c.text),
+        (error: unknown) => {
+          assert.ok(error instanceof ManifestError);
+          assert.equal(error.code, "ManifestInvalid");
+          assert.equal(error.field, c.field);
+          assert.match(error.message, c.message);
+          return true;
+        },
+      );
+    });
+  }
+
+  test("rejects bytes that are not UTF-8", () => {
+    assert.throws(() => parseManifest(Buffer.from([0x7b, 0xff, 0x7d])), { name: "ManifestError", message: /UTF-8/ });
+  });
+
+  test("validateManifest returns only the known fields", () => {
+    const extra = { ...manifest, secretLookingField: "x" };
+    assert.deepEqual(validateManifest(extra), manifest);
+  });
+});
