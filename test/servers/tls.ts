@@ -52,9 +52,10 @@ export function issueCertificate(
     extPath,
     `subjectAltName=${sans}\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n`,
   );
-  openssl(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", keyPath], ca.dir);
+  const ecKeyPath = join(ca.dir, `${name}.ec.key`);
+  openssl(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", ecKeyPath], ca.dir);
   // PKCS#8 so every server (Go, Node) reads it.
-  openssl(["pkcs8", "-topk8", "-nocrypt", "-in", keyPath, "-out", keyPath], ca.dir);
+  openssl(["pkcs8", "-topk8", "-nocrypt", "-in", ecKeyPath, "-out", keyPath], ca.dir);
   openssl(["req", "-new", "-key", keyPath, "-subj", `/CN=${name}`, "-out", csrPath], ca.dir);
   openssl(
     [

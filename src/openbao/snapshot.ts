@@ -1,0 +1,100 @@
+/**
+ * The two snapshot calls: read a Raft snapshot as a stream, and apply one from a stream.
+ * A stream that ends early is an error here, never a clean end of file (SPEC §5 trap 3).
+ */
+import type { IncomingMessage } from "node:http";
+import { PassThrough, type Readable } from "node:stream";
+import { OpenBaoError } from "./errors.ts";
+import { errorForStatus, type OpenBaoHttp, readCapped } from "./http.ts";
+
+const snapshotPath = "sys/storage/raft/snapshot";
+
+/**
+ * Opens `GET sys/storage/raft/snapshot` on the leader. The returned stream errors (with
+ * code SnapshotFailed) if the connection drops before the server finished the body.
+ */
+export async function openSnapshot(
+  http: OpenBaoHttp,
+  leader: string,
+  token: string,
+  signal?: AbortSignal,
+): Promise<Readable> {
+  const res = await http.request(leader, { method: "GET", path: snapshotPath, token, signal, timeoutMs: 60_000 });
+  const status = res.statusCode ?? 0;
+  if (status !== 200) {
+    const text = await readCapped(res, 64 * 1024, leader).catch(() => "");
+    if (status === 400 || status === 401) {
+      throw new OpenBaoError("AuthFailed", `${leader} refused the token for ${snapshotPath} (${status})`, {
+        status,
+        address: leader,
+      });
+    }
+    throw errorForStatus(status, text, leader, snapshotPath, "SnapshotFailed");
+  }
+  return guardCompleteness(res, leader);
+}
+
+/** Wraps a response so that a premature close surfaces as an error on the stream. */
+function guardCompleteness(res: IncomingMessage, leader: string): Readable {
+  const out = new PassThrough({ highWaterMark: 1024 * 1024 });
+  res.on("error", (err) =>
+    out.destroy(
+      new OpenBaoError("SnapshotFailed", `the snapshot stream from ${leader} failed: ${err.message}`, {
+        cause: err,
+        address: leader,
+      }),
+    ),
+  );
+  res.on("close", () => {
+    if (!res.complete) {
+      out.destroy(
+        new OpenBaoError("SnapshotFailed", `the snapshot stream from ${leader} ended before it was complete`, {
+          address: leader,
+        }),
+      );
+    }
+  });
+  out.on("close", () => {
+    if (!res.complete) res.destroy();
+  });
+  res.pipe(out);
+  return out;
+}
+
+/**
+ * Streams a snapshot into `POST sys/storage/raft/snapshot` (or `snapshot-force`). Resolves
+ * once OpenBao accepted and applied it. If `body` errors before its end, the request is
+ * destroyed mid-body, so OpenBao never sees a complete snapshot and applies nothing.
+ */
+export async function restoreSnapshot(
+  http: OpenBaoHttp,
+  leader: string,
+  token: string,
+  body: Readable,
+  options: { force: boolean; signal?: AbortSignal },
+): Promise<void> {
+  const path = options.force ? `${snapshotPath}-force` : snapshotPath;
+  let bodyError: unknown;
+  body.once("error", (err) => {
+    bodyError = err;
+  });
+  let res: IncomingMessage;
+  try {
+    res = await http.request(leader, { method: "POST", path, token, body, signal: options.signal, timeoutMs: 0 });
+  } catch (err) {
+    throw bodyError ?? err;
+  }
+  const text = await readCapped(res, 64 * 1024, leader).catch(() => "");
+  if (bodyError) throw bodyError;
+  const status = res.statusCode ?? 0;
+  if (status < 200 || status >= 300) {
+    if (status === 400 || status === 401) {
+      const detail = text.includes("permission denied") ? "permission denied" : text.slice(0, 300);
+      throw new OpenBaoError("RestoreFailed", `${leader} refused the snapshot on ${path} (${status}): ${detail}`, {
+        status,
+        address: leader,
+      });
+    }
+    throw errorForStatus(status, text, leader, path, "RestoreFailed");
+  }
+}

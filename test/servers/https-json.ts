@@ -1,0 +1,56 @@
+/**
+ * A minimal JSON-over-HTTPS helper for fixtures (initialising servers, seeding data,
+ * reading results back). It verifies TLS against the given CA. Product code has its own
+ * client in src/; fixtures deliberately do not depend on the code under test.
+ */
+import { request } from "node:https";
+
+export interface JsonResponse<T = unknown> {
+  readonly status: number;
+  readonly body: T;
+  readonly text: string;
+}
+
+export interface JsonRequest {
+  readonly method?: string;
+  readonly headers?: Record<string, string>;
+  readonly body?: unknown;
+  readonly caPem: string;
+  readonly timeoutMs?: number;
+}
+
+export function httpsJson<T = unknown>(url: string, options: JsonRequest): Promise<JsonResponse<T>> {
+  return new Promise((resolve, reject) => {
+    const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body));
+    const req = request(
+      url,
+      {
+        method: options.method ?? "GET",
+        ca: options.caPem,
+        headers: {
+          ...(payload ? { "content-type": "application/json", "content-length": String(payload.length) } : {}),
+          ...options.headers,
+        },
+        timeout: options.timeoutMs ?? 10_000,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("error", reject);
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          let body: unknown;
+          try {
+            body = text.length > 0 ? JSON.parse(text) : undefined;
+          } catch {
+            body = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, body: body as T, text });
+        });
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error(`timeout after ${options.timeoutMs ?? 10_000}ms: ${url}`)));
+    req.on("error", reject);
+    req.end(payload);
+  });
+}

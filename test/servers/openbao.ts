@@ -1,0 +1,347 @@
+/**
+ * A real OpenBao cluster for tests: 1 or 3 `bao server` processes on 127.0.0.1 with
+ * Integrated Storage (Raft), TLS from a CA made for the run, initialised and unsealed,
+ * KV v2 at `secret/`, JWT auth at `jwt/`, and the `backup` / `restore` policies and roles
+ * the product expects (bound to audience `openbao-internal` and to a namespace +
+ * ServiceAccount name). Followers join through `retry_join`.
+ */
+import { generateKeyPairSync } from "node:crypto";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { serverBinary } from "./catalog.ts";
+import { httpsJson, type JsonResponse } from "./https-json.ts";
+import { freePort } from "./ports.ts";
+import { type ManagedProcess, removeScratch, scratchDir, startProcess, waitFor } from "./process.ts";
+import { type CertificateAuthority, createCertificateAuthority, issueCertificate } from "./tls.ts";
+
+export const backupPolicy = `path "sys/storage/raft/snapshot" {\n  capabilities = ["read"]\n}\n`;
+export const restorePolicy = [
+  `path "sys/storage/raft/snapshot" {\n  capabilities = ["update"]\n}`,
+  `path "sys/storage/raft/snapshot-force" {\n  capabilities = ["update"]\n}`,
+].join("\n");
+
+export interface ServiceAccountRef {
+  readonly namespace: string;
+  readonly name: string;
+}
+
+export interface OpenBaoOptions {
+  readonly nodes?: 1 | 3;
+  /** Public key(s) that sign the JWTs to accept (the kube-apiserver's SA key); one is generated otherwise. */
+  readonly jwtValidationPubkeys?: readonly string[];
+  /** `bound_issuer` for the JWT auth config; unset means any issuer. */
+  readonly jwtIssuer?: string;
+  readonly audience?: string;
+  readonly backupServiceAccount?: ServiceAccountRef;
+  readonly restoreServiceAccount?: ServiceAccountRef;
+}
+
+export interface OpenBaoNode {
+  readonly index: number;
+  readonly nodeId: string;
+  readonly address: string;
+  readonly apiPort: number;
+  readonly clusterPort: number;
+  readonly configPath: string;
+  process: ManagedProcess;
+}
+
+function openbaoBinary(): string {
+  return process.env.OPENBAO_BACKUP_BAO_BIN ?? serverBinary("openbao");
+}
+
+export class OpenBaoCluster {
+  readonly nodes: OpenBaoNode[];
+  readonly ca: CertificateAuthority;
+  readonly dir: string;
+  rootToken = "";
+  unsealKey = "";
+
+  constructor(nodes: OpenBaoNode[], ca: CertificateAuthority, dir: string) {
+    this.nodes = nodes;
+    this.ca = ca;
+    this.dir = dir;
+  }
+
+  get caPem(): string {
+    return this.ca.certPem;
+  }
+
+  get addresses(): string[] {
+    return this.nodes.map((n) => n.address);
+  }
+
+  get processes(): ManagedProcess[] {
+    return this.nodes.map((n) => n.process);
+  }
+
+  /** A JSON API call against one node (the first by default), with the root token. */
+  api<T = unknown>(
+    method: string,
+    path: string,
+    body?: unknown,
+    options: { node?: number; token?: string } = {},
+  ): Promise<JsonResponse<T>> {
+    const node = this.nodes[options.node ?? 0];
+    if (!node) throw new Error(`no node ${options.node}`);
+    const token = options.token ?? this.rootToken;
+    return httpsJson<T>(`${node.address}/v1/${path}`, {
+      method,
+      body,
+      caPem: this.caPem,
+      headers: token ? { "x-vault-token": token } : {},
+    });
+  }
+
+  /** Like `api` but throws on a non-2xx answer, with OpenBao's error text. */
+  async call<T = unknown>(
+    method: string,
+    path: string,
+    body?: unknown,
+    options: { node?: number; token?: string } = {},
+  ): Promise<T> {
+    const res = await this.api<T>(method, path, body, options);
+    if (res.status < 200 || res.status >= 300) {
+      throw new Error(
+        `OpenBao ${method} ${path} on node ${options.node ?? 0} → ${res.status}: ${res.text.slice(0, 500)}`,
+      );
+    }
+    return res.body;
+  }
+
+  /** Index of the current active node (the Raft leader), as the nodes themselves report it. */
+  async leaderIndex(): Promise<number> {
+    return waitFor(
+      async () => {
+        for (const node of this.nodes) {
+          if (!node.process.running) continue;
+          const res = await httpsJson<{ is_self?: boolean; leader_address?: string }>(`${node.address}/v1/sys/leader`, {
+            caPem: this.caPem,
+            timeoutMs: 2000,
+          }).catch(() => undefined);
+          if (res?.status === 200 && res.body.is_self) return node.index;
+        }
+        return undefined;
+      },
+      { what: "an active OpenBao node", timeoutMs: 30_000, processes: [] },
+    );
+  }
+
+  async writeSecret(path: string, data: Record<string, string>, node = 0): Promise<void> {
+    await this.call("POST", `secret/data/${path}`, { data }, { node });
+  }
+
+  /** The secret's current data, or undefined when it does not exist (or was deleted). */
+  async readSecret(path: string, node = 0): Promise<Record<string, string> | undefined> {
+    const res = await this.api<{ data?: { data?: Record<string, string> | null } }>(
+      "GET",
+      `secret/data/${path}`,
+      undefined,
+      {
+        node,
+      },
+    );
+    if (res.status === 404) return undefined;
+    if (res.status !== 200) throw new Error(`read secret/${path} on node ${node} → ${res.status}: ${res.text}`);
+    return res.body.data?.data ?? undefined;
+  }
+
+  /** Unseals one node with the cluster's key and waits until it reports unsealed. */
+  async unseal(index: number): Promise<void> {
+    const node = this.nodes[index];
+    if (!node) throw new Error(`no node ${index}`);
+    await waitFor(
+      async () => {
+        const res = await httpsJson<{ sealed?: boolean }>(`${node.address}/v1/sys/unseal`, {
+          method: "POST",
+          body: { key: this.unsealKey },
+          caPem: this.caPem,
+          timeoutMs: 5000,
+        });
+        return res.status === 200 && res.body.sealed === false;
+      },
+      { what: `${node.nodeId} unsealed`, timeoutMs: 60_000, processes: [node.process] },
+    );
+  }
+
+  /** Kills one node (SIGKILL by default), e.g. to fail a leader mid-stream. */
+  kill(index: number, signal: NodeJS.Signals = "SIGKILL"): void {
+    this.nodes[index]?.process.kill(signal);
+  }
+
+  /** Starts a stopped node again from its data and unseals it. */
+  async restart(index: number): Promise<void> {
+    const node = this.nodes[index];
+    if (!node) throw new Error(`no node ${index}`);
+    await node.process.stop();
+    node.process = launch(node, this.dir);
+    await waitForListener(node, this.caPem);
+    await this.unseal(index);
+  }
+
+  /** Waits until every running node is unsealed and Raft has all of them as healthy voters. */
+  async waitHealthy(): Promise<void> {
+    await waitFor(
+      async () => {
+        const leader = await this.leaderIndex();
+        const res = await this.api<{ data?: { healthy?: boolean; voters?: string[] } }>(
+          "GET",
+          "sys/storage/raft/autopilot/state",
+          undefined,
+          { node: leader },
+        );
+        const voters = res.body.data?.voters ?? [];
+        return res.status === 200 && res.body.data?.healthy === true && voters.length === this.nodes.length;
+      },
+      { what: `${this.nodes.length} healthy Raft voters`, timeoutMs: 90_000, processes: this.processes },
+    );
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.process.stop()));
+    removeScratch(this.dir);
+  }
+}
+
+function nodeConfig(node: OpenBaoNode, dir: string, ca: CertificateAuthority, leader: OpenBaoNode | undefined): string {
+  const cert = join(dir, "tls", `${node.nodeId}.crt`);
+  const key = join(dir, "tls", `${node.nodeId}.key`);
+  const join_ = leader
+    ? `\n  retry_join {\n    leader_api_addr = "${leader.address}"\n    leader_ca_cert_file = "${ca.certPath}"\n  }`
+    : "";
+  return `
+storage "raft" {
+  path = "${join(dir, node.nodeId)}"
+  node_id = "${node.nodeId}"
+  performance_multiplier = 1
+  autopilot_reconcile_interval = "1s"
+  autopilot_update_interval = "1s"${join_}
+}
+listener "tcp" {
+  address = "127.0.0.1:${node.apiPort}"
+  cluster_address = "127.0.0.1:${node.clusterPort}"
+  tls_cert_file = "${cert}"
+  tls_key_file = "${key}"
+}
+api_addr = "${node.address}"
+cluster_addr = "https://127.0.0.1:${node.clusterPort}"
+disable_mlock = true
+ui = false
+log_level = "info"
+`;
+}
+
+function launch(node: OpenBaoNode, dir: string): ManagedProcess {
+  return startProcess({
+    name: `openbao-${node.index}`,
+    command: openbaoBinary(),
+    args: ["server", `-config=${node.configPath}`],
+    env: { PATH: process.env.PATH ?? "", HOME: dir },
+    logDir: join(dir, "logs"),
+  });
+}
+
+async function waitForListener(node: OpenBaoNode, caPem: string): Promise<void> {
+  await waitFor(
+    async () => {
+      const res = await httpsJson(`${node.address}/v1/sys/seal-status`, { caPem, timeoutMs: 2000 });
+      return res.status === 200;
+    },
+    { what: `${node.nodeId} listening`, timeoutMs: 30_000, processes: [node.process] },
+  );
+}
+
+export async function startOpenBao(options: OpenBaoOptions = {}): Promise<OpenBaoCluster> {
+  const count = options.nodes ?? 1;
+  const dir = scratchDir("openbao");
+  mkdirSync(join(dir, "tls"));
+  mkdirSync(join(dir, "logs"));
+  const ca = createCertificateAuthority(join(dir, "tls"), "openbao test CA");
+
+  const nodes: OpenBaoNode[] = [];
+  for (let index = 0; index < count; index++) {
+    const apiPort = await freePort();
+    const clusterPort = await freePort();
+    const nodeId = `node${index}`;
+    issueCertificate(ca, nodeId);
+    mkdirSync(join(dir, nodeId));
+    const node: Omit<OpenBaoNode, "process"> = {
+      index,
+      nodeId,
+      address: `https://127.0.0.1:${apiPort}`,
+      apiPort,
+      clusterPort,
+      configPath: join(dir, `${nodeId}.hcl`),
+    };
+    nodes.push(node as OpenBaoNode);
+  }
+  for (const node of nodes) {
+    writeFileSync(node.configPath, nodeConfig(node, dir, ca, node.index === 0 ? undefined : nodes[0]));
+    node.process = launch(node, dir);
+  }
+  const cluster = new OpenBaoCluster(nodes, ca, dir);
+  try {
+    await Promise.all(nodes.map((n) => waitForListener(n, ca.certPem)));
+    const init = await cluster.call<{ keys_base64: string[]; root_token: string }>(
+      "POST",
+      "sys/init",
+      { secret_shares: 1, secret_threshold: 1 },
+      { token: "" },
+    );
+    cluster.unsealKey = init.keys_base64[0] ?? "";
+    cluster.rootToken = init.root_token;
+    await cluster.unseal(0);
+    await cluster.leaderIndex();
+    // Autopilot promotes a joined node to voter after `server_stabilization_time` (10 s by
+    // default); a test cluster on loopback is stable at once.
+    await waitFor(
+      async () =>
+        (await cluster.api("POST", "sys/storage/raft/autopilot/configuration", { server_stabilization_time: "1s" }))
+          .status < 300,
+      { what: "autopilot configuration", timeoutMs: 30_000, processes: cluster.processes },
+    );
+    // Followers complete their retry_join when unsealed (the join challenge needs the key).
+    await Promise.all(nodes.slice(1).map((n) => cluster.unseal(n.index)));
+    await cluster.waitHealthy();
+    await configure(cluster, options);
+  } catch (err) {
+    await cluster.stop().catch(() => undefined);
+    throw err;
+  }
+  return cluster;
+}
+
+async function configure(cluster: OpenBaoCluster, options: OpenBaoOptions): Promise<void> {
+  const audience = options.audience ?? "openbao-internal";
+  const pubkeys = options.jwtValidationPubkeys ?? [
+    generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "pem" }).toString(),
+  ];
+  await cluster.call("POST", "sys/mounts/secret", { type: "kv", options: { version: "2" } });
+  await cluster.call("POST", "sys/auth/jwt", { type: "jwt" });
+  await cluster.call("POST", "auth/jwt/config", {
+    jwt_validation_pubkeys: pubkeys,
+    ...(options.jwtIssuer ? { bound_issuer: options.jwtIssuer } : {}),
+  });
+  await cluster.call("POST", "sys/policies/acl/backup", { policy: backupPolicy });
+  await cluster.call("POST", "sys/policies/acl/restore", { policy: restorePolicy });
+  const roles = {
+    backup: options.backupServiceAccount ?? { namespace: "default", name: "backup" },
+    restore: options.restoreServiceAccount ?? { namespace: "default", name: "restore" },
+  };
+  for (const [role, sa] of Object.entries(roles)) {
+    // Projected tokens nest the namespace and ServiceAccount under "kubernetes.io", so the
+    // claims are bound with JSON pointers; a bare "kubernetes.io/namespace" key would look
+    // for a top-level claim of that name and never match.
+    await cluster.call("POST", `auth/jwt/role/${role}`, {
+      role_type: "jwt",
+      user_claim: "sub",
+      bound_audiences: [audience],
+      bound_claims: {
+        "/kubernetes.io/namespace": sa.namespace,
+        "/kubernetes.io/serviceaccount/name": sa.name,
+      },
+      token_policies: [role],
+      token_ttl: "1h",
+    });
+  }
+}
