@@ -1,0 +1,260 @@
+/**
+ * Every name the operator shares with the API server, other controllers and people: the API
+ * group and kinds, condition types and reasons, event reasons, labels, annotations, lock
+ * holders, the finalizer and defaults (SPEC §2–§3). Code elsewhere never spells these out.
+ *
+ * Each group is a frozen object plus a type of the same name holding its values, the
+ * erasable-syntax stand-in for an enum: `Condition.BackupHealthy` is the value,
+ * `ConditionType` the union of all values.
+ */
+import { defaultConcurrency, defaultPartSize, defaultRegion, minPartSize } from "../storage/target.ts";
+
+// ── API ─────────────────────────────────────────────────────────────────────────────────────
+
+export const group = "openbao.org";
+export const version = "v1alpha1";
+export const apiVersion = "openbao.org/v1alpha1";
+
+export const clusterNames = {
+  kind: "OpenBaoCluster",
+  listKind: "OpenBaoClusterList",
+  plural: "openbaoclusters",
+  singular: "openbaocluster",
+  shortNames: ["baocluster"],
+} as const;
+
+export const restoreNames = {
+  kind: "OpenBaoRestore",
+  listKind: "OpenBaoRestoreList",
+  plural: "openbaorestores",
+  singular: "openbaorestore",
+  shortNames: ["baorestore"],
+} as const;
+
+/** `kubectl get openbao` lists both kinds. */
+export const crdCategories = ["openbao"] as const;
+
+// ── conditions ──────────────────────────────────────────────────────────────────────────────
+
+export const Condition = {
+  /** OpenBaoCluster: a backup or pre-upgrade Job of this cluster is running (True) or not. */
+  BackingUp: "BackingUp",
+  /** OpenBaoCluster: the last attempt succeeded and the last good backup is recent enough. */
+  BackupHealthy: "BackupHealthy",
+  /** OpenBaoCluster: the pre-upgrade snapshot for `spec.version` exists; a lifecycle controller may upgrade. */
+  PreUpgradeSnapshotReady: "PreUpgradeSnapshotReady",
+  /** OpenBaoRestore: the restore finished (True) or failed for good (False). */
+  RestoreComplete: "RestoreComplete",
+  /** OpenBaoRestore: the restore took the operation lock away from its holder (`overrideOperationLock`). */
+  OperationLockOverride: "OperationLockOverride",
+} as const;
+export type ConditionType = (typeof Condition)[keyof typeof Condition];
+
+/** Reasons on conditions (CamelCase, stable: automation matches on them). */
+export const Reason = {
+  // BackingUp
+  BackupJobRunning: "BackupJobRunning",
+  PreUpgradeJobRunning: "PreUpgradeJobRunning",
+  NoBackupRunning: "NoBackupRunning",
+  // BackupHealthy
+  BackupSucceeded: "BackupSucceeded",
+  BackupFailed: "BackupFailed",
+  /** At least two schedule windows passed since the last good backup. */
+  BackupStale: "BackupStale",
+  /** No backup has completed yet and none is overdue. */
+  NoBackupYet: "NoBackupYet",
+  /** The schedule or time zone cannot be used (e.g. a zone missing from the tz database). */
+  InvalidSchedule: "InvalidSchedule",
+  /** The backup configuration cannot be used (e.g. a Secret it names does not exist). */
+  InvalidConfiguration: "InvalidConfiguration",
+  /** Preflight failed; the reason's detail is in the message and in an Event. */
+  BackupBlocked: "BackupBlocked",
+  // PreUpgradeSnapshotReady
+  PreUpgradeBackupPending: "PreUpgradeBackupPending",
+  PreUpgradeBackupRunning: "PreUpgradeBackupRunning",
+  PreUpgradeBackupSucceeded: "PreUpgradeBackupSucceeded",
+  /** SPEC §3: three attempts failed; nothing retries until `spec.version` changes. */
+  PreUpgradeBackupFailed: "PreUpgradeBackupFailed",
+  PreUpgradeBackupNotRequired: "PreUpgradeBackupNotRequired",
+  // RestoreComplete
+  RestoreRunning: "RestoreRunning",
+  RestoreSucceeded: "RestoreSucceeded",
+  RestoreFailed: "RestoreFailed",
+  RestoreValidationFailed: "RestoreValidationFailed",
+  // OperationLockOverride
+  OperationLockOverridden: "OperationLockOverridden",
+} as const;
+export type ReasonValue = (typeof Reason)[keyof typeof Reason];
+
+/** Why preflight refused to start a Job (SPEC §3), for events, messages and `BackupBlocked`. */
+export const BlockedReason = {
+  ClusterNotRunning: "ClusterNotRunning",
+  ClusterNotInitialized: "ClusterNotInitialized",
+  UpgradeInProgress: "UpgradeInProgress",
+  RestoreInProgress: "RestoreInProgress",
+  OperationLockHeld: "OperationLockHeld",
+  BackupInProgress: "BackupInProgress",
+  AuthNotConfigured: "AuthNotConfigured",
+  SecretNotFound: "SecretNotFound",
+} as const;
+export type BlockedReasonValue = (typeof BlockedReason)[keyof typeof BlockedReason];
+
+/** Short failure codes the operator itself writes to `status.backup.lastFailureReason`. */
+export const FailureReason = {
+  /** The Job hit `activeDeadlineSeconds`. */
+  DeadlineExceeded: "DeadlineExceeded",
+  /** The Job failed without a readable termination message. */
+  JobFailed: "JobFailed",
+  /** The Job disappeared before it finished. */
+  JobLost: "JobLost",
+} as const;
+
+// ── events ──────────────────────────────────────────────────────────────────────────────────
+
+export const EventReason = {
+  BackupJobCreated: "BackupJobCreated",
+  BackupSucceeded: "BackupSucceeded",
+  BackupFailed: "BackupFailed",
+  BackupBlocked: "BackupBlocked",
+  /** Several windows were missed (operator down); they collapse into one run. */
+  BackupCatchUp: "BackupCatchUp",
+  ManualBackupRequested: "ManualBackupRequested",
+  ScheduleInvalid: "ScheduleInvalid",
+  ScheduleChanged: "ScheduleChanged",
+  RetentionFailed: "RetentionFailed",
+  /** A Job with the deterministic name exists but is not ours (no owner reference with our UID). */
+  JobNameConflict: "JobNameConflict",
+  LockAcquired: "LockAcquired",
+  LockReleased: "LockReleased",
+  /** A lock whose Job disappeared, or whose owner stopped existing, was released. */
+  LockRecovered: "LockRecovered",
+  PreUpgradeBackupCreated: "PreUpgradeBackupCreated",
+  PreUpgradeBackupSucceeded: "PreUpgradeBackupSucceeded",
+  PreUpgradeBackupFailed: "PreUpgradeBackupFailed",
+  RestoreValidating: "RestoreValidating",
+  RestoreJobCreated: "RestoreJobCreated",
+  RestoreSucceeded: "RestoreSucceeded",
+  RestoreFailed: "RestoreFailed",
+  OperationLockOverridden: "OperationLockOverridden",
+} as const;
+export type EventReasonValue = (typeof EventReason)[keyof typeof EventReason];
+
+// ── labels and annotations ──────────────────────────────────────────────────────────────────
+
+export const Label = {
+  /** `scheduled`, `manual` or `pre-upgrade` on every backup Job and its Pod. */
+  BackupType: "openbao.org/backup-type",
+  /** The OpenBaoCluster's name, shortened by `labelValue` when longer than a label value may be. */
+  Cluster: "openbao.org/cluster",
+  /** The OpenBaoRestore's name (shortened likewise) on restore Jobs. */
+  Restore: "openbao.org/restore",
+  ManagedBy: "app.kubernetes.io/managed-by",
+  Name: "app.kubernetes.io/name",
+  Component: "app.kubernetes.io/component",
+  Instance: "app.kubernetes.io/instance",
+} as const;
+
+export const BackupType = {
+  Scheduled: "scheduled",
+  Manual: "manual",
+  PreUpgrade: "pre-upgrade",
+} as const;
+export type BackupTypeValue = (typeof BackupType)[keyof typeof BackupType];
+
+/** Values of the standard `app.kubernetes.io/*` labels on what the operator creates. */
+export const LabelValue = {
+  ManagedBy: "openbao-backup",
+  Name: "openbao-backup",
+  ComponentBackup: "backup",
+  ComponentRestore: "restore",
+} as const;
+
+/** Label-key prefixes users may not set through `spec.backup.podLabels`: the operator's and the Job controller's. */
+export const reservedLabelPrefixes = ["openbao.org/", "batch.kubernetes.io/"] as const;
+
+export const Annotation = {
+  /** On an OpenBaoCluster: any non-empty value requests one manual backup (edge-triggered, SPEC §2). */
+  TriggerBackup: "openbao.org/trigger-backup",
+  /** On a backup Job: the cron window it runs for (RFC 3339, UTC); absent on manual Jobs. */
+  ScheduledTime: "openbao.org/scheduled-time",
+  /** On a Job: the full OpenBaoCluster name, when the label had to be shortened or not. */
+  ClusterName: "openbao.org/cluster-name",
+  /** On a manual backup Job: the trigger annotation's value it answered. */
+  Trigger: "openbao.org/trigger",
+  /** On a pre-upgrade Job: the `spec.version` it protects an upgrade to. */
+  TargetVersion: "openbao.org/target-version",
+  /** On a pre-upgrade Job: its attempt number, from 1. */
+  Attempt: "openbao.org/attempt",
+  /** On a restore Job: the full OpenBaoRestore name. */
+  RestoreName: "openbao.org/restore-name",
+} as const;
+
+// ── the operation lock ──────────────────────────────────────────────────────────────────────
+
+export const LockOperation = {
+  Backup: "Backup",
+  Upgrade: "Upgrade",
+  Restore: "Restore",
+} as const;
+export type LockOperationValue = (typeof LockOperation)[keyof typeof LockOperation];
+
+export const LockHolder = {
+  /** Scheduled, manual and pre-upgrade backups (pre-upgrade snapshots reuse the backup machinery). */
+  Backup: "openbaocluster/backup",
+  Upgrade: "openbaocluster/upgrade",
+} as const;
+
+export const restoreLockHolderPrefix = "openbaorestore/";
+
+/** The holder string of one OpenBaoRestore: `openbaorestore/<name>`. */
+export function restoreLockHolder(restoreName: string): `openbaorestore/${string}` {
+  return `${restoreLockHolderPrefix}${restoreName}`;
+}
+
+/**
+ * On OpenBaoRestore: kept until the restore released the cluster's operation lock, so deleting
+ * a running restore never leaves the lock held (SPEC §3).
+ */
+export const restoreFinalizer = "openbao.org/release-operation-lock";
+
+// ── defaults ────────────────────────────────────────────────────────────────────────────────
+
+/** Operator environment variable naming the audience of the projected JWT in backup Jobs. */
+export const jwtAudienceEnv = "OPENBAO_JWT_AUDIENCE";
+export const defaultJwtAudience = "openbao-internal";
+/** The audience of the projected token for S3 web identity (IRSA). */
+export const awsWebIdentityAudience = "sts.amazonaws.com";
+
+export const defaults = {
+  timeZone: "UTC",
+  jwtAuthPath: "jwt",
+  tokenSecretKey: "token",
+  /** `tlsSecretRef` defaults to `<cluster>` + this. */
+  tlsSecretSuffix: "-tls-ca",
+  /** Key of the CA certificate in the TLS Secret. */
+  tlsCaKey: "ca.crt",
+  provider: "s3",
+  region: defaultRegion,
+  partSize: defaultPartSize,
+  concurrency: defaultConcurrency,
+  activeDeadlineSeconds: 3600,
+  /** OpenBao API port for the default member addresses. */
+  openbaoPort: 8200,
+} as const;
+
+export const limits = {
+  minPartSize,
+  /** S3's largest part; the schema also caps Azure at its 4000 MiB block. */
+  maxPartSize: 5 * 1024 * 1024 * 1024,
+  maxAzurePartSize: 4000 * 1024 * 1024,
+  minConcurrency: 1,
+  maxConcurrency: 16,
+  minReplicas: 1,
+  maxReplicas: 100,
+  /** SPEC §3: a pre-upgrade snapshot is attempted at most this many times per target version. */
+  preUpgradeMaxAttempts: 3,
+  /** Kubernetes object names that must also be DNS labels (Jobs: their name becomes a label value). */
+  maxJobNameLength: 63,
+  maxLabelValueLength: 63,
+  maxObjectNameLength: 253,
+} as const;

@@ -1,0 +1,142 @@
+/**
+ * Regular expressions shared by the CRD schema (CEL `matches()` and OpenAPI `pattern`, both
+ * RE2) and the TypeScript code that checks the same values at run time (JavaScript RegExp).
+ * Every pattern here is written in the common subset of the two dialects: no look-around, no
+ * back-references, no `\x{…}`, no named groups, and `(?i:…)` only as a scoped group. Tests
+ * run each one through JavaScript against tables of accepted and rejected values, and compare
+ * it with the run-time checks it mirrors (`parseSchedule`, `normalizePathPrefix`,
+ * `parseTarget`, `parseDuration`), so admission and run time agree.
+ *
+ * Where admission is stricter than run time (e.g. a duration with a leading `.`), the value was
+ * never one the seeds documented; where run time is stricter (a step larger than the field's
+ * range, a time zone that is not in the tz database, a schedule that never fires), CEL cannot
+ * express the check and the operator reports it in a condition.
+ */
+
+// ── cron ────────────────────────────────────────────────────────────────────────────────────
+
+const step = "/[1-9][0-9]?";
+
+// One field: a comma list of `*`, `*/n`, `v`, `v-v`, `v-v/n`, with `value` the field's values.
+function cronField(value: string): string {
+  const item = `(\\*(${step})?|(${value})(-(${value})(${step})?)?)`;
+  return `${item}(,${item})*`;
+}
+
+const minute = "[0-5]?[0-9]";
+const hour = "[01]?[0-9]|2[0-3]";
+const dayOfMonth = "0?[1-9]|[12][0-9]|3[01]";
+const month = "0?[1-9]|1[0-2]|(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)";
+const dayOfWeek = "[0-7]|(?i:sun|mon|tue|wed|thu|fri|sat)";
+
+/** The nicknames accepted besides five fields (`@annually` and `@midnight` as robfig/cron has them). */
+export const cronNicknames = ["@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"] as const;
+
+/**
+ * A standard five-field cron expression (minute hour day-of-month month day-of-week; names for
+ * months and weekdays; `7` is Sunday too) or a nickname. No seconds field, no `?`, `L`, `W`
+ * or `#`: what Kubernetes CronJob users already write.
+ */
+export const cronSchedulePattern =
+  `^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)` +
+  `|(${cronField(minute)}) +(${cronField(hour)}) +(${cronField(dayOfMonth)}) +(${cronField(month)}) +(${cronField(dayOfWeek)}))$`;
+
+/**
+ * An IANA time zone name's shape (`UTC`, `Europe/Berlin`, `America/Argentina/Buenos_Aires`,
+ * `Etc/GMT+5`, `EST5EDT`). Whether the name exists in the tz database cannot be checked by
+ * CEL; `parseSchedule` checks it against the runtime's database.
+ */
+export const timeZonePattern = "^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$";
+
+// ── durations ───────────────────────────────────────────────────────────────────────────────
+
+/** `168h`, `7d`, `90m`, `1h30m`, `1.5h`: Go durations plus `d`, as `parseDuration` reads them. */
+export const durationPattern = "^([0-9]+(\\.[0-9]+)?(ns|us|µs|μs|ms|s|m|h|d))+$";
+
+/** A duration made only of zeros (`0s`, `0h0m`), which `parseDuration` refuses. */
+export const zeroDurationPattern = "^(0+(\\.0+)?(ns|us|µs|μs|ms|s|m|h|d))+$";
+
+// ── object storage ──────────────────────────────────────────────────────────────────────────
+
+/** C0 and C1 control characters (`normalizePathPrefix` refuses them). */
+export const controlCharacterPattern = "[\\x00-\\x1f\\x7f-\\x9f]";
+
+/** A `.` or `..` segment of a `/`-separated path. */
+export const dotSegmentPattern = "(^|/)\\.\\.?(/|$)";
+
+/** An empty segment (`//`) before another segment; trailing slashes alone are trimmed, not refused. */
+export const emptySegmentPattern = "//+[^/]";
+
+/** `http(s)://host[:port][/path]`, no credentials, query or fragment (mirrors `parseTarget`). */
+export const endpointPattern = "^https?://[A-Za-z0-9\\[][^\\s/?#@]*(/[^\\s?#]*)?$";
+
+/** A bucket or container name: no `/` (folders go in pathPrefix), no spaces. Azure's `$root`/`$web` allowed. */
+export const bucketPattern = "^\\$?[A-Za-z0-9][A-Za-z0-9._-]*$";
+
+/** Azure container names: lower case, digits and single hyphens, or the special `$root` / `$web`. */
+export const azureContainerPattern = "^([a-z0-9]+(-[a-z0-9]+)*|\\$root|\\$web)$";
+
+/** Azure storage account names: 3–24 lower-case letters and digits. */
+export const azureStorageAccountPattern = "^[a-z0-9]{3,24}$";
+
+/** A GCP project ID (6–30 characters), or a legacy domain-scoped one (`example.com:project`). */
+export const gcsProjectPattern = "^[a-z][a-z0-9.:-]*[a-z0-9]$";
+
+/** An AWS region, or any similar token for S3-compatible stores. */
+export const regionPattern = "^[A-Za-z0-9][A-Za-z0-9_.-]*$";
+
+/** An IAM role ARN in any partition. */
+export const roleArnPattern = "^arn:[a-z][a-z0-9-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$";
+
+// ── Kubernetes names ────────────────────────────────────────────────────────────────────────
+
+/** A DNS-1123 subdomain: the name of a Secret, an OpenBaoCluster, … (at most 253, checked separately). */
+export const dnsSubdomainPattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+
+/** A DNS-1123 label (at most 63, checked separately). */
+export const dnsLabelPattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
+/** A key of a Secret's data. */
+export const secretKeyPattern = "^[-._a-zA-Z0-9]+$";
+
+/** A label or annotation key: optional DNS-subdomain prefix and `/`, then a name of at most 63. */
+export const qualifiedNamePattern =
+  "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$";
+
+/** A label value (at most 63, checked separately), possibly empty. */
+export const labelValuePattern = "^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$";
+
+/** The `reason` of a metav1.Condition. */
+export const conditionReasonPattern = "^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$";
+
+/** The `type` of a metav1.Condition. */
+export const conditionTypePattern =
+  "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$";
+
+// ── OpenBao ─────────────────────────────────────────────────────────────────────────────────
+
+/** An OpenBao auth role name. */
+export const openbaoRoleNamePattern = "^[A-Za-z0-9_.@-]+$";
+
+/** An auth mount path without `auth/` or surrounding slashes: `jwt`, `k8s/jwt`. */
+export const openbaoMountPathPattern = "^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$";
+
+/** A semantic version, optionally with a leading `v`: `2.4.1`, `v2.5.0-rc.1`. */
+export const versionPattern = "^v?[0-9]+\\.[0-9]+\\.[0-9]+(-[0-9A-Za-z.-]+)?(\\+[0-9A-Za-z.-]+)?$";
+
+/** A lower-case SHA-256 hex digest. */
+export const sha256Pattern = "^[0-9a-f]{64}$";
+
+/** A short failure code (`SnapshotFailed`, `DeadlineExceeded`). */
+export const reasonCodePattern = "^[A-Za-z][A-Za-z0-9]*$";
+
+/** Any whitespace (image references contain none). */
+export const whitespacePattern = "\\s";
+
+/**
+ * A JavaScript RegExp for one of the patterns above. `(?i:…)` groups are modifiers, which
+ * Node 24's V8 supports, so the same source works in both dialects.
+ */
+export function jsRegExp(pattern: string): RegExp {
+  return new RegExp(pattern, "u");
+}

@@ -1,0 +1,277 @@
+/**
+ * The two custom resources as this product reads and writes them (SPEC §2). Values arrive
+ * from the API server as plain JSON (the client does not deserialize custom objects), so
+ * times are RFC 3339 strings, never `Date`s, and integers are numbers.
+ *
+ * The types encode what the CRD schema (schema.ts) enforces at admission, so code that holds
+ * an `OpenBaoCluster` may rely on it: enumerations are string-literal unions, mutually
+ * exclusive fields are unions with `never` on the other side (auth is JWT *or* a static token;
+ * `gcs` and `azure` blocks belong to their provider), required fields are required.
+ *
+ * OpenBaoCluster is shared with a lifecycle operator: only the fields this product reads or
+ * writes are declared here. The schema preserves the others, so status writes must patch the
+ * fields they own (`status.backup`, `status.operationLock`, single conditions), never replace
+ * `status` wholesale.
+ */
+import type { V1ObjectMeta } from "@kubernetes/client-node";
+import type { apiVersion, clusterNames, restoreNames } from "./constants.ts";
+
+/** RFC 3339 date-time as the API server writes it, e.g. `2025-03-04T05:06:07Z`. */
+export type Timestamp = string;
+
+/** ObjectMeta of a custom object as JSON: timestamps are strings (V1ObjectMeta types them as Date). */
+export interface ObjectMeta
+  extends Omit<V1ObjectMeta, "creationTimestamp" | "deletionTimestamp" | "managedFields" | "ownerReferences"> {
+  creationTimestamp?: Timestamp;
+  deletionTimestamp?: Timestamp;
+  ownerReferences?: OwnerReference[];
+}
+
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller?: boolean;
+  blockOwnerDeletion?: boolean;
+}
+
+// ── shared pieces ───────────────────────────────────────────────────────────────────────────
+
+/** A Secret in the resource's own namespace; there is deliberately no namespace field. */
+export interface SecretRef {
+  name: string;
+}
+
+/** A Secret holding a static OpenBao token; `key` defaults to `token`. */
+export interface TokenSecretRef {
+  name: string;
+  key?: string;
+}
+
+export type Provider = "s3" | "gcs" | "azure";
+
+interface TargetSpecCommon {
+  /** Custom endpoint (MinIO, fake-gcs-server, Azurite, private endpoints); http(s) URL. */
+  endpoint?: string;
+  /** Bucket-relative prefix; no leading `/`, no `..`, `.` or empty segments. */
+  pathPrefix?: string;
+  credentialsSecretRef?: SecretRef;
+  /** Bytes per part, ≥ 5 MiB; default 10 MiB. */
+  partSize?: number;
+  /** Parts in flight, 1–16; default 3. */
+  concurrency?: number;
+  /** Skip TLS verification of the storage endpoint (never of OpenBao). */
+  insecureSkipVerify?: boolean;
+}
+
+export interface S3TargetSpec extends TargetSpecCommon {
+  provider?: "s3";
+  bucket: string;
+  region?: string;
+  usePathStyle?: boolean;
+  roleArn?: string;
+  gcs?: never;
+  azure?: never;
+}
+
+export interface GcsTargetSpec extends TargetSpecCommon {
+  provider: "gcs";
+  bucket: string;
+  region?: string;
+  usePathStyle?: boolean;
+  gcs?: { project?: string };
+  roleArn?: never;
+  azure?: never;
+}
+
+export interface AzureTargetSpec extends TargetSpecCommon {
+  provider: "azure";
+  /** The container, unless `azure.container` is set. */
+  bucket?: string;
+  region?: string;
+  usePathStyle?: boolean;
+  azure: { storageAccount: string; container?: string };
+  roleArn?: never;
+  gcs?: never;
+}
+
+/** `spec.backup.target` and `OpenBaoRestore.spec.source.target`; `provider` absent means s3. */
+export type TargetSpec = S3TargetSpec | GcsTargetSpec | AzureTargetSpec;
+
+/** OpenBao authentication: a JWT role (projected ServiceAccount token) or a static token Secret. */
+export type AuthSpec =
+  | { jwtAuthRole: string; jwtAuthPath?: string; tokenSecretRef?: never }
+  | { tokenSecretRef: TokenSecretRef; jwtAuthRole?: never; jwtAuthPath?: never };
+
+/** At least one of the two limits. */
+export type RetentionSpec = { maxCount: number; maxAge?: string } | { maxCount?: number; maxAge: string };
+
+export type ConditionStatus = "True" | "False" | "Unknown";
+
+/**
+ * A metav1.Condition. `type` is open (`ConditionType` lists ours): the lifecycle operator
+ * keeps its own conditions in the same list.
+ */
+export interface Condition {
+  type: string;
+  status: ConditionStatus;
+  reason: string;
+  message: string;
+  lastTransitionTime: Timestamp;
+  observedGeneration?: number;
+}
+
+// ── OpenBaoCluster ──────────────────────────────────────────────────────────────────────────
+
+interface BackupSpecFields {
+  /** Five-field cron or `@hourly`/`@daily`/`@weekly`/`@monthly`/`@yearly`. */
+  schedule: string;
+  /** IANA zone for the schedule; default `UTC`. */
+  timeZone?: string;
+  /** Stops scheduled runs; manual triggers still work. */
+  suspend?: boolean;
+  /** Executor image; default: the operator's own image. */
+  image?: string;
+  /** The seeds' name for `image`; accepted, never together with `image`. */
+  executorImage?: string;
+  /** Member API URLs; default `https://<cluster>-<i>.<cluster>.<ns>.svc:8200` for i < replicas. */
+  openbaoAddresses?: string[];
+  /** Secret with `ca.crt` for OpenBao's TLS; default `<cluster>-tls-ca`. */
+  tlsSecretRef?: SecretRef;
+  target: TargetSpec;
+  retention?: RetentionSpec;
+  /** Hung-run deadline of a backup Job; default 3600. */
+  activeDeadlineSeconds?: number;
+  /** Copied onto the generated backup ServiceAccount (workload-identity webhooks). */
+  serviceAccount?: { annotations?: Record<string, string> };
+  podLabels?: Record<string, string>;
+  podAnnotations?: Record<string, string>;
+}
+
+export type BackupSpec = BackupSpecFields & AuthSpec;
+
+export interface OpenBaoClusterSpec {
+  replicas?: number;
+  version?: string;
+  backup?: BackupSpec;
+  upgrade?: { preUpgradeSnapshot?: boolean };
+}
+
+/** Written by the lifecycle operator. */
+export type ClusterPhase = "Initializing" | "Running" | "Upgrading" | "BackingUp" | "Failed";
+
+export type PreUpgradePhase = "Pending" | "Running" | "Succeeded" | "Failed";
+
+export interface PreUpgradeStatus {
+  /** The `spec.version` this snapshot protects the upgrade to; attempts count per target version. */
+  targetVersion: string;
+  phase: PreUpgradePhase;
+  /** Jobs created for this target version, 1–3. */
+  attempts: number;
+  jobName?: string;
+  /** The object key once the snapshot succeeded. */
+  key?: string;
+}
+
+/**
+ * The schedule the operator last saw and since when, so that windows before a new or changed
+ * schedule (or before suspend was lifted) are never "missed" (SPEC §3).
+ */
+export interface ObservedSchedule {
+  schedule: string;
+  timeZone: string;
+  suspend: boolean;
+  observedTime: Timestamp;
+}
+
+export interface BackupStatus {
+  nextScheduledBackup?: Timestamp;
+  lastAttemptTime?: Timestamp;
+  /** The cron window of the last scheduled attempt: at most one attempt per window. */
+  lastAttemptScheduledTime?: Timestamp;
+  lastBackupTime?: Timestamp;
+  /** Object key of the last good snapshot. */
+  lastBackupName?: string;
+  lastBackupSize?: number;
+  /** Go-style duration, e.g. `1m12.5s`. */
+  lastBackupDuration?: string;
+  lastBackupSHA256?: string;
+  lastBackupRaftIndex?: number;
+  consecutiveFailures?: number;
+  /** Short code, e.g. `SnapshotFailed`, `DeadlineExceeded`. */
+  lastFailureReason?: string;
+  lastFailureMessage?: string;
+  lastFailureTime?: Timestamp;
+  lastRetentionDeleted?: number;
+  observedSchedule?: ObservedSchedule;
+  preUpgrade?: PreUpgradeStatus;
+}
+
+interface LockCommon {
+  message?: string;
+  acquiredAt: Timestamp;
+  renewedAt?: Timestamp;
+}
+
+/** `status.operationLock`: one operation at a time; holder and operation always agree. */
+export type OperationLock =
+  | (LockCommon & { operation: "Backup"; holder: "openbaocluster/backup" })
+  | (LockCommon & { operation: "Upgrade"; holder: "openbaocluster/upgrade" })
+  | (LockCommon & { operation: "Restore"; holder: `openbaorestore/${string}` });
+
+export interface OpenBaoClusterStatus {
+  phase?: ClusterPhase;
+  initialized?: boolean;
+  currentVersion?: string;
+  /** Non-null while an upgrade runs; its content belongs to the lifecycle operator. */
+  upgrade?: Record<string, unknown> | null;
+  backup?: BackupStatus;
+  operationLock?: OperationLock | null;
+  conditions?: Condition[];
+}
+
+export interface OpenBaoCluster {
+  apiVersion: typeof apiVersion;
+  kind: typeof clusterNames.kind;
+  metadata: ObjectMeta;
+  spec?: OpenBaoClusterSpec;
+  status?: OpenBaoClusterStatus;
+}
+
+// ── OpenBaoRestore ──────────────────────────────────────────────────────────────────────────
+
+interface RestoreSpecFields {
+  /** Name of the OpenBaoCluster in the same namespace. */
+  cluster: string;
+  source: { target: TargetSpec; key: string };
+  image?: string;
+  /** Use `snapshot-force` and skip cluster-state checks. */
+  force?: boolean;
+  /** Take the operation lock from its holder; requires `force`. */
+  overrideOperationLock?: boolean;
+}
+
+/** Immutable after creation (CEL). */
+export type OpenBaoRestoreSpec = RestoreSpecFields & AuthSpec;
+
+export type RestorePhase = "Pending" | "Validating" | "Running" | "Completed" | "Failed";
+export type TerminalRestorePhase = "Completed" | "Failed";
+
+export interface OpenBaoRestoreStatus {
+  phase?: RestorePhase;
+  startTime?: Timestamp;
+  completionTime?: Timestamp;
+  snapshotKey?: string;
+  snapshotSize?: number;
+  message?: string;
+  conditions?: Condition[];
+}
+
+export interface OpenBaoRestore {
+  apiVersion: typeof apiVersion;
+  kind: typeof restoreNames.kind;
+  metadata: ObjectMeta;
+  spec: OpenBaoRestoreSpec;
+  status?: OpenBaoRestoreStatus;
+}

@@ -1,0 +1,414 @@
+/**
+ * Admission tables for the CRDs of src/api/schema.ts, as plain data for any test that
+ * installs the CRDs into a real kube-apiserver (no fixtures imported here):
+ *
+ * - `goodSpecs`: objects the API server must accept. `preserved` lists paths that must still
+ *   be there when read back (a lifecycle operator's fields are kept, not pruned).
+ * - `badSpecs`: objects it must reject, each with the field the rejection must name (in
+ *   `details.causes[].field` of the 422 Status, or in its message). When `updates` is set,
+ *   `object` is created first and must be accepted; then each update replaces the object
+ *   (PUT with the current resourceVersion; through `/status` when `subresource` is "status");
+ *   every update but the last must be accepted, the last must be rejected.
+ * - `fieldValidation: "Strict"` marks a case that is only rejected when the request asks for
+ *   strict field validation (kubectl's default); otherwise the unknown field is pruned. Such a
+ *   rejection is a 400 ("strict decoding error: unknown field "<field>"", no causes), not a 422.
+ *
+ * Names are unique per table, so every case can be created in one namespace.
+ */
+
+export type Kind = "OpenBaoCluster" | "OpenBaoRestore";
+
+export interface ResourceObject {
+  apiVersion: "openbao.org/v1alpha1";
+  kind: Kind;
+  metadata: { name: string };
+  spec?: Record<string, unknown>;
+  status?: Record<string, unknown>;
+  [extra: string]: unknown;
+}
+
+export interface GoodSpec {
+  name: string;
+  object: ResourceObject;
+  /** Dotted paths (from the object root) that must survive the round trip. */
+  preserved?: string[];
+}
+
+export interface BadUpdate {
+  object: ResourceObject;
+  subresource?: "status";
+}
+
+export interface BadSpec {
+  name: string;
+  object: ResourceObject;
+  updates?: BadUpdate[];
+  /** The field the rejection must name, e.g. `spec.backup.schedule`. */
+  field: string;
+  fieldValidation?: "Strict";
+  /** HTTP status of the rejection; 422 unless given. */
+  code?: 400 | 422;
+}
+
+const apiVersion = "openbao.org/v1alpha1";
+
+function cluster(name: string, spec: Record<string, unknown>, status?: Record<string, unknown>): ResourceObject {
+  return { apiVersion, kind: "OpenBaoCluster", metadata: { name }, spec, ...(status ? { status } : {}) };
+}
+
+function restore(name: string, spec: Record<string, unknown>, status?: Record<string, unknown>): ResourceObject {
+  return { apiVersion, kind: "OpenBaoRestore", metadata: { name }, spec, ...(status ? { status } : {}) };
+}
+
+const s3Target = {
+  provider: "s3",
+  endpoint: "http://minio.storage:9000",
+  bucket: "openbao-backups",
+  usePathStyle: true,
+};
+const backup = { schedule: "0 3 * * *", jwtAuthRole: "backup", target: s3Target };
+const base = { replicas: 3, version: "2.4.1", backup };
+
+/** `spec` of a valid cluster with `spec.backup` replaced by `backup` merged over the default. */
+function withBackup(patch: Record<string, unknown>): Record<string, unknown> {
+  return { ...base, backup: { ...backup, ...patch } };
+}
+
+function withTarget(patch: Record<string, unknown>): Record<string, unknown> {
+  return withBackup({ target: { ...s3Target, ...patch } });
+}
+
+const { jwtAuthRole: _jwt, ...backupWithoutAuth } = backup;
+const { schedule: _schedule, ...backupWithoutSchedule } = backup;
+const { target: _target, ...backupWithoutTarget } = backup;
+const { bucket: _bucket, ...s3TargetWithoutBucket } = s3Target;
+
+const restoreSpec = {
+  cluster: "prod",
+  source: { target: s3Target, key: "backups/vault/prod/2025-03-04T05-06-07Z-0a1b2c3d.snap" },
+  jwtAuthRole: "restore",
+};
+
+export const goodSpecs: GoodSpec[] = [
+  { name: "s3 with JWT auth", object: cluster("good-s3", base) },
+  {
+    name: "s3 with everything set",
+    object: cluster(
+      "good-s3-full",
+      withBackup({
+        timeZone: "Europe/Berlin",
+        suspend: false,
+        image: "ghcr.io/openbao/openbao-backup:0.1.0",
+        jwtAuthPath: "k8s/jwt",
+        openbaoAddresses: ["https://good-s3-full-0.good-s3-full.vault.svc:8200", "http://10.0.0.7:8200"],
+        tlsSecretRef: { name: "bao-tls-ca" },
+        target: {
+          ...s3Target,
+          pathPrefix: "clusters/prod/",
+          region: "eu-west-1",
+          roleArn: "arn:aws:iam::123456789012:role/backup-role",
+          credentialsSecretRef: { name: "s3-credentials" },
+          partSize: 20971520,
+          concurrency: 16,
+          insecureSkipVerify: true,
+        },
+        retention: { maxCount: 7, maxAge: "168h" },
+        activeDeadlineSeconds: 600,
+        serviceAccount: { annotations: { "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/backup-role" } },
+        podLabels: { "azure.workload.identity/use": "true" },
+        podAnnotations: { "example.com/note": "anything: goes here" },
+      }),
+    ),
+  },
+  {
+    name: "static token auth, default key",
+    object: cluster("good-token", withBackup({ jwtAuthRole: undefined, tokenSecretRef: { name: "backup-token" } })),
+  },
+  {
+    name: "gcs with a project and no credentials (ADC)",
+    object: cluster(
+      "good-gcs",
+      withBackup({ target: { provider: "gcs", bucket: "openbao-backups", gcs: { project: "my-gcp-project" } } }),
+    ),
+  },
+  {
+    name: "azure with the container given only in azure.container",
+    object: cluster(
+      "good-azure",
+      withBackup({
+        target: {
+          provider: "azure",
+          endpoint: "http://127.0.0.1:10000/devstoreaccount1",
+          azure: { storageAccount: "devstoreaccount1", container: "openbao-backups" },
+          credentialsSecretRef: { name: "azure-credentials" },
+        },
+      }),
+    ),
+  },
+  ...[
+    "* * * * *",
+    "@hourly",
+    "@daily",
+    "@weekly",
+    "@monthly",
+    "@yearly",
+    "*/15 0-6/2 1,15 JAN-jun mon-FRI",
+    "0 0 * * 7",
+  ].map(
+    (schedule, i): GoodSpec => ({
+      name: `schedule ${schedule}`,
+      object: cluster(`good-schedule-${i}`, withBackup({ schedule })),
+    }),
+  ),
+  {
+    name: "a lifecycle operator's own spec and status fields are preserved",
+    object: cluster(
+      "good-lifecycle",
+      { ...base, image: "openbao/openbao:2.4.1", upgrade: { preUpgradeSnapshot: true, strategy: "RollingUpdate" } },
+      {},
+    ),
+    preserved: ["spec.image", "spec.upgrade.strategy", "spec.upgrade.preUpgradeSnapshot"],
+  },
+  { name: "a cluster without backup", object: cluster("good-no-backup", { replicas: 1, version: "v2.5.0-rc.1" }) },
+  { name: "restore with JWT auth", object: restore("good-restore", restoreSpec) },
+  {
+    name: "forced restore overriding the lock, static token",
+    object: restore("good-restore-force", {
+      ...restoreSpec,
+      jwtAuthRole: undefined,
+      tokenSecretRef: { name: "restore-token", key: "bao-token" },
+      force: true,
+      overrideOperationLock: true,
+    }),
+  },
+];
+
+// JSON has no `undefined`: drop it the way a request body would.
+for (const good of goodSpecs) good.object = JSON.parse(JSON.stringify(good.object)) as ResourceObject;
+
+const clusterCases: [string, Record<string, unknown>, string, Pick<BadSpec, "fieldValidation" | "code">?][] = [
+  ["schedule in words", withBackup({ schedule: "every day at 3" }), "spec.backup.schedule"],
+  ["schedule with a seconds field", withBackup({ schedule: "0 0 3 * * *" }), "spec.backup.schedule"],
+  ["schedule nickname @reboot", withBackup({ schedule: "@reboot" }), "spec.backup.schedule"],
+  ["schedule with Quartz ?", withBackup({ schedule: "0 0 ? * *" }), "spec.backup.schedule"],
+  ["schedule minute 60", withBackup({ schedule: "60 * * * *" }), "spec.backup.schedule"],
+  ["schedule day-of-week 8", withBackup({ schedule: "0 0 * * 8" }), "spec.backup.schedule"],
+  ["schedule missing", { ...base, backup: backupWithoutSchedule }, "spec.backup.schedule"],
+  ["timeZone with a space", withBackup({ timeZone: "Mars Base" }), "spec.backup.timeZone"],
+  ["timeZone as an offset", withBackup({ timeZone: "+02:00" }), "spec.backup.timeZone"],
+  ["timeZone Local", withBackup({ timeZone: "Local" }), "spec.backup.timeZone"],
+  ["suspend as a string", withBackup({ suspend: "yes" }), "spec.backup.suspend"],
+  ["target missing", { ...base, backup: backupWithoutTarget }, "spec.backup.target"],
+  ["unknown provider", withTarget({ provider: "minio" }), "spec.backup.target.provider"],
+  ["endpoint without scheme", withTarget({ endpoint: "s3.amazonaws.com" }), "spec.backup.target.endpoint"],
+  ["endpoint ftp://", withTarget({ endpoint: "ftp://files.example.com" }), "spec.backup.target.endpoint"],
+  [
+    "endpoint with credentials",
+    withTarget({ endpoint: "https://user:pw@s3.example.com" }),
+    "spec.backup.target.endpoint",
+  ],
+  ["endpoint with a query", withTarget({ endpoint: "https://s3.example.com/?x=1" }), "spec.backup.target.endpoint"],
+  ["bucket missing", withBackup({ target: s3TargetWithoutBucket }), "spec.backup.target.bucket"],
+  ["bucket with a folder", withTarget({ bucket: "openbao/backups" }), "spec.backup.target.bucket"],
+  ["pathPrefix absolute", withTarget({ pathPrefix: "/backups" }), "spec.backup.target.pathPrefix"],
+  ["pathPrefix with ..", withTarget({ pathPrefix: "a/../b" }), "spec.backup.target.pathPrefix"],
+  ["pathPrefix with .", withTarget({ pathPrefix: "./backups" }), "spec.backup.target.pathPrefix"],
+  ["pathPrefix with //", withTarget({ pathPrefix: "a//b" }), "spec.backup.target.pathPrefix"],
+  ["pathPrefix with a backslash", withTarget({ pathPrefix: "a\\b" }), "spec.backup.target.pathPrefix"],
+  ["pathPrefix with a newline", withTarget({ pathPrefix: "a\nb" }), "spec.backup.target.pathPrefix"],
+  ["pathPrefix over 512 bytes", withTarget({ pathPrefix: "é".repeat(300) }), "spec.backup.target.pathPrefix"],
+  ["region with a space", withTarget({ region: "eu west" }), "spec.backup.target.region"],
+  ["partSize below 5 MiB", withTarget({ partSize: 1048576 }), "spec.backup.target.partSize"],
+  ["partSize above 5 GiB", withTarget({ partSize: 6 * 1024 ** 3 }), "spec.backup.target.partSize"],
+  ["partSize not an integer", withTarget({ partSize: "10Mi" }), "spec.backup.target.partSize"],
+  ["concurrency 0", withTarget({ concurrency: 0 }), "spec.backup.target.concurrency"],
+  ["concurrency 17", withTarget({ concurrency: 17 }), "spec.backup.target.concurrency"],
+  ["roleArn not an ARN", withTarget({ roleArn: "backup-role" }), "spec.backup.target.roleArn"],
+  [
+    "roleArn for gcs",
+    withBackup({
+      target: { provider: "gcs", bucket: "b-1", roleArn: "arn:aws:iam::123456789012:role/backup-role" },
+    }),
+    "spec.backup.target.roleArn",
+  ],
+  ["gcs block for s3", withTarget({ gcs: { project: "my-project" } }), "spec.backup.target.gcs"],
+  [
+    "gcs project with upper case",
+    withBackup({ target: { provider: "gcs", bucket: "b-1", gcs: { project: "My Project" } } }),
+    "spec.backup.target.gcs.project",
+  ],
+  [
+    "azure without storage account",
+    withBackup({ target: { provider: "azure", bucket: "backups" } }),
+    "spec.backup.target.azure",
+  ],
+  ["azure block for s3", withTarget({ azure: { storageAccount: "account1" } }), "spec.backup.target.azure"],
+  [
+    "azure storage account with upper case",
+    withBackup({ target: { provider: "azure", bucket: "backups", azure: { storageAccount: "My_Account" } } }),
+    "spec.backup.target.azure.storageAccount",
+  ],
+  [
+    "azure container with a double hyphen",
+    withBackup({ target: { provider: "azure", azure: { storageAccount: "account1", container: "bad--name" } } }),
+    "spec.backup.target.azure.container",
+  ],
+  [
+    "azure partSize above 4000 MiB",
+    withBackup({
+      target: {
+        provider: "azure",
+        bucket: "backups",
+        azure: { storageAccount: "account1" },
+        partSize: 4500 * 1024 * 1024,
+      },
+    }),
+    "spec.backup.target.partSize",
+  ],
+  [
+    "credentialsSecretRef with a path",
+    withTarget({ credentialsSecretRef: { name: "../other" } }),
+    "spec.backup.target.credentialsSecretRef.name",
+  ],
+  ["retention maxCount 0", withBackup({ retention: { maxCount: 0 } }), "spec.backup.retention.maxCount"],
+  ["retention maxAge in words", withBackup({ retention: { maxAge: "7 days" } }), "spec.backup.retention.maxAge"],
+  ["retention maxAge zero", withBackup({ retention: { maxAge: "0s" } }), "spec.backup.retention.maxAge"],
+  ["retention maxAge negative", withBackup({ retention: { maxAge: "-1h" } }), "spec.backup.retention.maxAge"],
+  ["retention empty", withBackup({ retention: {} }), "spec.backup.retention"],
+  ["activeDeadlineSeconds 0", withBackup({ activeDeadlineSeconds: 0 }), "spec.backup.activeDeadlineSeconds"],
+  ["replicas 0", { ...base, replicas: 0 }, "spec.replicas"],
+  ["version latest", { ...base, version: "latest" }, "spec.version"],
+  ["no auth", { ...base, backup: backupWithoutAuth }, "spec.backup.jwtAuthRole"],
+  ["both auth methods", withBackup({ tokenSecretRef: { name: "backup-token" } }), "spec.backup.tokenSecretRef"],
+  [
+    "jwtAuthPath with a static token",
+    { ...base, backup: { ...backupWithoutAuth, tokenSecretRef: { name: "t" }, jwtAuthPath: "jwt" } },
+    "spec.backup.jwtAuthPath",
+  ],
+  ["jwtAuthPath with auth/", withBackup({ jwtAuthPath: "auth/jwt" }), "spec.backup.jwtAuthPath"],
+  ["jwtAuthRole with a space", withBackup({ jwtAuthRole: "backup role" }), "spec.backup.jwtAuthRole"],
+  [
+    "tokenSecretRef name not a Secret name",
+    { ...base, backup: { ...backupWithoutAuth, tokenSecretRef: { name: "Backup_Token" } } },
+    "spec.backup.tokenSecretRef.name",
+  ],
+  [
+    "tokenSecretRef without name",
+    { ...base, backup: { ...backupWithoutAuth, tokenSecretRef: { key: "token" } } },
+    "spec.backup.tokenSecretRef.name",
+  ],
+  [
+    "tokenSecretRef key with a slash",
+    { ...base, backup: { ...backupWithoutAuth, tokenSecretRef: { name: "t", key: "a/b" } } },
+    "spec.backup.tokenSecretRef.key",
+  ],
+  [
+    "tokenSecretRef in another namespace",
+    { ...base, backup: { ...backupWithoutAuth, tokenSecretRef: { name: "t", namespace: "other" } } },
+    "spec.backup.tokenSecretRef.namespace",
+    { fieldValidation: "Strict", code: 400 },
+  ],
+  ["tlsSecretRef name with upper case", withBackup({ tlsSecretRef: { name: "TLS" } }), "spec.backup.tlsSecretRef.name"],
+  ["image with a space", withBackup({ image: "openbao backup" }), "spec.backup.image"],
+  ["image and executorImage", withBackup({ image: "a:1", executorImage: "b:1" }), "spec.backup.executorImage"],
+  [
+    "openbaoAddresses without scheme",
+    withBackup({ openbaoAddresses: ["bao-0:8200"] }),
+    "spec.backup.openbaoAddresses[0]",
+  ],
+  [
+    "openbaoAddresses duplicated",
+    withBackup({ openbaoAddresses: ["https://bao-0:8200", "https://bao-0:8200"] }),
+    "spec.backup.openbaoAddresses[1]",
+  ],
+  [
+    "podLabels reserved prefix",
+    withBackup({ podLabels: { "openbao.org/backup-type": "manual" } }),
+    "spec.backup.podLabels",
+  ],
+  ["podLabels invalid value", withBackup({ podLabels: { team: "has space" } }), "spec.backup.podLabels"],
+  [
+    "serviceAccount annotation key with a space",
+    withBackup({ serviceAccount: { annotations: { "bad key": "x" } } }),
+    "spec.backup.serviceAccount.annotations",
+  ],
+  [
+    "preUpgradeSnapshot without backup",
+    { replicas: 3, version: "2.4.1", upgrade: { preUpgradeSnapshot: true } },
+    "spec.upgrade.preUpgradeSnapshot",
+  ],
+];
+
+const restoreCases: [string, Record<string, unknown>, string][] = [
+  ["restore without cluster", { source: restoreSpec.source, jwtAuthRole: "restore" }, "spec.cluster"],
+  ["restore cluster not a name", { ...restoreSpec, cluster: "Prod_1" }, "spec.cluster"],
+  ["restore without key", { ...restoreSpec, source: { target: s3Target } }, "spec.source.key"],
+  ["restore key absolute", { ...restoreSpec, source: { target: s3Target, key: "/backups/x.snap" } }, "spec.source.key"],
+  [
+    "restore key of a manifest",
+    { ...restoreSpec, source: { target: s3Target, key: "a/b.snap.json" } },
+    "spec.source.key",
+  ],
+  ["restore without target", { ...restoreSpec, source: { key: "a/b.snap" } }, "spec.source.target"],
+  [
+    "restore target pathPrefix with ..",
+    { ...restoreSpec, source: { ...restoreSpec.source, target: { ...s3Target, pathPrefix: "../x" } } },
+    "spec.source.target.pathPrefix",
+  ],
+  ["restore override without force", { ...restoreSpec, overrideOperationLock: true }, "spec.overrideOperationLock"],
+  [
+    "restore override with force false",
+    { ...restoreSpec, force: false, overrideOperationLock: true },
+    "spec.overrideOperationLock",
+  ],
+  ["restore without auth", { cluster: "prod", source: restoreSpec.source }, "spec.jwtAuthRole"],
+  ["restore with both auth methods", { ...restoreSpec, tokenSecretRef: { name: "t" } }, "spec.tokenSecretRef"],
+];
+
+export const badSpecs: BadSpec[] = [
+  ...clusterCases.map(
+    ([name, spec, field, extra], i): BadSpec => ({ name, object: cluster(`bad-cluster-${i}`, spec), field, ...extra }),
+  ),
+  ...restoreCases.map(
+    ([name, spec, field], i): BadSpec => ({ name, object: restore(`bad-restore-${i}`, spec), field }),
+  ),
+  {
+    name: "restore without spec",
+    object: { apiVersion, kind: "OpenBaoRestore", metadata: { name: "bad-restore-no-spec" } },
+    field: "spec",
+  },
+  {
+    name: "restore spec changed after creation",
+    object: restore("bad-restore-immutable", restoreSpec),
+    updates: [{ object: restore("bad-restore-immutable", { ...restoreSpec, force: true }) }],
+    field: "spec",
+  },
+  {
+    name: "restore phase changed after Completed",
+    object: restore("bad-restore-terminal", restoreSpec),
+    updates: [
+      { object: restore("bad-restore-terminal", restoreSpec, { phase: "Completed" }), subresource: "status" },
+      { object: restore("bad-restore-terminal", restoreSpec, { phase: "Running" }), subresource: "status" },
+    ],
+    field: "status.phase",
+  },
+  {
+    name: "cluster status phase outside the lifecycle contract",
+    object: cluster("bad-status-phase", base),
+    updates: [{ object: cluster("bad-status-phase", base, { phase: "Sleeping" }), subresource: "status" }],
+    field: "status.phase",
+  },
+  {
+    name: "operation lock holder not matching its operation",
+    object: cluster("bad-status-lock", base),
+    updates: [
+      {
+        object: cluster("bad-status-lock", base, {
+          operationLock: { operation: "Backup", holder: "openbaorestore/r1", acquiredAt: "2025-03-04T05:06:07Z" },
+        }),
+        subresource: "status",
+      },
+    ],
+    field: "status.operationLock",
+  },
+];
