@@ -662,6 +662,17 @@ function backupStatusSchema(): Schema {
       },
       { required: ["schedule", "timeZone", "suspend", "observedTime"] },
     ),
+    currentJob: object(
+      "The backup Job in flight. Set in the same write that takes the operation lock, cleared in the same write that records its result and releases the lock, so each Job is counted exactly once.",
+      {
+        name: string("The Job's name.", 63),
+        type: { type: "string", enum: ["scheduled", "manual", "pre-upgrade"] },
+        window: time("The cron window it runs for (scheduled Jobs)."),
+        createdAt: time("When the operator decided to create it."),
+      },
+      { required: ["name", "type", "createdAt"], extra: { nullable: true } },
+    ),
+    lastRecordedJob: string("The last Job whose result was recorded.", 63),
     preUpgrade: object(
       "The pre-upgrade snapshot for the pending spec.version.",
       {

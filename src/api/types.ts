@@ -205,7 +205,22 @@ export interface BackupStatus {
   lastFailureTime?: Timestamp;
   lastRetentionDeleted?: number;
   observedSchedule?: ObservedSchedule;
+  /**
+   * The Job in flight: set with the lock, cleared with the result in one optimistic write,
+   * so a Job's result is recorded exactly once whatever crashes in between.
+   */
+  currentJob?: CurrentJob | null;
+  /** The last Job whose result was recorded. */
+  lastRecordedJob?: string;
   preUpgrade?: PreUpgradeStatus;
+}
+
+export interface CurrentJob {
+  name: string;
+  type: "scheduled" | "manual" | "pre-upgrade";
+  /** The cron window (scheduled Jobs). */
+  window?: Timestamp;
+  createdAt: Timestamp;
 }
 
 interface LockCommon {

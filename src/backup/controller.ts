@@ -1,0 +1,338 @@
+/**
+ * The BackupManager's act layer: observe (caches) → `planBackup` (pure) → perform, in this
+ * order: the status write (optimistic: the object's resourceVersion is the precondition, a
+ * conflict re-reads and re-plans), events and metrics, the ServiceAccount and the Job, and
+ * last the trigger annotation (removed only if it still holds the value that was honoured).
+ * Nothing here decides; every branch is in plan.ts.
+ */
+import {
+  type BatchV1Api,
+  type CoreV1Api,
+  type CustomObjectsApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Job,
+  type V1OwnerReference,
+  type V1Pod,
+} from "@kubernetes/client-node";
+import {
+  Annotation,
+  apiVersion,
+  BackupType,
+  clusterNames,
+  group,
+  Label,
+  LabelValue,
+  version,
+} from "../api/constants.ts";
+import { isRestoreActive, toTimestamp } from "../api/predicates.ts";
+import type { OpenBaoCluster, OpenBaoRestore } from "../api/types.ts";
+import { buildExecutorJob } from "../jobs/executor-job.ts";
+import { isAlreadyExists, isConflict, isNotFound } from "../kube/errors.ts";
+import type { EventRecorder } from "../kube/events.ts";
+import type { Logger } from "../observability/logger.ts";
+import { labelValue } from "./job-name.ts";
+import type { BackupMetrics } from "./metrics.ts";
+import { observeJob, ownedBy } from "./observe.ts";
+import { type BackupPlan, type JobRequest, planBackup } from "./plan.ts";
+
+/** Read access the informer caches provide. */
+export interface Cache<T> {
+  get(namespace: string | undefined, name: string): T | undefined;
+  list(namespace?: string): T[];
+}
+
+export interface BackupControllerDeps {
+  readonly clusters: Cache<OpenBaoCluster>;
+  readonly jobs: Cache<V1Job>;
+  readonly pods: Cache<V1Pod>;
+  readonly restores: Cache<OpenBaoRestore>;
+  readonly custom: CustomObjectsApi;
+  readonly batch: BatchV1Api;
+  readonly core: CoreV1Api;
+  readonly events: EventRecorder;
+  readonly metrics: BackupMetrics;
+  readonly log: Logger;
+  readonly now: () => Date;
+  readonly image: string;
+  readonly jwtAudience: string;
+}
+
+const maxConflictRetries = 3;
+
+export function backupServiceAccountName(cluster: string): string {
+  // 253 is the ServiceAccount name limit; "-backup" keeps every valid cluster name valid.
+  return `${cluster.slice(0, 246)}-backup`;
+}
+
+export class BackupController {
+  readonly #d: BackupControllerDeps;
+
+  constructor(deps: BackupControllerDeps) {
+    this.#d = deps;
+  }
+
+  async reconcile(key: string): Promise<{ requeueAfterMs?: number } | undefined> {
+    const [namespace = "", name = ""] = key.split("/");
+    let cluster = this.#d.clusters.get(namespace, name);
+    if (!cluster) {
+      this.#d.metrics.forget(namespace, name);
+      return undefined;
+    }
+    for (let attempt = 0; ; attempt++) {
+      const plan = await this.#plan(cluster);
+      try {
+        if (plan.status) await this.#writeStatus(cluster, plan);
+      } catch (err) {
+        if (!isConflict(err) || attempt >= maxConflictRetries) throw err;
+        // Someone else wrote the cluster (the lifecycle operator, a user): re-read, re-plan.
+        const fresh = await this.#getFresh(namespace, name);
+        if (!fresh) return undefined;
+        cluster = fresh;
+        continue;
+      }
+      const after: OpenBaoCluster = plan.status
+        ? { ...cluster, status: { ...cluster.status, ...plan.status } }
+        : cluster;
+      await this.#perform(after, plan);
+      return plan.requeueAfterMs === undefined ? undefined : { requeueAfterMs: plan.requeueAfterMs };
+    }
+  }
+
+  async #plan(cluster: OpenBaoCluster): Promise<BackupPlan> {
+    const namespace = cluster.metadata.namespace ?? "";
+    const uid = cluster.metadata.uid;
+    const jobs = this.#d.jobs
+      .list(namespace)
+      .filter((j) => ownedBy(j, uid) && j.metadata?.labels?.[Label.BackupType] !== undefined)
+      .map((j) => {
+        const jobName = j.metadata?.name ?? "";
+        const pods = this.#d.pods.list(namespace).filter((p) => p.metadata?.labels?.["job-name"] === jobName);
+        return observeJob(j, pods);
+      });
+    const activeRestores = this.#d.restores
+      .list(namespace)
+      .filter((r) => r.spec.cluster === cluster.metadata.name && isRestoreActive(r.status?.phase))
+      .map((r) => r.metadata.name ?? "");
+    const observation = {
+      cluster,
+      jobs,
+      activeRestores,
+      missingSecrets: [] as string[],
+      now: this.#d.now(),
+      defaultImage: this.#d.image,
+    };
+    const plan = planBackup(observation);
+    // Secrets are only looked up when a new Job is about to start (preflight), not on every pass.
+    const starting =
+      plan.createJob !== undefined && plan.status?.backup.currentJob?.name !== cluster.status?.backup?.currentJob?.name;
+    if (!starting || !plan.createJob) return plan;
+    const missing = await this.#missingSecrets(namespace, plan.createJob);
+    return missing.length === 0 ? plan : planBackup({ ...observation, missingSecrets: missing });
+  }
+
+  async #missingSecrets(namespace: string, job: JobRequest): Promise<string[]> {
+    const names = [job.spec.tlsSecretName];
+    if (job.spec.auth.method === "token") names.push(job.spec.auth.secretName);
+    if (job.spec.target.credentialsSecretRef) names.push(job.spec.target.credentialsSecretRef.name);
+    const missing: string[] = [];
+    for (const secret of names) {
+      try {
+        await this.#d.core.readNamespacedSecret({ name: secret, namespace });
+      } catch (err) {
+        if (isNotFound(err)) missing.push(secret);
+        else throw err;
+      }
+    }
+    return missing;
+  }
+
+  async #getFresh(namespace: string, name: string): Promise<OpenBaoCluster | undefined> {
+    try {
+      return (await this.#d.custom.getNamespacedCustomObject({
+        group,
+        version,
+        namespace,
+        plural: clusterNames.plural,
+        name,
+      })) as OpenBaoCluster;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** PUT /status with the resourceVersion we planned from: a concurrent write makes it fail (409). */
+  async #writeStatus(cluster: OpenBaoCluster, plan: BackupPlan): Promise<void> {
+    if (!plan.status) return;
+    const body = {
+      apiVersion,
+      kind: clusterNames.kind,
+      metadata: {
+        name: cluster.metadata.name,
+        namespace: cluster.metadata.namespace,
+        resourceVersion: cluster.metadata.resourceVersion,
+      },
+      status: { ...cluster.status, ...plan.status },
+    };
+    await this.#d.custom.replaceNamespacedCustomObjectStatus({
+      group,
+      version,
+      namespace: cluster.metadata.namespace ?? "",
+      plural: clusterNames.plural,
+      name: cluster.metadata.name ?? "",
+      body,
+    });
+  }
+
+  async #perform(cluster: OpenBaoCluster, plan: BackupPlan): Promise<void> {
+    const involved = {
+      apiVersion,
+      kind: clusterNames.kind,
+      name: cluster.metadata.name ?? "",
+      namespace: cluster.metadata.namespace ?? "",
+      uid: cluster.metadata.uid,
+    };
+    if (plan.recorded) this.#d.metrics.recorded(cluster, plan.recorded);
+    this.#d.metrics.observe(cluster);
+    for (const event of plan.events) {
+      this.#d.log.info({ cluster: involved.name, namespace: involved.namespace, reason: event.reason }, event.message);
+      await this.#d.events.record(involved, event.type, event.reason, event.message).catch((err: unknown) => {
+        this.#d.log.warn({ err: String(err) }, "could not record an event");
+      });
+    }
+    if (plan.createJob) await this.#createJob(cluster, plan.createJob);
+    if (plan.clearTrigger) await this.#clearTrigger(cluster);
+  }
+
+  async #createJob(cluster: OpenBaoCluster, request: JobRequest): Promise<void> {
+    const namespace = cluster.metadata.namespace ?? "";
+    const clusterName = cluster.metadata.name ?? "";
+    const owner: V1OwnerReference = {
+      apiVersion,
+      kind: clusterNames.kind,
+      name: clusterName,
+      uid: cluster.metadata.uid ?? "",
+      controller: true,
+      blockOwnerDeletion: true,
+    };
+    const serviceAccountName = backupServiceAccountName(clusterName);
+    await this.#ensureServiceAccount(namespace, serviceAccountName, owner, request.spec.serviceAccountAnnotations);
+    const labels = {
+      [Label.ManagedBy]: LabelValue.ManagedBy,
+      [Label.Name]: LabelValue.Name,
+      [Label.Component]: LabelValue.ComponentBackup,
+      [Label.Cluster]: labelValue(clusterName),
+      [Label.BackupType]: request.type,
+    };
+    const annotations: Record<string, string> = { [Annotation.ClusterName]: clusterName };
+    if (request.window) annotations[Annotation.ScheduledTime] = toTimestamp(request.window);
+    if (request.targetVersion) annotations[Annotation.TargetVersion] = request.targetVersion;
+    if (request.attempt !== undefined) annotations[Annotation.Attempt] = String(request.attempt);
+    const spec = request.spec;
+    const job = buildExecutorJob({
+      mode: "backup",
+      name: request.name,
+      namespace,
+      owner,
+      image: spec.image,
+      serviceAccountName,
+      labels,
+      annotations,
+      podLabels: spec.podLabels,
+      podAnnotations: spec.podAnnotations,
+      activeDeadlineSeconds: spec.activeDeadlineSeconds,
+      jwtAudience: this.#d.jwtAudience,
+      cluster: { name: clusterName, replicas: cluster.spec?.replicas ?? 1, addresses: spec.openbaoAddresses },
+      auth: spec.auth,
+      tlsSecretName: spec.tlsSecretName,
+      target: spec.target,
+      extraEnv: {
+        BACKUP_TYPE: request.type === BackupType.PreUpgrade ? "pre-upgrade" : "scheduled",
+        // Retention never runs after a pre-upgrade snapshot: those keys are not candidates anyway.
+        ...(request.type !== BackupType.PreUpgrade && spec.retention?.maxCount !== undefined
+          ? { BACKUP_RETENTION_MAX_COUNT: String(spec.retention.maxCount) }
+          : {}),
+        ...(request.type !== BackupType.PreUpgrade && spec.retention?.maxAge !== undefined
+          ? { BACKUP_RETENTION_MAX_AGE: spec.retention.maxAge }
+          : {}),
+      },
+    });
+    try {
+      await this.#d.batch.createNamespacedJob({ namespace, body: job });
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+      const existing = await this.#d.batch.readNamespacedJob({ name: request.name, namespace });
+      if (!ownedBy(existing, cluster.metadata.uid)) {
+        await this.#d.events.record(
+          { apiVersion, kind: clusterNames.kind, name: clusterName, namespace, uid: cluster.metadata.uid },
+          "Warning",
+          "JobNameConflict",
+          `Job ${request.name} exists and is not owned by this cluster; it is ignored`,
+        );
+      }
+    }
+  }
+
+  async #ensureServiceAccount(
+    namespace: string,
+    name: string,
+    owner: V1OwnerReference,
+    annotations: Readonly<Record<string, string>>,
+  ): Promise<void> {
+    try {
+      const existing = await this.#d.core.readNamespacedServiceAccount({ name, namespace });
+      const current = existing.metadata?.annotations ?? {};
+      if (Object.entries(annotations).every(([k, v]) => current[k] === v)) return;
+      await this.#d.core.patchNamespacedServiceAccount(
+        { name, namespace, body: { metadata: { annotations } } },
+        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+      );
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      await this.#d.core
+        .createNamespacedServiceAccount({
+          namespace,
+          body: {
+            metadata: {
+              name,
+              namespace,
+              annotations: { ...annotations },
+              labels: { [Label.ManagedBy]: LabelValue.ManagedBy, [Label.Component]: LabelValue.ComponentBackup },
+              ownerReferences: [owner],
+            },
+            automountServiceAccountToken: false,
+          },
+        })
+        .catch((e: unknown) => {
+          if (!isAlreadyExists(e)) throw e;
+        });
+    }
+  }
+
+  /** Removes the trigger only if it still holds the value this pass honoured (a JSON-patch test). */
+  async #clearTrigger(cluster: OpenBaoCluster): Promise<void> {
+    const value = cluster.metadata.annotations?.[Annotation.TriggerBackup];
+    if (value === undefined) return;
+    const path = `/metadata/annotations/${Annotation.TriggerBackup.replace(/~/g, "~0").replace(/\//g, "~1")}`;
+    try {
+      await this.#d.custom.patchNamespacedCustomObject(
+        {
+          group,
+          version,
+          namespace: cluster.metadata.namespace ?? "",
+          plural: clusterNames.plural,
+          name: cluster.metadata.name ?? "",
+          body: [
+            { op: "test", path, value },
+            { op: "remove", path },
+          ],
+        },
+        setHeaderOptions("Content-Type", PatchStrategy.JsonPatch),
+      );
+    } catch (err) {
+      // 422/409: the trigger changed since (a new request): leave it for the next pass.
+      this.#d.log.info({ err: String(err) }, "trigger annotation changed before it could be cleared; keeping it");
+    }
+  }
+}

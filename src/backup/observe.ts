@@ -1,0 +1,43 @@
+/**
+ * Turns Kubernetes objects into the planner's observations. Only Jobs this operator created
+ * for this cluster count: an owner reference with the cluster's UID (a Job of the same name
+ * from anyone else is never trusted, SPEC §3). A Job's result comes from its Pod's
+ * termination message, parsed field by field.
+ */
+import type { V1Job, V1Pod } from "@kubernetes/client-node";
+import { parseResultLine } from "../executor/result.ts";
+import type { ObservedJob } from "./plan.ts";
+
+export function ownedBy(job: V1Job, uid: string | undefined): boolean {
+  return uid !== undefined && (job.metadata?.ownerReferences ?? []).some((o) => o.uid === uid && o.controller === true);
+}
+
+function toDate(value: Date | string | undefined): Date | undefined {
+  if (value === undefined) return undefined;
+  const d = value instanceof Date ? value : new Date(value);
+  return Number.isNaN(d.getTime()) ? undefined : d;
+}
+
+/** The terminated container's message of the Job's (last) Pod, if any. */
+export function terminationMessage(pods: readonly V1Pod[]): string | undefined {
+  const finished = pods
+    .map((p) => p.status?.containerStatuses?.[0]?.state?.terminated)
+    .filter((t) => t !== undefined)
+    .sort((a, b) => (toDate(a.finishedAt)?.getTime() ?? 0) - (toDate(b.finishedAt)?.getTime() ?? 0));
+  return finished.at(-1)?.message;
+}
+
+export function observeJob(job: V1Job, pods: readonly V1Pod[]): ObservedJob {
+  const conditions = job.status?.conditions ?? [];
+  const complete = conditions.find((c) => c.type === "Complete" && c.status === "True");
+  const failed = conditions.find((c) => c.type === "Failed" && c.status === "True");
+  const phase = complete ? "Succeeded" : failed ? "Failed" : "Running";
+  return {
+    name: job.metadata?.name ?? "",
+    phase,
+    finishedAt:
+      toDate(job.status?.completionTime) ?? toDate(failed?.lastTransitionTime) ?? toDate(complete?.lastTransitionTime),
+    jobFailureReason: failed?.reason,
+    result: phase === "Running" ? undefined : parseResultLine(terminationMessage(pods)),
+  };
+}

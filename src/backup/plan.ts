@@ -1,0 +1,611 @@
+/**
+ * The BackupManager's decisions (SPEC §3), as one pure function of observed state and the
+ * clock: `planBackup(observation) → plan`. The controller performs the plan in order —
+ * status (one optimistic write), then the Job, then the trigger annotation — and never
+ * decides anything itself.
+ *
+ * Invariants (each covered by a scenario test with a fixed clock):
+ * - at most one Job per cron window: the window is recorded, with the lock and the Job's
+ *   name (`currentJob`), in the same write that precedes the Job; Job names are derived
+ *   from the window, so a repeated create is an AlreadyExists, never a second Job;
+ * - a Job's result is recorded exactly once: recording clears `currentJob` and releases the
+ *   lock in one write, and only the Job named in `currentJob` is ever recorded;
+ * - an owned lock never blocks forever: released when its Job ends, when its Job is gone,
+ *   and when `spec.backup` is removed (after the running Job ends);
+ * - a blocked run changes nothing but conditions and events, keeps the manual trigger and
+ *   re-checks soon (trap 11: never silent).
+ */
+import {
+  Annotation,
+  BackupType,
+  type BackupTypeValue,
+  BlockedReason,
+  type BlockedReasonValue,
+  Condition as ConditionType,
+  type ConditionType as ConditionTypeValue,
+  EventReason,
+  type EventReasonValue,
+  FailureReason,
+  LockHolder,
+  LockOperation,
+  limits,
+  Reason,
+} from "../api/constants.ts";
+import {
+  clusterBlockers,
+  fromTimestamp,
+  getCondition,
+  isLockHeld,
+  observeSchedule,
+  pendingTrigger,
+  type ResolvedBackupSpec,
+  resolveBackupSpec,
+  setCondition,
+  toTimestamp,
+  wantsPreUpgradeSnapshot,
+} from "../api/predicates.ts";
+import type {
+  BackupStatus,
+  Condition,
+  CurrentJob,
+  OpenBaoCluster,
+  OperationLock,
+  PreUpgradeStatus,
+} from "../api/types.ts";
+import type { ReportedResult } from "../executor/result.ts";
+import { formatDuration } from "../util/duration.ts";
+import { backupJobName, preUpgradeJobName } from "./job-name.ts";
+import { dueWindow, isBackupStale, nextWindowAfter, parseSchedule, type Schedule, ScheduleError } from "./schedule.ts";
+
+/** A Job this operator created for the cluster (owner reference with the cluster's UID). */
+export interface ObservedJob {
+  readonly name: string;
+  readonly phase: "Running" | "Succeeded" | "Failed";
+  readonly finishedAt: Date | undefined;
+  /** The Job's own failure reason (e.g. DeadlineExceeded) when it failed. */
+  readonly jobFailureReason: string | undefined;
+  /** The executor's termination message, parsed; undefined when absent or unreadable. */
+  readonly result: ReportedResult | undefined;
+}
+
+export interface BackupObservation {
+  readonly cluster: OpenBaoCluster;
+  readonly jobs: readonly ObservedJob[];
+  /** Names of non-terminal OpenBaoRestores for this cluster. */
+  readonly activeRestores: readonly string[];
+  /** Secrets the backup spec references that do not exist. */
+  readonly missingSecrets: readonly string[];
+  readonly now: Date;
+  /** The operator's own image: the executor image unless the spec names one. */
+  readonly defaultImage: string;
+}
+
+export interface JobRequest {
+  readonly name: string;
+  readonly type: BackupTypeValue;
+  readonly window: Date | undefined;
+  readonly spec: ResolvedBackupSpec;
+  readonly targetVersion: string | undefined;
+  readonly attempt: number | undefined;
+}
+
+export interface PlannedEvent {
+  readonly type: "Normal" | "Warning";
+  readonly reason: EventReasonValue;
+  readonly message: string;
+}
+
+/** What was recorded this pass, for metrics. */
+export interface RecordedOutcome {
+  readonly type: BackupTypeValue;
+  readonly ok: boolean;
+  readonly size: number | undefined;
+  readonly durationMs: number | undefined;
+  readonly retentionDeleted: number | undefined;
+  readonly finishedAt: Date;
+}
+
+export interface StatusWrite {
+  readonly backup: BackupStatus;
+  readonly operationLock: OperationLock | null;
+  readonly conditions: Condition[];
+}
+
+export interface BackupPlan {
+  /** The status to write (optimistically), or undefined when nothing changed. */
+  readonly status: StatusWrite | undefined;
+  readonly createJob: JobRequest | undefined;
+  readonly clearTrigger: boolean;
+  readonly events: PlannedEvent[];
+  readonly recorded: RecordedOutcome | undefined;
+  readonly requeueAfterMs: number | undefined;
+}
+
+/** A Job named in `currentJob` but not (yet) visible is re-created within this grace. */
+export const jobCreateGraceMs = 120_000;
+/** How soon a blocked run is re-checked (events also wake the controller earlier). */
+export const blockedRecheckMs = 30_000;
+
+type SetCond = (
+  type: ConditionTypeValue,
+  status: "True" | "False" | "Unknown",
+  reason: string,
+  message: string,
+) => void;
+
+interface Want {
+  readonly type: BackupTypeValue;
+  readonly window: Date | undefined;
+  readonly skippedWindows: number;
+  readonly manual: boolean;
+}
+
+function deepEqual(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+function currentJobType(job: CurrentJob): BackupTypeValue {
+  return job.type;
+}
+
+export function planBackup(obs: BackupObservation): BackupPlan {
+  const { cluster, now } = obs;
+  const before = {
+    backup: cluster.status?.backup ?? {},
+    operationLock: cluster.status?.operationLock ?? null,
+    conditions: cluster.status?.conditions ?? [],
+  };
+  const name = cluster.metadata.name ?? "";
+  const backup: BackupStatus = structuredClone(before.backup);
+  let lock: OperationLock | null = before.operationLock;
+  let conditions: Condition[] = before.conditions;
+  const events: PlannedEvent[] = [];
+  let recorded: RecordedOutcome | undefined;
+  let createJob: JobRequest | undefined;
+  let clearTrigger = false;
+  const requeue: number[] = [];
+  const setCond: SetCond = (type, status, reason, message) => {
+    conditions = [...setCondition(conditions, { type, status, reason, message }, now)];
+  };
+  const ourLock = lock?.holder === LockHolder.Backup;
+  const releaseLock = (): void => {
+    if (lock?.holder === LockHolder.Backup) lock = null;
+  };
+  const spec = cluster.spec?.backup;
+  const resolved = spec ? resolveBackupSpec(spec, { clusterName: name, defaultImage: obs.defaultImage }) : undefined;
+
+  // 1. The Job in flight: record its result once, re-create it, or declare it lost.
+  const current = backup.currentJob ?? undefined;
+  if (current) {
+    const job = obs.jobs.find((j) => j.name === current.name);
+    const type = currentJobType(current);
+    if (job && job.phase !== "Running") {
+      recorded = record(backup, job, type, now, events);
+      backup.currentJob = null;
+      backup.lastRecordedJob = job.name;
+      releaseLock();
+    } else if (!job) {
+      const age = now.getTime() - (fromTimestamp(current.createdAt)?.getTime() ?? 0);
+      if (resolved && age < jobCreateGraceMs && (ourLock || !isLockHeld(lock))) {
+        // Decided, but the create did not happen (or is not visible yet): make it so.
+        createJob = jobRequest(cluster, current.name, type, fromTimestamp(current.window), resolved, backup.preUpgrade);
+        requeue.push(jobCreateGraceMs - age);
+      } else {
+        const lost: ObservedJob = {
+          name: current.name,
+          phase: "Failed",
+          finishedAt: now,
+          jobFailureReason: FailureReason.JobLost,
+          result: undefined,
+        };
+        recorded = record(backup, lost, type, now, events);
+        backup.currentJob = null;
+        backup.lastRecordedJob = current.name;
+        releaseLock();
+        events.push({
+          type: "Warning",
+          reason: EventReason.LockRecovered,
+          message: `Job ${current.name} disappeared before it finished; released the operation lock`,
+        });
+      }
+    }
+  } else if (ourLock) {
+    // A backup lock with no Job in flight can only be left over: release it.
+    releaseLock();
+    events.push({
+      type: "Normal",
+      reason: EventReason.LockRecovered,
+      message: "released a backup operation lock that no Job holds",
+    });
+  }
+  const inFlight = backup.currentJob ?? undefined;
+
+  // 2. No spec.backup: nothing to schedule; keep the lock only while a Job still runs.
+  if (!spec || !resolved) {
+    if (spec && !resolved) {
+      setCond(
+        ConditionType.BackupHealthy,
+        "False",
+        Reason.InvalidConfiguration,
+        "spec.backup names no OpenBao authentication: set jwtAuthRole or tokenSecretRef",
+      );
+    }
+    delete backup.nextScheduledBackup;
+    setBackingUp(inFlight, setCond);
+    return finish();
+  }
+
+  // 3. The schedule.
+  let schedule: Schedule | undefined;
+  try {
+    schedule = parseSchedule(resolved.schedule, resolved.timeZone);
+  } catch (err) {
+    if (!(err instanceof ScheduleError)) throw err;
+    if (getCondition(conditions, ConditionType.BackupHealthy)?.reason !== Reason.InvalidSchedule) {
+      events.push({ type: "Warning", reason: EventReason.ScheduleInvalid, message: err.message });
+    }
+    setCond(ConditionType.BackupHealthy, "False", Reason.InvalidSchedule, err.message);
+  }
+  const observed = observeSchedule(spec, backup.observedSchedule, now);
+  if (observed.changed && backup.observedSchedule) {
+    events.push({
+      type: "Normal",
+      reason: EventReason.ScheduleChanged,
+      message: `schedule is now "${resolved.schedule}" (${resolved.timeZone})${resolved.suspend ? ", suspended" : ""}`,
+    });
+  }
+  backup.observedSchedule = observed.observed;
+  const observedAt = fromTimestamp(observed.observed.observedTime) ?? now;
+  if (schedule && !resolved.suspend) {
+    const next = nextWindowAfter(schedule, now);
+    if (next) {
+      backup.nextScheduledBackup = toTimestamp(next);
+      requeue.push(next.getTime() - now.getTime());
+    } else delete backup.nextScheduledBackup;
+  } else delete backup.nextScheduledBackup;
+
+  // 4. Pre-upgrade snapshot state for the pending version.
+  const preUpgradeWanted = wantsPreUpgradeSnapshot(cluster);
+  if (preUpgradeWanted) {
+    const target = cluster.spec?.version ?? "";
+    if (!backup.preUpgrade || backup.preUpgrade.targetVersion !== target) {
+      backup.preUpgrade = { targetVersion: target, phase: "Pending", attempts: 0 };
+    }
+    preUpgradeCondition(backup.preUpgrade, setCond);
+  } else if (cluster.spec?.upgrade?.preUpgradeSnapshot === true) {
+    setCond(
+      ConditionType.PreUpgradeSnapshotReady,
+      "True",
+      Reason.PreUpgradeBackupNotRequired,
+      "no upgrade is pending: spec.version equals status.currentVersion",
+    );
+  }
+
+  // 5. What should run now, if nothing is in flight.
+  const trigger = pendingTrigger(cluster);
+  let want: Want | undefined;
+  if (!inFlight) {
+    const pu = backup.preUpgrade;
+    const schedDue =
+      schedule && !resolved.suspend
+        ? dueWindow({
+            schedule,
+            now,
+            lastAttemptScheduledTime: fromTimestamp(backup.lastAttemptScheduledTime),
+            scheduleObservedAt: observedAt,
+          })
+        : undefined;
+    if (
+      preUpgradeWanted &&
+      pu &&
+      pu.phase !== "Succeeded" &&
+      !(pu.phase === "Failed" && pu.attempts >= limits.preUpgradeMaxAttempts)
+    ) {
+      want = { type: BackupType.PreUpgrade, window: undefined, skippedWindows: 0, manual: false };
+    } else if (schedDue?.due) {
+      want = {
+        type: BackupType.Scheduled,
+        window: schedDue.window,
+        skippedWindows: schedDue.skippedWindows,
+        manual: trigger !== undefined,
+      };
+    } else if (trigger !== undefined) {
+      want = { type: BackupType.Manual, window: undefined, skippedWindows: 0, manual: true };
+    }
+  }
+
+  // 6. Preflight, then start.
+  if (want) {
+    const blockers = preflight(obs, want.type, lock);
+    if (blockers.length > 0) {
+      const message = `${want.type} backup blocked: ${blockers.map((b) => b.message).join("; ")}`;
+      if (getCondition(conditions, ConditionType.BackingUp)?.message !== message) {
+        events.push({ type: "Warning", reason: EventReason.BackupBlocked, message });
+      }
+      setCond(ConditionType.BackingUp, "False", Reason.BackupBlocked, message);
+      requeue.push(blockedRecheckMs);
+    } else {
+      const attempt = want.type === BackupType.PreUpgrade ? (backup.preUpgrade?.attempts ?? 0) + 1 : undefined;
+      const jobName =
+        want.type === BackupType.PreUpgrade
+          ? preUpgradeJobName(name, backup.preUpgrade?.targetVersion ?? "", attempt ?? 1)
+          : backupJobName(name, want.window ?? now);
+      const job: CurrentJob = { name: jobName, type: want.type, createdAt: toTimestamp(now) };
+      if (want.window) job.window = toTimestamp(want.window);
+      backup.currentJob = job;
+      backup.lastAttemptTime = toTimestamp(now);
+      if (want.window) backup.lastAttemptScheduledTime = toTimestamp(want.window);
+      if (want.type === BackupType.PreUpgrade && backup.preUpgrade) {
+        backup.preUpgrade = { ...backup.preUpgrade, phase: "Running", attempts: attempt ?? 1, jobName };
+        preUpgradeCondition(backup.preUpgrade, setCond);
+      }
+      lock = {
+        operation: LockOperation.Backup,
+        holder: LockHolder.Backup,
+        acquiredAt: toTimestamp(now),
+        message: `${want.type} backup Job ${jobName}`,
+      };
+      createJob = jobRequest(cluster, jobName, want.type, want.window, resolved, backup.preUpgrade);
+      clearTrigger = want.manual;
+      if (want.manual)
+        events.push({
+          type: "Normal",
+          reason: EventReason.ManualBackupRequested,
+          message: `manual backup requested (${Annotation.TriggerBackup}=${trigger ?? ""})`,
+        });
+      if (want.skippedWindows > 0) {
+        events.push({
+          type: "Normal",
+          reason: EventReason.BackupCatchUp,
+          message: `${want.skippedWindows} missed window(s) collapse into one catch-up backup for ${toTimestamp(want.window ?? now)}`,
+        });
+      }
+      events.push({
+        type: "Normal",
+        reason:
+          want.type === BackupType.PreUpgrade ? EventReason.PreUpgradeBackupCreated : EventReason.BackupJobCreated,
+        message: `created ${want.type} backup Job ${jobName}`,
+      });
+    }
+  }
+  setBackingUp(backup.currentJob ?? undefined, setCond, want !== undefined && createJob === undefined);
+
+  // 7. Health: the last attempt failed, or the last good backup is two windows old.
+  health(backup, schedule, observedAt, now, setCond);
+  return finish();
+
+  function finish(): BackupPlan {
+    const next: StatusWrite = { backup, operationLock: lock, conditions };
+    const changed = !deepEqual(next, before);
+    const positive = requeue.filter((ms) => ms > 0);
+    return {
+      status: changed ? next : undefined,
+      createJob,
+      clearTrigger,
+      events,
+      recorded,
+      requeueAfterMs: positive.length > 0 ? Math.min(...positive) : undefined,
+    };
+  }
+}
+
+function jobRequest(
+  cluster: OpenBaoCluster,
+  name: string,
+  type: BackupTypeValue,
+  window: Date | undefined,
+  spec: ResolvedBackupSpec,
+  preUpgrade: PreUpgradeStatus | undefined,
+): JobRequest {
+  return {
+    name,
+    type,
+    window,
+    spec,
+    targetVersion: type === BackupType.PreUpgrade ? (preUpgrade?.targetVersion ?? cluster.spec?.version) : undefined,
+    attempt: type === BackupType.PreUpgrade ? preUpgrade?.attempts : undefined,
+  };
+}
+
+interface Blocker {
+  readonly reason: BlockedReasonValue;
+  readonly message: string;
+}
+
+const blockerText: Record<BlockedReasonValue, string> = {
+  ClusterNotRunning: "the cluster is not Running",
+  ClusterNotInitialized: "the cluster is not initialized",
+  UpgradeInProgress: "an upgrade is in progress",
+  RestoreInProgress: "a restore is in progress",
+  OperationLockHeld: "the operation lock is held",
+  BackupInProgress: "another backup is running",
+  AuthNotConfigured: "no OpenBao authentication is configured",
+  SecretNotFound: "a referenced Secret does not exist",
+};
+
+export function preflight(obs: BackupObservation, type: BackupTypeValue, lock: OperationLock | null): Blocker[] {
+  const blockers: Blocker[] = clusterBlockers(obs.cluster, type).map((reason) => ({
+    reason,
+    message:
+      reason === "ClusterNotRunning"
+        ? `the cluster is ${obs.cluster.status?.phase ?? "in no phase yet"}, not Running`
+        : blockerText[reason],
+  }));
+  if (obs.activeRestores.length > 0) {
+    blockers.push({
+      reason: BlockedReason.RestoreInProgress,
+      message: `OpenBaoRestore ${obs.activeRestores.join(", ")} is in progress`,
+    });
+  }
+  if (isLockHeld(lock) && lock.holder !== LockHolder.Backup) {
+    blockers.push({
+      reason: BlockedReason.OperationLockHeld,
+      message: `the operation lock is held by ${lock.holder} (${lock.operation})`,
+    });
+  }
+  if (obs.jobs.some((j) => j.phase === "Running")) {
+    blockers.push({
+      reason: BlockedReason.BackupInProgress,
+      message: `Job ${obs.jobs.find((j) => j.phase === "Running")?.name ?? ""} is still running`,
+    });
+  }
+  if (obs.missingSecrets.length > 0) {
+    blockers.push({
+      reason: BlockedReason.SecretNotFound,
+      message: `Secret ${obs.missingSecrets.join(", ")} not found in namespace ${obs.cluster.metadata.namespace ?? ""}`,
+    });
+  }
+  return blockers;
+}
+
+function setBackingUp(current: CurrentJob | undefined, setCond: SetCond, blocked = false): void {
+  if (current) {
+    const reason = current.type === BackupType.PreUpgrade ? Reason.PreUpgradeJobRunning : Reason.BackupJobRunning;
+    setCond(ConditionType.BackingUp, "True", reason, `${current.type} backup Job ${current.name} is running`);
+  } else if (!blocked) {
+    setCond(ConditionType.BackingUp, "False", Reason.NoBackupRunning, "no backup Job is running");
+  }
+}
+
+function preUpgradeCondition(pu: PreUpgradeStatus, setCond: SetCond): void {
+  const c = ConditionType.PreUpgradeSnapshotReady;
+  switch (pu.phase) {
+    case "Succeeded":
+      setCond(
+        c,
+        "True",
+        Reason.PreUpgradeBackupSucceeded,
+        `pre-upgrade snapshot ${pu.key ?? ""} for ${pu.targetVersion} is stored`,
+      );
+      break;
+    case "Running":
+      setCond(
+        c,
+        "False",
+        Reason.PreUpgradeBackupRunning,
+        `pre-upgrade snapshot for ${pu.targetVersion}: attempt ${pu.attempts} running (Job ${pu.jobName ?? ""})`,
+      );
+      break;
+    case "Failed":
+      setCond(
+        c,
+        "False",
+        Reason.PreUpgradeBackupFailed,
+        `pre-upgrade snapshot for ${pu.targetVersion} failed ${pu.attempts} time(s); not retrying until spec.version changes`,
+      );
+      break;
+    default:
+      setCond(
+        c,
+        "False",
+        Reason.PreUpgradeBackupPending,
+        `pre-upgrade snapshot for ${pu.targetVersion} pending (${pu.attempts} of ${limits.preUpgradeMaxAttempts} attempts used)`,
+      );
+  }
+}
+
+/** Records one terminal Job into `backup` (mutated); returns the outcome for metrics. */
+function record(
+  backup: BackupStatus,
+  job: ObservedJob,
+  type: BackupTypeValue,
+  now: Date,
+  events: PlannedEvent[],
+): RecordedOutcome {
+  const finishedAt = job.finishedAt ?? now;
+  const result = job.result;
+  const ok = job.phase === "Succeeded" && result?.ok === true && result.key !== undefined;
+  if (ok) {
+    backup.lastBackupTime = toTimestamp(finishedAt);
+    backup.lastBackupName = result.key;
+    if (result.size !== undefined) backup.lastBackupSize = result.size;
+    if (result.durationMs !== undefined) backup.lastBackupDuration = formatDuration(result.durationMs);
+    if (result.sha256 !== undefined) backup.lastBackupSHA256 = result.sha256;
+    if (result.raftIndex !== undefined) backup.lastBackupRaftIndex = result.raftIndex;
+    backup.consecutiveFailures = 0;
+    if (type !== BackupType.PreUpgrade) backup.lastRetentionDeleted = result.retentionDeleted ?? 0;
+    if (type === BackupType.PreUpgrade && backup.preUpgrade) {
+      backup.preUpgrade = { ...backup.preUpgrade, phase: "Succeeded", key: result.key };
+    }
+    events.push({
+      type: "Normal",
+      reason: type === BackupType.PreUpgrade ? EventReason.PreUpgradeBackupSucceeded : EventReason.BackupSucceeded,
+      message: `Job ${job.name} stored ${result.key} (${result.size ?? "?"} bytes)`,
+    });
+    if ((result.retentionFailed ?? 0) > 0) {
+      events.push({
+        type: "Warning",
+        reason: EventReason.RetentionFailed,
+        message: `retention could not delete ${result.retentionFailed} object(s) after Job ${job.name}`,
+      });
+    }
+  } else {
+    const reason =
+      result?.ok === false && result.reason ? result.reason : (job.jobFailureReason ?? FailureReason.JobFailed);
+    const message =
+      result?.ok === false && result.message
+        ? result.message
+        : job.phase === "Succeeded"
+          ? `Job ${job.name} succeeded but left no readable result`
+          : `Job ${job.name} failed (${reason}) without a readable result`;
+    backup.consecutiveFailures = (backup.consecutiveFailures ?? 0) + 1;
+    backup.lastFailureReason = reason;
+    backup.lastFailureMessage = message.slice(0, 4096);
+    backup.lastFailureTime = toTimestamp(finishedAt);
+    if (type === BackupType.PreUpgrade && backup.preUpgrade) {
+      const exhausted = backup.preUpgrade.attempts >= limits.preUpgradeMaxAttempts;
+      backup.preUpgrade = { ...backup.preUpgrade, phase: exhausted ? "Failed" : "Pending" };
+    }
+    events.push({
+      type: "Warning",
+      reason: type === BackupType.PreUpgrade ? EventReason.PreUpgradeBackupFailed : EventReason.BackupFailed,
+      message: `Job ${job.name} failed: ${reason}: ${message}`.slice(0, 1024),
+    });
+  }
+  return {
+    type,
+    ok,
+    size: result?.size,
+    durationMs: result?.durationMs,
+    retentionDeleted: result?.retentionDeleted,
+    finishedAt,
+  };
+}
+
+function health(
+  backup: BackupStatus,
+  schedule: Schedule | undefined,
+  observedAt: Date,
+  now: Date,
+  setCond: SetCond,
+): void {
+  if (!schedule) return; // InvalidSchedule already set
+  const c = ConditionType.BackupHealthy;
+  const lastGood = fromTimestamp(backup.lastBackupTime);
+  if ((backup.consecutiveFailures ?? 0) > 0) {
+    setCond(
+      c,
+      "False",
+      Reason.BackupFailed,
+      `the last attempt failed (${backup.lastFailureReason ?? "unknown"}); ${backup.consecutiveFailures} consecutive failure(s)`,
+    );
+  } else if (isBackupStale(schedule, lastGood ?? observedAt, now)) {
+    setCond(
+      c,
+      "False",
+      Reason.BackupStale,
+      lastGood
+        ? `the last good backup (${toTimestamp(lastGood)}) is older than two schedule windows`
+        : "no backup has succeeded for two schedule windows",
+    );
+  } else if (lastGood) {
+    setCond(
+      c,
+      "True",
+      Reason.BackupSucceeded,
+      `last good backup ${backup.lastBackupName ?? ""} at ${toTimestamp(lastGood)}`,
+    );
+  } else {
+    setCond(c, "Unknown", Reason.NoBackupYet, "no backup has completed yet");
+  }
+}

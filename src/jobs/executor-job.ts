@@ -1,0 +1,230 @@
+/**
+ * Builds the Kubernetes Job that runs the executor, for backups and restores alike, so the
+ * provider and auth wiring exists once (SPEC §3). Every mounted path is also passed as its
+ * env override, so the executor never relies on a default that could drift from the mount.
+ *
+ * The pod: non-root, read-only root filesystem, all capabilities dropped, no privilege
+ * escalation, RuntimeDefault seccomp, no automounted API token (only the projected tokens
+ * it needs), and a Secret volume only for what the spec uses.
+ */
+import type { V1EnvVar, V1Job, V1OwnerReference, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
+import { awsWebIdentityAudience, defaults } from "../api/constants.ts";
+import type { ResolvedAuth, ResolvedTarget } from "../api/predicates.ts";
+import { defaultPaths } from "../executor/settings.ts";
+
+export const mountPaths = {
+  storage: "/etc/bao-backup/storage",
+  openbaoToken: "/etc/bao-backup/openbao-token",
+  openbaoTls: "/etc/bao-backup/openbao-tls",
+  openbaoJwt: "/var/run/secrets/openbao",
+  awsToken: "/var/run/secrets/eks.amazonaws.com/serviceaccount",
+} as const;
+
+/** Projected tokens live one hour; the kubelet refreshes them long before. */
+const tokenExpirationSeconds = 3600;
+/** Finished Jobs are kept a day so results survive a long operator outage. */
+const ttlSecondsAfterFinished = 86_400;
+/** The image's non-root user (distroless "nonroot"). */
+const runAsUser = 65_532;
+
+export interface ExecutorJobInput {
+  readonly mode: "backup" | "restore";
+  readonly name: string;
+  readonly namespace: string;
+  readonly owner: V1OwnerReference;
+  readonly image: string;
+  readonly serviceAccountName: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly annotations: Readonly<Record<string, string>>;
+  readonly podLabels: Readonly<Record<string, string>>;
+  readonly podAnnotations: Readonly<Record<string, string>>;
+  readonly activeDeadlineSeconds: number;
+  /** Audience of the projected token for OpenBao's JWT auth (operator env OPENBAO_JWT_AUDIENCE). */
+  readonly jwtAudience: string;
+  readonly cluster: {
+    readonly name: string;
+    readonly replicas: number;
+    readonly addresses: readonly string[] | undefined;
+  };
+  readonly auth: ResolvedAuth;
+  readonly tlsSecretName: string;
+  readonly target: ResolvedTarget;
+  /** Mode-specific settings (BACKUP_TYPE, retention, BACKUP_KEY, BACKUP_FORCE…). */
+  readonly extraEnv: Readonly<Record<string, string>>;
+}
+
+function env(name: string, value: string | number | boolean | undefined): V1EnvVar[] {
+  return value === undefined || value === "" ? [] : [{ name, value: String(value) }];
+}
+
+/** The `target` block as the executor's environment contract (src/executor/settings.ts). */
+export function targetEnv(target: ResolvedTarget): V1EnvVar[] {
+  return [
+    ...env("BACKUP_PROVIDER", target.provider ?? defaults.provider),
+    ...env("BACKUP_ENDPOINT", target.endpoint),
+    ...env("BACKUP_BUCKET", target.bucket),
+    ...env("BACKUP_PATH_PREFIX", target.pathPrefix),
+    ...(target.provider === "s3" || target.provider === undefined
+      ? [
+          ...env("BACKUP_REGION", target.region),
+          ...env("BACKUP_USE_PATH_STYLE", target.usePathStyle),
+          ...env("BACKUP_ROLE_ARN", target.roleArn),
+        ]
+      : []),
+    ...(target.provider === "gcs" ? env("BACKUP_GCS_PROJECT", target.gcs?.project) : []),
+    ...(target.provider === "azure"
+      ? [
+          ...env("BACKUP_AZURE_STORAGE_ACCOUNT", target.azure?.storageAccount),
+          ...env("BACKUP_AZURE_CONTAINER", target.azure?.container),
+        ]
+      : []),
+    ...env("BACKUP_PART_SIZE", target.partSize),
+    ...env("BACKUP_CONCURRENCY", target.concurrency),
+    ...env("BACKUP_INSECURE_SKIP_VERIFY", target.insecureSkipVerify),
+  ];
+}
+
+function roleArnOf(target: ResolvedTarget): string | undefined {
+  return target.provider === "s3" || target.provider === undefined ? target.roleArn : undefined;
+}
+
+export function buildExecutorJob(input: ExecutorJobInput): V1Job {
+  const volumes: V1Volume[] = [];
+  const mounts: V1VolumeMount[] = [];
+  const vars: V1EnvVar[] = [
+    ...env("CLUSTER_NAME", input.cluster.name),
+    ...env("CLUSTER_NAMESPACE", input.namespace),
+    ...env("CLUSTER_REPLICAS", input.cluster.replicas),
+    ...env("BACKUP_OPENBAO_ADDRESSES", input.cluster.addresses?.join(",")),
+    ...targetEnv(input.target),
+    ...env("BACKUP_TERMINATION_MESSAGE_PATH", defaultPaths.terminationMessage),
+  ];
+  const mount = (name: string, path: string, volume: Omit<V1Volume, "name">): void => {
+    volumes.push({ name, ...volume });
+    mounts.push({ name, mountPath: path, readOnly: true });
+  };
+
+  mount("openbao-tls", mountPaths.openbaoTls, {
+    secret: { secretName: input.tlsSecretName, items: [{ key: defaults.tlsCaKey, path: "ca.crt" }] },
+  });
+  vars.push({ name: "BACKUP_CA_FILE", value: `${mountPaths.openbaoTls}/ca.crt` });
+
+  if (input.target.credentialsSecretRef) {
+    mount("storage-credentials", mountPaths.storage, {
+      secret: { secretName: input.target.credentialsSecretRef.name },
+    });
+  }
+  // Always set, so an absent Secret means "ambient identity" rather than a guessed path.
+  vars.push({ name: "BACKUP_CREDENTIALS_DIR", value: mountPaths.storage });
+
+  if (input.auth.method === "jwt") {
+    mount("openbao-jwt", mountPaths.openbaoJwt, {
+      projected: {
+        sources: [
+          {
+            serviceAccountToken: {
+              audience: input.jwtAudience,
+              expirationSeconds: tokenExpirationSeconds,
+              path: "token",
+            },
+          },
+        ],
+      },
+    });
+    vars.push(
+      { name: "BACKUP_AUTH_METHOD", value: "jwt" },
+      { name: "BACKUP_JWT_AUTH_ROLE", value: input.auth.role },
+      { name: "BACKUP_JWT_AUTH_PATH", value: input.auth.path },
+      { name: "BACKUP_JWT_TOKEN_FILE", value: `${mountPaths.openbaoJwt}/token` },
+    );
+  } else {
+    mount("openbao-token", mountPaths.openbaoToken, {
+      secret: { secretName: input.auth.secretName, items: [{ key: input.auth.secretKey, path: "token" }] },
+    });
+    // Backup and restore read the token from the same mounted path (SPEC §5 trap 7).
+    vars.push(
+      { name: "BACKUP_AUTH_METHOD", value: "token" },
+      { name: "BACKUP_TOKEN_FILE", value: `${mountPaths.openbaoToken}/token` },
+    );
+  }
+
+  const roleArn = roleArnOf(input.target);
+  if (roleArn) {
+    mount("aws-web-identity", mountPaths.awsToken, {
+      projected: {
+        sources: [
+          {
+            serviceAccountToken: {
+              audience: awsWebIdentityAudience,
+              expirationSeconds: tokenExpirationSeconds,
+              path: "token",
+            },
+          },
+        ],
+      },
+    });
+    vars.push(
+      { name: "AWS_ROLE_ARN", value: roleArn },
+      { name: "AWS_WEB_IDENTITY_TOKEN_FILE", value: `${mountPaths.awsToken}/token` },
+    );
+  }
+
+  for (const [name, value] of Object.entries(input.extraEnv)) vars.push(...env(name, value));
+
+  return {
+    apiVersion: "batch/v1",
+    kind: "Job",
+    metadata: {
+      name: input.name,
+      namespace: input.namespace,
+      labels: { ...input.labels },
+      annotations: { ...input.annotations },
+      ownerReferences: [input.owner],
+    },
+    spec: {
+      backoffLimit: 0,
+      activeDeadlineSeconds: input.activeDeadlineSeconds,
+      ttlSecondsAfterFinished,
+      template: {
+        metadata: {
+          // User labels first: ours win, so selectors and ownership cannot be overridden.
+          labels: { ...input.podLabels, ...input.labels },
+          annotations: { ...input.podAnnotations },
+        },
+        spec: {
+          restartPolicy: "Never",
+          serviceAccountName: input.serviceAccountName,
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser,
+            runAsGroup: runAsUser,
+            fsGroup: runAsUser,
+            seccompProfile: { type: "RuntimeDefault" },
+          },
+          volumes,
+          containers: [
+            {
+              name: "executor",
+              image: input.image,
+              args: [input.mode],
+              env: vars,
+              volumeMounts: mounts,
+              terminationMessagePath: defaultPaths.terminationMessage,
+              terminationMessagePolicy: "File",
+              resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "512Mi" } },
+              securityContext: {
+                readOnlyRootFilesystem: true,
+                allowPrivilegeEscalation: false,
+                privileged: false,
+                runAsNonRoot: true,
+                capabilities: { drop: ["ALL"] },
+              },
+            },
+          ],
+        },
+      },
+    },
+  };
+}

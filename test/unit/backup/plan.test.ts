@@ -1,0 +1,364 @@
+/**
+ * The BackupManager's decisions, scenario by scenario, with a fixed clock (SPEC §3).
+ * Each scenario feeds the plan's status back in as the next observation, like the controller.
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import type { OpenBaoCluster } from "../../../src/api/types.ts";
+import { type BackupPlan, jobCreateGraceMs, type ObservedJob, planBackup } from "../../../src/backup/plan.ts";
+import type { ReportedResult } from "../../../src/executor/result.ts";
+
+const t = (iso: string): Date => new Date(iso);
+
+function cluster(
+  overrides: { schedule?: string; phase?: string; annotations?: Record<string, string>; name?: string } = {},
+): OpenBaoCluster {
+  return {
+    apiVersion: "openbao.org/v1alpha1",
+    kind: "OpenBaoCluster",
+    metadata: {
+      name: overrides.name ?? "bao",
+      namespace: "openbao",
+      uid: "uid-1",
+      annotations: overrides.annotations ?? {},
+    },
+    spec: {
+      replicas: 3,
+      version: "2.4.0",
+      backup: { schedule: overrides.schedule ?? "* * * * *", jwtAuthRole: "backup", target: { bucket: "b" } },
+    },
+    status: { phase: (overrides.phase ?? "Running") as "Running", initialized: true, currentVersion: "2.4.0" },
+  };
+}
+
+/** Applies a plan's status write to the cluster, as the controller would. */
+function apply(c: OpenBaoCluster, plan: BackupPlan, clearTrigger = true): OpenBaoCluster {
+  const next = structuredClone(c);
+  if (plan.status) next.status = { ...next.status, ...plan.status };
+  if (clearTrigger && plan.clearTrigger) delete next.metadata.annotations?.["openbao.org/trigger-backup"];
+  return next;
+}
+
+const ok = (key: string): ReportedResult => ({
+  ok: true,
+  key,
+  size: 1234,
+  sha256: "a".repeat(64),
+  durationMs: 1500,
+  raftIndex: 42,
+  reason: undefined,
+  message: undefined,
+  retentionDeleted: 2,
+  retentionFailed: 0,
+});
+const failed = (reason: string): ReportedResult => ({
+  ok: false,
+  key: undefined,
+  size: undefined,
+  sha256: undefined,
+  durationMs: 100,
+  raftIndex: undefined,
+  reason,
+  message: `${reason} happened`,
+  retentionDeleted: undefined,
+  retentionFailed: undefined,
+});
+const job = (
+  name: string,
+  phase: ObservedJob["phase"],
+  result?: ReportedResult,
+  jobFailureReason?: string,
+): ObservedJob => ({
+  name,
+  phase,
+  finishedAt: phase === "Running" ? undefined : t("2026-11-21T10:02:30Z"),
+  jobFailureReason,
+  result,
+});
+
+const plan = (
+  c: OpenBaoCluster,
+  now: Date,
+  jobs: ObservedJob[] = [],
+  extra: { restores?: string[]; missing?: string[] } = {},
+) =>
+  planBackup({
+    cluster: c,
+    jobs,
+    activeRestores: extra.restores ?? [],
+    missingSecrets: extra.missing ?? [],
+    now,
+    defaultImage: "img:1",
+  });
+
+/** A cluster first seen at 10:00:30 (observation recorded). */
+function observed(c = cluster()): OpenBaoCluster {
+  return apply(c, plan(c, t("2026-11-21T10:00:30Z")));
+}
+
+describe("planBackup", () => {
+  test("a new cluster does not back up at once; the next window is recorded and timed exactly", () => {
+    const p = plan(cluster(), t("2026-11-21T10:00:30Z"));
+    assert.equal(p.createJob, undefined);
+    assert.equal(p.status?.backup.nextScheduledBackup, "2026-11-21T10:01:00Z");
+    assert.equal(p.requeueAfterMs, 30_000);
+    assert.equal(p.status?.operationLock, null);
+  });
+
+  test("at the window: one Job, lock and window recorded in the same write", () => {
+    const c = observed();
+    const p = plan(c, t("2026-11-21T10:01:00.200Z"));
+    assert.equal(p.createJob?.name, "backup-bao-20261121-100100");
+    assert.equal(p.createJob?.type, "scheduled");
+    assert.equal(p.status?.operationLock?.holder, "openbaocluster/backup");
+    assert.equal(p.status?.backup.lastAttemptScheduledTime, "2026-11-21T10:01:00Z");
+    assert.equal(p.status?.backup.currentJob?.name, "backup-bao-20261121-100100");
+    assert.ok(p.events.some((e) => e.reason === "BackupJobCreated"));
+  });
+
+  test("at most once per window: reconciling again while the Job runs creates nothing and writes nothing", () => {
+    let c = observed();
+    c = apply(c, plan(c, t("2026-11-21T10:01:00Z")));
+    for (const now of ["2026-11-21T10:01:05Z", "2026-11-21T10:01:30Z", "2026-11-21T10:01:59Z"]) {
+      const p = plan(c, t(now), [job("backup-bao-20261121-100100", "Running")]);
+      assert.equal(p.createJob, undefined, now);
+      assert.equal(p.status, undefined, now);
+    }
+  });
+
+  test("success is recorded once, releases the lock and resets failures", () => {
+    let c = observed();
+    c.status = { ...c.status, backup: { ...c.status?.backup, consecutiveFailures: 2 } };
+    c = apply(c, plan(c, t("2026-11-21T10:01:00Z")));
+    const done = [job("backup-bao-20261121-100100", "Succeeded", ok("openbao/bao/k.snap"))];
+    const p = plan(c, t("2026-11-21T10:01:31Z"), done);
+    assert.equal(p.status?.operationLock, null);
+    assert.equal(p.status?.backup.lastBackupName, "openbao/bao/k.snap");
+    assert.equal(p.status?.backup.lastBackupSize, 1234);
+    assert.equal(p.status?.backup.lastBackupRaftIndex, 42);
+    assert.equal(p.status?.backup.consecutiveFailures, 0);
+    assert.equal(p.status?.backup.lastRetentionDeleted, 2);
+    assert.equal(p.status?.backup.currentJob, null);
+    assert.equal(p.recorded?.ok, true);
+    c = apply(c, p);
+    const again = plan(c, t("2026-11-21T10:01:40Z"), done);
+    assert.equal(again.recorded, undefined, "recorded exactly once");
+  });
+
+  test("trap 6: a failure counts once however many reconciles follow; success resets; BackupHealthy follows", () => {
+    let c = observed();
+    c = apply(c, plan(c, t("2026-11-21T10:01:00Z")));
+    const failedJob = [job("backup-bao-20261121-100100", "Failed", failed("SnapshotFailed"))];
+    for (let i = 0; i < 5; i++) c = apply(c, plan(c, t(`2026-11-21T10:01:3${i}Z`), failedJob));
+    assert.equal(c.status?.backup?.consecutiveFailures, 1);
+    assert.equal(c.status?.backup?.lastFailureReason, "SnapshotFailed");
+    assert.equal(c.status?.conditions?.find((x) => x.type === "BackupHealthy")?.status, "False");
+    // next window: a new Job that succeeds
+    c = apply(c, plan(c, t("2026-11-21T10:02:00Z"), failedJob));
+    assert.equal(c.status?.backup?.currentJob?.name, "backup-bao-20261121-100200");
+    c = apply(
+      c,
+      plan(c, t("2026-11-21T10:02:31Z"), [...failedJob, job("backup-bao-20261121-100200", "Succeeded", ok("k2"))]),
+    );
+    assert.equal(c.status?.backup?.consecutiveFailures, 0);
+    assert.equal(c.status?.conditions?.find((x) => x.type === "BackupHealthy")?.status, "True");
+  });
+
+  test("a failed Job without a readable result uses the Job's reason (DeadlineExceeded)", () => {
+    let c = observed();
+    c = apply(c, plan(c, t("2026-11-21T10:01:00Z")));
+    const p = plan(c, t("2026-11-21T10:02:00Z"), [
+      job("backup-bao-20261121-100100", "Failed", undefined, "DeadlineExceeded"),
+    ]);
+    assert.equal(p.status?.backup.lastFailureReason, "DeadlineExceeded");
+  });
+
+  test("catch-up: missed windows collapse into one run for the latest window", () => {
+    let c = observed();
+    c = apply(c, plan(c, t("2026-11-21T10:01:00Z")));
+    c = apply(c, plan(c, t("2026-11-21T10:01:30Z"), [job("backup-bao-20261121-100100", "Succeeded", ok("k"))]));
+    const p = plan(c, t("2026-11-21T10:05:10Z"), [job("backup-bao-20261121-100100", "Succeeded", ok("k"))]);
+    assert.equal(p.createJob?.name, "backup-bao-20261121-100500");
+    assert.ok(p.events.some((e) => e.reason === "BackupCatchUp" && /3 missed/.test(e.message)));
+  });
+
+  /** A daily-scheduled cluster, observed, then given a manual trigger. */
+  function triggered(phase = "Running"): OpenBaoCluster {
+    const c = observed(cluster({ schedule: "0 3 * * *", phase }));
+    c.metadata.annotations = { "openbao.org/trigger-backup": "now" };
+    return c;
+  }
+
+  test("manual trigger: a Job now and the annotation cleared", () => {
+    const c = triggered();
+    const p = plan(c, t("2026-11-21T10:00:40Z"));
+    assert.equal(p.createJob?.type, "manual");
+    assert.equal(p.clearTrigger, true);
+  });
+
+  test("trigger while Upgrading: no Job, trigger kept, condition and event say why; runs once Running", () => {
+    let c = triggered("Upgrading");
+    const blocked = plan(c, t("2026-11-21T10:00:40Z"));
+    assert.equal(blocked.createJob, undefined);
+    assert.equal(blocked.clearTrigger, false);
+    assert.equal(blocked.status?.operationLock ?? null, null);
+    const backingUp = blocked.status?.conditions.find((x) => x.type === "BackingUp");
+    assert.equal(backingUp?.reason, "BackupBlocked");
+    assert.match(backingUp?.message ?? "", /Upgrading, not Running/);
+    assert.ok(blocked.events.some((e) => e.reason === "BackupBlocked" && e.type === "Warning"));
+    assert.equal(blocked.requeueAfterMs, 30_000);
+    c = apply(c, blocked);
+    assert.equal(plan(c, t("2026-11-21T10:00:50Z")).events.length, 0, "no repeated event while nothing changed");
+    c.status = { ...c.status, phase: "Running" };
+    const p = plan(c, t("2026-11-21T10:01:10Z"));
+    assert.equal(p.createJob?.type, "manual");
+    assert.equal(p.clearTrigger, true);
+  });
+
+  test("preflight: restore, foreign lock, missing Secret, running Job each block", () => {
+    const c = observed();
+    const at = t("2026-11-21T10:01:00Z");
+    assert.match(
+      plan(c, at, [], { restores: ["r1"] }).status?.conditions.find((x) => x.type === "BackingUp")?.message ?? "",
+      /r1/,
+    );
+    const locked = structuredClone(c);
+    locked.status = {
+      ...locked.status,
+      operationLock: { operation: "Upgrade", holder: "openbaocluster/upgrade", acquiredAt: "2026-11-21T09:00:00Z" },
+    };
+    const lp = plan(locked, at);
+    assert.equal(lp.createJob, undefined);
+    assert.match(lp.status?.conditions.find((x) => x.type === "BackingUp")?.message ?? "", /openbaocluster\/upgrade/);
+    assert.equal(lp.status?.operationLock?.holder, "openbaocluster/upgrade", "a foreign lock is never touched");
+    assert.match(
+      plan(c, at, [], { missing: ["bao-tls-ca"] }).status?.conditions.find((x) => x.type === "BackingUp")?.message ??
+        "",
+      /bao-tls-ca/,
+    );
+    assert.equal(plan(c, at, [job("backup-bao-x", "Running")]).createJob, undefined);
+  });
+
+  test("operator crashed after the status write: the Job is created (same name) within the grace", () => {
+    let c = observed();
+    c = apply(c, plan(c, t("2026-11-21T10:01:00Z")));
+    const p = plan(c, t("2026-11-21T10:01:20Z"), []);
+    assert.equal(p.createJob?.name, "backup-bao-20261121-100100");
+    assert.equal(p.status, undefined, "nothing new to write");
+  });
+
+  test("trap 5: a Job that vanished is recorded as lost and the lock released", () => {
+    let c = triggered();
+    c = apply(c, plan(c, t("2026-11-21T10:01:00Z")));
+    assert.ok(c.status?.backup?.currentJob);
+    const p = plan(c, new Date(t("2026-11-21T10:01:00Z").getTime() + jobCreateGraceMs + 1000), []);
+    assert.equal(p.createJob, undefined);
+    assert.equal(p.status?.operationLock, null);
+    assert.equal(p.status?.backup.lastFailureReason, "JobLost");
+    assert.equal(p.status?.backup.consecutiveFailures, 1);
+  });
+
+  test("trap 5: spec.backup removed mid-run keeps the lock until the Job ends, then releases it", () => {
+    let c = observed();
+    c = apply(c, plan(c, t("2026-11-21T10:01:00Z")));
+    delete c.spec?.backup;
+    const running = plan(c, t("2026-11-21T10:01:10Z"), [job("backup-bao-20261121-100100", "Running")]);
+    assert.equal(running.createJob, undefined);
+    assert.equal((running.status?.operationLock ?? c.status?.operationLock)?.holder, "openbaocluster/backup");
+    c = apply(c, running);
+    const ended = plan(c, t("2026-11-21T10:02:00Z"), [job("backup-bao-20261121-100100", "Succeeded", ok("k"))]);
+    assert.equal(ended.status?.operationLock, null);
+    assert.equal(ended.status?.backup.nextScheduledBackup, undefined);
+  });
+
+  test("a leftover backup lock with no Job in flight is released", () => {
+    const c = observed();
+    c.status = {
+      ...c.status,
+      operationLock: { operation: "Backup", holder: "openbaocluster/backup", acquiredAt: "2026-11-21T09:00:00Z" },
+    };
+    const p = plan(c, t("2026-11-21T10:00:40Z"));
+    assert.equal(p.status?.operationLock, null);
+  });
+
+  test("suspend stops scheduled runs, not manual ones", () => {
+    const c = cluster({ annotations: { "openbao.org/trigger-backup": "1" } });
+    if (c.spec?.backup) c.spec.backup.suspend = true;
+    const p = plan(c, t("2026-11-21T10:05:00Z"));
+    assert.equal(p.status?.backup.nextScheduledBackup, undefined);
+    assert.equal(p.createJob?.type, "manual");
+  });
+
+  test("an invalid time zone is reported on BackupHealthy, with an event, and schedules nothing", () => {
+    const c = cluster();
+    if (c.spec?.backup) c.spec.backup.timeZone = "Mars/Olympus";
+    const p = plan(c, t("2026-11-21T10:05:00Z"));
+    assert.equal(p.createJob, undefined);
+    assert.equal(p.status?.conditions.find((x) => x.type === "BackupHealthy")?.reason, "InvalidSchedule");
+    assert.ok(p.events.some((e) => e.reason === "ScheduleInvalid"));
+  });
+
+  test("trap 8: a 63-character cluster name gives a valid Job name", () => {
+    const name = "a".repeat(63);
+    const c = observed(cluster({ name, annotations: { "openbao.org/trigger-backup": "1" } }));
+    const p = plan(c, t("2026-11-21T10:00:40Z"));
+    const jobName = p.createJob?.name ?? "";
+    assert.ok(jobName.length <= 63, jobName);
+    assert.match(jobName, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+  });
+
+  describe("pre-upgrade snapshots", () => {
+    function upgrading(): OpenBaoCluster {
+      const c = observed(cluster({ schedule: "0 3 * * *" }));
+      if (c.spec) {
+        c.spec.version = "2.5.0";
+        c.spec.upgrade = { preUpgradeSnapshot: true };
+      }
+      return c;
+    }
+
+    test("a version bump runs one pre-upgrade Job; success makes PreUpgradeSnapshotReady True", () => {
+      let c = upgrading();
+      const p = plan(c, t("2026-11-21T10:01:00Z"));
+      assert.equal(p.createJob?.type, "pre-upgrade");
+      assert.equal(p.createJob?.targetVersion, "2.5.0");
+      assert.equal(p.status?.backup.preUpgrade?.attempts, 1);
+      c = apply(c, p);
+      assert.equal(plan(c, t("2026-11-21T10:01:05Z"), [job(p.createJob?.name ?? "", "Running")]).createJob, undefined);
+      c = apply(
+        c,
+        plan(c, t("2026-11-21T10:02:00Z"), [
+          job(p.createJob?.name ?? "", "Succeeded", ok("openbao/bao/pre-upgrade-x.snap")),
+        ]),
+      );
+      const ready = c.status?.conditions?.find((x) => x.type === "PreUpgradeSnapshotReady");
+      assert.equal(ready?.status, "True");
+      assert.equal(c.status?.backup?.preUpgrade?.key, "openbao/bao/pre-upgrade-x.snap");
+      assert.equal(plan(c, t("2026-11-21T10:03:00Z")).createJob, undefined, "no second pre-upgrade Job");
+    });
+
+    test("three failures: False/PreUpgradeBackupFailed and no fourth Job", () => {
+      let c = upgrading();
+      const names: string[] = [];
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        const p = plan(c, t(`2026-11-21T10:0${attempt}:00Z`));
+        assert.equal(p.createJob?.type, "pre-upgrade", `attempt ${attempt}`);
+        names.push(p.createJob?.name ?? "");
+        c = apply(c, p);
+        c = apply(
+          c,
+          plan(
+            c,
+            t(`2026-11-21T10:0${attempt}:30Z`),
+            names.map((n) => job(n, "Failed", failed("SnapshotFailed"))),
+          ),
+        );
+      }
+      assert.equal(new Set(names).size, 3, "each attempt has its own Job name");
+      const ready = c.status?.conditions?.find((x) => x.type === "PreUpgradeSnapshotReady");
+      assert.equal(ready?.status, "False");
+      assert.equal(ready?.reason, "PreUpgradeBackupFailed");
+      assert.equal(plan(c, t("2026-11-21T10:09:00Z")).createJob, undefined, "no fourth attempt");
+    });
+  });
+});
