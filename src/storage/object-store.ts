@@ -1,0 +1,74 @@
+/**
+ * The one object-storage interface the executor, the retention planner and the CLI use
+ * (STYLE practice 4). Implementations: s3/, gcs/, azure/; `openObjectStore` picks one.
+ *
+ * Invariants every implementation keeps (one contract suite, test/storage/contract.ts, runs
+ * unchanged against MinIO, fake-gcs-server and Azurite):
+ * - `upload` streams: parts of exactly `partSize` (the last one smaller) go to the store, at
+ *   most `concurrency` at once (GCS: one, a resumable session is sequential), and memory stays
+ *   near `partSize × (concurrency + 2)` whatever the size (figures in test/storage/memory.test.ts).
+ * - `upload` is all or nothing: when it rejects, nothing is left under the key and no
+ *   multipart upload stays open (S3 upload aborted, Azure blocks never committed, GCS
+ *   resumable session never finalized). It rejects with the source's own error when the
+ *   source fails, with `StorageError` otherwise (`Aborted` when `signal` fired).
+ * - `head` returns null for a missing object; `list` pages through everything under a
+ *   prefix; `delete`/`deleteMany` treat a missing key as deleted.
+ * - Every failure is a `StorageError` (errors.ts) whose message carries no secret.
+ *
+ * Keys are complete object keys (pathPrefix included by the caller). A key is written by one
+ * upload at a time; backups use unique keys.
+ */
+import type { Readable } from "node:stream";
+import type { StorageError } from "./errors.ts";
+import type { Provider } from "./target.ts";
+
+export interface ObjectInfo {
+  readonly key: string;
+  readonly size: number;
+  readonly lastModified: Date;
+}
+
+export interface ObjectHead extends ObjectInfo {
+  /** User metadata, keys lower-case. */
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly contentType: string | undefined;
+}
+
+export interface UploadOptions {
+  /** Exact size when known in advance: lets the store choose a part size that fits its part limit. */
+  readonly contentLength?: number;
+  readonly contentType?: string;
+  /** User metadata: keys `[a-z][a-z0-9_]*` (valid for S3, GCS and Azure alike), values printable ASCII. */
+  readonly metadata?: Readonly<Record<string, string>>;
+  readonly signal?: AbortSignal;
+}
+
+export interface UploadResult {
+  readonly key: string;
+  /** Bytes read from the source and stored. */
+  readonly size: number;
+  /** The part size used (the configured one, or raised to fit the provider's part limit). */
+  readonly partSize: number;
+}
+
+export interface DeleteManyResult {
+  /** Keys that are gone now (including keys that did not exist). */
+  readonly deleted: string[];
+  readonly failed: { key: string; error: StorageError }[];
+}
+
+export interface ObjectStore {
+  readonly provider: Provider;
+  /** `s3://bucket`, `gcs://bucket`, `azure://account/container`: for logs and messages. */
+  readonly location: string;
+  upload(key: string, source: AsyncIterable<Uint8Array>, options?: UploadOptions): Promise<UploadResult>;
+  head(key: string): Promise<ObjectHead | null>;
+  /** Every object whose key starts with `prefix`, in key order, all pages. */
+  list(prefix: string): AsyncIterable<ObjectInfo>;
+  delete(key: string): Promise<void>;
+  deleteMany(keys: readonly string[]): Promise<DeleteManyResult>;
+  /** The object's bytes; rejects with `NotFound` before any byte when the object is missing. */
+  download(key: string, options?: { signal?: AbortSignal }): Promise<Readable>;
+  /** Releases connections; the store is unusable afterwards. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,195 @@
+/**
+ * ObjectStore on S3 and S3-compatible stores (`@aws-sdk/client-s3` + `@aws-sdk/lib-storage`).
+ *
+ * Uploads go through lib-storage's `Upload` with `partSize` and `queueSize = concurrency`.
+ * Its `abortController` is deliberately not used: on abort `done()` rejects at once while the
+ * multipart upload is aborted in the background (or not, if a part is still in flight). An
+ * abort is a source failure instead (upload.ts); lib-storage then lets the parts in flight
+ * settle, aborts the multipart upload, and only then rejects.
+ */
+
+import { Readable } from "node:stream";
+import {
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  paginateListObjectsV2,
+  type S3Client,
+} from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
+import {
+  type ErrorFacts,
+  errorMapper,
+  messageOf,
+  numberField,
+  type StorageError,
+  stringField,
+  systemErrno,
+} from "../errors.ts";
+import type {
+  DeleteManyResult,
+  ObjectHead,
+  ObjectInfo,
+  ObjectStore,
+  UploadOptions,
+  UploadResult,
+} from "../object-store.ts";
+import { guardDownload } from "../streams.ts";
+import type { S3Target, StorageCredentials } from "../target.ts";
+import { secretValues } from "../target.ts";
+import { type Agents, createAgents, tlsSettings } from "../tls.ts";
+import { uploadObject } from "../upload.ts";
+import { createS3Client, type S3ClientOptions } from "./client.ts";
+
+/** Keys per ListObjectsV2 page and per DeleteObjects request (the S3 maximum). */
+const pageSize = 1000;
+
+export function s3ErrorFacts(err: unknown): ErrorFacts {
+  const metadata = (err as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata;
+  const name = stringField(err, "name");
+  return {
+    status: metadata?.httpStatusCode ?? numberField(err, "statusCode"),
+    // "Error"/"Unknown" carry no information; S3 service exceptions are named by their code.
+    code: name === "Error" || name === "Unknown" ? stringField(err, "Code") : name,
+    errno: systemErrno(err),
+    detail: messageOf(err),
+  };
+}
+
+export class S3ObjectStore implements ObjectStore {
+  readonly provider = "s3";
+  readonly location: string;
+  readonly #target: S3Target;
+  readonly #client: S3Client;
+  readonly #agents: Agents;
+  readonly #error: ReturnType<typeof errorMapper>;
+
+  constructor(target: S3Target, credentials: StorageCredentials, options: S3ClientOptions = {}) {
+    this.#target = target;
+    this.location = `s3://${target.bucket}`;
+    this.#error = errorMapper("s3", this.location, secretValues(credentials), s3ErrorFacts);
+    this.#agents = createAgents(tlsSettings(target, credentials), target.concurrency + 4);
+    this.#client = createS3Client(target, credentials, this.#agents, options);
+  }
+
+  upload(key: string, source: AsyncIterable<Uint8Array>, options: UploadOptions = {}): Promise<UploadResult> {
+    return uploadObject({
+      provider: "s3",
+      key,
+      source,
+      options,
+      configuredPartSize: this.#target.partSize,
+      send: async (body, plan, metadata) => {
+        const upload = new Upload({
+          client: this.#client,
+          partSize: plan.partSize,
+          queueSize: this.#target.concurrency,
+          leavePartsOnError: false,
+          params: {
+            Bucket: this.#target.bucket,
+            Key: key,
+            Body: body,
+            ...(options.contentLength === undefined ? {} : { ContentLength: options.contentLength }),
+            ...(options.contentType === undefined ? {} : { ContentType: options.contentType }),
+            Metadata: metadata,
+          },
+        });
+        await upload.done();
+      },
+      discard: () => this.delete(key),
+      toError: (err) => this.#error("upload", key, err),
+    });
+  }
+
+  async head(key: string): Promise<ObjectHead | null> {
+    try {
+      const out = await this.#client.send(new HeadObjectCommand({ Bucket: this.#target.bucket, Key: key }));
+      return {
+        key,
+        size: out.ContentLength ?? 0,
+        lastModified: out.LastModified ?? new Date(0),
+        metadata: out.Metadata ?? {},
+        contentType: out.ContentType,
+      };
+    } catch (err) {
+      const error = this.#error("head", key, err);
+      if (error.code === "NotFound") return null;
+      throw error;
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    const pages = paginateListObjectsV2(
+      { client: this.#client, pageSize },
+      { Bucket: this.#target.bucket, Prefix: prefix },
+    );
+    try {
+      for await (const page of pages) {
+        for (const object of page.Contents ?? []) {
+          if (object.Key === undefined) continue;
+          yield { key: object.Key, size: object.Size ?? 0, lastModified: object.LastModified ?? new Date(0) };
+        }
+      }
+    } catch (err) {
+      throw this.#error("list", prefix, err);
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await this.#client.send(new DeleteObjectCommand({ Bucket: this.#target.bucket, Key: key }));
+    } catch (err) {
+      const error = this.#error("delete", key, err);
+      if (error.code !== "NotFound") throw error;
+    }
+  }
+
+  async deleteMany(keys: readonly string[]): Promise<DeleteManyResult> {
+    const result: DeleteManyResult = { deleted: [], failed: [] };
+    for (let start = 0; start < keys.length; start += pageSize) {
+      const batch = keys.slice(start, start + pageSize);
+      try {
+        const out = await this.#client.send(
+          new DeleteObjectsCommand({
+            Bucket: this.#target.bucket,
+            Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
+          }),
+        );
+        const failed = new Map<string, StorageError>();
+        for (const e of out.Errors ?? []) {
+          if (e.Key === undefined || e.Code === "NoSuchKey") continue;
+          const error = this.#error("delete", e.Key, { name: e.Code, message: e.Message });
+          failed.set(e.Key, error);
+        }
+        for (const key of batch) {
+          const error = failed.get(key);
+          if (error) result.failed.push({ key, error });
+          else result.deleted.push(key);
+        }
+      } catch (err) {
+        for (const key of batch) result.failed.push({ key, error: this.#error("delete", key, err) });
+      }
+    }
+    return result;
+  }
+
+  async download(key: string, options: { signal?: AbortSignal } = {}): Promise<Readable> {
+    try {
+      const out = await this.#client.send(
+        new GetObjectCommand({ Bucket: this.#target.bucket, Key: key }),
+        options.signal ? { abortSignal: options.signal } : {},
+      );
+      const body = out.Body;
+      if (!(body instanceof Readable)) throw new TypeError("GetObject returned no stream body");
+      return guardDownload(body, (err) => this.#error("download", key, err), options.signal);
+    } catch (err) {
+      throw this.#error("download", key, err);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#client.destroy();
+    this.#agents.destroy();
+  }
+}

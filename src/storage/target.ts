@@ -1,0 +1,264 @@
+/**
+ * The `target` block of `spec.backup` / `OpenBaoRestore.spec.source` (SPEC §2) and the
+ * credentials Secret it refers to. `parseTarget` validates a spec and applies the defaults,
+ * so every consumer (executor, retention, CLI) sees the same resolved values; errors name
+ * the field and the fix.
+ *
+ * Keys handed to an `ObjectStore` are complete object keys: `pathPrefix` is carried here for
+ * the key-naming code (src/snapshot/key.ts), the store itself never adds it.
+ */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { TargetConfigError } from "./errors.ts";
+import { partLimits } from "./parts.ts";
+
+export const providers = ["s3", "gcs", "azure"] as const;
+export type Provider = (typeof providers)[number];
+
+const MiB = 1024 * 1024;
+export const defaultPartSize = 10 * MiB;
+export const minPartSize = 5 * MiB;
+export const defaultConcurrency = 3;
+export const maxConcurrency = 16;
+export const defaultRegion = "us-east-1";
+
+/** `target` as written in a resource: every field optional, no defaults applied. */
+export interface TargetSpec {
+  provider?: string;
+  endpoint?: string;
+  bucket?: string;
+  pathPrefix?: string;
+  region?: string;
+  usePathStyle?: boolean;
+  roleArn?: string;
+  /** Resolved by the operator into a mounted credentials directory (see `readCredentialsDir`). */
+  credentialsSecretRef?: { name: string };
+  gcs?: { project?: string };
+  azure?: { storageAccount?: string; container?: string };
+  partSize?: number;
+  concurrency?: number;
+  insecureSkipVerify?: boolean;
+}
+
+interface TargetCommon {
+  /** Custom endpoint URL (MinIO, fake-gcs-server, Azurite, private endpoints); absent for the provider's own. */
+  readonly endpoint: string | undefined;
+  /** Bucket (S3, GCS) or container (Azure: `azure.container` when given, else `bucket`). */
+  readonly bucket: string;
+  readonly pathPrefix: string;
+  /** Bytes per part/chunk/block; the store may raise it for one upload (see parts.ts). */
+  readonly partSize: number;
+  /** Parts in flight at once. */
+  readonly concurrency: number;
+  readonly insecureSkipVerify: boolean;
+}
+
+export interface S3Target extends TargetCommon {
+  readonly provider: "s3";
+  readonly region: string;
+  readonly usePathStyle: boolean;
+  readonly roleArn: string | undefined;
+}
+
+export interface GcsTarget extends TargetCommon {
+  readonly provider: "gcs";
+  readonly gcs: { readonly project: string | undefined };
+}
+
+export interface AzureTarget extends TargetCommon {
+  readonly provider: "azure";
+  readonly azure: { readonly storageAccount: string };
+}
+
+export type Target = S3Target | GcsTarget | AzureTarget;
+
+function fail(field: string, message: string): never {
+  throw new TargetConfigError(`target.${field}`, message);
+}
+
+function optionalString(value: unknown, field: string): string | undefined {
+  if (value === undefined || value === null || value === "") return undefined;
+  if (typeof value !== "string") fail(field, `must be a string, got ${typeof value}`);
+  const trimmed = value.trim();
+  return trimmed === "" ? undefined : trimmed;
+}
+
+function optionalBoolean(value: unknown, field: string): boolean {
+  if (value === undefined || value === null) return false;
+  if (typeof value !== "boolean") fail(field, `must be true or false, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+function integerIn(value: unknown, field: string, fallback: number, min: number, max: number, unit: string): number {
+  if (value === undefined || value === null) return fallback;
+  if (typeof value !== "number" || !Number.isSafeInteger(value)) {
+    fail(field, `must be a whole number of ${unit}, got ${JSON.stringify(value)}`);
+  }
+  if (value < min || value > max) fail(field, `must be between ${min} and ${max} ${unit}, got ${value}`);
+  return value;
+}
+
+function checkEndpoint(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    fail("endpoint", `${JSON.stringify(value)} is not a URL; write it as https://host[:port]`);
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") {
+    fail("endpoint", `must start with https:// or http://, got ${JSON.stringify(value)}`);
+  }
+  if (url.username !== "" || url.password !== "") {
+    fail("endpoint", "must not contain credentials; put them in the credentials Secret");
+  }
+  if (url.search !== "" || url.hash !== "") fail("endpoint", "must not contain a query or fragment");
+  return value.replace(/\/+$/, "");
+}
+
+function checkBucket(value: string | undefined, field: string, what: string): string {
+  if (value === undefined) fail(field, `is required: the ${what} backups are written to`);
+  if (value.includes("/")) fail(field, `must be a ${what} name without "/"; put folders in target.pathPrefix`);
+  return value;
+}
+
+/** Validates a `target` spec and applies the defaults of SPEC §2. */
+export function parseTarget(spec: TargetSpec): Target {
+  const provider = optionalString(spec.provider, "provider") ?? "s3";
+  if (!(providers as readonly string[]).includes(provider)) {
+    fail("provider", `must be one of ${providers.join(", ")}, got ${JSON.stringify(provider)}`);
+  }
+  const limits = partLimits[provider as Provider];
+  const maxPart = Math.min(limits.maxPartSize, Number.MAX_SAFE_INTEGER);
+  const common = {
+    endpoint: checkEndpoint(optionalString(spec.endpoint, "endpoint")),
+    pathPrefix: optionalString(spec.pathPrefix, "pathPrefix") ?? "",
+    partSize: integerIn(spec.partSize, "partSize", defaultPartSize, minPartSize, maxPart, "bytes"),
+    concurrency: integerIn(spec.concurrency, "concurrency", defaultConcurrency, 1, maxConcurrency, "parts"),
+    insecureSkipVerify: optionalBoolean(spec.insecureSkipVerify, "insecureSkipVerify"),
+  };
+  const bucket = optionalString(spec.bucket, "bucket");
+  const onlyFor = (field: string, value: unknown, owner: Provider): void => {
+    if (value !== undefined && value !== null && value !== "" && provider !== owner) {
+      fail(field, `applies to provider ${owner} only; remove it for provider ${provider}`);
+    }
+  };
+  onlyFor("roleArn", spec.roleArn, "s3");
+  onlyFor("gcs", spec.gcs, "gcs");
+  onlyFor("azure", spec.azure, "azure");
+
+  switch (provider) {
+    case "gcs":
+      return {
+        provider,
+        ...common,
+        bucket: checkBucket(bucket, "bucket", "bucket"),
+        gcs: { project: optionalString(spec.gcs?.project, "gcs.project") },
+      };
+    case "azure": {
+      const container = optionalString(spec.azure?.container, "azure.container") ?? bucket;
+      const storageAccount = optionalString(spec.azure?.storageAccount, "azure.storageAccount");
+      if (storageAccount === undefined) {
+        fail("azure.storageAccount", "is required for provider azure: the storage account name");
+      }
+      return {
+        provider,
+        ...common,
+        bucket: checkBucket(container, "bucket", "container (set target.bucket or target.azure.container)"),
+        azure: { storageAccount },
+      };
+    }
+    default: {
+      const roleArn = optionalString(spec.roleArn, "roleArn");
+      if (roleArn !== undefined && !roleArn.startsWith("arn:")) {
+        fail("roleArn", `must be an IAM role ARN (arn:aws:iam::<account>:role/<name>), got ${JSON.stringify(roleArn)}`);
+      }
+      return {
+        provider: "s3",
+        ...common,
+        bucket: checkBucket(bucket, "bucket", "bucket"),
+        region: optionalString(spec.region, "region") ?? defaultRegion,
+        usePathStyle: optionalBoolean(spec.usePathStyle, "usePathStyle"),
+        roleArn,
+      };
+    }
+  }
+}
+
+/**
+ * What a mounted credentials Secret holds: one file per key (SPEC §2). Only keys that exist
+ * (and are not empty) are set. Values are secrets: never log this object.
+ */
+export interface StorageCredentials {
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  sessionToken?: string;
+  /** Overrides `target.region` for S3. */
+  region?: string;
+  /** PEM bundle trusted for the storage endpoint, in addition to the default CAs. */
+  caCert?: string;
+  /** Raw `credentials.json` (a GCS service-account key, or any ADC JSON). */
+  credentialsJson?: string;
+  accountKey?: string;
+  connectionString?: string;
+}
+
+/** Secret key name → field. Keys are file names in the mounted Secret. */
+const credentialFiles = {
+  accessKeyId: "accessKeyId",
+  secretAccessKey: "secretAccessKey",
+  sessionToken: "sessionToken",
+  region: "region",
+  caCert: "caCert",
+  credentialsJson: "credentials.json",
+  accountKey: "accountKey",
+  connectionString: "connectionString",
+} as const satisfies Record<keyof StorageCredentials, string>;
+
+/**
+ * Reads a mounted credentials Secret. A missing directory means "no Secret" (ambient
+ * identity); a missing or empty file means "key not set". Single-line values are trimmed
+ * (a `kubectl create secret --from-file` value often ends in a newline); PEM and JSON are kept.
+ */
+export async function readCredentialsDir(dir: string): Promise<StorageCredentials> {
+  const out: StorageCredentials = {};
+  for (const [name, file] of Object.entries(credentialFiles) as [keyof StorageCredentials, string][]) {
+    let text: string;
+    try {
+      text = await readFile(join(dir, file), "utf8");
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "ENOTDIR") continue;
+      throw new TargetConfigError(`credentials.${file}`, `cannot be read from ${dir}: ${code ?? "unknown error"}`);
+    }
+    const value = name === "caCert" || name === "credentialsJson" ? text : text.trim();
+    if (value.trim() !== "") out[name] = value;
+  }
+  return out;
+}
+
+/** The secret values among the credentials, for `redact`. */
+export function secretValues(credentials: StorageCredentials): string[] {
+  const secrets = [credentials.secretAccessKey, credentials.sessionToken, credentials.accountKey];
+  if (credentials.connectionString !== undefined) {
+    secrets.push(credentials.connectionString);
+    for (const part of credentials.connectionString.split(";")) {
+      const eq = part.indexOf("=");
+      if (eq > 0 && /^(AccountKey|SharedAccessSignature)$/i.test(part.slice(0, eq).trim())) {
+        secrets.push(part.slice(eq + 1).trim());
+      }
+    }
+  }
+  if (credentials.credentialsJson !== undefined) {
+    secrets.push(credentials.credentialsJson.trim());
+    for (const name of ["private_key", "private_key_id", "client_secret", "refresh_token"]) {
+      const match = new RegExp(`"${name}"\\s*:\\s*"((?:[^"\\\\]|\\\\.)*)"`).exec(credentials.credentialsJson);
+      if (match?.[1] !== undefined) {
+        secrets.push(match[1]);
+        // The PEM body as it appears once the JSON escapes are decoded.
+        secrets.push(match[1].replace(/\\n/g, "\n"));
+      }
+    }
+  }
+  return secrets.filter((s): s is string => s !== undefined && s.length >= 4);
+}

@@ -1,0 +1,119 @@
+/**
+ * A real Azurite blob service for tests (the npm devDependency, run with this Node): on
+ * 127.0.0.1, a fresh workspace folder (or memory), an account name and key made for the run
+ * (`AZURITE_ACCOUNTS`), optionally HTTPS with a test CA. Containers are created with the
+ * official SDK.
+ */
+
+import { randomBytes } from "node:crypto";
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
+import {
+  BlobServiceClient,
+  newPipeline,
+  type StoragePipelineOptions,
+  StorageSharedKeyCredential,
+} from "@azure/storage-blob";
+import { azuriteEntry } from "./catalog.ts";
+import { freePort } from "./ports.ts";
+import { type ManagedProcess, removeScratch, scratchDir, startProcess, waitFor } from "./process.ts";
+import type { CertificateAuthority, IssuedCertificate } from "./tls.ts";
+
+export interface AzuriteOptions {
+  readonly tls?: { readonly ca: CertificateAuthority; readonly cert: IssuedCertificate };
+  /** Keep blobs in memory instead of the workspace folder. */
+  readonly inMemory?: boolean;
+  readonly name?: string;
+}
+
+export interface AzuriteServer {
+  /** The service endpoint without the account (`http://127.0.0.1:port`). */
+  readonly endpoint: string;
+  /** `endpoint/account`: the blob service URL of the account. */
+  readonly serviceUrl: string;
+  readonly account: string;
+  readonly accountKey: string;
+  readonly connectionString: string;
+  readonly process: ManagedProcess;
+  /** An official client with the account key. */
+  client(): BlobServiceClient;
+  createContainer(name: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function probe(url: string, caPem: string | undefined): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = url.startsWith("https:")
+      ? httpsRequest(url, { ca: caPem, timeout: 2000 })
+      : httpRequest(url, { timeout: 2000 });
+    req.on("response", (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+export async function startAzurite(options: AzuriteOptions = {}): Promise<AzuriteServer> {
+  const name = options.name ?? "azurite";
+  const root = scratchDir(name);
+  const port = await freePort();
+  const account = `acct${randomBytes(3).toString("hex")}`;
+  const accountKey = randomBytes(32).toString("base64");
+  const args = [
+    azuriteEntry(),
+    "--blobHost",
+    "127.0.0.1",
+    "--blobPort",
+    String(port),
+    ...(options.inMemory ? ["--inMemoryPersistence"] : ["--location", root]),
+    "--disableTelemetry",
+    "--skipApiVersionCheck",
+    "--silent",
+    ...(options.tls ? ["--cert", options.tls.cert.certPath, "--key", options.tls.cert.keyPath] : []),
+  ];
+  const proc = startProcess({
+    name,
+    command: process.execPath,
+    args,
+    env: { ...process.env, AZURITE_ACCOUNTS: `${account}:${accountKey}` },
+    cwd: root,
+    logDir: root,
+  });
+  const scheme = options.tls ? "https" : "http";
+  const endpoint = `${scheme}://127.0.0.1:${port}`;
+  const serviceUrl = `${endpoint}/${account}`;
+  // Any HTTP answer (403 without credentials) means the service is up.
+  await waitFor(async () => (await probe(`${serviceUrl}?comp=list`, options.tls?.ca.certPem)) > 0, {
+    what: `${name} to answer on ${endpoint}`,
+    processes: [proc],
+  });
+  const connectionString =
+    `DefaultEndpointsProtocol=${scheme};AccountName=${account};AccountKey=${accountKey};` +
+    `BlobEndpoint=${serviceUrl};`;
+  // `tlsOptions` reaches the SDK's core pipeline although StoragePipelineOptions does not declare it.
+  const pipelineOptions = (options.tls ? { tlsOptions: { ca: options.tls.ca.certPem } } : {}) as StoragePipelineOptions;
+  const client = (): BlobServiceClient =>
+    new BlobServiceClient(
+      serviceUrl,
+      newPipeline(new StorageSharedKeyCredential(account, accountKey), pipelineOptions),
+    );
+  return {
+    endpoint,
+    serviceUrl,
+    account,
+    accountKey,
+    connectionString,
+    process: proc,
+    client,
+    async createContainer(container) {
+      await client().getContainerClient(container).create();
+    },
+    async stop() {
+      await proc.stop();
+      removeScratch(root);
+    },
+  };
+}

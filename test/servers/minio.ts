@@ -1,0 +1,131 @@
+/**
+ * A real MinIO server for tests: one drive in a scratch directory on 127.0.0.1, root
+ * credentials made for the run, optionally TLS from a test CA (`--certs-dir`) and extra
+ * environment (e.g. an OpenID provider for STS). Buckets are created with the official SDK;
+ * fixtures never use the code under test.
+ */
+
+import { randomBytes } from "node:crypto";
+import { copyFileSync, mkdirSync } from "node:fs";
+import { request as httpRequest } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { join } from "node:path";
+import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
+import { NodeHttpHandler } from "@smithy/node-http-handler";
+import { serverBinary } from "./catalog.ts";
+import { freePort } from "./ports.ts";
+import { type ManagedProcess, removeScratch, scratchDir, startProcess, waitFor } from "./process.ts";
+import type { CertificateAuthority, IssuedCertificate } from "./tls.ts";
+
+export interface MinioOptions {
+  /** Serve HTTPS with this certificate (issued for 127.0.0.1 by `ca`). */
+  readonly tls?: { readonly ca: CertificateAuthority; readonly cert: IssuedCertificate };
+  readonly env?: Record<string, string>;
+  readonly name?: string;
+}
+
+export interface MinioServer {
+  readonly endpoint: string;
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+  readonly process: ManagedProcess;
+  readonly dataDir: string;
+  /** An official S3 client with the root credentials (path-style). */
+  client(): S3Client;
+  createBucket(name: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function probe(url: string, caPem: string | undefined): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = url.startsWith("https:")
+      ? httpsRequest(url, { ca: caPem, timeout: 2000 })
+      : httpRequest(url, { timeout: 2000 });
+    req.on("response", (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+export async function startMinio(options: MinioOptions = {}): Promise<MinioServer> {
+  const name = options.name ?? "minio";
+  const root = scratchDir(name);
+  const dataDir = join(root, "data");
+  const certsDir = join(root, "certs");
+  mkdirSync(dataDir);
+  mkdirSync(join(certsDir, "CAs"), { recursive: true });
+  if (options.tls) {
+    copyFileSync(options.tls.cert.certPath, join(certsDir, "public.crt"));
+    copyFileSync(options.tls.cert.keyPath, join(certsDir, "private.key"));
+  }
+  const [port, consolePort] = [await freePort(), await freePort()];
+  const accessKeyId = `minio-${randomBytes(4).toString("hex")}`;
+  const secretAccessKey = randomBytes(24).toString("base64url");
+  const proc = startProcess({
+    name,
+    command: serverBinary("minio"),
+    args: [
+      "server",
+      "--address",
+      `127.0.0.1:${port}`,
+      "--console-address",
+      `127.0.0.1:${consolePort}`,
+      "--certs-dir",
+      certsDir,
+      dataDir,
+    ],
+    env: {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      HOME: root,
+      MINIO_ROOT_USER: accessKeyId,
+      MINIO_ROOT_PASSWORD: secretAccessKey,
+      MINIO_BROWSER: "off",
+      MINIO_UPDATE: "off",
+      ...options.env,
+    },
+    logDir: root,
+  });
+  const scheme = options.tls ? "https" : "http";
+  const endpoint = `${scheme}://127.0.0.1:${port}`;
+  await waitFor(async () => (await probe(`${endpoint}/minio/health/live`, options.tls?.ca.certPem)) === 200, {
+    what: `${name} to answer on ${endpoint}`,
+    processes: [proc],
+  });
+
+  const clients: S3Client[] = [];
+  let admin: S3Client | undefined;
+  const client = (): S3Client => {
+    const c = new S3Client({
+      region: options.env?.MINIO_SITE_REGION ?? "us-east-1",
+      endpoint,
+      forcePathStyle: true,
+      credentials: { accessKeyId, secretAccessKey },
+      ...(options.tls
+        ? { requestHandler: new NodeHttpHandler({ httpsAgent: new HttpsAgent({ ca: options.tls.ca.certPem }) }) }
+        : {}),
+    });
+    clients.push(c);
+    return c;
+  };
+  return {
+    endpoint,
+    accessKeyId,
+    secretAccessKey,
+    process: proc,
+    dataDir,
+    client,
+    async createBucket(bucket) {
+      admin ??= client();
+      await admin.send(new CreateBucketCommand({ Bucket: bucket }));
+    },
+    async stop() {
+      for (const c of clients) c.destroy();
+      await proc.stop();
+      removeScratch(root);
+    },
+  };
+}

@@ -1,0 +1,285 @@
+/**
+ * Pure logic of the storage layer, no servers: target parsing and defaults, the credentials
+ * directory, part planning, error classification and redaction, and which credentials and
+ * endpoints each provider selects.
+ */
+import assert from "node:assert/strict";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { azureBufferCount, azureCredentialMode, azureServiceUrl } from "../../src/storage/azure/store.ts";
+import { classify, redact, StorageError, TargetConfigError } from "../../src/storage/errors.ts";
+import { gcsSendsCredentials, parseGcsCredentials } from "../../src/storage/gcs/store.ts";
+import { partLimits, planParts } from "../../src/storage/parts.ts";
+import { s3CredentialMode, stsEndpointFor } from "../../src/storage/s3/client.ts";
+import {
+  parseTarget,
+  readCredentialsDir,
+  type S3Target,
+  secretValues,
+  type TargetSpec,
+} from "../../src/storage/target.ts";
+import { scratchDir } from "../servers/process.ts";
+
+const MiB = 1024 * 1024;
+
+function configError(fn: () => unknown, field: string, message?: RegExp): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof TargetConfigError, `expected TargetConfigError, got ${String(err)}`);
+    assert.equal(err.field, field);
+    if (message) assert.match(err.message, message);
+    return true;
+  });
+}
+
+describe("parseTarget", () => {
+  test("applies SPEC §2 defaults: provider s3, region us-east-1, 10 MiB parts, 3 in flight", () => {
+    const t = parseTarget({ bucket: "backups" });
+    assert.deepEqual(t, {
+      provider: "s3",
+      endpoint: undefined,
+      bucket: "backups",
+      pathPrefix: "",
+      partSize: 10 * MiB,
+      concurrency: 3,
+      insecureSkipVerify: false,
+      region: "us-east-1",
+      usePathStyle: false,
+      roleArn: undefined,
+    });
+  });
+
+  test("keeps every S3 field", () => {
+    const t = parseTarget({
+      provider: "s3",
+      endpoint: "https://minio.example:9000/",
+      bucket: "b",
+      pathPrefix: "clusters/a",
+      region: "eu-west-1",
+      usePathStyle: true,
+      roleArn: "arn:aws:iam::123456789012:role/backup",
+      partSize: 20 * MiB,
+      concurrency: 16,
+      insecureSkipVerify: true,
+    }) as S3Target;
+    assert.equal(t.endpoint, "https://minio.example:9000");
+    assert.equal(t.region, "eu-west-1");
+    assert.equal(t.usePathStyle, true);
+    assert.equal(t.roleArn, "arn:aws:iam::123456789012:role/backup");
+    assert.equal(t.partSize, 20 * MiB);
+    assert.equal(t.concurrency, 16);
+    assert.equal(t.insecureSkipVerify, true);
+  });
+
+  test("azure.container overrides bucket; storageAccount is required", () => {
+    const t = parseTarget({ provider: "azure", bucket: "b", azure: { storageAccount: "acct", container: "c" } });
+    assert.equal(t.bucket, "c");
+    assert.equal(t.provider === "azure" && t.azure.storageAccount, "acct");
+    assert.equal(parseTarget({ provider: "azure", azure: { storageAccount: "a", container: "c" } }).bucket, "c");
+    assert.equal(parseTarget({ provider: "azure", bucket: "b", azure: { storageAccount: "a" } }).bucket, "b");
+    configError(() => parseTarget({ provider: "azure", bucket: "b" }), "target.azure.storageAccount");
+  });
+
+  test("gcs.project is optional", () => {
+    const t = parseTarget({ provider: "gcs", bucket: "b", gcs: { project: "p" } });
+    assert.equal(t.provider === "gcs" && t.gcs.project, "p");
+    assert.equal(parseTarget({ provider: "gcs", bucket: "b" }).provider, "gcs");
+  });
+
+  const invalid: [string, TargetSpec, string, RegExp][] = [
+    ["unknown provider", { provider: "ftp", bucket: "b" }, "target.provider", /s3, gcs, azure/],
+    ["no bucket", {}, "target.bucket", /required/],
+    ["bucket with a slash", { bucket: "a/b" }, "target.bucket", /pathPrefix/],
+    ["partSize below 5 MiB", { bucket: "b", partSize: 5 * MiB - 1 }, "target.partSize", /between 5242880/],
+    ["partSize not whole", { bucket: "b", partSize: 6 * MiB + 0.5 }, "target.partSize", /whole number/],
+    ["partSize above S3's 5 GiB", { bucket: "b", partSize: 6 * 1024 * MiB }, "target.partSize", /between/],
+    [
+      "partSize above Azure's 4000 MiB",
+      { provider: "azure", bucket: "b", azure: { storageAccount: "a" }, partSize: 4001 * MiB },
+      "target.partSize",
+      /between/,
+    ],
+    ["concurrency 0", { bucket: "b", concurrency: 0 }, "target.concurrency", /between 1 and 16/],
+    ["concurrency 17", { bucket: "b", concurrency: 17 }, "target.concurrency", /between 1 and 16/],
+    ["endpoint not a URL", { bucket: "b", endpoint: "minio:9000" }, "target.endpoint", /https?:\/\//],
+    ["endpoint with credentials", { bucket: "b", endpoint: "https://u:p@h" }, "target.endpoint", /credentials Secret/],
+    ["roleArn not an ARN", { bucket: "b", roleArn: "backup" }, "target.roleArn", /arn:aws:iam/],
+    ["roleArn on gcs", { provider: "gcs", bucket: "b", roleArn: "arn:x" }, "target.roleArn", /provider s3 only/],
+    ["azure block on s3", { bucket: "b", azure: { storageAccount: "a" } }, "target.azure", /provider azure only/],
+    [
+      "insecureSkipVerify as a string",
+      { bucket: "b", insecureSkipVerify: "true" as unknown as boolean },
+      "target.insecureSkipVerify",
+      /true or false/,
+    ],
+  ];
+  for (const [name, spec, field, message] of invalid) {
+    test(`rejects ${name}, naming ${field}`, () => configError(() => parseTarget(spec), field, message));
+  }
+});
+
+describe("readCredentialsDir", () => {
+  test("returns only the keys present, trimming single-line values and keeping PEM/JSON", async () => {
+    const dir = scratchDir("creds");
+    writeFileSync(join(dir, "accessKeyId"), "AKIA123\n");
+    writeFileSync(join(dir, "secretAccessKey"), "  s3cr3t-value \n");
+    writeFileSync(join(dir, "caCert"), "-----BEGIN CERTIFICATE-----\nabc\n-----END CERTIFICATE-----\n");
+    writeFileSync(join(dir, "credentials.json"), '{"type":"service_account"}\n');
+    writeFileSync(join(dir, "sessionToken"), "\n");
+    mkdirSync(join(dir, "..data"));
+    const creds = await readCredentialsDir(dir);
+    assert.deepEqual(creds, {
+      accessKeyId: "AKIA123",
+      secretAccessKey: "s3cr3t-value",
+      caCert: "-----BEGIN CERTIFICATE-----\nabc\n-----END CERTIFICATE-----\n",
+      credentialsJson: '{"type":"service_account"}\n',
+    });
+  });
+
+  test("a missing directory means no Secret (ambient identity)", async () => {
+    assert.deepEqual(await readCredentialsDir("/nonexistent/openbao-backup/creds"), {});
+  });
+
+  test("secretValues lists what must never be printed, including parts of a connection string", () => {
+    const secrets = secretValues({
+      accessKeyId: "AKIAPUBLIC",
+      secretAccessKey: "sek-ret-1",
+      connectionString: "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=Zm9vYmFy==;EndpointSuffix=x",
+      credentialsJson: '{"type":"service_account","private_key":"-----BEGIN PRIVATE KEY-----\\nMIIE\\n"}',
+    });
+    assert.ok(secrets.includes("sek-ret-1"));
+    assert.ok(secrets.includes("Zm9vYmFy=="));
+    assert.ok(secrets.includes("-----BEGIN PRIVATE KEY-----\nMIIE\n"));
+    assert.ok(!secrets.includes("AKIAPUBLIC"), "an access key id is an identifier, not a secret");
+  });
+});
+
+describe("planParts", () => {
+  test("uses the configured size when the size is unknown or fits", () => {
+    assert.deepEqual(planParts("s3", 10 * MiB), { partSize: 10 * MiB, maxBytes: 10 * MiB * 10_000 });
+    assert.equal(planParts("s3", 10 * MiB, 10 * MiB * 10_000).partSize, 10 * MiB);
+    assert.equal(planParts("azure", 10 * MiB, 10 * MiB * 50_000).partSize, 10 * MiB);
+  });
+
+  test("raises the part size (to a whole MiB) when a known size needs more than 10,000 S3 parts", () => {
+    const size = 10 * MiB * 10_000 + 1;
+    const plan = planParts("s3", 10 * MiB, size);
+    assert.equal(plan.partSize, 11 * MiB);
+    assert.ok(Math.ceil(size / plan.partSize) <= 10_000);
+    assert.equal(planParts("s3", 5 * MiB, 200 * 1024 * MiB).partSize, 21 * MiB);
+  });
+
+  test("Azure allows 50,000 blocks before raising", () => {
+    assert.equal(planParts("azure", 5 * MiB, 200 * 1024 * MiB).partSize, 5 * MiB);
+    assert.equal(planParts("azure", 5 * MiB, 300 * 1024 * MiB).partSize, 7 * MiB);
+  });
+
+  test("GCS chunks are rounded up to 256 KiB and never limited in count", () => {
+    const plan = planParts("gcs", 5 * MiB + 1);
+    assert.equal(plan.partSize, 5 * MiB + 256 * 1024);
+    assert.equal(plan.maxBytes, Number.POSITIVE_INFINITY);
+    assert.equal(planParts("gcs", 10 * MiB, 4 * 1024 ** 4).partSize, 10 * MiB);
+  });
+
+  test("refuses an object larger than the provider can store", () => {
+    const limits = partLimits.s3;
+    assert.throws(
+      () => planParts("s3", 10 * MiB, limits.maxParts * limits.maxPartSize + 1),
+      (err: unknown) => err instanceof StorageError && err.code === "TooLarge" && /5 GiB/.test(err.message),
+    );
+  });
+});
+
+describe("error classification", () => {
+  const cases: [string, Parameters<typeof classify>[0], string][] = [
+    ["S3 missing key", { status: 404, code: "NoSuchKey" }, "NotFound"],
+    ["HEAD 404 without body", { status: 404 }, "NotFound"],
+    ["S3 wrong secret", { status: 403, code: "SignatureDoesNotMatch" }, "AuthDenied"],
+    ["S3 unknown key id", { status: 403, code: "InvalidAccessKeyId" }, "AuthDenied"],
+    ["no AWS credentials at all", { code: "CredentialsProviderError" }, "AuthDenied"],
+    ["Azure wrong key", { status: 403, code: "AuthorizationFailure" }, "AuthDenied"],
+    ["no Azure identity", { code: "CredentialUnavailableError" }, "AuthDenied"],
+    ["Google token endpoint refuses the key", { status: 400, code: "invalid_grant" }, "AuthDenied"],
+    ["no ADC", { code: "NoApplicationDefaultCredentials" }, "AuthDenied"],
+    ["S3 SlowDown", { status: 503, code: "SlowDown" }, "Throttled"],
+    ["HTTP 429", { status: 429 }, "Throttled"],
+    ["Azure ServerBusy", { status: 503, code: "ServerBusy" }, "Throttled"],
+    ["connection refused", { errno: "ECONNREFUSED" }, "Unreachable"],
+    ["DNS", { errno: "ENOTFOUND" }, "Unreachable"],
+    ["untrusted certificate", { errno: "SELF_SIGNED_CERT_IN_CHAIN" }, "Unreachable"],
+    ["Azure send error", { code: "REQUEST_SEND_ERROR" }, "Unreachable"],
+    ["server error", { status: 500, code: "InternalError" }, "Other"],
+  ];
+  for (const [name, facts, expected] of cases) {
+    test(`${name} → ${expected}`, () => assert.equal(classify(facts), expected));
+  }
+
+  test("redact removes every secret occurrence", () => {
+    assert.equal(redact("key=abcd1234 again abcd1234", ["abcd1234", "xy"]), "key=[redacted] again [redacted]");
+  });
+});
+
+describe("credential and endpoint selection", () => {
+  const s3 = parseTarget({ bucket: "b" }) as S3Target;
+  const s3Role = parseTarget({ bucket: "b", roleArn: "arn:aws:iam::1:role/r" }) as S3Target;
+
+  test("S3: keys win, then roleArn (web identity), then the default chain", () => {
+    assert.equal(s3CredentialMode(s3Role, { accessKeyId: "a", secretAccessKey: "s" }), "static");
+    assert.equal(s3CredentialMode(s3Role, {}), "web-identity");
+    assert.equal(s3CredentialMode(s3, {}), "default-chain");
+    assert.equal(s3CredentialMode(s3, { caCert: "pem", region: "eu-west-1" }), "default-chain");
+    configError(() => s3CredentialMode(s3, { accessKeyId: "a" }), "credentials.secretAccessKey");
+    configError(() => s3CredentialMode(s3, { secretAccessKey: "s" }), "credentials.accessKeyId");
+  });
+
+  test("S3 web identity goes to AWS STS for AWS endpoints, to the store for S3-compatible ones", () => {
+    assert.equal(stsEndpointFor(undefined), undefined);
+    assert.equal(stsEndpointFor("https://s3.amazonaws.com"), undefined);
+    assert.equal(stsEndpointFor("https://s3.eu-west-1.amazonaws.com"), undefined);
+    assert.equal(stsEndpointFor("http://minio.minio:9000"), "http://minio.minio:9000");
+  });
+
+  test("GCS sends credentials to Google endpoints only", () => {
+    assert.equal(gcsSendsCredentials(undefined), true);
+    assert.equal(gcsSendsCredentials("https://storage.googleapis.com"), true);
+    assert.equal(gcsSendsCredentials("https://storage-xyz.p.googleapis.com"), true);
+    assert.equal(gcsSendsCredentials("http://127.0.0.1:4443"), false);
+  });
+
+  test("GCS credentials.json errors never quote the file", () => {
+    const secret = '{"type":"service_account","private_key":"-----BEGIN PRIVATE KEY-----\\nSECRETMATERIAL';
+    assert.throws(
+      () => parseGcsCredentials(secret),
+      (err: unknown) => err instanceof TargetConfigError && !err.message.includes("SECRETMATERIAL"),
+    );
+    configError(() => parseGcsCredentials('{"private_key":"x"}'), "credentials.credentials.json", /"type"/);
+    assert.equal(parseGcsCredentials(undefined), undefined);
+  });
+
+  test("Azure: connection string or account key, else DefaultAzureCredential; both is an error", () => {
+    assert.equal(azureCredentialMode({ connectionString: "x" }), "connection-string");
+    assert.equal(azureCredentialMode({ accountKey: "k" }), "account-key");
+    assert.equal(azureCredentialMode({ caCert: "pem" }), "default-azure-credential");
+    configError(() => azureCredentialMode({ connectionString: "x", accountKey: "k" }), "credentials.connectionString");
+  });
+
+  test("Azure service URL: public, custom host, or emulator with the account as first path segment", () => {
+    assert.equal(azureServiceUrl("acct", undefined), "https://acct.blob.core.windows.net");
+    assert.equal(
+      azureServiceUrl("acct", "https://acct.privatelink.blob.core.windows.net"),
+      "https://acct.privatelink.blob.core.windows.net",
+    );
+    assert.equal(azureServiceUrl("acct", "http://127.0.0.1:10000"), "http://127.0.0.1:10000/acct");
+    assert.equal(azureServiceUrl("acct", "http://azurite:10000/acct"), "http://azurite:10000/acct");
+  });
+
+  test("Azure buffer count: the fewest buffers that stage exactly `concurrency` blocks (uploadStream runs ceil(3m/4))", () => {
+    const inFlight = (m: number): number => Math.ceil((m * 3) / 4);
+    for (let c = 1; c <= 16; c++) {
+      const m = azureBufferCount(c);
+      assert.equal(inFlight(m), c, `concurrency ${c}`);
+      assert.ok(m === 1 || inFlight(m - 1) < c, `concurrency ${c}: ${m} buffers is more than needed`);
+    }
+    assert.equal(azureBufferCount(3), 3);
+  });
+});

@@ -1,0 +1,145 @@
+/**
+ * A loopback HTTP pass-through in front of a real storage server, to observe what reaches
+ * the wire: every request is forwarded unchanged (Host header included, so SigV4 signatures
+ * still match) to the real server, and its method, path, body size and timing are recorded.
+ * It answers nothing itself, except when a test asks it to drop requests (`failWhen`) to
+ * simulate a store that fails mid-upload.
+ *
+ * `Expect: 100-continue` is answered here and not forwarded; `Location` headers that point
+ * at the server (GCS resumable sessions) are rewritten to point back at the proxy.
+ */
+import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+
+export interface WireRecord {
+  readonly method: string;
+  /** Path and query as sent. */
+  readonly url: string;
+  /** Request body bytes forwarded. */
+  bodyBytes: number;
+  /** Whether the request carried an Authorization header. */
+  readonly authorization: boolean;
+  readonly startedAt: number;
+  endedAt: number | undefined;
+  status: number | undefined;
+}
+
+export interface WireProxyOptions {
+  /** Upstream origin, e.g. http://127.0.0.1:9000. */
+  readonly upstream: string;
+}
+
+export class WireProxy {
+  readonly records: WireRecord[] = [];
+  readonly #server: Server;
+  readonly #upstream: URL;
+  #url = "";
+  /** Requests for which this returns true are cut off (connection destroyed) instead of forwarded. */
+  failWhen: ((req: IncomingMessage) => boolean) | undefined;
+
+  constructor(options: WireProxyOptions) {
+    this.#upstream = new URL(options.upstream);
+    this.#server = createServer((req, res) => this.#forward(req, res));
+    this.#server.keepAliveTimeout = 30_000;
+  }
+
+  get url(): string {
+    return this.#url;
+  }
+
+  async start(): Promise<this> {
+    await new Promise<void>((resolve) => this.#server.listen(0, "127.0.0.1", resolve));
+    this.#url = `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  reset(): void {
+    this.records.length = 0;
+  }
+
+  /** Records whose request matches `filter`. */
+  matching(filter: (r: WireRecord) => boolean): WireRecord[] {
+    return this.records.filter(filter);
+  }
+
+  /** The most requests matching `filter` that were in flight at the same time. */
+  maxConcurrent(filter: (r: WireRecord) => boolean): number {
+    const events: [number, number][] = [];
+    for (const r of this.records.filter(filter)) {
+      events.push([r.startedAt, 1], [r.endedAt ?? Number.POSITIVE_INFINITY, -1]);
+    }
+    // Ends sort before starts at the same instant: back-to-back requests do not overlap.
+    events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    let current = 0;
+    let peak = 0;
+    for (const [, delta] of events) {
+      current += delta;
+      peak = Math.max(peak, current);
+    }
+    return peak;
+  }
+
+  #forward(req: IncomingMessage, res: ServerResponse): void {
+    const record: WireRecord = {
+      method: req.method ?? "GET",
+      url: req.url ?? "/",
+      bodyBytes: 0,
+      authorization: req.headers.authorization !== undefined,
+      startedAt: performance.now(),
+      endedAt: undefined,
+      status: undefined,
+    };
+    this.records.push(record);
+    const finish = (): void => {
+      if (record.endedAt === undefined) record.endedAt = performance.now();
+    };
+    if (this.failWhen?.(req)) {
+      req.socket.destroy();
+      finish();
+      return;
+    }
+    const headers = { ...req.headers };
+    delete headers.expect;
+    const upstreamReq = request(
+      {
+        protocol: this.#upstream.protocol,
+        hostname: this.#upstream.hostname,
+        port: this.#upstream.port,
+        method: req.method,
+        path: req.url,
+        headers,
+      },
+      (upstreamRes) => {
+        record.status = upstreamRes.statusCode;
+        const outHeaders = { ...upstreamRes.headers };
+        const location = outHeaders.location;
+        if (typeof location === "string" && location.startsWith(this.#upstream.origin)) {
+          outHeaders.location = this.#url + location.slice(this.#upstream.origin.length);
+        }
+        res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.statusMessage, outHeaders);
+        upstreamRes.pipe(res);
+        upstreamRes.on("end", finish);
+        upstreamRes.on("error", () => res.destroy());
+      },
+    );
+    upstreamReq.on("error", () => {
+      finish();
+      res.destroy();
+    });
+    req.on("data", (chunk: Buffer) => {
+      record.bodyBytes += chunk.length;
+    });
+    req.on("aborted", () => upstreamReq.destroy());
+    res.on("close", finish);
+    req.pipe(upstreamReq);
+  }
+}
+
+export async function startWireProxy(upstream: string): Promise<WireProxy> {
+  return new WireProxy({ upstream }).start();
+}
