@@ -1,3 +1,6 @@
+import { executorCommand } from "../executor/command.ts";
+import { operatorCommand } from "../operator/command.ts";
+
 /**
  * The table of `bao-backup` subcommands. Each entry names what it does for people; a
  * command whose capability has not landed yet says so plainly and exits non-zero, so a
@@ -11,9 +14,21 @@ export interface Command {
 }
 
 export const commands: readonly Command[] = [
-  { name: "operator", summary: "run the control plane: schedule, record and restore snapshots" },
-  { name: "backup", summary: "executor: stream one Raft snapshot into object storage" },
-  { name: "restore", summary: "executor: stream one stored snapshot back into OpenBao" },
+  {
+    name: "operator",
+    summary: "run the control plane: schedule, record and restore snapshots",
+    run: (argv) => operatorCommand(argv),
+  },
+  {
+    name: "backup",
+    summary: "executor: stream one Raft snapshot into object storage",
+    run: (argv) => executorCommand("backup", argv),
+  },
+  {
+    name: "restore",
+    summary: "executor: stream one stored snapshot back into OpenBao",
+    run: (argv) => executorCommand("restore", argv),
+  },
   { name: "list", summary: "list a cluster's backups (key, size, age, raft index, verified)" },
   { name: "verify", summary: "download a backup and check its archive and manifest checksums" },
   { name: "trigger", summary: "request one manual backup of a cluster" },

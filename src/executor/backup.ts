@@ -1,0 +1,181 @@
+/**
+ * `bao-backup backup`: one Raft snapshot, one pass over its bytes.
+ *
+ *   OpenBao leader ──GET snapshot──► tap (SHA-256, count) ─► inspector (gzip/tar/SHA256SUMS)
+ *                                                             └─► store.upload(key)
+ *   then HEAD (size) ─► manifest <key>.json ─► retention (same identity)
+ *
+ * All or nothing: any failure before the manifest is written leaves no object under the key
+ * (the store aborts its upload; a completed object that fails verification is deleted).
+ */
+import { pipeline, Readable } from "node:stream";
+import { OpenBaoHttp } from "../openbao/http.ts";
+import { openSnapshot } from "../openbao/snapshot.ts";
+import { createSnapshotInspector } from "../snapshot/archive.ts";
+import { buildKey, clusterPrefix, manifestKey, newKeyId } from "../snapshot/key.ts";
+import { serializeManifest } from "../snapshot/manifest.ts";
+import { type ListedObject, planRetention } from "../snapshot/retention.ts";
+import { createTap } from "../snapshot/tap.ts";
+import type { ObjectStore } from "../storage/index.ts";
+import type { BackupConfig } from "./config.ts";
+import { classify, VerificationError } from "./failure.ts";
+import { startProgress } from "./progress.ts";
+import type { BackupSuccess, ExecutorResult, RetentionOutcome } from "./result.ts";
+import { leaderAndToken, openBaoVersion, openStore } from "./session.ts";
+
+export interface RunOptions {
+  readonly now?: () => Date;
+  readonly signal?: AbortSignal;
+}
+
+export async function runBackup(config: BackupConfig, options: RunOptions = {}): Promise<ExecutorResult> {
+  const now = options.now ?? (() => new Date());
+  const started = now();
+  const controller = new AbortController();
+  const forward = (): void => controller.abort(options.signal?.reason);
+  options.signal?.addEventListener("abort", forward, { once: true });
+  const signal = controller.signal;
+  const secrets: string[] = [];
+  const http = new OpenBaoHttp(config.tls);
+  let store: ObjectStore | undefined;
+  // The key carries the time this run started, never a scheduled time (SPEC §5 trap 2).
+  const key = buildKey({
+    pathPrefix: config.target.pathPrefix,
+    namespace: config.cluster.namespace,
+    cluster: config.cluster.name,
+    time: started,
+    kind: config.kind,
+    random: newKeyId(),
+  });
+  let uploaded = false;
+  try {
+    store = await openStore(config, secrets);
+    const { leader, token } = await leaderAndToken(http, config.members, config.auth, secrets, signal);
+    const version = await openBaoVersion(http, leader, signal);
+
+    const source = await openSnapshot(http, leader, token, signal);
+    const tap = createTap();
+    const inspector = createSnapshotInspector();
+    // Errors anywhere destroy every stage; the upload then sees the error, never a clean end.
+    pipeline(source, tap, inspector, () => {});
+    const progress = startProgress(`snapshot → ${key}`, () => tap.bytes);
+    let upload: { size: number };
+    try {
+      upload = await store.upload(key, inspector, {
+        contentType: "application/gzip",
+        metadata: { cluster: config.cluster.name, namespace: config.cluster.namespace, backup_type: config.kind },
+        signal,
+      });
+    } catch (err) {
+      source.destroy();
+      throw err;
+    } finally {
+      progress.stop();
+    }
+    uploaded = true;
+    const info = await inspector.result;
+    const sha256 = tap.sha256("hex");
+    if (upload.size !== tap.bytes) {
+      throw new VerificationError("SizeMismatch", `uploaded ${upload.size} bytes but streamed ${tap.bytes}`);
+    }
+    const head = await store.head(key);
+    if (head === null) throw new VerificationError("ObjectMissing", `${key} is not in ${store.location} after upload`);
+    if (head.size !== tap.bytes) {
+      throw new VerificationError(
+        "SizeMismatch",
+        `${key} holds ${head.size} bytes in ${store.location}, ${tap.bytes} were streamed`,
+      );
+    }
+    const manifest = serializeManifest({
+      formatVersion: 1,
+      key,
+      size: tap.bytes,
+      sha256,
+      raftIndex: info.index,
+      raftTerm: info.term,
+      openbaoVersion: version ?? null,
+      created: started.toISOString(),
+    });
+    const body = Buffer.from(manifest);
+    await store.upload(manifestKey(key), Readable.from([body]), {
+      contentLength: body.length,
+      contentType: "application/json",
+      signal,
+    });
+
+    const retention = config.retention ? await applyRetention(config, store, key, now()) : undefined;
+    const result: BackupSuccess = {
+      mode: "backup",
+      ok: true,
+      key,
+      size: tap.bytes,
+      sha256,
+      durationMs: now().getTime() - started.getTime(),
+      raftIndex: info.index,
+      raftTerm: info.term,
+      openbaoVersion: version,
+      startedAt: started.toISOString(),
+      retention,
+    };
+    return result;
+  } catch (err) {
+    if (uploaded && store) {
+      // The object exists but is not verified (or has no manifest): remove it.
+      await store.deleteMany([key, manifestKey(key)]).catch(() => undefined);
+    }
+    const failure = classify(err, secrets);
+    return {
+      mode: "backup",
+      ok: false,
+      exitCode: failure.exitCode,
+      reason: failure.reason,
+      message: failure.message,
+      key,
+      durationMs: now().getTime() - started.getTime(),
+      startedAt: started.toISOString(),
+    };
+  } finally {
+    options.signal?.removeEventListener("abort", forward);
+    http.close();
+    await store?.close().catch(() => undefined);
+  }
+}
+
+/** Retention after a verified success; never fatal to the backup (SPEC §4). */
+async function applyRetention(
+  config: BackupConfig,
+  store: ObjectStore,
+  justWritten: string,
+  now: Date,
+): Promise<RetentionOutcome> {
+  const policy = config.retention;
+  if (!policy) return { kept: 0, deleted: 0, failed: 0 };
+  const location = {
+    pathPrefix: config.target.pathPrefix,
+    namespace: config.cluster.namespace,
+    cluster: config.cluster.name,
+  };
+  try {
+    const listed: ListedObject[] = [];
+    for await (const object of store.list(clusterPrefix(location))) listed.push({ key: object.key });
+    const plan = planRetention(listed, policy, { ...location, justWritten, now });
+    const keys = plan.delete.map((d) => d.key);
+    const outcome = keys.length > 0 ? await store.deleteMany(keys) : { deleted: [], failed: [] };
+    const snapshotsDeleted = plan.delete.filter(
+      (d) => d.object === "snapshot" && outcome.deleted.includes(d.key),
+    ).length;
+    const keptSnapshots = plan.keep.filter((k) => k.object === "snapshot").length;
+    return {
+      kept: keptSnapshots,
+      deleted: snapshotsDeleted,
+      failed: outcome.failed.length,
+      ...(outcome.failed.length > 0
+        ? {
+            error: `could not delete ${outcome.failed.length} object(s), first: ${outcome.failed[0]?.error.message ?? ""}`,
+          }
+        : {}),
+    };
+  } catch (err) {
+    return { kept: 0, deleted: 0, failed: 0, error: `retention did not run: ${classify(err).message}` };
+  }
+}

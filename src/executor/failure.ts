@@ -1,0 +1,64 @@
+/**
+ * Maps any error the executor meets to its exit category (SPEC §4) and a short stable
+ * reason code for `status.backup.lastFailureReason`. Messages are redacted again here, as
+ * the last line of defence before they reach the termination message and stdout.
+ */
+import { type ExitCode, exitCodes } from "../cli/exit-codes.ts";
+import { OpenBaoError, redact } from "../openbao/errors.ts";
+import { KeyPartError, ManifestError, RetentionPolicyError, SnapshotArchiveError } from "../snapshot/errors.ts";
+import { StorageError, TargetConfigError } from "../storage/index.ts";
+import { DurationError } from "../util/duration.ts";
+import { ConfigError } from "./config.ts";
+import { UsageError } from "./settings.ts";
+
+/** A verification step failed after the bytes moved (size, checksum, manifest). */
+export class VerificationError extends Error {
+  readonly reason: string;
+  constructor(reason: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "VerificationError";
+    this.reason = reason;
+  }
+}
+
+export interface Classified {
+  readonly exitCode: ExitCode;
+  readonly reason: string;
+  readonly message: string;
+}
+
+/**
+ * In restore mode a corrupt archive is a stored object failing verification (6); in backup
+ * mode it is what OpenBao sent (4).
+ */
+export function classify(
+  err: unknown,
+  secrets: readonly string[] = [],
+  mode: "backup" | "restore" = "backup",
+): Classified {
+  const message = redact(err instanceof Error ? err.message : String(err), secrets);
+  const as = (exitCode: ExitCode, reason: string): Classified => ({ exitCode, reason, message });
+  if (err instanceof ConfigError || err instanceof UsageError) return as(exitCodes.config, "InvalidConfig");
+  if (err instanceof TargetConfigError || err instanceof KeyPartError) return as(exitCodes.config, "InvalidConfig");
+  if (err instanceof DurationError || err instanceof RetentionPolicyError) return as(exitCodes.config, "InvalidConfig");
+  if (err instanceof VerificationError) return as(exitCodes.verification, err.reason);
+  if (err instanceof ManifestError) return as(exitCodes.verification, "ManifestInvalid");
+  if (err instanceof SnapshotArchiveError)
+    return as(mode === "restore" ? exitCodes.verification : exitCodes.snapshot, err.code);
+  if (err instanceof OpenBaoError) {
+    switch (err.code) {
+      case "AuthFailed":
+      case "PermissionDenied":
+        return as(exitCodes.auth, err.code);
+      case "NoLeader":
+        return as(exitCodes.leaderDiscovery, err.code);
+      case "Unreachable":
+        // Unreachable during discovery is a NoLeader; here it happened mid-run.
+        return as(exitCodes.snapshot, "OpenBaoUnreachable");
+      default:
+        return as(exitCodes.snapshot, err.code);
+    }
+  }
+  if (err instanceof StorageError) return as(exitCodes.storage, `Storage${err.code}`);
+  return as(exitCodes.snapshot, "Unexpected");
+}

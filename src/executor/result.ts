@@ -1,0 +1,145 @@
+/**
+ * How the executor reports: one JSON line to the termination-message path (read by the
+ * operator from the Pod's terminated state) and one human line on stdout. Nothing else.
+ * Kubernetes keeps at most 4096 bytes of a termination message, so the line is kept well
+ * under that: long messages are cut, lists are summarised as counts.
+ */
+import { writeFileSync } from "node:fs";
+import type { ExitCode } from "../cli/exit-codes.ts";
+
+export const resultFormatVersion = 1;
+const maxMessageChars = 1000;
+
+export interface RetentionOutcome {
+  readonly kept: number;
+  readonly deleted: number;
+  readonly failed: number;
+  /** Set when retention could not run at all (listing failed); the backup still counts. */
+  readonly error?: string;
+}
+
+export interface BackupSuccess {
+  readonly mode: "backup";
+  readonly ok: true;
+  readonly key: string;
+  readonly size: number;
+  readonly sha256: string;
+  readonly durationMs: number;
+  readonly raftIndex: number;
+  readonly raftTerm: number;
+  readonly openbaoVersion: string | undefined;
+  readonly startedAt: string;
+  readonly retention: RetentionOutcome | undefined;
+}
+
+export interface RestoreSuccess {
+  readonly mode: "restore";
+  readonly ok: true;
+  readonly key: string;
+  readonly size: number;
+  readonly sha256: string;
+  readonly durationMs: number;
+  readonly startedAt: string;
+}
+
+export interface Failure {
+  readonly mode: "backup" | "restore";
+  readonly ok: false;
+  readonly exitCode: ExitCode;
+  /** Short stable code, e.g. "SnapshotFailed", for status.lastFailureReason. */
+  readonly reason: string;
+  readonly message: string;
+  readonly key: string | undefined;
+  readonly durationMs: number;
+  readonly startedAt: string;
+}
+
+export type ExecutorResult = BackupSuccess | RestoreSuccess | Failure;
+
+export function resultLine(result: ExecutorResult): string {
+  const shaped =
+    result.ok === false && result.message.length > maxMessageChars
+      ? { ...result, message: `${result.message.slice(0, maxMessageChars)}…` }
+      : result;
+  return JSON.stringify({ v: resultFormatVersion, ...shaped });
+}
+
+export function humanLine(result: ExecutorResult): string {
+  const seconds = (result.durationMs / 1000).toFixed(1);
+  if (!result.ok)
+    return `bao-backup ${result.mode} failed (${result.reason}, exit ${result.exitCode}) after ${seconds}s: ${result.message}`;
+  const mib = (result.size / 1024 / 1024).toFixed(1);
+  if (result.mode === "restore")
+    return `restored ${result.key} (${mib} MiB, sha256 ${result.sha256.slice(0, 12)}…) in ${seconds}s`;
+  const retention = result.retention
+    ? `; retention kept ${result.retention.kept}, deleted ${result.retention.deleted}, failed ${result.retention.failed}${result.retention.error ? ` (${result.retention.error})` : ""}`
+    : "";
+  return `backed up ${result.key} (${mib} MiB, raft index ${result.raftIndex}, sha256 ${result.sha256.slice(0, 12)}…) in ${seconds}s${retention}`;
+}
+
+/** Writes the JSON line; a failure to write it must not mask the run's own outcome. */
+export function writeTerminationMessage(path: string, result: ExecutorResult): string | undefined {
+  try {
+    writeFileSync(path, `${resultLine(result)}\n`);
+    return undefined;
+  } catch (err) {
+    return `could not write the termination message to ${path}: ${(err as Error).message}`;
+  }
+}
+
+/** What the operator trusts from a termination message: only well-typed fields, bounded. */
+export interface ReportedResult {
+  readonly ok: boolean;
+  readonly key: string | undefined;
+  readonly size: number | undefined;
+  readonly sha256: string | undefined;
+  readonly durationMs: number | undefined;
+  readonly raftIndex: number | undefined;
+  readonly reason: string | undefined;
+  readonly message: string | undefined;
+  readonly retentionDeleted: number | undefined;
+  readonly retentionFailed: number | undefined;
+}
+
+const maxReadChars = 8192;
+
+function str(value: unknown, max: number, pattern?: RegExp): string | undefined {
+  if (typeof value !== "string" || value.length > max) return undefined;
+  return pattern && !pattern.test(value) ? undefined : value;
+}
+
+function count(value: unknown): number | undefined {
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+}
+
+/**
+ * Parses a termination message written by the executor. Anything else — empty, huge, not
+ * JSON, another program's output — yields undefined; the operator then falls back to the
+ * Job's own status. Fields are checked one by one, never trusted wholesale.
+ */
+export function parseResultLine(text: string | undefined): ReportedResult | undefined {
+  if (text === undefined || text.length === 0 || text.length > maxReadChars) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(text.trim().split("\n").pop() ?? "");
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
+  const o = value as Record<string, unknown>;
+  if (typeof o.ok !== "boolean") return undefined;
+  const retention =
+    typeof o.retention === "object" && o.retention !== null ? (o.retention as Record<string, unknown>) : {};
+  return {
+    ok: o.ok,
+    key: str(o.key, 1024),
+    size: count(o.size),
+    sha256: str(o.sha256, 64, /^[0-9a-f]{64}$/),
+    durationMs: count(o.durationMs),
+    raftIndex: count(o.raftIndex),
+    reason: str(o.reason, 64, /^[A-Za-z][A-Za-z0-9]*$/),
+    message: str(o.message, 4096),
+    retentionDeleted: count(retention.deleted),
+    retentionFailed: count(retention.failed),
+  };
+}

@@ -1,0 +1,125 @@
+/**
+ * The executor's configuration surface: every setting has an environment variable (the
+ * contract with the Job the operator builds, SPEC §4) and an equivalent command-line flag
+ * for use outside Kubernetes. Flags win over the environment.
+ */
+export interface Setting {
+  readonly env: string;
+  readonly flag: string;
+  readonly help: string;
+  readonly default?: string;
+}
+
+/** Where the operator's Job mounts things; each path can be overridden. */
+export const defaultPaths = {
+  credentialsDir: "/etc/bao-backup/storage",
+  tokenFile: "/etc/bao-backup/openbao-token/token",
+  jwtTokenFile: "/var/run/secrets/openbao/token",
+  caFile: "/etc/bao-backup/openbao-tls/ca.crt",
+  terminationMessage: "/dev/termination-log",
+} as const;
+
+export const settings = [
+  // Cluster and members
+  { env: "CLUSTER_NAME", flag: "cluster", help: "OpenBaoCluster name" },
+  { env: "CLUSTER_NAMESPACE", flag: "namespace", help: "namespace of the cluster" },
+  { env: "CLUSTER_REPLICAS", flag: "replicas", help: "member count, for default member addresses", default: "1" },
+  { env: "STATEFULSET_NAME", flag: "statefulset", help: "StatefulSet name; default: the cluster name" },
+  { env: "BACKUP_OPENBAO_ADDRESSES", flag: "openbao-addresses", help: "comma-separated member API URLs" },
+  { env: "BACKUP_CA_FILE", flag: "ca-file", help: "CA of OpenBao's TLS", default: defaultPaths.caFile },
+  // Auth
+  { env: "BACKUP_AUTH_METHOD", flag: "auth-method", help: "jwt | token", default: "jwt" },
+  { env: "BACKUP_JWT_AUTH_ROLE", flag: "jwt-role", help: "JWT auth role" },
+  { env: "BACKUP_JWT_AUTH_PATH", flag: "jwt-path", help: "JWT auth mount path", default: "jwt" },
+  { env: "BACKUP_JWT_TOKEN_FILE", flag: "jwt-token-file", help: "projected token", default: defaultPaths.jwtTokenFile },
+  { env: "BACKUP_TOKEN_FILE", flag: "token-file", help: "static OpenBao token", default: defaultPaths.tokenFile },
+  // Storage target
+  { env: "BACKUP_PROVIDER", flag: "provider", help: "s3 | gcs | azure", default: "s3" },
+  { env: "BACKUP_BUCKET", flag: "bucket", help: "bucket (Azure: container unless --azure-container)" },
+  { env: "BACKUP_ENDPOINT", flag: "endpoint", help: "custom storage endpoint URL" },
+  { env: "BACKUP_PATH_PREFIX", flag: "path-prefix", help: "key prefix inside the bucket", default: "" },
+  { env: "BACKUP_REGION", flag: "region", help: "S3 region", default: "us-east-1" },
+  { env: "BACKUP_USE_PATH_STYLE", flag: "use-path-style", help: "S3 path-style addressing", default: "false" },
+  { env: "BACKUP_ROLE_ARN", flag: "role-arn", help: "S3 web identity role" },
+  { env: "BACKUP_GCS_PROJECT", flag: "gcs-project", help: "GCS project" },
+  { env: "BACKUP_AZURE_STORAGE_ACCOUNT", flag: "azure-storage-account", help: "Azure storage account" },
+  { env: "BACKUP_AZURE_CONTAINER", flag: "azure-container", help: "Azure container (overrides bucket)" },
+  {
+    env: "BACKUP_PART_SIZE",
+    flag: "part-size",
+    help: "bytes per upload part (min 5 MiB)",
+    default: String(10 * 1024 * 1024),
+  },
+  { env: "BACKUP_CONCURRENCY", flag: "concurrency", help: "parts in flight, 1–16", default: "3" },
+  {
+    env: "BACKUP_INSECURE_SKIP_VERIFY",
+    flag: "insecure-skip-verify",
+    help: "skip storage TLS verification",
+    default: "false",
+  },
+  {
+    env: "BACKUP_CREDENTIALS_DIR",
+    flag: "credentials-dir",
+    help: "storage credentials",
+    default: defaultPaths.credentialsDir,
+  },
+  // What to do
+  { env: "BACKUP_TYPE", flag: "type", help: "scheduled | pre-upgrade", default: "scheduled" },
+  { env: "BACKUP_KEY", flag: "key", help: "object key to restore" },
+  { env: "BACKUP_FORCE", flag: "force", help: "restore with snapshot-force", default: "false" },
+  { env: "BACKUP_RETENTION_MAX_COUNT", flag: "retention-max-count", help: "keep at most N backups" },
+  { env: "BACKUP_RETENTION_MAX_AGE", flag: "retention-max-age", help: "delete backups older than (168h, 7d)" },
+  {
+    env: "BACKUP_TERMINATION_MESSAGE_PATH",
+    flag: "termination-message-path",
+    help: "where the JSON result line goes",
+    default: defaultPaths.terminationMessage,
+  },
+] as const satisfies readonly Setting[];
+
+export type SettingName = (typeof settings)[number]["env"];
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/**
+ * Resolves every setting from flags (`--bucket x` or `--bucket=x`; a bare boolean flag
+ * means "true") over the environment over defaults. Unknown flags are errors.
+ */
+export function resolveSettings(env: NodeJS.ProcessEnv, argv: readonly string[]): Map<SettingName, string> {
+  const byFlag = new Map<string, (typeof settings)[number]>(settings.map((s) => [s.flag, s]));
+  const fromFlags = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? "";
+    if (!arg.startsWith("--")) throw new UsageError(`unexpected argument "${arg}"; settings are given as --name value`);
+    const eq = arg.indexOf("=");
+    const name = arg.slice(2, eq === -1 ? undefined : eq);
+    const setting = byFlag.get(name);
+    if (!setting) throw new UsageError(`unknown option --${name}; see --help for the list`);
+    let value: string;
+    if (eq !== -1) value = arg.slice(eq + 1);
+    else if (i + 1 < argv.length && !(argv[i + 1] ?? "").startsWith("--")) value = argv[++i] ?? "";
+    else value = "true";
+    fromFlags.set(setting.env, value);
+  }
+  const out = new Map<SettingName, string>();
+  for (const s of settings) {
+    const value = fromFlags.get(s.env) ?? env[s.env] ?? ("default" in s ? s.default : undefined);
+    if (value !== undefined) out.set(s.env, value);
+  }
+  return out;
+}
+
+export function settingsHelp(): string {
+  const width = Math.max(...settings.map((s) => s.flag.length));
+  return settings
+    .map(
+      (s) =>
+        `  --${s.flag.padEnd(width)}  ${s.env}: ${s.help}${"default" in s && s.default ? ` (default ${s.default})` : ""}`,
+    )
+    .join("\n");
+}

@@ -1,0 +1,103 @@
+/**
+ * Runs the real `bao-backup` executable the way a Job would: environment variables for
+ * configuration, files for the mounted credentials / token / CA, and a termination-message
+ * file to read the result from. Paths are overridden through the executor's env contract.
+ */
+import { spawn } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { projectRoot } from "../servers/catalog.ts";
+import type { OpenBaoCluster } from "../servers/openbao.ts";
+import { scratchDir } from "../servers/process.ts";
+
+export const cli = join(projectRoot, "src", "cli", "main.ts");
+
+export interface ExecutorRun {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  /** The parsed termination message (undefined if none was written). */
+  readonly result: Record<string, unknown> | undefined;
+  readonly raw: string;
+}
+
+export interface Mounts {
+  readonly dir: string;
+  readonly env: Record<string, string>;
+}
+
+/** Writes the files a Job would mount and returns the env pointing at them. */
+export function mounts(options: {
+  cluster: OpenBaoCluster;
+  credentials?: Record<string, string>;
+  token?: string;
+  jwt?: string;
+}): Mounts {
+  const dir = scratchDir("executor");
+  const credentialsDir = join(dir, "storage");
+  mkdirSync(credentialsDir);
+  for (const [name, value] of Object.entries(options.credentials ?? {}))
+    writeFileSync(join(credentialsDir, name), value);
+  writeFileSync(join(dir, "ca.crt"), options.cluster.caPem);
+  const env: Record<string, string> = {
+    BACKUP_CREDENTIALS_DIR: credentialsDir,
+    BACKUP_CA_FILE: join(dir, "ca.crt"),
+    BACKUP_TERMINATION_MESSAGE_PATH: join(dir, "termination-log"),
+  };
+  if (options.token !== undefined) {
+    writeFileSync(join(dir, "token"), options.token);
+    Object.assign(env, { BACKUP_AUTH_METHOD: "token", BACKUP_TOKEN_FILE: join(dir, "token") });
+  }
+  if (options.jwt !== undefined) {
+    writeFileSync(join(dir, "jwt"), options.jwt);
+    Object.assign(env, { BACKUP_AUTH_METHOD: "jwt", BACKUP_JWT_TOKEN_FILE: join(dir, "jwt") });
+  }
+  return { dir, env };
+}
+
+export function runExecutor(
+  mode: "backup" | "restore",
+  env: Record<string, string>,
+  options: { onStart?: (pid: number) => void; args?: readonly string[] } = {},
+): Promise<ExecutorRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cli, mode, ...(options.args ?? [])], {
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => {
+      stdout += c.toString();
+    });
+    child.stderr.on("data", (c: Buffer) => {
+      stderr += c.toString();
+    });
+    if (child.pid !== undefined) options.onStart?.(child.pid);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      let raw = "";
+      let result: Record<string, unknown> | undefined;
+      const path = env.BACKUP_TERMINATION_MESSAGE_PATH;
+      if (path) {
+        try {
+          raw = readFileSync(path, "utf8");
+          result = JSON.parse(raw) as Record<string, unknown>;
+        } catch {
+          result = undefined;
+        }
+      }
+      resolve({ code, stdout, stderr, result, raw });
+    });
+  });
+}
+
+/** Base env for a cluster: name, namespace and the explicit member list. */
+export function clusterEnv(cluster: OpenBaoCluster, order?: readonly number[]): Record<string, string> {
+  const addresses = (order ?? cluster.nodes.map((n) => n.index)).map((i) => cluster.addresses[i]);
+  return {
+    CLUSTER_NAME: "bao",
+    CLUSTER_NAMESPACE: "openbao",
+    BACKUP_OPENBAO_ADDRESSES: addresses.join(","),
+  };
+}

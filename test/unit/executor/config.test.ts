@@ -1,0 +1,114 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { ConfigError, loadBackupConfig, loadRestoreConfig } from "../../../src/executor/config.ts";
+import { classify } from "../../../src/executor/failure.ts";
+import { resolveSettings, UsageError } from "../../../src/executor/settings.ts";
+
+const base = {
+  CLUSTER_NAME: "bao",
+  CLUSTER_NAMESPACE: "openbao",
+  BACKUP_BUCKET: "backups",
+  BACKUP_JWT_AUTH_ROLE: "backup",
+};
+
+describe("executor configuration", () => {
+  test("defaults match the Job the operator builds", () => {
+    const c = loadBackupConfig({ ...base, CLUSTER_REPLICAS: "3" }, []);
+    assert.deepEqual(c.members, [
+      "https://bao-0.bao.openbao.svc:8200",
+      "https://bao-1.bao.openbao.svc:8200",
+      "https://bao-2.bao.openbao.svc:8200",
+    ]);
+    assert.deepEqual(c.auth, {
+      method: "jwt",
+      mountPath: "jwt",
+      role: "backup",
+      jwtFile: "/var/run/secrets/openbao/token",
+    });
+    assert.equal(c.target.provider, "s3");
+    assert.equal(c.target.partSize, 10 * 1024 * 1024);
+    assert.equal(c.target.concurrency, 3);
+    assert.equal(c.kind, "scheduled");
+    assert.equal(c.retention, undefined);
+    assert.equal(c.terminationMessagePath, "/dev/termination-log");
+  });
+
+  test("STATEFULSET_NAME changes the member host names", () => {
+    const c = loadBackupConfig({ ...base, STATEFULSET_NAME: "bao-sts", CLUSTER_REPLICAS: "1" }, []);
+    assert.deepEqual(c.members, ["https://bao-sts-0.bao.openbao.svc:8200"]);
+  });
+
+  test("flags override the environment", () => {
+    const c = loadBackupConfig(base, ["--bucket", "other", "--part-size=6291456", "--retention-max-age", "7d"]);
+    assert.equal(c.target.bucket, "other");
+    assert.equal(c.target.partSize, 6291456);
+    assert.deepEqual(c.retention, { maxAgeMs: 7 * 24 * 3600 * 1000 });
+  });
+
+  test("every mounted path has an env override", () => {
+    const dir = mkdtempSync(join(tmpdir(), "cfg-"));
+    writeFileSync(join(dir, "ca.crt"), "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+    const c = loadRestoreConfig(
+      {
+        ...base,
+        BACKUP_KEY: "a/b.snap",
+        BACKUP_AUTH_METHOD: "token",
+        BACKUP_TOKEN_FILE: join(dir, "token"),
+        BACKUP_CREDENTIALS_DIR: join(dir, "creds"),
+        BACKUP_CA_FILE: join(dir, "ca.crt"),
+        BACKUP_TERMINATION_MESSAGE_PATH: join(dir, "term"),
+      },
+      [],
+    );
+    // trap 7: static-token restore reads the path it is given, the same variable as backup.
+    assert.deepEqual(c.auth, { method: "token", tokenFile: join(dir, "token") });
+    assert.equal(c.credentialsDir, join(dir, "creds"));
+    assert.equal(c.terminationMessagePath, join(dir, "term"));
+    assert.match(c.tls.caPem ?? "", /BEGIN CERTIFICATE/);
+  });
+
+  const bad: [string, Record<string, string>, string[], RegExp][] = [
+    ["missing cluster name", { ...base, CLUSTER_NAME: "" }, [], /^CLUSTER_NAME \(--cluster\): is required/],
+    ["bad namespace", { ...base, CLUSTER_NAMESPACE: "Not_A_Namespace" }, [], /^CLUSTER_NAMESPACE/],
+    ["missing bucket", { ...base, BACKUP_BUCKET: "" }, [], /^BACKUP_BUCKET .*bucket/],
+    ["unknown provider", { ...base, BACKUP_PROVIDER: "ftp" }, [], /^BACKUP_PROVIDER .*s3, gcs, azure/],
+    ["part size below 5 MiB", { ...base, BACKUP_PART_SIZE: "1024" }, [], /^BACKUP_PART_SIZE/],
+    ["concurrency over 16", { ...base, BACKUP_CONCURRENCY: "17" }, [], /^BACKUP_CONCURRENCY/],
+    ["non-numeric concurrency", { ...base, BACKUP_CONCURRENCY: "three" }, [], /^BACKUP_CONCURRENCY .*whole number/],
+    ["pathPrefix with ..", { ...base, BACKUP_PATH_PREFIX: "a/../b" }, [], /^BACKUP_PATH_PREFIX/],
+    ["bad duration", { ...base, BACKUP_RETENTION_MAX_AGE: "a week" }, [], /^BACKUP_RETENTION_MAX_AGE/],
+    ["zero maxCount", { ...base, BACKUP_RETENTION_MAX_COUNT: "0" }, [], /^BACKUP_RETENTION_MAX_COUNT/],
+    ["jwt without role", { ...base, BACKUP_JWT_AUTH_ROLE: "" }, [], /^BACKUP_JWT_AUTH_ROLE/],
+    ["unknown auth method", { ...base, BACKUP_AUTH_METHOD: "ldap" }, [], /^BACKUP_AUTH_METHOD/],
+    ["bad member address", { ...base, BACKUP_OPENBAO_ADDRESSES: "bao-0:8200" }, [], /^BACKUP_OPENBAO_ADDRESSES/],
+    ["bad backup type", { ...base, BACKUP_TYPE: "hourly" }, [], /^BACKUP_TYPE/],
+    ["explicit CA path missing", { ...base, BACKUP_CA_FILE: "/nonexistent/ca.crt" }, [], /^BACKUP_CA_FILE/],
+    ["endpoint with credentials", { ...base, BACKUP_ENDPOINT: "https://user:pw@s3.example" }, [], /^BACKUP_ENDPOINT/],
+  ];
+  for (const [name, env, argv, message] of bad) {
+    test(`rejects ${name} with an error naming the variable (exit 1)`, () => {
+      assert.throws(
+        () => loadBackupConfig(env, argv),
+        (err: unknown) => {
+          assert.ok(err instanceof ConfigError, String(err));
+          assert.match(err.message, message);
+          assert.equal(classify(err).exitCode, 1);
+          return true;
+        },
+      );
+    });
+  }
+
+  test("restore requires BACKUP_KEY and refuses a manifest key", () => {
+    assert.throws(() => loadRestoreConfig(base, []), /BACKUP_KEY/);
+    assert.throws(() => loadRestoreConfig({ ...base, BACKUP_KEY: "a/b.snap.json" }, []), /manifest/);
+  });
+
+  test("unknown flags are usage errors", () => {
+    assert.throws(() => resolveSettings({}, ["--bukket", "x"]), UsageError);
+    assert.throws(() => resolveSettings({}, ["positional"]), UsageError);
+  });
+});
