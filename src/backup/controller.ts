@@ -11,9 +11,7 @@ import {
   type CustomObjectsApi,
   PatchStrategy,
   setHeaderOptions,
-  type V1Job,
   type V1OwnerReference,
-  type V1Pod,
 } from "@kubernetes/client-node";
 import {
   Annotation,
@@ -33,7 +31,7 @@ import type { EventRecorder } from "../kube/events.ts";
 import type { Logger } from "../observability/logger.ts";
 import { labelValue } from "./job-name.ts";
 import type { BackupMetrics } from "./metrics.ts";
-import { observeJob, ownedBy } from "./observe.ts";
+import { type CachedJob, type CachedPod, observeJob, ownedBy } from "./observe.ts";
 import { type BackupPlan, type JobRequest, planBackup } from "./plan.ts";
 
 /** Read access the informer caches provide. */
@@ -44,8 +42,8 @@ export interface Cache<T> {
 
 export interface BackupControllerDeps {
   readonly clusters: Cache<OpenBaoCluster>;
-  readonly jobs: Cache<V1Job>;
-  readonly pods: Cache<V1Pod>;
+  readonly jobs: Cache<CachedJob>;
+  readonly pods: Cache<CachedPod>;
   readonly restores: Cache<OpenBaoRestore>;
   readonly custom: CustomObjectsApi;
   readonly batch: BatchV1Api;

@@ -6,9 +6,18 @@
  */
 import type { V1Job, V1Pod } from "@kubernetes/client-node";
 import { parseResultLine } from "../executor/result.ts";
+import type { Wire } from "../runtime/informer.ts";
+
+/** Jobs and Pods as the informer caches hold them: plain JSON (times are strings). */
+export type CachedJob = Wire<V1Job>;
+export type CachedPod = Wire<V1Pod>;
+
 import type { ObservedJob } from "./plan.ts";
 
-export function ownedBy(job: V1Job, uid: string | undefined): boolean {
+export function ownedBy(
+  job: { metadata?: { ownerReferences?: { uid?: string; controller?: boolean }[] } },
+  uid: string | undefined,
+): boolean {
   return uid !== undefined && (job.metadata?.ownerReferences ?? []).some((o) => o.uid === uid && o.controller === true);
 }
 
@@ -19,7 +28,7 @@ function toDate(value: Date | string | undefined): Date | undefined {
 }
 
 /** The terminated container's message of the Job's (last) Pod, if any. */
-export function terminationMessage(pods: readonly V1Pod[]): string | undefined {
+export function terminationMessage(pods: readonly CachedPod[]): string | undefined {
   const finished = pods
     .map((p) => p.status?.containerStatuses?.[0]?.state?.terminated)
     .filter((t) => t !== undefined)
@@ -27,7 +36,7 @@ export function terminationMessage(pods: readonly V1Pod[]): string | undefined {
   return finished.at(-1)?.message;
 }
 
-export function observeJob(job: V1Job, pods: readonly V1Pod[]): ObservedJob {
+export function observeJob(job: CachedJob, pods: readonly CachedPod[]): ObservedJob {
   const conditions = job.status?.conditions ?? [];
   const complete = conditions.find((c) => c.type === "Complete" && c.status === "True");
   const failed = conditions.find((c) => c.type === "Failed" && c.status === "True");

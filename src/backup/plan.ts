@@ -164,8 +164,18 @@ export function planBackup(obs: BackupObservation): BackupPlan {
   let createJob: JobRequest | undefined;
   let clearTrigger = false;
   const requeue: number[] = [];
+  // observedGeneration lets a lifecycle controller tell a current PreUpgradeSnapshotReady
+  // from one computed before its spec.version bump was seen.
+  const generation = cluster.metadata.generation;
   const setCond: SetCond = (type, status, reason, message) => {
-    conditions = [...setCondition(conditions, { type, status, reason, message }, now)];
+    const input = {
+      type,
+      status,
+      reason,
+      message,
+      ...(generation === undefined ? {} : { observedGeneration: generation }),
+    };
+    conditions = [...setCondition(conditions, input, now)];
   };
   const ourLock = lock?.holder === LockHolder.Backup;
   const releaseLock = (): void => {

@@ -1,0 +1,97 @@
+/**
+ * Assembles the operator: shared informers (clusters, restores, and the Jobs and Pods it
+ * created, selected by its managed-by label), the BackupManager controller, leader
+ * election, events, metrics and the health server. The API server holds all state; this
+ * process holds only caches.
+ */
+import {
+  BatchV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  type V1Job,
+  type V1Pod,
+} from "@kubernetes/client-node";
+import { apiVersion, clusterNames, defaultJwtAudience, Label, LabelValue, restoreNames } from "../api/constants.ts";
+import type { OpenBaoCluster, OpenBaoRestore } from "../api/types.ts";
+import { BackupController } from "../backup/controller.ts";
+import { backupMetrics } from "../backup/metrics.ts";
+import { eventRecorder } from "../kube/events.ts";
+import type { Logger } from "../observability/logger.ts";
+import { enqueueOwner } from "../runtime/controller.ts";
+import type { KubeObject, Wire } from "../runtime/informer.ts";
+import { type LeaderElectionOptions, Manager } from "../runtime/manager.ts";
+
+export interface OperatorOptions {
+  readonly kubeConfig: KubeConfig;
+  readonly logger: Logger;
+  /** Watch one namespace; all namespaces when undefined. */
+  readonly namespace: string | undefined;
+  /** The executor image (the operator's own image by default). */
+  readonly image: string;
+  readonly jwtAudience?: string;
+  readonly leaderElection: LeaderElectionOptions | false;
+  readonly health: { readonly host?: string; readonly port: number } | false;
+  readonly now?: () => Date;
+  readonly workers?: number;
+}
+
+export function buildOperator(options: OperatorOptions): Manager {
+  const manager = new Manager({
+    kubeConfig: options.kubeConfig,
+    logger: options.logger,
+    health: options.health,
+    leaderElection: options.leaderElection,
+  });
+  const ns = options.namespace === undefined ? {} : { namespace: options.namespace };
+  const managed = `${Label.ManagedBy}=${LabelValue.ManagedBy}`;
+  const clusters = manager.informer<OpenBaoCluster & KubeObject>({ apiVersion, plural: clusterNames.plural, ...ns });
+  const restores = manager.informer<OpenBaoRestore & KubeObject>({ apiVersion, plural: restoreNames.plural, ...ns });
+  const jobs = manager.informer<Wire<V1Job> & KubeObject>({
+    apiVersion: "batch/v1",
+    plural: "jobs",
+    labelSelector: managed,
+    ...ns,
+  });
+  const pods = manager.informer<Wire<V1Pod> & KubeObject>({
+    apiVersion: "v1",
+    plural: "pods",
+    labelSelector: managed,
+    ...ns,
+  });
+
+  const kc = options.kubeConfig;
+  const backup = new BackupController({
+    clusters,
+    jobs,
+    pods,
+    restores,
+    custom: kc.makeApiClient(CustomObjectsApi),
+    batch: kc.makeApiClient(BatchV1Api),
+    core: kc.makeApiClient(CoreV1Api),
+    events: eventRecorder(kc.makeApiClient(CoreV1Api), manager.identity ?? "openbao-backup"),
+    metrics: backupMetrics(manager.registry),
+    log: options.logger.child({ controller: "backup" }),
+    now: options.now ?? (() => new Date()),
+    image: options.image,
+    jwtAudience: options.jwtAudience ?? defaultJwtAudience,
+  });
+  const jobOwner = enqueueOwner({ kind: clusterNames.kind, group: "openbao.org", controllerOnly: true });
+  manager
+    .controller({
+      name: "backup",
+      reconciler: { reconcile: (key) => backup.reconcile(key) },
+      workers: options.workers ?? 4,
+    })
+    .watch(clusters)
+    .watch(jobs, jobOwner)
+    // A Pod's termination message lands before its Job completes; its Job leads to the cluster.
+    .watch(pods, (pod) => {
+      const jobName = pod.metadata?.labels?.["job-name"];
+      const job = jobName ? jobs.get(pod.metadata?.namespace, jobName) : undefined;
+      return job ? jobOwner(job) : undefined;
+    })
+    // A restore that ends unblocks the cluster's backups.
+    .watch(restores, (restore) => `${restore.metadata?.namespace ?? ""}/${restore.spec.cluster}`);
+  return manager;
+}

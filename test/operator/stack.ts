@@ -1,0 +1,206 @@
+/**
+ * The operator's world for end-to-end tests: real etcd + kube-apiserver with the CRDs, a
+ * real OpenBao whose JWT auth trusts the API server's ServiceAccount tokens, a real MinIO,
+ * the job runner playing kubelet + Job controller, and the operator itself as a child
+ * process (`bao-backup operator`), so it can be killed like a real Pod.
+ */
+
+import { join } from "node:path";
+import {
+  BatchV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Job,
+} from "@kubernetes/client-node";
+import { crdFiles } from "../../src/api/schema.ts";
+import type { OpenBaoCluster } from "../../src/api/types.ts";
+import { backupServiceAccountName } from "../../src/backup/controller.ts";
+import { startTarget, type TargetUnderTest } from "../executor/targets.ts";
+import { projectRoot } from "../servers/catalog.ts";
+import { type JobRunner, startJobRunner } from "../servers/job-runner.ts";
+import { type KubeHandle, startKube } from "../servers/kube.ts";
+import { type OpenBaoCluster as BaoServer, startOpenBao } from "../servers/openbao.ts";
+import { freePort } from "../servers/ports.ts";
+import { type ManagedProcess, startProcess, waitFor } from "../servers/process.ts";
+
+export const namespace = "openbao";
+const group = "openbao.org";
+const version = "v1alpha1";
+const plural = "openbaoclusters";
+
+export interface Stack {
+  readonly kube: KubeHandle;
+  readonly bao: BaoServer;
+  readonly target: TargetUnderTest;
+  readonly runner: JobRunner;
+  readonly custom: CustomObjectsApi;
+  readonly batch: BatchV1Api;
+  readonly core: CoreV1Api;
+  startOperator(options?: { name?: string; leaderElection?: boolean }): Promise<OperatorProcess>;
+  createCluster(
+    name: string,
+    backup: Record<string, unknown>,
+    extra?: { spec?: Record<string, unknown> },
+  ): Promise<void>;
+  getCluster(name: string): Promise<OpenBaoCluster>;
+  setStatus(name: string, status: Record<string, unknown>): Promise<void>;
+  patchCluster(name: string, patch: Record<string, unknown>): Promise<void>;
+  jobsOf(name: string): Promise<V1Job[]>;
+  stop(): Promise<void>;
+}
+
+export interface OperatorProcess {
+  readonly process: ManagedProcess;
+  readonly healthUrl: string;
+  metrics(): Promise<string>;
+}
+
+/** The `target` block pointing at the stack's MinIO, with the credentials Secret. */
+export function s3Target(target: TargetUnderTest): Record<string, unknown> {
+  const env = target.env();
+  return {
+    provider: "s3",
+    endpoint: env.BACKUP_ENDPOINT,
+    bucket: env.BACKUP_BUCKET,
+    usePathStyle: true,
+    credentialsSecretRef: { name: "s3-credentials" },
+  };
+}
+
+export async function startStack(clusterNames: readonly string[]): Promise<Stack> {
+  const kube = await startKube();
+  await kube.installCrds(crdFiles().map((f) => f.content));
+  const [bao, target] = await Promise.all([
+    startOpenBao({
+      nodes: 1,
+      jwtValidationPubkeys: [kube.serviceAccountPublicKeyPem],
+      jwtIssuer: kube.issuer,
+      // The role binds one ServiceAccount; tests that need several clusters use token auth.
+      backupServiceAccount: { namespace, name: backupServiceAccountName(clusterNames[0] ?? "bao") },
+    }),
+    startTarget("s3"),
+  ]);
+  await kube.createNamespace(namespace);
+  const kc = kube.kubeConfig;
+  const core = kc.makeApiClient(CoreV1Api);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const batch = kc.makeApiClient(BatchV1Api);
+  await core.createNamespacedSecret({
+    namespace,
+    body: { metadata: { name: "s3-credentials" }, stringData: target.credentials },
+  });
+  const token = await bao.call<{ auth: { client_token: string } }>("POST", "auth/token/create", {
+    policies: ["backup"],
+    ttl: "4h",
+  });
+  await core.createNamespacedSecret({
+    namespace,
+    body: { metadata: { name: "bao-token" }, stringData: { token: token.auth.client_token } },
+  });
+  for (const name of clusterNames) {
+    await core.createNamespacedSecret({
+      namespace,
+      body: { metadata: { name: `${name}-tls-ca` }, stringData: { "ca.crt": bao.caPem } },
+    });
+  }
+  const runner = await startJobRunner({ kubeConfig: kc, namespace });
+  const operators: ManagedProcess[] = [];
+
+  const stack: Stack = {
+    kube,
+    bao,
+    target,
+    runner,
+    custom,
+    batch,
+    core,
+    async startOperator(options = {}) {
+      const port = await freePort();
+      const args = [
+        join(projectRoot, "src", "cli", "main.ts"),
+        "operator",
+        "--kubeconfig",
+        kube.kubeConfigPath,
+        "--namespace",
+        namespace,
+        "--image",
+        "openbao-backup:test",
+        "--health-port",
+        String(port),
+        ...(options.leaderElection
+          ? [
+              "--leader-election-namespace",
+              namespace,
+              "--lease-duration",
+              "4",
+              "--renew-deadline",
+              "3",
+              "--retry-period",
+              "1",
+            ]
+          : ["--no-leader-election"]),
+      ];
+      const proc = startProcess({
+        name: options.name ?? "operator",
+        command: process.execPath,
+        args,
+        env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", LOG_LEVEL: "debug" },
+      });
+      operators.push(proc);
+      const healthUrl = `http://127.0.0.1:${port}`;
+      await waitFor(async () => (await fetch(`${healthUrl}/healthz`)).ok, {
+        what: "operator /healthz",
+        processes: [proc],
+      });
+      return { process: proc, healthUrl, metrics: async () => (await fetch(`${healthUrl}/metrics`)).text() };
+    },
+    async createCluster(name, backup, extra = {}) {
+      await custom.createNamespacedCustomObject({
+        group,
+        version,
+        namespace,
+        plural,
+        body: {
+          apiVersion: `${group}/${version}`,
+          kind: "OpenBaoCluster",
+          metadata: { name, namespace },
+          spec: {
+            replicas: 1,
+            version: "2.4.0",
+            backup: { openbaoAddresses: bao.addresses, ...backup },
+            ...extra.spec,
+          },
+        },
+      });
+      await stack.setStatus(name, { phase: "Running", initialized: true, currentVersion: "2.4.0" });
+    },
+    async getCluster(name) {
+      return (await custom.getNamespacedCustomObject({ group, version, namespace, plural, name })) as OpenBaoCluster;
+    },
+    async setStatus(name, status) {
+      await custom.patchNamespacedCustomObjectStatus(
+        { group, version, namespace, plural, name, body: { status } },
+        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+      );
+    },
+    async patchCluster(name, patch) {
+      await custom.patchNamespacedCustomObject(
+        { group, version, namespace, plural, name, body: patch },
+        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+      );
+    },
+    async jobsOf(name) {
+      const list = await batch.listNamespacedJob({ namespace });
+      return list.items.filter((j) => j.metadata?.annotations?.["openbao.org/cluster-name"] === name);
+    },
+    async stop() {
+      await Promise.all(operators.map((p) => p.stop()));
+      await runner.stop();
+      await Promise.all([bao.stop(), target.stop()]);
+      await kube.stop();
+    },
+  };
+  return stack;
+}
