@@ -60,5 +60,9 @@ export function classify(
     }
   }
   if (err instanceof StorageError) return as(exitCodes.storage, `Storage${err.code}`);
+  // SIGTERM (the Job's deadline, a deleted Pod) aborts whatever was in flight.
+  if (err instanceof Error && (err.name === "AbortError" || /terminated by signal/.test(err.message))) {
+    return as(exitCodes.snapshot, "Terminated");
+  }
   return as(exitCodes.snapshot, "Unexpected");
 }

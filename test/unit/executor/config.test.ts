@@ -112,3 +112,16 @@ describe("executor configuration", () => {
     assert.throws(() => resolveSettings({}, ["positional"]), UsageError);
   });
 });
+
+describe("failure classification", () => {
+  test("a SIGTERM abort is reported as Terminated, not as an unexpected snapshot error", () => {
+    const aborted = new DOMException("The operation was aborted", "AbortError");
+    assert.equal(classify(aborted).reason, "Terminated");
+    assert.equal(classify(new Error("terminated by signal")).reason, "Terminated");
+  });
+
+  test("secrets given to classify never reach the message", () => {
+    const c = classify(new Error("denied for key AKIASECRETVALUE123"), ["AKIASECRETVALUE123"]);
+    assert.doesNotMatch(c.message, /AKIASECRETVALUE123/);
+  });
+});
