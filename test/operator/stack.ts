@@ -69,12 +69,23 @@ export function s3Target(target: TargetUnderTest): Record<string, unknown> {
   };
 }
 
-export async function startStack(clusterNames: readonly string[]): Promise<Stack> {
+export interface StackOptions {
+  /** OpenBao members; 1 by default. */
+  readonly nodes?: 1 | 3;
+  /** Called with a line for each step, for narration (the demo). */
+  readonly say?: (line: string) => void;
+}
+
+export async function startStack(clusterNames: readonly string[], options: StackOptions = {}): Promise<Stack> {
+  const say = options.say ?? (() => undefined);
+  say("starting etcd + kube-apiserver");
   const kube = await startKube();
+  say("installing the OpenBaoCluster and OpenBaoRestore CRDs");
   await kube.installCrds(crdFiles().map((f) => f.content));
+  say(`starting a ${options.nodes ?? 1}-node OpenBao (Raft, TLS) and MinIO`);
   const [bao, target] = await Promise.all([
     startOpenBao({
-      nodes: 1,
+      nodes: options.nodes ?? 1,
       jwtValidationPubkeys: [kube.serviceAccountPublicKeyPem],
       jwtIssuer: kube.issuer,
       // The role binds one ServiceAccount; tests that need several clusters use token auth.

@@ -6,8 +6,6 @@
  */
 
 import { randomBytes } from "node:crypto";
-import { request as httpRequest } from "node:http";
-import { request as httpsRequest } from "node:https";
 import {
   BlobServiceClient,
   newPipeline,
@@ -16,6 +14,7 @@ import {
 } from "@azure/storage-blob";
 import { azuriteEntry } from "./catalog.ts";
 import { freePort } from "./ports.ts";
+import { probe } from "./probe.ts";
 import { type ManagedProcess, removeScratch, scratchDir, startProcess, waitFor } from "./process.ts";
 import type { CertificateAuthority, IssuedCertificate } from "./tls.ts";
 
@@ -39,21 +38,6 @@ export interface AzuriteServer {
   client(): BlobServiceClient;
   createContainer(name: string): Promise<void>;
   stop(): Promise<void>;
-}
-
-function probe(url: string, caPem: string | undefined): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = url.startsWith("https:")
-      ? httpsRequest(url, { ca: caPem, timeout: 2000 })
-      : httpRequest(url, { timeout: 2000 });
-    req.on("response", (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on("timeout", () => req.destroy(new Error("timeout")));
-    req.on("error", reject);
-    req.end();
-  });
 }
 
 export async function startAzurite(options: AzuriteOptions = {}): Promise<AzuriteServer> {

@@ -7,13 +7,13 @@
 
 import { randomBytes } from "node:crypto";
 import { copyFileSync, mkdirSync } from "node:fs";
-import { request as httpRequest } from "node:http";
-import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { Agent as HttpsAgent } from "node:https";
 import { join } from "node:path";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { serverBinary } from "./catalog.ts";
 import { freePort } from "./ports.ts";
+import { probe } from "./probe.ts";
 import { type ManagedProcess, removeScratch, scratchDir, startProcess, waitFor } from "./process.ts";
 import type { CertificateAuthority, IssuedCertificate } from "./tls.ts";
 
@@ -34,21 +34,6 @@ export interface MinioServer {
   client(): S3Client;
   createBucket(name: string): Promise<void>;
   stop(): Promise<void>;
-}
-
-function probe(url: string, caPem: string | undefined): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = url.startsWith("https:")
-      ? httpsRequest(url, { ca: caPem, timeout: 2000 })
-      : httpRequest(url, { timeout: 2000 });
-    req.on("response", (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on("timeout", () => req.destroy(new Error("timeout")));
-    req.on("error", reject);
-    req.end();
-  });
 }
 
 export async function startMinio(options: MinioOptions = {}): Promise<MinioServer> {
