@@ -77,6 +77,10 @@ export const Reason = {
   PreUpgradeBackupFailed: "PreUpgradeBackupFailed",
   PreUpgradeBackupNotRequired: "PreUpgradeBackupNotRequired",
   // RestoreComplete
+  /** Checking the cluster, the spec and the Secrets before the lock is taken. */
+  RestoreValidating: "RestoreValidating",
+  /** Valid, waiting for the operation lock (or for an older restore of the cluster); the message names the holder. */
+  RestoreWaitingForLock: "RestoreWaitingForLock",
   RestoreRunning: "RestoreRunning",
   RestoreSucceeded: "RestoreSucceeded",
   RestoreFailed: "RestoreFailed",

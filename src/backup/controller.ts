@@ -11,7 +11,6 @@ import {
   type CustomObjectsApi,
   PatchStrategy,
   setHeaderOptions,
-  type V1OwnerReference,
 } from "@kubernetes/client-node";
 import {
   Annotation,
@@ -26,19 +25,14 @@ import {
 import { isRestoreActive, toTimestamp } from "../api/predicates.ts";
 import type { OpenBaoCluster, OpenBaoRestore } from "../api/types.ts";
 import { buildExecutorJob } from "../jobs/executor-job.ts";
-import { isAlreadyExists, isConflict, isNotFound } from "../kube/errors.ts";
+import { isConflict, isNotFound } from "../kube/errors.ts";
 import type { EventRecorder } from "../kube/events.ts";
+import { type Cache, createJobOnce, ensureServiceAccount, missingSecrets, ownerReference } from "../kube/objects.ts";
 import type { Logger } from "../observability/logger.ts";
 import { labelValue } from "./job-name.ts";
 import type { BackupMetrics } from "./metrics.ts";
 import { type CachedJob, type CachedPod, observeJob, ownedBy } from "./observe.ts";
 import { type BackupPlan, type JobRequest, planBackup } from "./plan.ts";
-
-/** Read access the informer caches provide. */
-export interface Cache<T> {
-  get(namespace: string | undefined, name: string): T | undefined;
-  list(namespace?: string): T[];
-}
 
 export interface BackupControllerDeps {
   readonly clusters: Cache<OpenBaoCluster>;
@@ -133,16 +127,7 @@ export class BackupController {
     const names = [job.spec.tlsSecretName];
     if (job.spec.auth.method === "token") names.push(job.spec.auth.secretName);
     if (job.spec.target.credentialsSecretRef) names.push(job.spec.target.credentialsSecretRef.name);
-    const missing: string[] = [];
-    for (const secret of names) {
-      try {
-        await this.#d.core.readNamespacedSecret({ name: secret, namespace });
-      } catch (err) {
-        if (isNotFound(err)) missing.push(secret);
-        else throw err;
-      }
-    }
-    return missing;
+    return missingSecrets(this.#d.core, namespace, names);
   }
 
   async #getFresh(namespace: string, name: string): Promise<OpenBaoCluster | undefined> {
@@ -206,16 +191,15 @@ export class BackupController {
   async #createJob(cluster: OpenBaoCluster, request: JobRequest): Promise<void> {
     const namespace = cluster.metadata.namespace ?? "";
     const clusterName = cluster.metadata.name ?? "";
-    const owner: V1OwnerReference = {
-      apiVersion,
-      kind: clusterNames.kind,
-      name: clusterName,
-      uid: cluster.metadata.uid ?? "",
-      controller: true,
-      blockOwnerDeletion: true,
-    };
+    const owner = ownerReference(clusterNames.kind, cluster);
     const serviceAccountName = backupServiceAccountName(clusterName);
-    await this.#ensureServiceAccount(namespace, serviceAccountName, owner, request.spec.serviceAccountAnnotations);
+    await ensureServiceAccount(this.#d.core, {
+      namespace,
+      name: serviceAccountName,
+      owner,
+      annotations: request.spec.serviceAccountAnnotations,
+      labels: { [Label.ManagedBy]: LabelValue.ManagedBy, [Label.Component]: LabelValue.ComponentBackup },
+    });
     const labels = {
       [Label.ManagedBy]: LabelValue.ManagedBy,
       [Label.Name]: LabelValue.Name,
@@ -256,55 +240,13 @@ export class BackupController {
           : {}),
       },
     });
-    try {
-      await this.#d.batch.createNamespacedJob({ namespace, body: job });
-    } catch (err) {
-      if (!isAlreadyExists(err)) throw err;
-      const existing = await this.#d.batch.readNamespacedJob({ name: request.name, namespace });
-      if (!ownedBy(existing, cluster.metadata.uid)) {
-        await this.#d.events.record(
-          { apiVersion, kind: clusterNames.kind, name: clusterName, namespace, uid: cluster.metadata.uid },
-          "Warning",
-          "JobNameConflict",
-          `Job ${request.name} exists and is not owned by this cluster; it is ignored`,
-        );
-      }
-    }
-  }
-
-  async #ensureServiceAccount(
-    namespace: string,
-    name: string,
-    owner: V1OwnerReference,
-    annotations: Readonly<Record<string, string>>,
-  ): Promise<void> {
-    try {
-      const existing = await this.#d.core.readNamespacedServiceAccount({ name, namespace });
-      const current = existing.metadata?.annotations ?? {};
-      if (Object.entries(annotations).every(([k, v]) => current[k] === v)) return;
-      await this.#d.core.patchNamespacedServiceAccount(
-        { name, namespace, body: { metadata: { annotations } } },
-        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    if ((await createJobOnce(this.#d.batch, job, cluster.metadata.uid)) === "foreign") {
+      await this.#d.events.record(
+        { apiVersion, kind: clusterNames.kind, name: clusterName, namespace, uid: cluster.metadata.uid },
+        "Warning",
+        "JobNameConflict",
+        `Job ${request.name} exists and is not owned by this cluster; it is ignored`,
       );
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-      await this.#d.core
-        .createNamespacedServiceAccount({
-          namespace,
-          body: {
-            metadata: {
-              name,
-              namespace,
-              annotations: { ...annotations },
-              labels: { [Label.ManagedBy]: LabelValue.ManagedBy, [Label.Component]: LabelValue.ComponentBackup },
-              ownerReferences: [owner],
-            },
-            automountServiceAccountToken: false,
-          },
-        })
-        .catch((e: unknown) => {
-          if (!isAlreadyExists(e)) throw e;
-        });
     }
   }
 

@@ -7,11 +7,26 @@
  * The gate holds back the last chunk until the whole object has been hashed and matched
  * against the manifest: a missing, truncated or corrupted object is refused before OpenBao
  * has received a complete snapshot, so it applies nothing.
+ *
+ * After the POST the run is not over: OpenBao answers 204 once it has *buffered* the
+ * snapshot and applies it afterwards, in the background, under its state lock (≥ 5 s), and
+ * then re-runs its active-node setup. For a few seconds more the standbys answer with a 307
+ * redirect instead of forwarding requests to the new active node. `awaitRestoreServed`
+ * therefore waits until (1) the active node has finished applying (its `active_time` moved
+ * and its applied Raft index passed the restore's log entries), (2) every member has applied
+ * up to that index, and (3) every member serves an authenticated request through the
+ * active node (no redirect, not sealed). Only then does the run succeed; otherwise it fails
+ * with exit 6 (`RestoreNotServed`) naming each member that did not converge and why.
+ * No member needs a restart: OpenBao's own restore callback purges each node's caches.
  */
 import { pipeline, Transform, type TransformCallback } from "node:stream";
-import { OpenBaoHttp } from "../openbao/http.ts";
+import { setTimeout as sleep } from "node:timers/promises";
+import { authenticate } from "../openbao/auth.ts";
+import { OpenBaoError } from "../openbao/errors.ts";
+import { OpenBaoHttp, readCapped } from "../openbao/http.ts";
 import { restoreSnapshot } from "../openbao/snapshot.ts";
 import { createSnapshotInspector } from "../snapshot/archive.ts";
+import { SnapshotArchiveError } from "../snapshot/errors.ts";
 import { manifestKey } from "../snapshot/key.ts";
 import { parseManifest } from "../snapshot/manifest.ts";
 import type { HashingTap } from "../snapshot/tap.ts";
@@ -83,9 +98,184 @@ function verifier(tap: HashingTap, expected: { size: number; sha256: string }, k
   };
 }
 
+/** `GET sys/leader` as OpenBao answers it (unauthenticated; served by every member itself). */
+interface LeaderView {
+  readonly is_self?: boolean;
+  readonly leader_address?: string;
+  readonly active_time?: string;
+  readonly raft_committed_index?: number;
+  readonly raft_applied_index?: number;
+}
+
+/** The active node as it was just before the snapshot was sent. */
+interface BeforeRestore {
+  readonly activeTime: string | undefined;
+  readonly committedIndex: number;
+}
+
+/**
+ * How long the members may take to serve the restored data. OpenBao itself needs 5–15 s
+ * (apply under the state lock, active-node setup, standbys reconnecting); the Job's
+ * `activeDeadlineSeconds` bounds the whole run anyway.
+ */
+export const defaultServeTimeoutMs = 300_000;
+const pollMs = 500;
+/**
+ * A restore adds at least three Raft entries after the last one seen before it: the restored
+ * snapshot (last index + 1), a no-op barrier, and the log that runs the restore callback on
+ * the standbys.
+ */
+const restoreLogEntries = 3;
+
+async function leaderView(http: OpenBaoHttp, member: string, signal: AbortSignal): Promise<LeaderView> {
+  // The active node holds its state lock while it applies a snapshot; this call waits for it.
+  const view = await http.json<LeaderView>(member, { method: "GET", path: "sys/leader", timeoutMs: 60_000, signal });
+  return view ?? {};
+}
+
+function describeProblem(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * One authenticated request through `member`: `auth/token/lookup-self` is never answered by a
+ * standby itself, so any answer from the active node (200, or 403 for a token that is not
+ * valid in the restored data) proves the member forwards to it; a 307 means the standby is
+ * not forwarding yet, 503 that it is sealed.
+ */
+async function probe(
+  http: OpenBaoHttp,
+  member: string,
+  token: string,
+  signal: AbortSignal,
+): Promise<string | undefined> {
+  const res = await http.request(member, {
+    method: "GET",
+    path: "auth/token/lookup-self",
+    token,
+    timeoutMs: 15_000,
+    signal,
+  });
+  await readCapped(res, 64 * 1024, member).catch(() => "");
+  const status = res.statusCode ?? 0;
+  if (status === 200 || status === 403) return undefined;
+  if (status === 307) return "answers with a redirect instead of forwarding to the active node (not serving yet)";
+  if (status === 503) return "is sealed or not ready (503)";
+  if (status === 429) return "reports itself as a standby that cannot serve (429)";
+  return `answered an authenticated request with HTTP ${status}`;
+}
+
+async function sealedHint(http: OpenBaoHttp, members: readonly string[], signal: AbortSignal): Promise<string> {
+  const sealed: string[] = [];
+  await Promise.all(
+    members.map(async (m) => {
+      const status = await http
+        .json<{ sealed?: boolean }>(m, { method: "GET", path: "sys/seal-status", timeoutMs: 5000, signal })
+        .catch(() => undefined);
+      if (status?.sealed === true) sealed.push(m);
+    }),
+  );
+  return sealed.length === 0
+    ? ""
+    : `; sealed: ${sealed.sort().join(", ")} — a snapshot from another cluster needs that cluster's unseal keys: unseal these members with them`;
+}
+
+/** Waits until every member serves the restored data (see the module doc); throws `RestoreNotServed`. */
+export async function awaitRestoreServed(
+  http: OpenBaoHttp,
+  config: Pick<RestoreConfig, "members" | "auth" | "key">,
+  before: BeforeRestore,
+  oldToken: string,
+  secrets: string[],
+  signal: AbortSignal,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const problems = new Map<string, string>();
+  const fail = async (stage: string): Promise<never> => {
+    const detail = [...problems.entries()].map(([m, p]) => `${m}: ${p}`).join("; ");
+    const hint = await sealedHint(http, config.members, signal);
+    throw new VerificationError(
+      "RestoreNotServed",
+      `OpenBao accepted ${config.key}, but ${stage} within ${Math.round(timeoutMs / 1000)} s (${detail || "no answer"})${hint}`,
+    );
+  };
+
+  // 1. The active node has applied the snapshot and finished its active-node setup again.
+  let active: { address: string; index: number } | undefined;
+  while (active === undefined) {
+    for (const member of config.members) {
+      try {
+        const view = await leaderView(http, member, signal);
+        const applied = view.raft_applied_index ?? 0;
+        if (
+          view.is_self === true &&
+          // An OpenBao that reports no active_time leaves the Raft index as the only signal.
+          (before.activeTime === undefined || view.active_time !== before.activeTime) &&
+          applied >= before.committedIndex + restoreLogEntries
+        ) {
+          active = { address: member, index: applied };
+          break;
+        }
+        problems.set(member, view.is_self ? `active, applied index ${applied}, restore not applied yet` : "standby");
+      } catch (err) {
+        problems.set(member, describeProblem(err));
+      }
+    }
+    if (active !== undefined) break;
+    if (Date.now() >= deadline) await fail("no active node finished applying it");
+    await sleep(pollMs, undefined, { signal });
+  }
+  problems.clear();
+
+  // 2. A token of the restored data when the auth method can give one (a JWT login against the
+  //    restored auth configuration); otherwise the old token, whose 403 still proves forwarding.
+  let token = oldToken;
+  let fresh = false;
+  try {
+    token = await authenticate(http, active.address, config.auth, signal);
+    secrets.push(token);
+    fresh = config.auth.method === "jwt";
+  } catch (err) {
+    if (!(err instanceof OpenBaoError)) throw err;
+  }
+
+  // 3. Every member has applied the restore and serves requests through the active node.
+  const pending = new Set(config.members);
+  for (;;) {
+    for (const member of [...pending]) {
+      try {
+        const view = await leaderView(http, member, signal);
+        const applied = view.raft_applied_index ?? 0;
+        if (applied < active.index) {
+          problems.set(member, `applied Raft index ${applied}, the restore is at ${active.index}`);
+          continue;
+        }
+        const problem = await probe(http, member, token, signal);
+        if (problem === undefined) {
+          pending.delete(member);
+          problems.delete(member);
+        } else problems.set(member, problem);
+      } catch (err) {
+        problems.set(member, describeProblem(err));
+      }
+    }
+    if (pending.size === 0) break;
+    if (Date.now() >= deadline) await fail(`${pending.size} of ${config.members.length} member(s) did not serve it`);
+    await sleep(pollMs, undefined, { signal });
+  }
+  if (fresh) {
+    // Best effort: the login token of the check is not needed any more.
+    await http
+      .request(active.address, { method: "POST", path: "auth/token/revoke-self", token, timeoutMs: 5000, signal })
+      .then((res) => readCapped(res, 64 * 1024, active.address))
+      .catch(() => undefined);
+  }
+}
+
 export async function runRestore(
   config: RestoreConfig,
-  options: { now?: () => Date; signal?: AbortSignal } = {},
+  options: { now?: () => Date; signal?: AbortSignal; serveTimeoutMs?: number } = {},
 ): Promise<ExecutorResult> {
   const now = options.now ?? (() => new Date());
   const started = now();
@@ -110,6 +300,11 @@ export async function runRestore(
       );
     }
     const { leader, token } = await leaderAndToken(http, config.members, config.auth, secrets, signal);
+    const view = await leaderView(http, leader, signal);
+    const before: BeforeRestore = {
+      activeTime: view.active_time,
+      committedIndex: view.raft_committed_index ?? view.raft_applied_index ?? 0,
+    };
 
     const source = await store.download(key, { signal });
     const tap = createTap();
@@ -123,6 +318,15 @@ export async function runRestore(
       progress.stop();
       source.destroy();
     }
+    await awaitRestoreServed(
+      http,
+      config,
+      before,
+      token,
+      secrets,
+      signal,
+      options.serveTimeoutMs ?? defaultServeTimeoutMs,
+    );
     return {
       mode: "restore",
       ok: true,
@@ -133,7 +337,14 @@ export async function runRestore(
       startedAt: started.toISOString(),
     };
   } catch (err) {
-    const failure = classify(err, secrets, "restore");
+    // The inspector stopped the stream before its end, so OpenBao received no complete snapshot.
+    const cause =
+      err instanceof SnapshotArchiveError
+        ? new VerificationError(err.code, `${key} is not a valid snapshot: ${err.message}; nothing was restored`, {
+            cause: err,
+          })
+        : err;
+    const failure = classify(cause, secrets, "restore");
     return {
       mode: "restore",
       ok: false,

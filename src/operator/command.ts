@@ -66,8 +66,16 @@ export async function operatorCommand(argv: readonly string[]): Promise<number> 
   }
   const kubeConfig = new KubeConfig();
   const path = flags.get("kubeconfig") ?? process.env.KUBECONFIG;
-  if (path) kubeConfig.loadFromFile(path);
-  else kubeConfig.loadFromDefault();
+  try {
+    if (path) kubeConfig.loadFromFile(path);
+    else kubeConfig.loadFromDefault();
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    process.stderr.write(
+      `bao-backup operator: cannot load the kubeconfig ${path ?? "(default)"} (${reason}); pass --kubeconfig or run in a cluster\n`,
+    );
+    return exitCodes.config;
+  }
   const namespace = flags.get("namespace") ?? process.env.WATCH_NAMESPACE ?? undefined;
   const leaseNamespace = flags.get("leader-election-namespace") ?? process.env.POD_NAMESPACE ?? namespace;
   if (!flags.has("no-leader-election") && !leaseNamespace) {

@@ -18,6 +18,7 @@ import { BackupController } from "../backup/controller.ts";
 import { backupMetrics } from "../backup/metrics.ts";
 import { eventRecorder } from "../kube/events.ts";
 import type { Logger } from "../observability/logger.ts";
+import { registerRestoreController } from "../restore/register.ts";
 import { enqueueOwner } from "../runtime/controller.ts";
 import type { KubeObject, Wire } from "../runtime/informer.ts";
 import { type LeaderElectionOptions, Manager } from "../runtime/manager.ts";
@@ -93,5 +94,15 @@ export function buildOperator(options: OperatorOptions): Manager {
     })
     // A restore that ends unblocks the cluster's backups.
     .watch(restores, (restore) => `${restore.metadata?.namespace ?? ""}/${restore.spec.cluster}`);
+  registerRestoreController(manager, {
+    clusters,
+    restores,
+    jobs,
+    pods,
+    image: options.image,
+    jwtAudience: options.jwtAudience,
+    now: options.now,
+    workers: options.workers,
+  });
   return manager;
 }

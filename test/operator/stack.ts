@@ -17,6 +17,7 @@ import {
 import { crdFiles } from "../../src/api/schema.ts";
 import type { OpenBaoCluster } from "../../src/api/types.ts";
 import { backupServiceAccountName } from "../../src/backup/controller.ts";
+import { restoreServiceAccountName } from "../../src/restore/plan.ts";
 import { startTarget, type TargetUnderTest } from "../executor/targets.ts";
 import { projectRoot } from "../servers/catalog.ts";
 import { type JobRunner, startJobRunner } from "../servers/job-runner.ts";
@@ -90,6 +91,7 @@ export async function startStack(clusterNames: readonly string[], options: Stack
       jwtIssuer: kube.issuer,
       // The role binds one ServiceAccount; tests that need several clusters use token auth.
       backupServiceAccount: { namespace, name: backupServiceAccountName(clusterNames[0] ?? "bao") },
+      restoreServiceAccount: { namespace, name: restoreServiceAccountName(clusterNames[0] ?? "bao") },
     }),
     startTarget("s3"),
   ]);

@@ -1,0 +1,414 @@
+/**
+ * The RestoreManager's act layer: observe (caches, a live read where a cache miss would
+ * mislead) → `planRestore` (pure) → perform, in this order:
+ *
+ *   1. add the finalizer (merge patch carrying the resourceVersion: optimistic);
+ *   2. take the lock: PUT the cluster's /status with its resourceVersion;
+ *   3. write the restore's /status (PUT with resourceVersion), then its events and metrics;
+ *   4. release the lock (PUT the cluster's /status with its resourceVersion);
+ *   5. delete or create the Job (AlreadyExists is checked for ownership);
+ *   6. remove the finalizer (optimistic, after the lock is released).
+ *
+ * A conflict (409) at any write re-reads the restore and the cluster from the API server and
+ * plans again; a step already done is then seen as done (the planner recognises its own lock,
+ * a terminal status, a finalizer in place). Nothing here decides; every branch is in plan.ts.
+ *
+ * A lock whose OpenBaoRestore no longer exists at all (its finalizer removed by hand) is
+ * released when that name is reconciled: cluster events map a lock holder to its key.
+ */
+import {
+  type BatchV1Api,
+  type CoreV1Api,
+  type CustomObjectsApi,
+  PatchStrategy,
+  setHeaderOptions,
+} from "@kubernetes/client-node";
+import {
+  Annotation,
+  apiVersion,
+  clusterNames,
+  EventReason,
+  group,
+  Label,
+  LabelValue,
+  restoreFinalizer,
+  restoreLockHolder,
+  restoreNames,
+  version,
+} from "../api/constants.ts";
+import { isRestoreTerminal } from "../api/predicates.ts";
+import type { OpenBaoCluster, OpenBaoRestore, OpenBaoRestoreStatus, OperationLock } from "../api/types.ts";
+
+import { labelValue, restoreJobName } from "../backup/job-name.ts";
+import { type CachedJob, type CachedPod, observeJob, ownedBy } from "../backup/observe.ts";
+import { buildExecutorJob } from "../jobs/executor-job.ts";
+import { isConflict, isNotFound } from "../kube/errors.ts";
+import type { EventRecorder, InvolvedObject } from "../kube/events.ts";
+import { type Cache, createJobOnce, ensureServiceAccount, missingSecrets, ownerReference } from "../kube/objects.ts";
+import type { Logger } from "../observability/logger.ts";
+import type { RestoreMetrics } from "./metrics.ts";
+import { type PlannedEvent, planRestore, type RestoreJobRequest, type RestorePlan } from "./plan.ts";
+
+export interface RestoreControllerDeps {
+  readonly clusters: Cache<OpenBaoCluster>;
+  readonly restores: Cache<OpenBaoRestore>;
+  readonly jobs: Cache<CachedJob>;
+  readonly pods: Cache<CachedPod>;
+  readonly custom: CustomObjectsApi;
+  readonly batch: BatchV1Api;
+  readonly core: CoreV1Api;
+  readonly events: EventRecorder;
+  readonly metrics: RestoreMetrics;
+  readonly log: Logger;
+  readonly now: () => Date;
+  readonly image: string;
+  readonly jwtAudience: string;
+}
+
+const maxConflictRetries = 5;
+
+function podDone(pod: CachedPod): boolean {
+  const phase = pod.status?.phase;
+  return phase === "Succeeded" || phase === "Failed";
+}
+
+export class RestoreController {
+  readonly #d: RestoreControllerDeps;
+
+  constructor(deps: RestoreControllerDeps) {
+    this.#d = deps;
+  }
+
+  async reconcile(key: string): Promise<{ requeueAfterMs?: number } | undefined> {
+    const slash = key.indexOf("/");
+    const namespace = key.slice(0, slash);
+    const name = key.slice(slash + 1);
+    let restore = this.#d.restores.get(namespace, name);
+    if (!restore) {
+      await this.#releaseOrphanLock(namespace, name);
+      return undefined;
+    }
+    let cluster = await this.#cluster(restore, false);
+    for (let attempt = 0; ; attempt++) {
+      let plan = this.#plan(restore, cluster, undefined);
+      if (plan.secretsToCheck.length > 0) {
+        plan = this.#plan(restore, cluster, await this.#missingSecrets(namespace, plan.secretsToCheck));
+      }
+      try {
+        await this.#perform(restore, cluster, plan);
+      } catch (err) {
+        if (!isConflict(err) || attempt >= maxConflictRetries) throw err;
+        // Someone else wrote the restore or the cluster in between: re-read both, plan again.
+        const fresh = await this.#getRestore(namespace, name);
+        if (!fresh) return undefined;
+        restore = fresh;
+        cluster = await this.#cluster(restore, true);
+        continue;
+      }
+      this.#observeMetrics(namespace, restore.spec.cluster);
+      return plan.requeueAfterMs === undefined ? undefined : { requeueAfterMs: plan.requeueAfterMs };
+    }
+  }
+
+  #plan(
+    restore: OpenBaoRestore,
+    cluster: OpenBaoCluster | undefined,
+    missing: readonly string[] | undefined,
+  ): RestorePlan {
+    const namespace = restore.metadata.namespace ?? "";
+    const uid = restore.metadata.uid;
+    const jobName = uid ? restoreJobName({ metadata: { name: restore.metadata.name ?? "", uid } }) : "";
+    const cached = jobName ? this.#d.jobs.get(namespace, jobName) : undefined;
+    const pods = jobName
+      ? this.#d.pods.list(namespace).filter((p) => p.metadata?.labels?.["job-name"] === jobName)
+      : [];
+    const job = cached && ownedBy(cached, uid) ? observeJob(cached, pods) : undefined;
+    const peers = this.#d.restores
+      .list(namespace)
+      .filter((r) => r.spec.cluster === restore.spec.cluster && r.metadata.name !== restore.metadata.name)
+      .map((r) => ({
+        name: r.metadata.name ?? "",
+        createdAt: r.metadata.creationTimestamp ? new Date(r.metadata.creationTimestamp) : undefined,
+        phase: r.status?.phase,
+        deleting: r.metadata.deletionTimestamp !== undefined,
+      }));
+    return planRestore({
+      restore,
+      cluster,
+      job,
+      activeJobPods: pods.filter((p) => !podDone(p)).length,
+      peers,
+      missingSecrets: missing,
+      now: this.#d.now(),
+      defaultImage: this.#d.image,
+    });
+  }
+
+  async #perform(restore: OpenBaoRestore, cluster: OpenBaoCluster | undefined, plan: RestorePlan): Promise<void> {
+    let current = restore;
+    let target = cluster;
+    const namespace = restore.metadata.namespace ?? "";
+    if (plan.addFinalizer) {
+      current = await this.#patchFinalizers(current, [...(current.metadata.finalizers ?? []), restoreFinalizer]);
+    }
+    if (plan.lock?.kind === "acquire" && target) target = await this.#writeLock(target, plan.lock.lock);
+    let reported = false;
+    if (plan.status) {
+      current = await this.#writeStatus(current, plan.status);
+      await this.#report(current, target, plan);
+      reported = true;
+    }
+    if (plan.lock?.kind === "release" && target)
+      target = await this.#releaseLock(target, restoreLockHolder(restore.metadata.name ?? ""));
+    if (plan.deleteJob) await this.#deleteJob(namespace, plan.deleteJob);
+    if (plan.createJob && target) await this.#createJob(current, target, plan.createJob);
+    if (plan.removeFinalizer) {
+      await this.#patchFinalizers(
+        current,
+        (current.metadata.finalizers ?? []).filter((f) => f !== restoreFinalizer),
+      );
+    }
+    if (!reported) await this.#report(current, target, plan);
+  }
+
+  /** Events and metrics of a plan whose writes succeeded (exactly once per transition). */
+  async #report(restore: OpenBaoRestore, cluster: OpenBaoCluster | undefined, plan: RestorePlan): Promise<void> {
+    const namespace = restore.metadata.namespace ?? "";
+    const clusterName = restore.spec.cluster;
+    if (plan.started) this.#d.metrics.started(namespace, clusterName);
+    if (plan.finished) this.#d.metrics.finished(namespace, clusterName, plan.finished);
+    for (const event of plan.events) await this.#event(restore, cluster, event);
+  }
+
+  async #event(restore: OpenBaoRestore, cluster: OpenBaoCluster | undefined, event: PlannedEvent): Promise<void> {
+    const namespace = restore.metadata.namespace ?? "";
+    let involved: InvolvedObject;
+    if (event.on === "cluster") {
+      if (!cluster) return;
+      involved = {
+        apiVersion,
+        kind: clusterNames.kind,
+        name: restore.spec.cluster,
+        namespace,
+        uid: cluster.metadata.uid,
+      };
+    } else {
+      involved = {
+        apiVersion,
+        kind: restoreNames.kind,
+        name: restore.metadata.name ?? "",
+        namespace,
+        uid: restore.metadata.uid,
+      };
+    }
+    const fields = { restore: restore.metadata.name, cluster: restore.spec.cluster, namespace, reason: event.reason };
+    if (event.type === "Warning") this.#d.log.warn(fields, event.message);
+    else this.#d.log.info(fields, event.message);
+    await this.#d.events.record(involved, event.type, event.reason, event.message).catch((err: unknown) => {
+      this.#d.log.warn({ err: String(err) }, "could not record an event");
+    });
+  }
+
+  #observeMetrics(namespace: string, cluster: string): void {
+    const restores = this.#d.restores.list(namespace).filter((r) => r.spec.cluster === cluster);
+    this.#d.metrics.observe(namespace, cluster, restores);
+  }
+
+  /** The target cluster: the cache, confirmed by a live read when the cache has none (or on `fresh`). */
+  async #cluster(restore: OpenBaoRestore, fresh: boolean): Promise<OpenBaoCluster | undefined> {
+    const namespace = restore.metadata.namespace ?? "";
+    const cached = fresh ? undefined : this.#d.clusters.get(namespace, restore.spec.cluster);
+    if (cached) return cached;
+    if (!fresh && isRestoreTerminal(restore.status?.phase) && restore.metadata.deletionTimestamp === undefined) {
+      // A finished restore only needs the cluster to release a lock it holds; the cache has it then.
+      return undefined;
+    }
+    try {
+      return (await this.#d.custom.getNamespacedCustomObject({
+        group,
+        version,
+        namespace,
+        plural: clusterNames.plural,
+        name: restore.spec.cluster,
+      })) as OpenBaoCluster;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async #getRestore(namespace: string, name: string): Promise<OpenBaoRestore | undefined> {
+    try {
+      return (await this.#d.custom.getNamespacedCustomObject({
+        group,
+        version,
+        namespace,
+        plural: restoreNames.plural,
+        name,
+      })) as OpenBaoRestore;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  #missingSecrets(namespace: string, names: readonly string[]): Promise<string[]> {
+    return missingSecrets(this.#d.core, namespace, names);
+  }
+
+  async #patchFinalizers(restore: OpenBaoRestore, finalizers: string[]): Promise<OpenBaoRestore> {
+    return (await this.#d.custom.patchNamespacedCustomObject(
+      {
+        group,
+        version,
+        namespace: restore.metadata.namespace ?? "",
+        plural: restoreNames.plural,
+        name: restore.metadata.name ?? "",
+        body: { metadata: { resourceVersion: restore.metadata.resourceVersion, finalizers } },
+      },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    )) as OpenBaoRestore;
+  }
+
+  async #writeStatus(restore: OpenBaoRestore, status: OpenBaoRestoreStatus): Promise<OpenBaoRestore> {
+    return (await this.#d.custom.replaceNamespacedCustomObjectStatus({
+      group,
+      version,
+      namespace: restore.metadata.namespace ?? "",
+      plural: restoreNames.plural,
+      name: restore.metadata.name ?? "",
+      body: {
+        apiVersion,
+        kind: restoreNames.kind,
+        metadata: {
+          name: restore.metadata.name,
+          namespace: restore.metadata.namespace,
+          resourceVersion: restore.metadata.resourceVersion,
+        },
+        status,
+      },
+    })) as OpenBaoRestore;
+  }
+
+  /** PUT the cluster's /status with the resourceVersion we planned from: never a blind merge (SPEC §5 trap 5). */
+  async #writeLock(cluster: OpenBaoCluster, lock: OperationLock | null): Promise<OpenBaoCluster> {
+    return (await this.#d.custom.replaceNamespacedCustomObjectStatus({
+      group,
+      version,
+      namespace: cluster.metadata.namespace ?? "",
+      plural: clusterNames.plural,
+      name: cluster.metadata.name ?? "",
+      body: {
+        apiVersion,
+        kind: clusterNames.kind,
+        metadata: {
+          name: cluster.metadata.name,
+          namespace: cluster.metadata.namespace,
+          resourceVersion: cluster.metadata.resourceVersion,
+        },
+        status: { ...cluster.status, operationLock: lock },
+      },
+    })) as OpenBaoCluster;
+  }
+
+  async #releaseLock(cluster: OpenBaoCluster, holder: string): Promise<OpenBaoCluster> {
+    if (cluster.status?.operationLock?.holder !== holder) return cluster;
+    return this.#writeLock(cluster, null);
+  }
+
+  /** The restore `name` is gone for good: free any cluster lock still naming it. */
+  async #releaseOrphanLock(namespace: string, name: string): Promise<void> {
+    const holder = restoreLockHolder(name);
+    const held = this.#d.clusters.list(namespace).filter((c) => c.status?.operationLock?.holder === holder);
+    if (held.length === 0) return;
+    if (await this.#getRestore(namespace, name)) return; // the cache lags; its own reconcile follows
+    for (const cached of held) {
+      try {
+        await this.#writeLock(cached, null);
+      } catch (err) {
+        if (isNotFound(err)) continue;
+        throw err; // a conflict retries the whole key with backoff
+      }
+      const message = `released the operation lock held by OpenBaoRestore ${name}, which no longer exists`;
+      this.#d.log.warn({ cluster: cached.metadata.name, namespace }, message);
+      await this.#d.events
+        .record(
+          {
+            apiVersion,
+            kind: clusterNames.kind,
+            name: cached.metadata.name ?? "",
+            namespace,
+            uid: cached.metadata.uid,
+          },
+          "Warning",
+          EventReason.LockRecovered,
+          message,
+        )
+        .catch(() => undefined);
+    }
+  }
+
+  async #deleteJob(namespace: string, name: string): Promise<void> {
+    try {
+      // Background: the Job goes at once; its Pods are stopped by the garbage collector, and
+      // the planner waits for them before it releases the lock.
+      await this.#d.batch.deleteNamespacedJob({ name, namespace, propagationPolicy: "Background" });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  async #createJob(restore: OpenBaoRestore, cluster: OpenBaoCluster, request: RestoreJobRequest): Promise<void> {
+    const namespace = restore.metadata.namespace ?? "";
+    const restoreName = restore.metadata.name ?? "";
+    const owner = ownerReference(restoreNames.kind, restore);
+    await this.#ensureServiceAccount(namespace, cluster, request);
+    const labels = {
+      [Label.ManagedBy]: LabelValue.ManagedBy,
+      [Label.Name]: LabelValue.Name,
+      [Label.Component]: LabelValue.ComponentRestore,
+      [Label.Cluster]: labelValue(request.clusterName),
+      [Label.Restore]: labelValue(restoreName),
+    };
+    const annotations = { [Annotation.RestoreName]: restoreName, [Annotation.ClusterName]: request.clusterName };
+    const job = buildExecutorJob({
+      mode: "restore",
+      name: request.name,
+      namespace,
+      owner,
+      image: request.image,
+      serviceAccountName: request.serviceAccountName,
+      labels,
+      annotations,
+      podLabels: request.podLabels,
+      // The full restore name on the Pod too, so a Pod event finds its restore even when the label is shortened.
+      podAnnotations: { ...request.podAnnotations, [Annotation.RestoreName]: restoreName },
+      activeDeadlineSeconds: request.activeDeadlineSeconds,
+      jwtAudience: this.#d.jwtAudience,
+      cluster: { name: request.clusterName, replicas: request.replicas, addresses: request.openbaoAddresses },
+      auth: request.auth,
+      tlsSecretName: request.tlsSecretName,
+      target: request.target,
+      extraEnv: { BACKUP_KEY: request.key, BACKUP_FORCE: String(request.force) },
+    });
+    if ((await createJobOnce(this.#d.batch, job, restore.metadata.uid)) === "foreign") {
+      // Not ours: never adopted. The restore fails as JobLost once the grace has passed.
+      await this.#event(restore, cluster, {
+        on: "restore",
+        type: "Warning",
+        reason: EventReason.JobNameConflict,
+        message: `Job ${request.name} exists and is not owned by this OpenBaoRestore; it is ignored`,
+      });
+    }
+  }
+
+  #ensureServiceAccount(namespace: string, cluster: OpenBaoCluster, request: RestoreJobRequest): Promise<void> {
+    return ensureServiceAccount(this.#d.core, {
+      namespace,
+      name: request.serviceAccountName,
+      owner: ownerReference(clusterNames.kind, cluster),
+      annotations: request.serviceAccountAnnotations,
+      labels: { [Label.ManagedBy]: LabelValue.ManagedBy, [Label.Component]: LabelValue.ComponentRestore },
+    });
+  }
+}

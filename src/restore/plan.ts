@@ -1,0 +1,538 @@
+/**
+ * The RestoreManager's decisions (SPEC §2 OpenBaoRestore, §3), as one pure function of the
+ * observed state and the clock: `planRestore(observation) → plan`. The controller performs
+ * the plan in a fixed order — finalizer, lock acquisition (cluster), restore status, events
+ * and metrics, lock release (cluster), Job deletion or creation, finalizer removal — and
+ * decides nothing itself.
+ *
+ *   (new) ─► Validating ─┬─► Running ─┬─► Completed
+ *            │   ▲  wait │            └─► Failed   (Job failed / lost)
+ *            │   └───────┘
+ *            └─► Failed  (cluster missing, not initialized / upgrading without force,
+ *                         no auth, a Secret missing, overrideOperationLock without force)
+ *
+ * `Pending` is the phase of an object no pass has looked at yet (no status): the first pass
+ * always moves it on. Invariants (each covered by a scenario test with a fixed clock):
+ * - terminal phases never change: a Completed or Failed restore only releases a lock it
+ *   still holds and drops its finalizer;
+ * - the lock is taken (an optimistic write on the cluster) before the restore says Running,
+ *   and the Job is created only after both, so a Job never runs without the lock; a lock
+ *   taken by a pass that crashed before its status write is recognised as ours and reused;
+ * - a restore waits (Validating, message naming the operation and holder) while a backup,
+ *   an upgrade or another restore holds the lock, and behind older unfinished restores of the
+ *   same cluster (first come, first served). With `overrideOperationLock` + `force` it takes
+ *   the lock from a backup or an upgrade (Warning Event, `OperationLockOverride` condition),
+ *   never from another restore: two restores of one cluster never run at once;
+ * - the lock is released when the Job's result is recorded (status first, then the lock, so a
+ *   crash in between is repaired by the next pass), when the Job is lost, and — through the
+ *   finalizer — when the restore is deleted: its Job is deleted first and the lock released
+ *   once the Job and its Pods are gone (or after `deletionGraceMs`, so it never blocks forever);
+ * - a result is recorded exactly once: only the transition out of Running records it, and
+ *   that transition is an optimistic status write.
+ */
+import {
+  Condition as ConditionType,
+  type ConditionType as ConditionTypeValue,
+  defaults,
+  EventReason,
+  type EventReasonValue,
+  FailureReason,
+  LockHolder,
+  LockOperation,
+  Reason,
+  restoreFinalizer,
+  restoreLockHolder,
+} from "../api/constants.ts";
+import {
+  fromTimestamp,
+  isLockHeld,
+  isRestoreTerminal,
+  isUpgrading,
+  type ResolvedAuth,
+  type ResolvedTarget,
+  resolveAuth,
+  resolveTarget,
+  restoreHoldingLock,
+  setCondition,
+  toTimestamp,
+} from "../api/predicates.ts";
+import type {
+  OpenBaoCluster,
+  OpenBaoRestore,
+  OpenBaoRestoreStatus,
+  OperationLock,
+  RestorePhase,
+} from "../api/types.ts";
+import { restoreJobName } from "../backup/job-name.ts";
+import type { ObservedJob } from "../backup/plan.ts";
+
+export type { ObservedJob };
+
+/** Another OpenBaoRestore of the same cluster, for first-come-first-served ordering. */
+export interface RestorePeer {
+  readonly name: string;
+  readonly createdAt: Date | undefined;
+  readonly phase: RestorePhase | undefined;
+  readonly deleting: boolean;
+}
+
+export interface RestoreObservation {
+  readonly restore: OpenBaoRestore;
+  /** The target cluster; undefined when it does not exist (confirmed by a live read). */
+  readonly cluster: OpenBaoCluster | undefined;
+  /** The restore's own Job (deterministic name, owner reference with the restore's UID). */
+  readonly job: ObservedJob | undefined;
+  /** Pods of that Job that have not terminated (deletion waits for them). */
+  readonly activeJobPods: number;
+  /** The other OpenBaoRestores naming the same cluster, in the same namespace. */
+  readonly peers: readonly RestorePeer[];
+  /**
+   * Secrets the restore needs that do not exist; undefined when not looked up yet. The
+   * controller looks them up only when the plan is about to start the restore
+   * (`plan.secretsToCheck`) and then plans again with the answer.
+   */
+  readonly missingSecrets: readonly string[] | undefined;
+  readonly now: Date;
+  /** The operator's own image: the executor image unless the restore or the cluster names one. */
+  readonly defaultImage: string;
+}
+
+/** Everything the controller needs to build the restore Job and its ServiceAccount. */
+export interface RestoreJobRequest {
+  readonly name: string;
+  readonly clusterName: string;
+  readonly key: string;
+  readonly force: boolean;
+  readonly image: string;
+  readonly auth: ResolvedAuth;
+  readonly target: ResolvedTarget;
+  readonly replicas: number;
+  readonly openbaoAddresses: string[] | undefined;
+  readonly tlsSecretName: string;
+  readonly activeDeadlineSeconds: number;
+  readonly serviceAccountName: string;
+  /** From the cluster's `spec.backup` (workload identity for the same bucket), if any. */
+  readonly serviceAccountAnnotations: Record<string, string>;
+  readonly podLabels: Record<string, string>;
+  readonly podAnnotations: Record<string, string>;
+}
+
+export interface PlannedEvent {
+  /** The object the Event is about. */
+  readonly on: "restore" | "cluster";
+  readonly type: "Normal" | "Warning";
+  readonly reason: EventReasonValue;
+  readonly message: string;
+}
+
+/** A change to `status.operationLock` of the cluster (an optimistic write). */
+export type LockChange =
+  | { readonly kind: "acquire"; readonly lock: OperationLock; readonly overridden: OperationLock | undefined }
+  | { readonly kind: "release" };
+
+/** A restore that reached a terminal phase in this pass, for metrics. */
+export interface RestoreOutcome {
+  readonly ok: boolean;
+  /** Short code: the executor's reason, `ValidationFailed`, `JobLost`, `Deleted`… */
+  readonly reason: string;
+  readonly durationMs: number | undefined;
+  readonly size: number | undefined;
+}
+
+export interface RestorePlan {
+  readonly addFinalizer: boolean;
+  readonly lock: LockChange | undefined;
+  /** The full status to write (optimistically), or undefined when nothing changed. */
+  readonly status: OpenBaoRestoreStatus | undefined;
+  readonly createJob: RestoreJobRequest | undefined;
+  /** Name of the restore's Job to delete (the restore is being deleted while it runs). */
+  readonly deleteJob: string | undefined;
+  readonly removeFinalizer: boolean;
+  readonly events: PlannedEvent[];
+  /** A restore Job was started by this pass. */
+  readonly started: boolean;
+  readonly finished: RestoreOutcome | undefined;
+  /** Secrets to look up before starting; empty unless the plan starts the restore unchecked. */
+  readonly secretsToCheck: readonly string[];
+  readonly requeueAfterMs: number | undefined;
+}
+
+/** A Job recorded in status but not (yet) visible is re-created within this grace; after it, it is lost. */
+export const jobCreateGraceMs = 120_000;
+/** How soon a waiting restore re-checks the lock (cluster events wake it earlier). */
+export const lockRecheckMs = 30_000;
+/** A deleted restore waits this long for its Job's Pods to stop before it releases the lock anyway. */
+export const deletionGraceMs = 120_000;
+/** Re-check interval while a deleted restore's Job and Pods go away. */
+export const deletionRecheckMs = 2000;
+
+/** `<cluster>-restore`: the ServiceAccount of restore Jobs, which OpenBao's restore role binds. */
+export function restoreServiceAccountName(cluster: string): string {
+  return `${cluster.slice(0, 245)}-restore`;
+}
+
+function deepEqual(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** Whether `lock` was taken by this very OpenBaoRestore (not a deleted namesake before it). */
+export function holdsLock(restore: OpenBaoRestore, lock: OperationLock | null | undefined): boolean {
+  if (!isLockHeld(lock) || lock.holder !== restoreLockHolder(restore.metadata.name ?? "")) return false;
+  const acquired = fromTimestamp(lock.acquiredAt);
+  const created = fromTimestamp(restore.metadata.creationTimestamp);
+  return acquired === undefined || created === undefined || acquired.getTime() >= created.getTime();
+}
+
+function ordered(a: { createdAt: Date | undefined; name: string }, b: { createdAt: Date | undefined; name: string }) {
+  const ta = a.createdAt?.getTime() ?? 0;
+  const tb = b.createdAt?.getTime() ?? 0;
+  return ta !== tb ? ta - tb : a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+function describeLock(lock: OperationLock): string {
+  const since = lock.acquiredAt ? ` since ${lock.acquiredAt}` : "";
+  const what = lock.message ? `: ${lock.message}` : "";
+  return `${lock.operation} (${lock.holder})${since}${what}`;
+}
+
+export function planRestore(obs: RestoreObservation): RestorePlan {
+  const { restore, cluster, now } = obs;
+  const name = restore.metadata.name ?? "";
+  const namespace = restore.metadata.namespace ?? "";
+  const spec = restore.spec;
+  const before: OpenBaoRestoreStatus = restore.status ?? {};
+  const status: OpenBaoRestoreStatus = structuredClone(before);
+  const phase = before.phase;
+  const lock = cluster?.status?.operationLock ?? null;
+  const ours = holdsLock(restore, lock);
+  const hasFinalizer = (restore.metadata.finalizers ?? []).includes(restoreFinalizer);
+  const deleting = restore.metadata.deletionTimestamp !== undefined;
+  const jobName = restoreJobName({ metadata: { name, uid: restore.metadata.uid ?? "" } });
+  const generation = restore.metadata.generation;
+
+  const events: PlannedEvent[] = [];
+  let addFinalizer = false;
+  let removeFinalizer = false;
+  let lockChange: LockChange | undefined;
+  let createJob: RestoreJobRequest | undefined;
+  let deleteJob: string | undefined;
+  let started = false;
+  let finished: RestoreOutcome | undefined;
+  let secretsToCheck: string[] = [];
+  const requeue: number[] = [];
+
+  const setCond = (type: ConditionTypeValue, s: "True" | "False" | "Unknown", reason: string, message: string) => {
+    const input = {
+      type,
+      status: s,
+      reason,
+      message,
+      ...(generation === undefined ? {} : { observedGeneration: generation }),
+    };
+    status.conditions = [...setCondition(status.conditions, input, now)];
+  };
+  const event = (
+    type: "Normal" | "Warning",
+    reason: EventReasonValue,
+    message: string,
+    on: "restore" | "cluster" = "restore",
+  ) => events.push({ on, type, reason, message: message.slice(0, 1024) });
+  const release = (why: string): void => {
+    if (!ours) return;
+    lockChange = { kind: "release" };
+    event("Normal", EventReason.LockReleased, `released the operation lock of cluster ${spec.cluster}: ${why}`);
+  };
+  const durationMs = (end: Date): number | undefined => {
+    const start = fromTimestamp(before.startTime);
+    return start ? Math.max(0, end.getTime() - start.getTime()) : undefined;
+  };
+  const fail = (reason: string, condReason: string, message: string, end: Date = now): void => {
+    status.phase = "Failed";
+    status.completionTime = toTimestamp(end);
+    status.message = message.slice(0, 4096);
+    setCond(ConditionType.RestoreComplete, "False", condReason, status.message);
+    event(
+      "Warning",
+      EventReason.RestoreFailed,
+      `restore of ${spec.source.key} into ${spec.cluster} failed: ${message}`,
+    );
+    finished = { ok: false, reason, durationMs: durationMs(end), size: undefined };
+  };
+
+  // 1. Deleted: stop the Job, wait for it to go, then release the lock and let the object go.
+  if (deleting) {
+    if (hasFinalizer) {
+      const deletedAt = fromTimestamp(restore.metadata.deletionTimestamp) ?? now;
+      const waited = now.getTime() - deletedAt.getTime();
+      if (obs.job?.phase === "Running") {
+        deleteJob = obs.job.name;
+        if (!isRestoreTerminal(phase)) {
+          event(
+            "Warning",
+            EventReason.RestoreFailed,
+            `the OpenBaoRestore was deleted while Job ${obs.job.name} ran: deleting the Job (a snapshot OpenBao had already received in full is applied regardless)`,
+          );
+        }
+        requeue.push(deletionRecheckMs);
+      } else if (obs.activeJobPods > 0 && waited < deletionGraceMs) {
+        requeue.push(Math.min(deletionRecheckMs, deletionGraceMs - waited));
+      } else {
+        if (obs.activeJobPods > 0) {
+          event(
+            "Warning",
+            EventReason.LockRecovered,
+            `${obs.activeJobPods} Pod(s) of Job ${jobName} still run ${Math.round(waited / 1000)} s after the restore was deleted; releasing the lock anyway`,
+          );
+        }
+        release("the OpenBaoRestore was deleted");
+        removeFinalizer = true;
+        if (phase === "Running")
+          finished = { ok: false, reason: "Deleted", durationMs: durationMs(now), size: undefined };
+      }
+    }
+    return finish();
+  }
+
+  // 2. Terminal: never changes again; only a lock still held and the finalizer are cleaned up.
+  if (isRestoreTerminal(phase)) {
+    release(`the restore is ${phase}`);
+    if (hasFinalizer) removeFinalizer = true;
+    return finish();
+  }
+
+  if (!hasFinalizer) addFinalizer = true;
+
+  // 3. Running: record the Job's result once, re-create a Job not created yet, or declare it lost.
+  if (phase === "Running") {
+    const job = obs.job;
+    if (job && job.phase !== "Running") {
+      recordJob(job);
+      release(`Job ${job.name} finished`);
+    } else if (!job) {
+      const age = now.getTime() - (fromTimestamp(before.startTime)?.getTime() ?? 0);
+      const request = cluster ? jobRequest(cluster) : undefined;
+      if (age < jobCreateGraceMs && request) {
+        createJob = request;
+        requeue.push(jobCreateGraceMs - age);
+      } else {
+        fail(
+          FailureReason.JobLost,
+          Reason.RestoreFailed,
+          `Job ${jobName} disappeared before it reported a result; OpenBao may or may not have applied ${spec.source.key}: check the cluster and create a new OpenBaoRestore`,
+        );
+        release(`Job ${jobName} was lost`);
+      }
+    }
+    return finish();
+  }
+
+  // 4. Pending / Validating: validate, then wait for or take the lock, then start.
+  if (phase !== "Validating") {
+    event(
+      "Normal",
+      EventReason.RestoreValidating,
+      `validating the restore of ${spec.source.key} into cluster ${spec.cluster}`,
+    );
+  }
+  const invalid = validate();
+  if (invalid) {
+    fail("ValidationFailed", Reason.RestoreValidationFailed, invalid);
+    release("the restore failed validation");
+    return finish();
+  }
+  const target = cluster as OpenBaoCluster; // validate() returned undefined: the cluster exists
+  const force = spec.force === true;
+  const override = force && spec.overrideOperationLock === true;
+
+  let take: LockChange | undefined;
+  let wait: string | undefined;
+  if (ours) {
+    // Taken by an earlier pass that did not get as far as its status write.
+  } else if (isLockHeld(lock) && restoreHoldingLock(lock) !== undefined && restoreHoldingLock(lock) !== name) {
+    wait = `another restore holds the operation lock: ${describeLock(lock)}; restores of one cluster never run at once`;
+  } else if (isLockHeld(lock) && restoreHoldingLock(lock) === undefined) {
+    if (override) take = { kind: "acquire", lock: newLock(), overridden: lock };
+    else
+      wait = `waiting for the operation lock, held by ${describeLock(lock)}${
+        lock.holder === LockHolder.Upgrade ? " (spec.overrideOperationLock with spec.force takes it over)" : ""
+      }`;
+  } else {
+    // Free, or left over by a deleted OpenBaoRestore of the same name (acquired before this one existed).
+    const ahead = override
+      ? undefined
+      : obs.peers
+          .filter((p) => p.name !== name && !p.deleting && !isRestoreTerminal(p.phase))
+          .filter((p) => ordered(p, { name, createdAt: fromTimestamp(restore.metadata.creationTimestamp) }) < 0)
+          .sort(ordered)[0];
+    if (ahead) wait = `queued behind OpenBaoRestore ${ahead.name}, an older restore of cluster ${spec.cluster}`;
+    else take = { kind: "acquire", lock: newLock(), overridden: undefined };
+  }
+
+  if (wait !== undefined) {
+    status.phase = "Validating";
+    if (before.message !== wait) event("Normal", EventReason.RestoreValidating, wait);
+    status.message = wait;
+    setCond(ConditionType.RestoreComplete, "False", Reason.RestoreWaitingForLock, wait);
+    requeue.push(lockRecheckMs);
+    return finish();
+  }
+
+  // 5. Start: lock (if not ours yet), Running, the Job.
+  if (obs.missingSecrets === undefined) {
+    // The controller looks the Secrets up and plans again; nothing is started unchecked.
+    secretsToCheck = secretNames(target);
+    status.phase = "Validating";
+    status.message = `validating the restore of ${spec.source.key} into cluster ${spec.cluster}`;
+    setCond(ConditionType.RestoreComplete, "False", Reason.RestoreValidating, status.message);
+    return finish();
+  }
+  const request = jobRequest(target);
+  if (!request) return finish(); // unreachable: validate() refused a spec without auth
+  if (take?.kind === "acquire") {
+    lockChange = take;
+    if (take.overridden) {
+      const message = `took the operation lock of cluster ${spec.cluster} from ${describeLock(take.overridden)} (spec.overrideOperationLock with spec.force)`;
+      event("Warning", EventReason.OperationLockOverridden, message);
+      event("Warning", EventReason.OperationLockOverridden, `OpenBaoRestore ${name} ${message}`, "cluster");
+      setCond(ConditionType.OperationLockOverride, "True", Reason.OperationLockOverridden, message);
+    } else if (isLockHeld(lock)) {
+      event(
+        "Normal",
+        EventReason.LockRecovered,
+        `replaced a lock left by an earlier OpenBaoRestore named ${name}`,
+        "cluster",
+      );
+    }
+  }
+  event("Normal", EventReason.LockAcquired, `holding the operation lock of cluster ${spec.cluster}`);
+  status.phase = "Running";
+  status.startTime = toTimestamp(now);
+  status.snapshotKey = spec.source.key;
+  status.message = `Job ${request.name} restores ${spec.source.key} into cluster ${spec.cluster}${force ? " (snapshot-force)" : ""}`;
+  setCond(ConditionType.RestoreComplete, "False", Reason.RestoreRunning, status.message);
+  createJob = request;
+  started = true;
+  event("Normal", EventReason.RestoreJobCreated, `created Job ${request.name} to restore ${spec.source.key}`);
+  requeue.push(jobCreateGraceMs);
+  return finish();
+
+  function newLock(): OperationLock {
+    return {
+      operation: LockOperation.Restore,
+      holder: restoreLockHolder(name),
+      acquiredAt: toTimestamp(now),
+      message: `OpenBaoRestore ${name} restores ${spec.source.key}`.slice(0, 1024),
+    };
+  }
+
+  /** The first reason the restore cannot run, as a message naming the field and the fix. */
+  function validate(): string | undefined {
+    if (!cluster) {
+      return `OpenBaoCluster ${spec.cluster} does not exist in namespace ${namespace}: fix spec.cluster or create the cluster, then create a new OpenBaoRestore`;
+    }
+    if (spec.overrideOperationLock === true && spec.force !== true) {
+      return "spec.overrideOperationLock requires spec.force: true";
+    }
+    if (resolveAuth(spec) === undefined) {
+      return "no OpenBao authentication configured: set spec.jwtAuthRole (JWT auth) or spec.tokenSecretRef (a Secret holding a token)";
+    }
+    if (spec.force !== true) {
+      if (cluster.status?.initialized !== true) {
+        return `cluster ${spec.cluster} is not initialized (status.initialized is not true): restore into an initialized cluster, or set spec.force to skip this check`;
+      }
+      if (isUpgrading(cluster) || cluster.status?.phase === "Upgrading") {
+        return `cluster ${spec.cluster} is upgrading: create the restore after the upgrade, or set spec.force (and spec.overrideOperationLock to take the upgrade's lock)`;
+      }
+    }
+    const missing = obs.missingSecrets ?? [];
+    if (missing.length > 0) {
+      return `Secret ${missing.join(", ")} not found in namespace ${namespace}: create ${missing.length > 1 ? "them" : "it"} or fix the reference, then create a new OpenBaoRestore`;
+    }
+    return undefined;
+  }
+
+  function secretNames(c: OpenBaoCluster): string[] {
+    const names = [tlsSecretName(c)];
+    const auth = resolveAuth(spec);
+    if (auth?.method === "token") names.push(auth.secretName);
+    const credentials = spec.source.target.credentialsSecretRef?.name;
+    if (credentials) names.push(credentials);
+    return [...new Set(names)];
+  }
+
+  function tlsSecretName(c: OpenBaoCluster): string {
+    return c.spec?.backup?.tlsSecretRef?.name ?? `${spec.cluster}${defaults.tlsSecretSuffix}`;
+  }
+
+  function jobRequest(c: OpenBaoCluster): RestoreJobRequest | undefined {
+    const auth = resolveAuth(spec);
+    if (!auth) return undefined;
+    const backup = c.spec?.backup;
+    const addresses = backup?.openbaoAddresses;
+    return {
+      name: jobName,
+      clusterName: spec.cluster,
+      key: spec.source.key,
+      force: spec.force === true,
+      image: spec.image ?? backup?.image ?? backup?.executorImage ?? obs.defaultImage,
+      auth,
+      target: resolveTarget(spec.source.target),
+      replicas: c.spec?.replicas ?? 1,
+      openbaoAddresses: addresses !== undefined && addresses.length > 0 ? [...addresses] : undefined,
+      tlsSecretName: tlsSecretName(c),
+      activeDeadlineSeconds: backup?.activeDeadlineSeconds ?? defaults.activeDeadlineSeconds,
+      serviceAccountName: restoreServiceAccountName(spec.cluster),
+      serviceAccountAnnotations: { ...backup?.serviceAccount?.annotations },
+      podLabels: { ...backup?.podLabels },
+      podAnnotations: { ...backup?.podAnnotations },
+    };
+  }
+
+  function recordJob(job: ObservedJob): void {
+    const end = job.finishedAt ?? now;
+    const result = job.result;
+    if (job.phase === "Succeeded" && result?.ok === true) {
+      const key = result.key ?? spec.source.key;
+      status.phase = "Completed";
+      status.completionTime = toTimestamp(end);
+      status.snapshotKey = key;
+      if (result.size !== undefined) status.snapshotSize = result.size;
+      const sha = result.sha256 ? `, sha256 ${result.sha256.slice(0, 12)}…` : "";
+      status.message =
+        `restored ${key} (${result.size ?? "?"} bytes${sha}) into cluster ${spec.cluster}; every member serves the restored data`.slice(
+          0,
+          4096,
+        );
+      setCond(ConditionType.RestoreComplete, "True", Reason.RestoreSucceeded, status.message);
+      event("Normal", EventReason.RestoreSucceeded, status.message);
+      finished = { ok: true, reason: Reason.RestoreSucceeded, durationMs: durationMs(end), size: result.size };
+      return;
+    }
+    const reason =
+      result?.ok === false && result.reason ? result.reason : (job.jobFailureReason ?? FailureReason.JobFailed);
+    const detail =
+      result?.ok === false && result.message
+        ? result.message
+        : job.phase === "Succeeded"
+          ? `Job ${job.name} succeeded but left no readable result`
+          : `Job ${job.name} failed (${reason}) without a readable result`;
+    fail(reason, Reason.RestoreFailed, `${reason}: ${detail}`, end);
+  }
+
+  function finish(): RestorePlan {
+    const positive = requeue.filter((ms) => ms > 0);
+    return {
+      addFinalizer,
+      lock: lockChange,
+      status: deepEqual(status, before) ? undefined : status,
+      createJob,
+      deleteJob,
+      removeFinalizer,
+      events,
+      started,
+      finished,
+      secretsToCheck,
+      requeueAfterMs: positive.length > 0 ? Math.min(...positive) : undefined,
+    };
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * Wires the RestoreManager into an operator's Manager: one controller keyed by OpenBaoRestore
+ * (`namespace/name`), woken by
+ * - the restore itself (creation, deletion, status);
+ * - its cluster: any change (the lock released by a backup or an upgrade, the phase) re-checks
+ *   every unfinished restore of that cluster at once, and a lock held by a restore that no
+ *   longer exists wakes that name so the lock is recovered;
+ * - its Job (owner reference) and the Job's Pods (the termination message lands on the Pod).
+ *
+ * Shares the operator's informers (the Manager returns one informer per resource), API
+ * clients and registry; everything but the informers and the image has a default.
+ */
+import { BatchV1Api, CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
+import { Annotation, defaultJwtAudience, group, restoreNames } from "../api/constants.ts";
+import { isRestoreTerminal, restoreHoldingLock } from "../api/predicates.ts";
+import type { OpenBaoCluster, OpenBaoRestore } from "../api/types.ts";
+import type { CachedJob, CachedPod } from "../backup/observe.ts";
+import { type EventRecorder, eventRecorder } from "../kube/events.ts";
+import type { Logger } from "../observability/logger.ts";
+import { type Controller, enqueueOwner } from "../runtime/controller.ts";
+import type { Informer, KubeObject } from "../runtime/informer.ts";
+import type { Manager } from "../runtime/manager.ts";
+import { RestoreController } from "./controller.ts";
+import { restoreMetrics } from "./metrics.ts";
+
+export interface RestoreRegistration {
+  readonly clusters: Informer<OpenBaoCluster & KubeObject>;
+  readonly restores: Informer<OpenBaoRestore & KubeObject>;
+  readonly jobs: Informer<CachedJob & KubeObject>;
+  readonly pods: Informer<CachedPod & KubeObject>;
+  /** The executor image for restores whose spec (and cluster) names none. */
+  readonly image: string;
+  /** Audience of the projected token for OpenBao's JWT auth; default `openbao-internal`. */
+  readonly jwtAudience?: string | undefined;
+  readonly now?: (() => Date) | undefined;
+  readonly workers?: number | undefined;
+  readonly custom?: CustomObjectsApi;
+  readonly batch?: BatchV1Api;
+  readonly core?: CoreV1Api;
+  readonly events?: EventRecorder;
+  readonly logger?: Logger;
+}
+
+export function registerRestoreController(manager: Manager, deps: RestoreRegistration): Controller {
+  const kc = manager.kubeConfig;
+  const core = deps.core ?? kc.makeApiClient(CoreV1Api);
+  const restore = new RestoreController({
+    clusters: deps.clusters,
+    restores: deps.restores,
+    jobs: deps.jobs,
+    pods: deps.pods,
+    custom: deps.custom ?? kc.makeApiClient(CustomObjectsApi),
+    batch: deps.batch ?? kc.makeApiClient(BatchV1Api),
+    core,
+    events: deps.events ?? eventRecorder(core, manager.identity ?? "openbao-backup"),
+    metrics: restoreMetrics(manager.registry),
+    log: (deps.logger ?? manager.logger).child({ controller: "restore" }),
+    now: deps.now ?? (() => new Date()),
+    image: deps.image,
+    jwtAudience: deps.jwtAudience ?? defaultJwtAudience,
+  });
+  const jobOwner = enqueueOwner({ kind: restoreNames.kind, group, controllerOnly: true });
+  const { restores, jobs } = deps;
+  return manager
+    .controller({
+      name: "restore",
+      reconciler: { reconcile: (key) => restore.reconcile(key) },
+      workers: deps.workers ?? 2,
+    })
+    .watch(restores)
+    .watch(deps.clusters, (cluster) => {
+      const namespace = cluster.metadata?.namespace ?? "";
+      const name = cluster.metadata?.name;
+      const keys = restores
+        .list(namespace)
+        .filter(
+          (r) =>
+            r.spec.cluster === name &&
+            (!isRestoreTerminal(r.status?.phase) || r.metadata.deletionTimestamp !== undefined),
+        )
+        .map((r) => `${namespace}/${r.metadata.name ?? ""}`);
+      const holder = restoreHoldingLock(cluster.status?.operationLock);
+      if (holder !== undefined) keys.push(`${namespace}/${holder}`);
+      return keys;
+    })
+    .watch(jobs, jobOwner)
+    .watch(deps.pods, (pod) => {
+      const namespace = pod.metadata?.namespace ?? "";
+      const named = pod.metadata?.annotations?.[Annotation.RestoreName];
+      if (named) return `${namespace}/${named}`;
+      const jobName = pod.metadata?.labels?.["job-name"];
+      const job = jobName ? jobs.get(namespace, jobName) : undefined;
+      return job ? jobOwner(job) : undefined;
+    });
+}
