@@ -1,5 +1,11 @@
 import { executorCommand } from "../executor/command.ts";
 import { operatorCommand } from "../operator/command.ts";
+import { authSetupCommand } from "./auth-setup.ts";
+import { listCommand } from "./list.ts";
+import { pruneCommand } from "./prune.ts";
+import { statusCommand } from "./status.ts";
+import { triggerCommand } from "./trigger.ts";
+import { verifyCommand } from "./verify.ts";
 
 /**
  * The table of `bao-backup` subcommands. Each entry names what it does for people; a
@@ -29,12 +35,32 @@ export const commands: readonly Command[] = [
     summary: "executor: stream one stored snapshot back into OpenBao",
     run: (argv) => executorCommand("restore", argv),
   },
-  { name: "list", summary: "list a cluster's backups (key, size, age, raft index, verified)" },
-  { name: "verify", summary: "download a backup and check its archive and manifest checksums" },
-  { name: "trigger", summary: "request one manual backup of a cluster" },
-  { name: "status", summary: "summarise backup status, conditions, lock and next window" },
-  { name: "prune", summary: "show (--dry-run) or apply what retention would delete and why" },
-  { name: "auth-setup", summary: "configure OpenBao JWT auth, policies and roles for backups" },
+  {
+    name: "list",
+    summary: "list a cluster's backups (key, size, age, raft index, verified)",
+    run: (argv) => listCommand(argv),
+  },
+  {
+    name: "verify",
+    summary: "download a backup and check its archive and manifest checksums",
+    run: (argv) => verifyCommand(argv),
+  },
+  { name: "trigger", summary: "request one manual backup of a cluster", run: (argv) => triggerCommand(argv) },
+  {
+    name: "status",
+    summary: "summarise backup status, conditions, lock and next window",
+    run: (argv) => statusCommand(argv),
+  },
+  {
+    name: "prune",
+    summary: "show (--dry-run) or apply what retention would delete and why",
+    run: (argv) => pruneCommand(argv),
+  },
+  {
+    name: "auth-setup",
+    summary: "configure OpenBao JWT auth, policies and roles for backups",
+    run: (argv) => authSetupCommand(argv),
+  },
 ];
 
 export function findCommand(name: string): Command | undefined {

@@ -1,0 +1,97 @@
+/**
+ * `bao-backup trigger <cluster>`: requests one manual backup by setting the
+ * `openbao.org/trigger-backup` annotation (a merge patch; the value is the request time).
+ * The operator turns it into a Job and clears it (SPEC §2); while the request cannot run yet
+ * it stays, so `status` shows it as pending.
+ */
+import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import { Annotation, clusterNames, group, version } from "../api/constants.ts";
+import { apiStatus } from "../kube/errors.ts";
+import { exitCodes } from "./exit-codes.ts";
+import {
+  getCluster,
+  KubeProblem,
+  kubeError,
+  kubeFlags,
+  openKube,
+  outputFlags,
+  outputFormat,
+  parseFlags,
+  printJson,
+  reportFailure,
+  UsageError,
+} from "./shared.ts";
+
+const help = `Usage: bao-backup trigger <cluster> [-n namespace] [--kubeconfig file] [-o json]
+
+Requests one manual backup of an OpenBaoCluster: sets the ${Annotation.TriggerBackup}
+annotation to the current time. The operator creates the backup Job (even when the schedule
+is suspended) and clears the annotation; follow it with \`bao-backup status <cluster>\`.
+
+  --kubeconfig <file>      default: $KUBECONFIG, then ~/.kube/config
+  -n, --namespace <ns>     default: the kubeconfig context's namespace, else "default"
+  -o, --output json|text
+  -h, --help
+
+Exit codes: 0 requested, 1 configuration (no such cluster, no spec.backup, kubeconfig
+unusable), 2 Kubernetes auth (401/403).
+`;
+
+export async function triggerCommand(argv: readonly string[]): Promise<number> {
+  try {
+    const args = parseFlags(argv, { ...kubeFlags, ...outputFlags }, 1);
+    if (args.values.help === true) {
+      process.stdout.write(help);
+      return exitCodes.ok;
+    }
+    const format = outputFormat(args);
+    const name = args.positionals[0];
+    if (name === undefined) throw new UsageError("<cluster> is required: the OpenBaoCluster to back up");
+    const kube = openKube(args);
+    const cluster = await getCluster(kube, name);
+    if (!cluster.spec?.backup) {
+      throw new KubeProblem(
+        exitCodes.config,
+        `OpenBaoCluster ${kube.namespace}/${name} has no spec.backup, so no backup would run; configure spec.backup first`,
+      );
+    }
+    const previous = cluster.metadata.annotations?.[Annotation.TriggerBackup];
+    const value = new Date().toISOString();
+    try {
+      await kube.custom.patchNamespacedCustomObject(
+        {
+          group,
+          version,
+          namespace: kube.namespace,
+          plural: clusterNames.plural,
+          name,
+          body: { metadata: { annotations: { [Annotation.TriggerBackup]: value } } },
+        },
+        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+      );
+    } catch (err) {
+      if (apiStatus(err) === 404) {
+        throw new KubeProblem(exitCodes.config, `OpenBaoCluster ${kube.namespace}/${name} disappeared`, { cause: err });
+      }
+      throw kubeError(kube, `annotating OpenBaoCluster ${kube.namespace}/${name}`, err);
+    }
+    if (format === "json") {
+      printJson({
+        cluster: name,
+        namespace: kube.namespace,
+        annotation: Annotation.TriggerBackup,
+        value,
+        replacedPending: previous ?? null,
+      });
+    } else {
+      process.stdout.write(
+        `Requested a backup of ${kube.namespace}/${name} (${Annotation.TriggerBackup}=${value}).\n` +
+          (previous ? `An earlier request (${previous}) was still pending; this one replaces it.\n` : "") +
+          `The operator clears the annotation once the Job exists; follow with: bao-backup status ${name} -n ${kube.namespace}\n`,
+      );
+    }
+    return exitCodes.ok;
+  } catch (err) {
+    return reportFailure("trigger", err);
+  }
+}
