@@ -15,7 +15,7 @@ export const cacheRoot: string = join(
   process.env.OPENBAO_BACKUP_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "openbao-backup"),
 );
 
-export type ServerName = "etcd" | "kube-apiserver" | "openbao" | "minio" | "fake-gcs-server";
+export type ServerName = "etcd" | "kube-apiserver" | "openbao" | "minio" | "fake-gcs-server" | "helm";
 
 /** How a server binary is produced. */
 export type Recipe =
@@ -62,6 +62,12 @@ export const servers: readonly ServerSpec[] = [
     binary: "fake-gcs-server",
     label: "fake-gcs-server v1.56.1",
     recipe: { kind: "install", module: "github.com/fsouza/fake-gcs-server", version: "v1.56.1" },
+  },
+  {
+    name: "helm",
+    binary: "helm",
+    label: "Helm v3.22.0",
+    recipe: { kind: "install", module: "helm.sh/helm/v3/cmd/helm", version: "v3.22.0" },
   },
 ];
 
