@@ -88,6 +88,19 @@ function roleArnOf(target: ResolvedTarget): string | undefined {
   return target.provider === "s3" || target.provider === undefined ? target.roleArn : undefined;
 }
 
+/** Node's own footprint (runtime, SDKs, TLS) next to the upload buffers; measured ~100 MiB. */
+const baselineBytes = 192 * 1024 * 1024;
+
+/**
+ * The executor holds at most about `partSize × (concurrency + 1)` bytes of upload buffers;
+ * one more part of headroom plus Node's baseline keeps large parts from being OOM-killed
+ * while small ones stay cheap. Request equals limit, so the scheduler reserves it.
+ */
+export function executorMemory(target: Pick<ResolvedTarget, "partSize" | "concurrency">): string {
+  const bytes = target.partSize * (target.concurrency + 2) + baselineBytes;
+  return `${Math.ceil(bytes / (1024 * 1024))}Mi`;
+}
+
 export function buildExecutorJob(input: ExecutorJobInput): V1Job {
   const volumes: V1Volume[] = [];
   const mounts: V1VolumeMount[] = [];
@@ -213,7 +226,10 @@ export function buildExecutorJob(input: ExecutorJobInput): V1Job {
               volumeMounts: mounts,
               terminationMessagePath: defaultPaths.terminationMessage,
               terminationMessagePolicy: "File",
-              resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "512Mi" } },
+              resources: {
+                requests: { cpu: "100m", memory: executorMemory(input.target) },
+                limits: { memory: executorMemory(input.target) },
+              },
               securityContext: {
                 readOnlyRootFilesystem: true,
                 allowPrivilegeEscalation: false,

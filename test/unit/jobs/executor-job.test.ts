@@ -1,0 +1,208 @@
+/**
+ * The executor Job for every provider and auth mode (SPEC §3): the env contract, exactly
+ * the volumes that are used, projected tokens with the right audiences, the workload-
+ * identity hooks, and the hardened pod. Pure: no servers.
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import type { V1Job } from "@kubernetes/client-node";
+import type { ResolvedAuth, ResolvedTarget } from "../../../src/api/predicates.ts";
+import { buildExecutorJob, type ExecutorJobInput } from "../../../src/jobs/executor-job.ts";
+
+const jwt: ResolvedAuth = { method: "jwt", role: "backup", path: "jwt" };
+const token: ResolvedAuth = { method: "token", secretName: "bao-token", secretKey: "tok" };
+
+function input(
+  target: ResolvedTarget,
+  auth: ResolvedAuth = jwt,
+  extra: Partial<ExecutorJobInput> = {},
+): ExecutorJobInput {
+  return {
+    mode: "backup",
+    name: "backup-bao-20261121-030000",
+    namespace: "openbao",
+    owner: { apiVersion: "openbao.org/v1alpha1", kind: "OpenBaoCluster", name: "bao", uid: "u1", controller: true },
+    image: "ghcr.io/example/openbao-backup:0.1.0",
+    serviceAccountName: "bao-backup",
+    labels: { "app.kubernetes.io/managed-by": "openbao-backup" },
+    annotations: {},
+    podLabels: {},
+    podAnnotations: {},
+    activeDeadlineSeconds: 3600,
+    jwtAudience: "openbao-internal",
+    cluster: { name: "bao", replicas: 3, addresses: undefined },
+    auth,
+    tlsSecretName: "bao-tls-ca",
+    target,
+    extraEnv: { BACKUP_TYPE: "scheduled" },
+    ...extra,
+  };
+}
+
+const pod = (job: V1Job) => job.spec?.template.spec;
+const container = (job: V1Job) => pod(job)?.containers[0];
+const env = (job: V1Job): Record<string, string> =>
+  Object.fromEntries((container(job)?.env ?? []).map((e) => [e.name, e.value ?? ""]));
+const volumes = (job: V1Job) => Object.fromEntries((pod(job)?.volumes ?? []).map((v) => [v.name, v]));
+const mounts = (job: V1Job) =>
+  Object.fromEntries((container(job)?.volumeMounts ?? []).map((m) => [m.name, m.mountPath]));
+
+const s3: ResolvedTarget = { provider: "s3", region: "eu-west-1", bucket: "b", partSize: 10485760, concurrency: 3 };
+
+describe("buildExecutorJob", () => {
+  test("hardened pod: non-root, read-only root, no capabilities, no API token, backoffLimit 0, deadline", () => {
+    const job = buildExecutorJob(input(s3));
+    const p = pod(job);
+    const c = container(job);
+    assert.equal(job.spec?.backoffLimit, 0);
+    assert.equal(job.spec?.activeDeadlineSeconds, 3600);
+    assert.ok((job.spec?.ttlSecondsAfterFinished ?? 0) > 0);
+    assert.equal(p?.restartPolicy, "Never");
+    assert.equal(p?.automountServiceAccountToken, false);
+    assert.equal(p?.serviceAccountName, "bao-backup");
+    assert.equal(p?.securityContext?.runAsNonRoot, true);
+    assert.equal(p?.securityContext?.seccompProfile?.type, "RuntimeDefault");
+    assert.equal(c?.securityContext?.readOnlyRootFilesystem, true);
+    assert.equal(c?.securityContext?.allowPrivilegeEscalation, false);
+    assert.deepEqual(c?.securityContext?.capabilities?.drop, ["ALL"]);
+    assert.deepEqual(c?.args, ["backup"]);
+    assert.equal(c?.terminationMessagePath, "/dev/termination-log");
+    assert.equal(job.metadata?.ownerReferences?.[0]?.uid, "u1");
+  });
+
+  test("JWT auth: a projected token with the configured audience, and its path in the env", () => {
+    const job = buildExecutorJob(input(s3, jwt, { jwtAudience: "my-audience" }));
+    const projected = volumes(job)["openbao-jwt"]?.projected?.sources?.[0]?.serviceAccountToken;
+    assert.equal(projected?.audience, "my-audience");
+    assert.equal(env(job).BACKUP_AUTH_METHOD, "jwt");
+    assert.equal(env(job).BACKUP_JWT_AUTH_ROLE, "backup");
+    assert.equal(env(job).BACKUP_JWT_TOKEN_FILE, `${mounts(job)["openbao-jwt"]}/token`);
+    assert.equal(volumes(job)["openbao-token"], undefined, "no token Secret volume");
+  });
+
+  test("trap 7: static token is mounted from its key and read from the same path backup and restore", () => {
+    for (const mode of ["backup", "restore"] as const) {
+      const job = buildExecutorJob(input(s3, token, { mode }));
+      const secret = volumes(job)["openbao-token"]?.secret;
+      assert.equal(secret?.secretName, "bao-token");
+      assert.deepEqual(secret?.items, [{ key: "tok", path: "token" }]);
+      assert.equal(env(job).BACKUP_TOKEN_FILE, `${mounts(job)["openbao-token"]}/token`);
+      assert.equal(volumes(job)["openbao-jwt"], undefined, "no projected OpenBao token");
+    }
+  });
+
+  test("OpenBao CA from the TLS Secret's ca.crt, path in BACKUP_CA_FILE", () => {
+    const job = buildExecutorJob(input(s3));
+    assert.deepEqual(volumes(job)["openbao-tls"]?.secret, {
+      secretName: "bao-tls-ca",
+      items: [{ key: "ca.crt", path: "ca.crt" }],
+    });
+    assert.equal(env(job).BACKUP_CA_FILE, `${mounts(job)["openbao-tls"]}/ca.crt`);
+  });
+
+  test("S3 static keys: the credentials Secret is mounted; region, endpoint, path style, part size, concurrency in env", () => {
+    const job = buildExecutorJob(
+      input({
+        ...s3,
+        endpoint: "https://minio:9000",
+        usePathStyle: true,
+        credentialsSecretRef: { name: "s3-creds" },
+        partSize: 6291456,
+        concurrency: 5,
+      }),
+    );
+    assert.equal(volumes(job)["storage-credentials"]?.secret?.secretName, "s3-creds");
+    assert.equal(env(job).BACKUP_CREDENTIALS_DIR, mounts(job)["storage-credentials"]);
+    const e = env(job);
+    assert.deepEqual(
+      [
+        e.BACKUP_PROVIDER,
+        e.BACKUP_REGION,
+        e.BACKUP_ENDPOINT,
+        e.BACKUP_USE_PATH_STYLE,
+        e.BACKUP_PART_SIZE,
+        e.BACKUP_CONCURRENCY,
+      ],
+      ["s3", "eu-west-1", "https://minio:9000", "true", "6291456", "5"],
+    );
+  });
+
+  test("S3 IRSA: roleArn projects a token for sts.amazonaws.com and sets the AWS web-identity env", () => {
+    const job = buildExecutorJob(input({ ...s3, roleArn: "arn:aws:iam::123456789012:role/backup" }));
+    const projected = volumes(job)["aws-web-identity"]?.projected?.sources?.[0]?.serviceAccountToken;
+    assert.equal(projected?.audience, "sts.amazonaws.com");
+    assert.equal(env(job).AWS_ROLE_ARN, "arn:aws:iam::123456789012:role/backup");
+    assert.equal(env(job).AWS_WEB_IDENTITY_TOKEN_FILE, `${mounts(job)["aws-web-identity"]}/token`);
+    assert.equal(volumes(job)["storage-credentials"], undefined, "no credentials Secret");
+  });
+
+  test("ambient identity (S3 default chain, GCS ADC, Azure managed identity): no credentials volume at all", () => {
+    for (const target of [
+      s3,
+      { provider: "gcs", bucket: "b", gcs: { project: "p" }, partSize: 10485760, concurrency: 3 },
+      { provider: "azure", bucket: "c", azure: { storageAccount: "acct" }, partSize: 10485760, concurrency: 3 },
+    ] as ResolvedTarget[]) {
+      const job = buildExecutorJob(input(target));
+      assert.equal(volumes(job)["storage-credentials"], undefined, target.provider);
+      assert.equal(volumes(job)["aws-web-identity"], undefined, target.provider);
+    }
+  });
+
+  test("GCS key and Azure key / connection string come from the credentials Secret; provider settings in env", () => {
+    const gcs = buildExecutorJob(
+      input({
+        provider: "gcs",
+        bucket: "b",
+        gcs: { project: "p" },
+        credentialsSecretRef: { name: "gcs" },
+        partSize: 10485760,
+        concurrency: 3,
+      }),
+    );
+    assert.equal(volumes(gcs)["storage-credentials"]?.secret?.secretName, "gcs");
+    assert.equal(env(gcs).BACKUP_GCS_PROJECT, "p");
+    assert.equal(env(gcs).BACKUP_REGION, undefined, "S3-only settings stay out");
+    const azure = buildExecutorJob(
+      input({
+        provider: "azure",
+        bucket: "b",
+        azure: { storageAccount: "acct", container: "c" },
+        credentialsSecretRef: { name: "az" },
+        partSize: 10485760,
+        concurrency: 3,
+      }),
+    );
+    assert.equal(volumes(azure)["storage-credentials"]?.secret?.secretName, "az");
+    assert.equal(env(azure).BACKUP_AZURE_STORAGE_ACCOUNT, "acct");
+    assert.equal(env(azure).BACKUP_AZURE_CONTAINER, "c");
+  });
+
+  test("workload-identity webhooks: pod labels and annotations are copied, ours cannot be overridden", () => {
+    const job = buildExecutorJob(
+      input(s3, jwt, {
+        podLabels: { "azure.workload.identity/use": "true", "app.kubernetes.io/managed-by": "someone-else" },
+        podAnnotations: { "example.com/x": "y" },
+      }),
+    );
+    const meta = job.spec?.template.metadata;
+    assert.equal(meta?.labels?.["azure.workload.identity/use"], "true");
+    assert.equal(meta?.labels?.["app.kubernetes.io/managed-by"], "openbao-backup");
+    assert.equal(meta?.annotations?.["example.com/x"], "y");
+  });
+
+  test("memory follows partSize × (concurrency + 2) plus Node's baseline, so large parts are not OOM-killed", () => {
+    const small = buildExecutorJob(input(s3));
+    assert.equal(container(small)?.resources?.limits?.memory, `${10 * 5 + 192}Mi`);
+    const large = buildExecutorJob(input({ ...s3, partSize: 512 * 1024 * 1024, concurrency: 4 }));
+    assert.equal(container(large)?.resources?.limits?.memory, `${512 * 6 + 192}Mi`);
+    assert.equal(container(large)?.resources?.requests?.memory, container(large)?.resources?.limits?.memory);
+  });
+
+  test("explicit member addresses and the replica count reach the executor", () => {
+    const job = buildExecutorJob(
+      input(s3, jwt, { cluster: { name: "bao", replicas: 3, addresses: ["https://a:8200", "https://b:8200"] } }),
+    );
+    assert.equal(env(job).BACKUP_OPENBAO_ADDRESSES, "https://a:8200,https://b:8200");
+    assert.equal(env(job).CLUSTER_REPLICAS, "3");
+  });
+});
