@@ -8,7 +8,7 @@
 import { spawnSync } from "node:child_process";
 import { prepareServers } from "../test/servers/prepare.ts";
 
-const tiers = ["unit", "smoke", "storage", "executor", "cli", "operator", "chart"] as const;
+const tiers = ["unit", "smoke", "storage", "executor", "cli", "operator", "chart", "docs"] as const;
 
 function step(title: string, command: string, args: readonly string[]): void {
   const started = Date.now();
