@@ -39,17 +39,4 @@ export class OpenBaoError extends Error {
   }
 }
 
-const jwtPattern = /eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g;
-const tokenPattern = /\b(?:hvs|hvb|hvr|s|b|r)\.[A-Za-z0-9_-]{20,}/g;
-
-/**
- * Removes anything that looks like a JWT or an OpenBao token, and every given secret,
- * from text that came from a server or an exception, before it reaches a log or a status.
- */
-export function redact(text: string, secrets: readonly string[] = []): string {
-  let out = text.replace(jwtPattern, "[redacted-jwt]").replace(tokenPattern, "[redacted-token]");
-  for (const secret of secrets) {
-    if (secret.length >= 4) out = out.split(secret).join("[redacted]");
-  }
-  return out;
-}
+export { redact } from "../util/redact.ts";

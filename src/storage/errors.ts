@@ -9,6 +9,7 @@
  * an SDK, and pass through `redact` with the credentials' secret values: no secret reaches a
  * log line, an event or a status field through an error.
  */
+import { redact } from "../util/redact.ts";
 import type { Provider } from "./target.ts";
 
 export type StorageErrorCode =
@@ -77,13 +78,7 @@ export function isStorageError(err: unknown): err is StorageError {
 }
 
 /** Replaces every occurrence of every secret (4+ characters) with `[redacted]`. */
-export function redact(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const secret of secrets) {
-    if (secret.length >= 4) out = out.split(secret).join("[redacted]");
-  }
-  return out;
-}
+export { redact };
 
 /**
  * What a provider adapter extracts from an SDK error; `classify` turns it into a code the
