@@ -1,6 +1,123 @@
 /**
- * `npm run bench`: throughput and memory benchmarks (BENCHMARKS.md). Not available yet: they
- * land with the benchmarks issue.
+ * `npm run bench`: throughput, memory and control-plane benchmarks (BENCHMARKS.md). Not part
+ * of the pass/fail suite; nothing here is evidence for a feature (the snapshot source in
+ * bench/source.ts is a load generator).
+ *
+ *   npm run bench                         everything (executor, then operator)
+ *   npm run bench -- executor             executor only     npm run bench -- operator
+ *   npm run bench -- openbao              executor against a real OpenBao (secrets=8000 value=8K)
+ *   options (key=value, after --):
+ *     sizes=256M,1G,4G      MinIO sizes (default 256M,1G)
+ *     other-sizes=256M      fake-gcs-server and Azurite sizes (default 256M; "none" to skip)
+ *     providers=s3,gcs,azure
+ *     restore=s3            providers whose restore is measured (default s3)
+ *     sweep=on|off          partSize × concurrency sweep on MinIO at 256 MiB (default on)
+ *     part=10M conc=3       the executor's defaults
+ *     repeat=1              runs of each figure (the median is reported)
+ *     tls=on|off            the snapshot source over HTTPS (default on, as OpenBao)
+ *     secrets=8000 value=8K real OpenBao: KV v2 secrets written before the backup, and their size
+ *     clusters=1000         operator: OpenBaoCluster objects on one cron minute
+ *     cpu-prof=on           V8 CPU profiles of the executor / operator (bench/results/profiles/)
+ * Results: printed as Markdown tables and written to bench/results/<what>-<time>.json.
  */
-process.stderr.write("npm run bench: not available yet.\n");
-process.exitCode = 1;
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { join } from "node:path";
+import { benchExecutor } from "../bench/executor.ts";
+import { MiB, parseSize } from "../bench/measure.ts";
+import { benchOpenBao } from "../bench/openbao.ts";
+import { benchOperator, operatorTables } from "../bench/operator.ts";
+import { memoryTable, throughputTable } from "../bench/report.ts";
+import type { Provider } from "../bench/sinks.ts";
+import { projectRoot } from "../test/servers/catalog.ts";
+
+const args = process.argv.slice(2);
+const options = new Map<string, string>();
+const what = new Set<string>();
+for (const arg of args) {
+  const eq = arg.indexOf("=");
+  if (eq > 0) options.set(arg.slice(0, eq), arg.slice(eq + 1));
+  else what.add(arg);
+}
+const all = what.size === 0;
+const list = (name: string, fallback: string): string[] =>
+  (options.get(name) ?? fallback)
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "" && s !== "none");
+const providersOf = (name: string, fallback: string): Provider[] =>
+  list(name, fallback).map((p) => {
+    if (p !== "s3" && p !== "gcs" && p !== "azure") throw new Error(`${name}: unknown provider ${p}`);
+    return p;
+  });
+
+const log = (line: string): void => {
+  process.stdout.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+};
+const resultsDir = join(projectRoot, "bench", "results");
+const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+function save(name: string, data: unknown): void {
+  mkdirSync(resultsDir, { recursive: true });
+  const path = join(resultsDir, `${name}-${stamp}.json`);
+  writeFileSync(path, `${JSON.stringify(data, null, 2)}\n`);
+  log(`results written to ${path}`);
+}
+
+/** `cpu-prof=on`: V8 CPU profiles of the executor / operator processes (summarise with bench/profile.ts). */
+function profileDir(name: string): string | undefined {
+  if (options.get("cpu-prof") !== "on") return undefined;
+  const dir = join(resultsDir, "profiles", `${name}-${stamp}`);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+log(
+  `machine: ${cpus().length} CPU (${cpus()[0]?.model ?? "?"}), ${(totalmem() / 1024 / MiB).toFixed(1)} GiB, Node ${process.version}`,
+);
+
+if (all || what.has("executor")) {
+  const s3Sizes = list("sizes", "256M,1G").map(parseSize);
+  const otherSizes = list("other-sizes", "256M").map(parseSize);
+  const providers = providersOf("providers", "s3,gcs,azure");
+  const sweepOn = (options.get("sweep") ?? "on") === "on";
+  const rows = await benchExecutor({
+    providers,
+    sizes: { s3: s3Sizes, gcs: otherSizes, azure: otherSizes },
+    restore: providersOf("restore", "s3"),
+    sweep: sweepOn
+      ? { provider: "s3", size: 256 * MiB, parts: [5 * MiB, 10 * MiB, 32 * MiB], concurrency: [1, 3, 8] }
+      : undefined,
+    partSize: parseSize(options.get("part") ?? "10M"),
+    concurrency: Number(options.get("conc") ?? "3"),
+    tls: (options.get("tls") ?? "on") === "on",
+    repeat: Number(options.get("repeat") ?? "1"),
+    cpuProfileDir: profileDir("executor"),
+    log,
+  });
+  save("executor", rows);
+  process.stdout.write(`\n## Executor throughput\n\n${throughputTable(rows)}\n\n`);
+  process.stdout.write(`## Executor memory\n\n${memoryTable(rows)}\n\n`);
+}
+
+if (all || what.has("openbao")) {
+  const row = await benchOpenBao({
+    secrets: Number(options.get("secrets") ?? "8000"),
+    valueBytes: parseSize(options.get("value") ?? "8K"),
+    partSize: parseSize(options.get("part") ?? "10M"),
+    concurrency: Number(options.get("conc") ?? "3"),
+    log,
+  });
+  save("openbao", row);
+  process.stdout.write(`\n## Executor against a real OpenBao\n\n${throughputTable([row])}\n\n`);
+}
+
+if (all || what.has("operator")) {
+  const result = await benchOperator({
+    clusters: Number(options.get("clusters") ?? "1000"),
+    cpuProfileDir: profileDir("operator"),
+    log,
+  });
+  save("operator", result);
+  process.stdout.write(`\n## Operator scale\n\n${operatorTables(result)}\n\n`);
+}
+process.exit(0);

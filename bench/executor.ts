@@ -1,0 +1,321 @@
+/**
+ * Executor benchmark (BENCHMARKS.md §1–2): `bao-backup backup` and `restore` as real child
+ * processes, against the snapshot source (bench/source.ts) and a real storage server, with
+ * the baselines measured in the same run, one after another on the same servers:
+ *   (a) physical limit = the slower of the source read and discarded (`read`) and the same
+ *       bytes through the sink's rawest path (`put-raw`); for restore, the slower of the raw
+ *       GET from the sink (`get-raw`) and the same bytes POSTed to the source (`post-raw`);
+ *   (b) minimal client = source → the same SDK upload (restore: SDK download → POST), same
+ *       part size and concurrency, nothing else (`sdk-upload`, `sdk-download`).
+ * Throughput is bytes / time of the transfer: for the executor from the moment the source
+ * sees its snapshot GET (restore: POST) until the end of the run as the executor itself
+ * reports it (startedAt + durationMs: upload, HEAD, manifest — restore: POST and the served
+ * check), so the Node start-up and login before the stream are excluded (wall time is
+ * reported apart). For the baselines, the client's own clock around its transfer.
+ * Memory: VmHWM (peak RSS) of the executor process, sampled from /proc every 25 ms, and its
+ * growth over VmRSS at the moment the source saw the stream start (the "idle" process: all
+ * modules loaded, logged in, connections open, nothing streamed).
+ */
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { projectRoot } from "../test/servers/catalog.ts";
+import { scratchDir } from "../test/servers/process.ts";
+import { createCertificateAuthority, issueCertificate } from "../test/servers/tls.ts";
+import type { ClientJob, ClientMode, ClientResult } from "./client.ts";
+import { MiB, type ProcMemory, rate, runNode, sizeLabel } from "./measure.ts";
+import { type Provider, type Sink, startSink } from "./sinks.ts";
+import {
+  type ArchivePlan,
+  prepareArchive,
+  type SnapshotSource,
+  startSnapshotSource,
+  type TransferEvent,
+} from "./source.ts";
+
+const cli = join(projectRoot, "src", "cli", "main.ts");
+const clientScript = join(projectRoot, "bench", "client.ts");
+
+export interface ExecutorBenchOptions {
+  readonly providers: readonly Provider[];
+  /** Sizes per provider (archive bytes). */
+  readonly sizes: Readonly<Record<Provider, readonly number[]>>;
+  readonly restore: readonly Provider[];
+  /** partSize × concurrency sweep on this provider at this size (empty: none). */
+  readonly sweep:
+    | {
+        readonly provider: Provider;
+        readonly size: number;
+        readonly parts: readonly number[];
+        readonly concurrency: readonly number[];
+      }
+    | undefined;
+  readonly partSize: number;
+  readonly concurrency: number;
+  readonly tls: boolean;
+  readonly repeat: number;
+  /** Write a V8 CPU profile of every executor run here (`--cpu-prof`). */
+  readonly cpuProfileDir?: string | undefined;
+  readonly log: (line: string) => void;
+}
+
+export interface Measured {
+  readonly bytes: number;
+  readonly ms: number;
+  readonly mibps: number;
+}
+
+export interface ExecutorMeasured extends Measured {
+  readonly wallMs: number;
+  readonly peakRss: number;
+  readonly idleRss: number;
+  readonly key: string;
+}
+
+export interface ThroughputRow {
+  readonly provider: Provider;
+  readonly op: "backup" | "restore";
+  readonly size: number;
+  readonly partSize: number;
+  readonly concurrency: number;
+  readonly executor: ExecutorMeasured[];
+  /** (a): source leg, sink leg. */
+  readonly sourceLeg: Measured[];
+  readonly sinkLeg: Measured[];
+  /** (b) */
+  readonly minimal: Measured[];
+}
+
+function measuredOf(result: ClientResult): Measured {
+  const ms = Math.max(1, result.endedAt - result.startedAt);
+  return { bytes: result.bytes, ms, mibps: rate(result.bytes, ms) };
+}
+
+interface World {
+  readonly source: SnapshotSource;
+  readonly cpuProfileDir: string | undefined;
+  readonly files: { readonly dir: string; readonly caFile: string | undefined; readonly tokenFile: string };
+}
+
+async function runClient(
+  world: World,
+  sink: Sink,
+  mode: ClientMode,
+  plan: ArchivePlan,
+  key: string,
+  partSize: number,
+  concurrency: number,
+): Promise<Measured> {
+  const job: ClientJob = {
+    mode,
+    source: { address: world.source.address, token: world.source.token, caPem: world.source.caPem },
+    sink: sink.info,
+    plan,
+    key,
+    partSize,
+    concurrency,
+  };
+  return runClientJob(job);
+}
+
+/** Runs one baseline client process (bench/client.ts) and returns what it measured. */
+export async function runClientJob(job: ClientJob): Promise<Measured> {
+  const run = await runNode([clientScript, JSON.stringify(job)], {});
+  if (run.code !== 0) throw new Error(`client ${job.mode} failed (exit ${run.code}): ${run.stderr.slice(-2000)}`);
+  const line = run.stdout.trim().split("\n").at(-1) ?? "{}";
+  return measuredOf(JSON.parse(line) as ClientResult);
+}
+
+let runCounter = 0;
+
+async function runExecutor(
+  world: World,
+  sink: Sink,
+  mode: "backup" | "restore",
+  options: { partSize: number; concurrency: number; key?: string },
+): Promise<ExecutorMeasured> {
+  const termination = join(world.files.dir, `termination-${++runCounter}`);
+  const env: Record<string, string> = {
+    ...sink.env,
+    CLUSTER_NAME: "bench",
+    CLUSTER_NAMESPACE: "bench",
+    BACKUP_OPENBAO_ADDRESSES: world.source.address,
+    BACKUP_AUTH_METHOD: "token",
+    BACKUP_TOKEN_FILE: world.files.tokenFile,
+    BACKUP_TERMINATION_MESSAGE_PATH: termination,
+    BACKUP_PART_SIZE: String(options.partSize),
+    BACKUP_CONCURRENCY: String(options.concurrency),
+    ...(world.files.caFile ? { BACKUP_CA_FILE: world.files.caFile } : {}),
+    ...(options.key ? { BACKUP_KEY: options.key } : {}),
+    ...(world.cpuProfileDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${world.cpuProfileDir}` } : {}),
+  };
+  let transfer: TransferEvent | undefined;
+  let idle: ProcMemory | undefined;
+  let sampler: { now(): ProcMemory | undefined } | undefined;
+  world.source.onTransferStart = (event) => {
+    transfer = event;
+    idle = sampler?.now();
+  };
+  const run = await runNode([cli, mode], env, (_pid, s) => {
+    sampler = s;
+  });
+  world.source.onTransferStart = undefined;
+  let result: Record<string, unknown> = {};
+  try {
+    result = JSON.parse(readFileSync(termination, "utf8")) as Record<string, unknown>;
+  } catch {
+    // reported below
+  }
+  if (run.code !== 0 || result.ok !== true || transfer === undefined) {
+    throw new Error(
+      `executor ${mode} failed (exit ${run.code}): ${JSON.stringify(result)}\n${run.stderr.slice(-3000)}`,
+    );
+  }
+  const end = Date.parse(String(result.startedAt)) + Number(result.durationMs);
+  const bytes = Number(result.size);
+  const ms = Math.max(1, end - transfer.startedAt);
+  return {
+    bytes,
+    ms,
+    mibps: rate(bytes, ms),
+    wallMs: run.endedAt - run.startedAt,
+    peakRss: run.memory?.hwm ?? Number.NaN,
+    idleRss: idle?.rss ?? Number.NaN,
+    key: String(result.key),
+  };
+}
+
+async function throughput(
+  world: World,
+  sink: Sink,
+  size: number,
+  options: { partSize: number; concurrency: number; restore: boolean; repeat: number; baselines: boolean },
+  log: (line: string) => void,
+): Promise<ThroughputRow[]> {
+  const provider = sink.info.provider;
+  const t = Date.now();
+  const plan = prepareArchive(size);
+  world.source.serve(plan);
+  log(`  prepared ${sizeLabel(size)} archive (${plan.streamLength} bytes) in ${Date.now() - t} ms`);
+  const { partSize, concurrency } = options;
+  const backup: ThroughputRow = {
+    provider,
+    op: "backup",
+    size,
+    partSize,
+    concurrency,
+    executor: [],
+    sourceLeg: [],
+    sinkLeg: [],
+    minimal: [],
+  };
+  const restore: ThroughputRow = { ...backup, op: "restore", executor: [], sourceLeg: [], sinkLeg: [], minimal: [] };
+  const show = (what: string, m: Measured): void =>
+    log(
+      `  ${provider} ${sizeLabel(size)} p${partSize / MiB}c${concurrency} ${what}: ${m.mibps.toFixed(0)} MiB/s (${m.ms} ms)`,
+    );
+  for (let rep = 0; rep < options.repeat; rep++) {
+    if (options.baselines) {
+      const read = await runClient(world, sink, "read", plan, "", partSize, concurrency);
+      show("(a) source read", read);
+      backup.sourceLeg.push(read);
+      const put = await runClient(world, sink, "put-raw", plan, `raw/${rep}`, partSize, concurrency);
+      show("(a) raw put", put);
+      backup.sinkLeg.push(put);
+    }
+    const sdk = await runClient(world, sink, "sdk-upload", plan, `sdk/${rep}`, partSize, concurrency);
+    show("(b) sdk upload", sdk);
+    backup.minimal.push(sdk);
+    const exec = await runExecutor(world, sink, "backup", { partSize, concurrency });
+    show(
+      `executor backup (peak RSS ${(exec.peakRss / MiB).toFixed(0)} MiB, idle ${(exec.idleRss / MiB).toFixed(0)} MiB)`,
+      exec,
+    );
+    backup.executor.push(exec);
+    if (options.restore) {
+      const get = await runClient(world, sink, "get-raw", plan, exec.key, partSize, concurrency);
+      show("(a) raw get", get);
+      restore.sinkLeg.push(get);
+      const post = await runClient(world, sink, "post-raw", plan, "", partSize, concurrency);
+      show("(a) post to source", post);
+      restore.sourceLeg.push(post);
+      const down = await runClient(world, sink, "sdk-download", plan, exec.key, partSize, concurrency);
+      show("(b) sdk download → post", down);
+      restore.minimal.push(down);
+      const back = await runExecutor(world, sink, "restore", { partSize, concurrency, key: exec.key });
+      show(
+        `executor restore (peak RSS ${(back.peakRss / MiB).toFixed(0)} MiB, idle ${(back.idleRss / MiB).toFixed(0)} MiB)`,
+        back,
+      );
+      restore.executor.push(back);
+    }
+    await sink.clear();
+  }
+  return options.restore ? [backup, restore] : [backup];
+}
+
+export async function benchExecutor(options: ExecutorBenchOptions): Promise<ThroughputRow[]> {
+  const dir = scratchDir("bench-executor");
+  let tls: { certPem: string; keyPem: string; caPem: string } | undefined;
+  let caFile: string | undefined;
+  if (options.tls) {
+    const caDir = join(dir, "ca");
+    mkdirSync(caDir);
+    const ca = createCertificateAuthority(caDir, "bench source CA");
+    const cert = issueCertificate(ca, "bench-source");
+    tls = { certPem: cert.certPem, keyPem: cert.keyPem, caPem: ca.certPem };
+    caFile = ca.certPath;
+  }
+  const source = await startSnapshotSource(tls ? { tls } : {});
+  const tokenFile = join(dir, "token");
+  writeFileSync(tokenFile, source.token);
+  const world: World = { source, cpuProfileDir: options.cpuProfileDir, files: { dir, caFile, tokenFile } };
+  const rows: ThroughputRow[] = [];
+  try {
+    for (const provider of options.providers) {
+      const sizes = options.sizes[provider];
+      const sweepHere = options.sweep?.provider === provider ? options.sweep : undefined;
+      if (sizes.length === 0 && !sweepHere) continue;
+      options.log(`starting ${provider} sink`);
+      const sink = await startSink(provider);
+      try {
+        for (const size of sizes) {
+          rows.push(
+            ...(await throughput(
+              world,
+              sink,
+              size,
+              {
+                partSize: options.partSize,
+                concurrency: options.concurrency,
+                restore: options.restore.includes(provider),
+                repeat: options.repeat,
+                baselines: true,
+              },
+              options.log,
+            )),
+          );
+        }
+        if (sweepHere) {
+          for (const partSize of sweepHere.parts) {
+            for (const concurrency of sweepHere.concurrency) {
+              rows.push(
+                ...(await throughput(
+                  world,
+                  sink,
+                  sweepHere.size,
+                  { partSize, concurrency, restore: false, repeat: 1, baselines: false },
+                  options.log,
+                )),
+              );
+            }
+          }
+        }
+      } finally {
+        await sink.stop();
+      }
+    }
+  } finally {
+    await source.stop();
+  }
+  return rows;
+}

@@ -1,0 +1,158 @@
+/**
+ * Shared measuring helpers: the operating system's memory figures for a process
+ * (/proc/<pid>/status), CPU time (/proc/<pid>/stat), child processes with their output, and
+ * small statistics and formatting.
+ */
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+
+export const MiB = 1024 * 1024;
+
+export interface ProcMemory {
+  /** VmRSS: resident now. */
+  readonly rss: number;
+  /** VmHWM: the peak resident set since the process started (the kernel's high-water mark). */
+  readonly hwm: number;
+}
+
+/** Undefined once the process is gone. */
+export function procMemory(pid: number): ProcMemory | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/status`, "utf8");
+    const kib = (field: string): number | undefined => {
+      const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(text);
+      return m?.[1] === undefined ? undefined : Number(m[1]) * 1024;
+    };
+    const rss = kib("VmRSS");
+    const hwm = kib("VmHWM");
+    return rss === undefined || hwm === undefined ? undefined : { rss, hwm };
+  } catch {
+    return undefined;
+  }
+}
+
+/** utime + stime of a process, in milliseconds (clock ticks are 100 Hz on Linux). */
+export function procCpuMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // Fields after the command: state is [0]; utime is field 14 overall → index 11 here.
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Samples a process's memory every `intervalMs` until `stop`; keeps the last (highest) VmHWM. */
+export function sampleMemory(
+  pid: number,
+  intervalMs = 25,
+): { stop(): ProcMemory | undefined; now(): ProcMemory | undefined } {
+  let last: ProcMemory | undefined = procMemory(pid);
+  const timer = setInterval(() => {
+    const m = procMemory(pid);
+    if (m) last = m;
+  }, intervalMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      const m = procMemory(pid);
+      if (m) last = m;
+      return last;
+    },
+    now() {
+      const m = procMemory(pid);
+      if (m) last = m;
+      return m;
+    },
+  };
+}
+
+export interface ChildRun {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly startedAt: number;
+  readonly endedAt: number;
+  readonly memory: ProcMemory | undefined;
+}
+
+/** Runs `node <args>` (this Node binary), sampling its memory; `onSpawn` gets the pid. */
+export function runNode(
+  args: readonly string[],
+  env: Record<string, string>,
+  onSpawn?: (pid: number, sampler: ReturnType<typeof sampleMemory>) => void,
+): Promise<ChildRun> {
+  return new Promise((resolve, reject) => {
+    const startedAt = Date.now();
+    const child = spawn(process.execPath, [...args], {
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => {
+      stdout += c.toString();
+    });
+    child.stderr.on("data", (c: Buffer) => {
+      stderr = (stderr + c.toString()).slice(-20_000);
+    });
+    const pid = child.pid;
+    const sampler = pid === undefined ? undefined : sampleMemory(pid);
+    if (pid !== undefined && sampler) onSpawn?.(pid, sampler);
+    child.on("error", reject);
+    child.on("exit", () => {
+      // Read before the zombie is reaped? /proc/<pid>/status loses Vm* at exit; the sampler
+      // kept the last value seen while it ran (VmHWM only grows).
+    });
+    child.on("close", (code) => {
+      const memory = sampler?.stop();
+      resolve({ code, stdout, stderr, startedAt, endedAt: Date.now(), memory });
+    });
+  });
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? (sorted[mid] ?? Number.NaN) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+}
+
+/** Nearest-rank percentile (p in 0–100). */
+export function percentile(values: readonly number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
+  return sorted[Math.min(sorted.length, rank) - 1] ?? Number.NaN;
+}
+
+export function mib(bytes: number): string {
+  return (bytes / MiB).toFixed(0);
+}
+
+export function rate(bytes: number, ms: number): number {
+  return bytes / MiB / (ms / 1000);
+}
+
+export function parseSize(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([KMG]?)i?B?$/i.exec(text.trim());
+  if (!m) throw new Error(`not a size: ${text} (e.g. 256M, 1G)`);
+  const unit = (m[2] ?? "").toUpperCase();
+  const factor = unit === "G" ? 1024 * MiB : unit === "M" ? MiB : unit === "K" ? 1024 : 1;
+  return Math.round(Number(m[1]) * factor);
+}
+
+export function sizeLabel(bytes: number): string {
+  const round = (x: number): string => (Number.isInteger(x) ? String(x) : x.toFixed(1));
+  return bytes >= 1024 * MiB ? `${round(bytes / (1024 * MiB))} GiB` : `${round(bytes / MiB)} MiB`;
+}
+
+/** A Markdown table. */
+export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  return [
+    `| ${header.join(" | ")} |`,
+    `|${header.map(() => "---").join("|")}|`,
+    ...rows.map((r) => `| ${r.join(" | ")} |`),
+  ].join("\n");
+}
