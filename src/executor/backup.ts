@@ -18,7 +18,7 @@ import { type ListedObject, planRetention } from "../snapshot/retention.ts";
 import { createTap } from "../snapshot/tap.ts";
 import type { ObjectStore } from "../storage/index.ts";
 import type { BackupConfig } from "./config.ts";
-import { classify, VerificationError } from "./failure.ts";
+import { classify, failureResult, VerificationError } from "./failure.ts";
 import { startProgress } from "./progress.ts";
 import type { BackupSuccess, ExecutorResult, RetentionOutcome } from "./result.ts";
 import { leaderAndToken, openBaoVersion, openStore } from "./session.ts";
@@ -123,17 +123,7 @@ export async function runBackup(config: BackupConfig, options: RunOptions = {}):
       // The object exists but is not verified (or has no manifest): remove it.
       await store.deleteMany([key, manifestKey(key)]).catch(() => undefined);
     }
-    const failure = classify(err, secrets);
-    return {
-      mode: "backup",
-      ok: false,
-      exitCode: failure.exitCode,
-      reason: failure.reason,
-      message: failure.message,
-      key,
-      durationMs: now().getTime() - started.getTime(),
-      startedAt: started.toISOString(),
-    };
+    return failureResult("backup", err, { secrets, key, started, now: now() });
   } finally {
     options.signal?.removeEventListener("abort", forward);
     http.close();

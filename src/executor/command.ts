@@ -5,7 +5,7 @@
 import { exitCodes } from "../cli/exit-codes.ts";
 import { runBackup } from "./backup.ts";
 import { loadBackupConfig, loadRestoreConfig } from "./config.ts";
-import { classify } from "./failure.ts";
+import { failureResult } from "./failure.ts";
 import { restoreFlags } from "./help.ts";
 import { runRestore } from "./restore.ts";
 import { type ExecutorResult, humanLine, writeTerminationMessage } from "./result.ts";
@@ -39,17 +39,7 @@ export async function executorCommand(mode: "backup" | "restore", argv: readonly
         ? await runBackup(loadBackupConfig(process.env, argv), options)
         : await runRestore(loadRestoreConfig(process.env, argv), options);
   } catch (err) {
-    const failure = classify(err, [], mode);
-    result = {
-      mode,
-      ok: false,
-      exitCode: failure.exitCode,
-      reason: failure.reason,
-      message: failure.message,
-      key: undefined,
-      durationMs: Date.now() - started.getTime(),
-      startedAt: started.toISOString(),
-    };
+    result = failureResult(mode, err, { secrets: [], key: undefined, started, now: new Date() });
   } finally {
     process.off("SIGTERM", onSignal);
     process.off("SIGINT", onSignal);

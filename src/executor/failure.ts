@@ -9,6 +9,7 @@ import { KeyPartError, ManifestError, RetentionPolicyError, SnapshotArchiveError
 import { StorageError, TargetConfigError } from "../storage/index.ts";
 import { DurationError } from "../util/duration.ts";
 import { ConfigError } from "./config.ts";
+import type { Failure } from "./result.ts";
 import { UsageError } from "./settings.ts";
 
 /** A verification step failed after the bytes moved (size, checksum, manifest). */
@@ -65,4 +66,23 @@ export function classify(
     return as(exitCodes.snapshot, "Terminated");
   }
   return as(exitCodes.snapshot, "Unexpected");
+}
+
+/** The result line of a failed run: classified, redacted, timed from `started`. */
+export function failureResult(
+  mode: "backup" | "restore",
+  err: unknown,
+  context: { secrets: readonly string[]; key: string | undefined; started: Date; now: Date },
+): Failure {
+  const failure = classify(err, context.secrets, mode);
+  return {
+    mode,
+    ok: false,
+    exitCode: failure.exitCode,
+    reason: failure.reason,
+    message: failure.message,
+    key: context.key,
+    durationMs: context.now.getTime() - context.started.getTime(),
+    startedAt: context.started.toISOString(),
+  };
 }

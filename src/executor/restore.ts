@@ -33,7 +33,7 @@ import type { HashingTap } from "../snapshot/tap.ts";
 import { createTap } from "../snapshot/tap.ts";
 import type { ObjectStore } from "../storage/index.ts";
 import type { RestoreConfig } from "./config.ts";
-import { classify, VerificationError } from "./failure.ts";
+import { failureResult, VerificationError } from "./failure.ts";
 import { startProgress } from "./progress.ts";
 import type { ExecutorResult } from "./result.ts";
 import { leaderAndToken, openStore } from "./session.ts";
@@ -344,17 +344,7 @@ export async function runRestore(
             cause: err,
           })
         : err;
-    const failure = classify(cause, secrets, "restore");
-    return {
-      mode: "restore",
-      ok: false,
-      exitCode: failure.exitCode,
-      reason: failure.reason,
-      message: failure.message,
-      key,
-      durationMs: now().getTime() - started.getTime(),
-      startedAt: started.toISOString(),
-    };
+    return failureResult("restore", cause, { secrets, key, started, now: now() });
   } finally {
     options.signal?.removeEventListener("abort", forward);
     http.close();
