@@ -5,13 +5,12 @@
  */
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { loadAllYaml } from "@kubernetes/client-node";
 import { projectRoot, serverBinary } from "../servers/catalog.ts";
-import type { KubeHandle } from "../servers/kube.ts";
+import { type KubeHandle, kubePost } from "../servers/kube.ts";
 
 const run = promisify(execFile);
 
@@ -137,28 +136,7 @@ export function apply(
   if (where.namespaced && !namespace) throw new Error(`${manifest.kind}/${manifest.metadata.name} has no namespace`);
   const path = `${where.prefix}${where.namespaced ? `/namespaces/${namespace}` : ""}/${where.plural}`;
   const query = `fieldValidation=Strict${options.dryRun ? "&dryRun=All" : ""}`;
-  const url = new URL(`${path}?${query}`, kube.server);
-  const body = JSON.stringify(manifest);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      {
-        method: "POST",
-        ca: kube.caPem,
-        cert: kube.admin.certPem,
-        key: kube.admin.keyPem,
-        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-        res.on("error", reject);
-      },
-    );
-    req.on("error", reject);
-    req.end(body);
-  });
+  return kubePost(kube, `${path}?${query}`, manifest);
 }
 
 /**

@@ -17,7 +17,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
-import { request } from "node:https";
 import { join, relative } from "node:path";
 import { after, before, describe, test } from "node:test";
 // js-yaml is the YAML parser of @kubernetes/client-node (a runtime dependency). Its own
@@ -26,7 +25,7 @@ import { after, before, describe, test } from "node:test";
 import { loadAll } from "js-yaml";
 import { clusterCrdManifest, crds, type Schema } from "../../src/api/schema.ts";
 import { projectRoot } from "../servers/catalog.ts";
-import { type KubeHandle, startKube } from "../servers/kube.ts";
+import { type KubeHandle, kubePost, startKube } from "../servers/kube.ts";
 import { printServerLogsOnFailure } from "../servers/process.ts";
 
 printServerLogsOnFailure();
@@ -263,31 +262,8 @@ function dryRun(kube: KubeHandle, object: JsonObject): Promise<{ status: number;
   const where = resources[kind];
   if (!where) throw new Error(`unknown kind ${kind}`);
   const metadata = isObject(object.metadata) ? object.metadata : {};
-  const url = new URL(
-    `${where.prefix}/namespaces/${String(metadata.namespace)}/${where.plural}?dryRun=All&fieldValidation=Strict`,
-    kube.server,
-  );
-  const body = JSON.stringify(object);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      {
-        method: "POST",
-        ca: kube.caPem,
-        cert: kube.admin.certPem,
-        key: kube.admin.keyPem,
-        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-        res.on("error", reject);
-      },
-    );
-    req.on("error", reject);
-    req.end(body);
-  });
+  const url = `${where.prefix}/namespaces/${String(metadata.namespace)}/${where.plural}?dryRun=All&fieldValidation=Strict`;
+  return kubePost(kube, url, object);
 }
 
 // ── the examples ───────────────────────────────────────────────────────────────────────────

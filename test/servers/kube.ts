@@ -358,6 +358,38 @@ export async function requestToken(
 }
 
 /** A raw GET against the cluster of `kc`, with its credentials. */
+/**
+ * POSTs a JSON body to `path` (with its query) as the admin; resolves with the status and the
+ * body whatever the status, so tests can assert on rejections (422, 400) as well.
+ */
+export function kubePost(
+  kube: Pick<KubeHandle, "server" | "caPem" | "admin">,
+  path: string,
+  body: unknown,
+): Promise<{ status: number; body: string }> {
+  const payload = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      new URL(path, kube.server),
+      {
+        method: "POST",
+        ca: kube.caPem,
+        cert: kube.admin.certPem,
+        key: kube.admin.keyPem,
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(payload) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+        res.on("error", reject);
+      },
+    );
+    req.on("error", reject);
+    req.end(payload);
+  });
+}
+
 export async function kubeGet(kc: KubeConfig, path: string): Promise<{ status: number; body: string }> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error("kubeconfig has no current cluster");
