@@ -29,6 +29,7 @@ import { isConflict, isNotFound } from "../kube/errors.ts";
 import type { EventRecorder } from "../kube/events.ts";
 import { type Cache, createJobOnce, ensureServiceAccount, missingSecrets, ownerReference } from "../kube/objects.ts";
 import type { Logger } from "../observability/logger.ts";
+import { crashPoint } from "../runtime/crash-point.ts";
 import { labelValue } from "./job-name.ts";
 import type { BackupMetrics } from "./metrics.ts";
 import { type CachedJob, type CachedPod, observeJob, ownedBy } from "./observe.ts";
@@ -74,7 +75,9 @@ export class BackupController {
     for (let attempt = 0; ; attempt++) {
       const plan = await this.#plan(cluster);
       try {
+        if (plan.recorded) crashPoint("backup.before-result-recorded");
         if (plan.status) await this.#writeStatus(cluster, plan);
+        if (plan.status && plan.createJob) crashPoint("backup.after-lock");
       } catch (err) {
         if (!isConflict(err) || attempt >= maxConflictRetries) throw err;
         // Someone else wrote the cluster (the lifecycle operator, a user): re-read, re-plan.
@@ -184,7 +187,10 @@ export class BackupController {
         this.#d.log.warn({ err: String(err) }, "could not record an event");
       });
     }
-    if (plan.createJob) await this.#createJob(cluster, plan.createJob);
+    if (plan.createJob) {
+      await this.#createJob(cluster, plan.createJob);
+      crashPoint("backup.after-job-created");
+    }
     if (plan.clearTrigger) await this.#clearTrigger(cluster);
   }
 
