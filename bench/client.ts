@@ -46,6 +46,8 @@ export interface ClientResult {
   readonly bytes: number;
   readonly startedAt: number;
   readonly endedAt: number;
+  /** CPU time (user + system, all threads) of this process during the transfer. */
+  readonly cpuMs?: number;
 }
 
 const snapshotPath = "/v1/sys/storage/raft/snapshot";
@@ -205,6 +207,7 @@ async function sdkDownload(job: ClientJob): Promise<Readable> {
 export async function runClient(job: ClientJob): Promise<ClientResult> {
   if (job.mode === "put-raw" || job.mode === "post-raw") warmPool(job.plan.seed);
   const startedAt = Date.now();
+  const cpu = process.cpuUsage();
   let bytes = 0;
   switch (job.mode) {
     case "read":
@@ -242,7 +245,8 @@ export async function runClient(job: ClientJob): Promise<ClientResult> {
       bytes = await postToSource(job, await sdkDownload(job));
       break;
   }
-  return { bytes, startedAt, endedAt: Date.now() };
+  const used = process.cpuUsage(cpu);
+  return { bytes, startedAt, endedAt: Date.now(), cpuMs: (used.user + used.system) / 1000 };
 }
 
 if (import.meta.main) {

@@ -62,6 +62,11 @@ export interface Measured {
   readonly bytes: number;
   readonly ms: number;
   readonly mibps: number;
+  /**
+   * CPU time of the measuring process over the transfer (baselines: their own clock; executor:
+   * from the stream's start to its exit). The steadier figure when the machine is shared.
+   */
+  readonly cpuMs?: number;
 }
 
 export interface ExecutorMeasured extends Measured {
@@ -87,7 +92,12 @@ export interface ThroughputRow {
 
 function measuredOf(result: ClientResult): Measured {
   const ms = Math.max(1, result.endedAt - result.startedAt);
-  return { bytes: result.bytes, ms, mibps: rate(result.bytes, ms) };
+  return {
+    bytes: result.bytes,
+    ms,
+    mibps: rate(result.bytes, ms),
+    ...(result.cpuMs === undefined ? {} : { cpuMs: result.cpuMs }),
+  };
 }
 
 interface World {
@@ -150,10 +160,12 @@ async function runExecutor(
   };
   let transfer: TransferEvent | undefined;
   let idle: ProcMemory | undefined;
-  let sampler: { now(): ProcMemory | undefined } | undefined;
+  let sampler: { now(): ProcMemory | undefined; cpuMs(): number | undefined } | undefined;
+  let idleCpuMs: number | undefined;
   world.source.onTransferStart = (event) => {
     transfer = event;
     idle = sampler?.now();
+    idleCpuMs = sampler?.cpuMs();
   };
   const run = await runNode([cli, mode], env, (_pid, s) => {
     sampler = s;
@@ -180,6 +192,7 @@ async function runExecutor(
     wallMs: run.endedAt - run.startedAt,
     peakRss: run.memory?.hwm ?? Number.NaN,
     idleRss: idle?.rss ?? Number.NaN,
+    cpuMs: (run.cpuMs ?? Number.NaN) - (idleCpuMs ?? Number.NaN),
     key: String(result.key),
   };
 }
@@ -211,7 +224,8 @@ async function throughput(
   const restore: ThroughputRow = { ...backup, op: "restore", executor: [], sourceLeg: [], sinkLeg: [], minimal: [] };
   const show = (what: string, m: Measured): void =>
     log(
-      `  ${provider} ${sizeLabel(size)} p${partSize / MiB}c${concurrency} ${what}: ${m.mibps.toFixed(0)} MiB/s (${m.ms} ms)`,
+      `  ${provider} ${sizeLabel(size)} p${partSize / MiB}c${concurrency} ${what}: ${m.mibps.toFixed(0)} MiB/s (${m.ms} ms` +
+        `${m.cpuMs === undefined ? "" : `, CPU ${(m.cpuMs / 1000).toFixed(2)} s`})`,
     );
   for (let rep = 0; rep < options.repeat; rep++) {
     if (options.baselines) {

@@ -47,24 +47,26 @@ export function procCpuMs(pid: number): number | undefined {
 export function sampleMemory(
   pid: number,
   intervalMs = 25,
-): { stop(): ProcMemory | undefined; now(): ProcMemory | undefined } {
+): { stop(): ProcMemory | undefined; now(): ProcMemory | undefined; cpuMs(): number | undefined } {
   let last: ProcMemory | undefined = procMemory(pid);
-  const timer = setInterval(() => {
+  // CPU time is sampled too: /proc/<pid>/stat is gone once the process exits.
+  let lastCpu: number | undefined = procCpuMs(pid);
+  const sample = (): ProcMemory | undefined => {
     const m = procMemory(pid);
     if (m) last = m;
-  }, intervalMs);
+    const cpu = procCpuMs(pid);
+    if (cpu !== undefined && !Number.isNaN(cpu)) lastCpu = cpu;
+    return m;
+  };
+  const timer = setInterval(sample, intervalMs);
   return {
     stop() {
       clearInterval(timer);
-      const m = procMemory(pid);
-      if (m) last = m;
+      sample();
       return last;
     },
-    now() {
-      const m = procMemory(pid);
-      if (m) last = m;
-      return m;
-    },
+    now: sample,
+    cpuMs: () => lastCpu,
   };
 }
 
@@ -75,6 +77,8 @@ export interface ChildRun {
   readonly startedAt: number;
   readonly endedAt: number;
   readonly memory: ProcMemory | undefined;
+  /** utime + stime of the child, as last sampled before it exited (within 25 ms of its end). */
+  readonly cpuMs: number | undefined;
 }
 
 /** Runs `node <args>` (this Node binary), sampling its memory; `onSpawn` gets the pid. */
@@ -107,7 +111,7 @@ export function runNode(
     });
     child.on("close", (code) => {
       const memory = sampler?.stop();
-      resolve({ code, stdout, stderr, startedAt, endedAt: Date.now(), memory });
+      resolve({ code, stdout, stderr, startedAt, endedAt: Date.now(), memory, cpuMs: sampler?.cpuMs() });
     });
   });
 }

@@ -1,16 +1,10 @@
-import { executorCommand } from "../executor/command.ts";
-import { operatorCommand } from "../operator/command.ts";
-import { authSetupCommand } from "./auth-setup.ts";
-import { listCommand } from "./list.ts";
-import { pruneCommand } from "./prune.ts";
-import { statusCommand } from "./status.ts";
-import { triggerCommand } from "./trigger.ts";
-import { verifyCommand } from "./verify.ts";
-
 /**
  * The table of `bao-backup` subcommands. Each entry names what it does for people; a
  * command whose capability has not landed yet says so plainly and exits non-zero, so a
  * script can never mistake a missing feature for a success.
+ *
+ * Each command's module is imported only when that command runs: a backup Job then loads
+ * neither the Kubernetes client nor the other commands (BENCHMARKS.md, finding 2).
  */
 export interface Command {
   readonly name: string;
@@ -23,43 +17,47 @@ export const commands: readonly Command[] = [
   {
     name: "operator",
     summary: "run the control plane: schedule, record and restore snapshots",
-    run: (argv) => operatorCommand(argv),
+    run: async (argv) => (await import("../operator/command.ts")).operatorCommand(argv),
   },
   {
     name: "backup",
     summary: "executor: stream one Raft snapshot into object storage",
-    run: (argv) => executorCommand("backup", argv),
+    run: async (argv) => (await import("../executor/command.ts")).executorCommand("backup", argv),
   },
   {
     name: "restore",
     summary: "executor: stream one stored snapshot back into OpenBao",
-    run: (argv) => executorCommand("restore", argv),
+    run: async (argv) => (await import("../executor/command.ts")).executorCommand("restore", argv),
   },
   {
     name: "list",
     summary: "list a cluster's backups (key, size, age, raft index, verified)",
-    run: (argv) => listCommand(argv),
+    run: async (argv) => (await import("./list.ts")).listCommand(argv),
   },
   {
     name: "verify",
     summary: "download a backup and check its archive and manifest checksums",
-    run: (argv) => verifyCommand(argv),
+    run: async (argv) => (await import("./verify.ts")).verifyCommand(argv),
   },
-  { name: "trigger", summary: "request one manual backup of a cluster", run: (argv) => triggerCommand(argv) },
+  {
+    name: "trigger",
+    summary: "request one manual backup of a cluster",
+    run: async (argv) => (await import("./trigger.ts")).triggerCommand(argv),
+  },
   {
     name: "status",
     summary: "summarise backup status, conditions, lock and next window",
-    run: (argv) => statusCommand(argv),
+    run: async (argv) => (await import("./status.ts")).statusCommand(argv),
   },
   {
     name: "prune",
     summary: "show (--dry-run) or apply what retention would delete and why",
-    run: (argv) => pruneCommand(argv),
+    run: async (argv) => (await import("./prune.ts")).pruneCommand(argv),
   },
   {
     name: "auth-setup",
     summary: "configure OpenBao JWT auth, policies and roles for backups",
-    run: (argv) => authSetupCommand(argv),
+    run: async (argv) => (await import("./auth-setup.ts")).authSetupCommand(argv),
   },
 ];
 

@@ -6,7 +6,7 @@
 import { type ExitCode, exitCodes } from "../cli/exit-codes.ts";
 import { OpenBaoError, redact } from "../openbao/errors.ts";
 import { KeyPartError, ManifestError, RetentionPolicyError, SnapshotArchiveError } from "../snapshot/errors.ts";
-import { StorageError, TargetConfigError } from "../storage/index.ts";
+import { StorageError, TargetConfigError } from "../storage/errors.ts";
 import { DurationError } from "../util/duration.ts";
 import { ConfigError } from "./config.ts";
 import type { Failure } from "./result.ts";

@@ -5,13 +5,15 @@
 import { type AuthConfig, authenticate } from "../openbao/auth.ts";
 import type { OpenBaoHttp } from "../openbao/http.ts";
 import { findLeader } from "../openbao/leader.ts";
-import { type ObjectStore, openObjectStore, readCredentialsDir, secretValues } from "../storage/index.ts";
+import { loadObjectStore } from "../storage/load.ts";
+import type { ObjectStore } from "../storage/object-store.ts";
+import { readCredentialsDir, secretValues } from "../storage/target.ts";
 import type { BackupConfig, RestoreConfig } from "./config.ts";
 
 export async function openStore(config: BackupConfig | RestoreConfig, secrets: string[]): Promise<ObjectStore> {
   const credentials = await readCredentialsDir(config.credentialsDir);
   secrets.push(...secretValues(credentials));
-  return openObjectStore(config.target, credentials);
+  return loadObjectStore(config.target, credentials);
 }
 
 export async function leaderAndToken(

@@ -91,6 +91,13 @@ export interface SnapshotInspectorOptions {
    * the upload more, at that much extra memory.
    */
   lagBytes?: number;
+  /**
+   * The inspector hands the decompressor batches of about this many bytes (default 256 KiB)
+   * instead of every chunk as it comes: each decompressor write is one thread-pool round trip,
+   * and an HTTPS body arrives in 16 KiB TLS records, so batching cuts the inspection's own
+   * cost roughly in half. Chunks still go downstream at once and unchanged.
+   */
+  batchBytes?: number;
 }
 
 // Bounds on what is read into memory. OpenBao itself reads meta.json and SHA256SUMS with an
@@ -591,10 +598,17 @@ export class SnapshotInspector extends Transform {
   #waiting: TransformCallback | null = null;
   #flushing = false;
   #gunzipEnded = false;
+  readonly #batchBytes: number;
+  /** The batch being filled for the decompressor, and how much of it is filled. */
+  #batch: Buffer | null = null;
+  #batched = 0;
+  /** Batch buffers the decompressor has finished with: reused, so batching makes no garbage. */
+  readonly #spare: Buffer[] = [];
 
   constructor(options: SnapshotInspectorOptions = {}) {
     super();
     const lagBytes = options.lagBytes ?? 1024 * 1024;
+    this.#batchBytes = Math.max(1, options.batchBytes ?? 256 * 1024);
     this.result = new Promise<SnapshotInfo>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
@@ -602,7 +616,12 @@ export class SnapshotInspector extends Transform {
     this.result.catch(() => {});
 
     // zlib streams take the ordinary stream options too (Node passes them to Transform).
-    const gunzipOptions: ZlibOptions & TransformOptions = { writableHighWaterMark: lagBytes, chunkSize: 64 * 1024 };
+    // An output buffer at least as large as a batch: one thread-pool round trip per batch
+    // (zlib returns to JavaScript whenever its output buffer is full).
+    const gunzipOptions: ZlibOptions & TransformOptions = {
+      writableHighWaterMark: lagBytes,
+      chunkSize: Math.max(64 * 1024, Math.min(this.#batchBytes * 2, 1024 * 1024)),
+    };
     this.#gunzip = createGunzip(gunzipOptions);
     this.#gunzip.on("data", (chunk: Buffer) => {
       if (this.#failure) return;
@@ -631,7 +650,7 @@ export class SnapshotInspector extends Transform {
     }
     for (let i = 0; this.#head.length < 2 && i < chunk.length; i++) this.#head.push(chunk[i] ?? 0);
     this.#bytesIn += chunk.length;
-    const accepted = this.#gunzip.write(chunk);
+    const accepted = this.#decompress(chunk);
     this.push(chunk);
     if (accepted) {
       callback();
@@ -649,10 +668,44 @@ export class SnapshotInspector extends Transform {
     this.#waiting = callback;
     this.#flushing = true;
     if (this.#gunzipEnded) {
+      // The gzip stream ended early; whatever is still batched is trailing data (#complete).
       this.#complete();
     } else {
+      const batch = this.#batch;
+      if (batch !== null && this.#batched > 0) this.#gunzip.write(batch.subarray(0, this.#batched));
+      this.#batch = null;
+      this.#batched = 0;
       this.#gunzip.end();
     }
+  }
+
+  /**
+   * Hands `chunk` to the decompressor in batches of `batchBytes`: copied into a batch buffer,
+   * or written as it is when it alone fills a batch. Returns false when the decompressor is
+   * more than `lagBytes` behind (wait for its "drain"). The last partial batch is written by
+   * _flush, so every byte is inspected before the end is passed on.
+   */
+  #decompress(chunk: Buffer): boolean {
+    let accepted = true;
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (this.#batched === 0 && chunk.length - offset >= this.#batchBytes) {
+        accepted = this.#gunzip.write(offset === 0 ? chunk : chunk.subarray(offset));
+        break;
+      }
+      const batch = this.#batch ?? this.#spare.pop() ?? Buffer.allocUnsafeSlow(this.#batchBytes);
+      this.#batch = batch;
+      const copied = chunk.copy(batch, this.#batched, offset);
+      this.#batched += copied;
+      offset += copied;
+      if (this.#batched === batch.length) {
+        this.#batch = null;
+        this.#batched = 0;
+        // zlib calls back once it has consumed the whole input: the buffer is free again.
+        accepted = this.#gunzip.write(batch, () => this.#spare.push(batch));
+      }
+    }
+    return accepted;
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {

@@ -555,3 +555,73 @@ describe("snapshot archive inspector: in the backup pipeline", () => {
     await rejectsWith(inspector.result, "SnapshotTruncated", "tar", /closed before/);
   });
 });
+
+/** Feeds a buffer in chunks whose sizes cycle through `sizes`. */
+function unevenly(buffer: Buffer, sizes: readonly number[]): Readable {
+  return Readable.from(
+    (function* () {
+      for (let offset = 0, i = 0; offset < buffer.length; i++) {
+        const size = sizes[i % sizes.length] ?? 1;
+        yield buffer.subarray(offset, offset + size);
+        offset += size;
+      }
+    })(),
+    { objectMode: false },
+  );
+}
+
+describe("snapshot archive inspector: batched decompression", () => {
+  // Batches larger than the whole archive: every byte waits in the last, partial batch, which
+  // only the end of the stream hands to the decompressor.
+  const wholeStreamBatch = 64 << 20;
+
+  for (const batchBytes of [wholeStreamBatch, 256 * 1024, 4096]) {
+    test(`damage in the gzip trailer (the last partial batch) fails before the end is passed on (batch ${batchBytes})`, async () => {
+      const archive = Buffer.from(await snapshotArchive(snapshotParts({ state: pattern(1 << 20) })));
+      const crcAt = archive.length - 8;
+      archive[crcAt] = (archive[crcAt] ?? 0) ^ 0xff;
+      const inspector = createSnapshotInspector({ batchBytes });
+      const { sink, events } = recordingSink();
+      await assert.rejects(pipeline(chunked(archive, 16384), inspector, sink), { code: "SnapshotCorrupt" });
+      await rejectsWith(inspector.result, "SnapshotCorrupt", "gzip");
+      assert.deepEqual(events, [], "the sink must never see a clean end");
+    });
+
+    test(`a stream cut short inside the last partial batch fails as truncated (batch ${batchBytes})`, async () => {
+      const archive = await snapshotArchive(snapshotParts({ state: pattern(1 << 20) }));
+      const inspector = createSnapshotInspector({ batchBytes });
+      const { sink, events } = recordingSink();
+      await assert.rejects(pipeline(chunked(archive.subarray(0, archive.length - 10), 16384), inspector, sink), {
+        code: "SnapshotTruncated",
+      });
+      assert.deepEqual(events, []);
+    });
+  }
+
+  test("trailing zeros held in the last partial batch are still trailing data", async () => {
+    const archive = Buffer.concat([await snapshotArchive(), Buffer.alloc(100)]);
+    await rejectsWith(
+      inspectSnapshot(chunked(archive, 64), { batchBytes: wholeStreamBatch }),
+      "SnapshotCorrupt",
+      "trailing-data",
+      /100 bytes/,
+    );
+  });
+
+  test("uneven chunks, smaller and larger than a batch, verify and pass through unchanged", async () => {
+    const state = pattern(3 << 20);
+    const archive = await snapshotArchive(snapshotParts({ state }));
+    // Tiny chunks that fill a batch across many writes, chunks that straddle a partly filled
+    // batch, and chunks of several batches at once; with a 1-byte lag, batch buffers are
+    // reused as soon as the decompressor releases them, so early reuse would corrupt the
+    // hash of state.bin and fail the SHA256SUMS check.
+    const inspector = createSnapshotInspector({ batchBytes: 4096, lagBytes: 1 });
+    const { sink, chunks } = recordingSink();
+    await pipeline(unevenly(archive, [1, 7, 4095, 4097, 100, 3 * 4096 + 5, 20_000, 3]), inspector, sink);
+    assert.ok(Buffer.concat(chunks).equals(archive));
+    const info = await inspector.result;
+    assert.equal(info.stateSize, state.length);
+    assert.equal(info.compressedBytes, archive.length);
+    assert.equal(info.files.find((f) => f.name === "state.bin")?.sha256, sha256(state));
+  });
+});
