@@ -67,8 +67,48 @@ export const dotSegmentPattern = "(^|/)\\.\\.?(/|$)";
 /** An empty segment (`//`) before another segment; trailing slashes alone are trimmed, not refused. */
 export const emptySegmentPattern = "//+[^/]";
 
-/** `http(s)://host[:port][/path]`, no credentials, query or fragment (mirrors `parseTarget`). */
-export const endpointPattern = "^https?://[A-Za-z0-9\\[][^\\s/?#@]*(/[^\\s?#]*)?$";
+/**
+ * `http(s)://host[:port][/path]`, no credentials, query or fragment (mirrors `parseTarget`).
+ * The host is an ASCII DNS name or a bracketed IPv6 literal: no `%`-escapes, no non-ASCII
+ * (IDNA maps full-width digits and `。` to an IPv4 address) and no trailing dot, so the host
+ * the rules below look at is the host a URL parser connects to.
+ */
+export const endpointPattern =
+  "^https?://([A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?)*|\\[[0-9A-Fa-f:.]+\\])(:[0-9]{1,5})?(/[^\\s?#]*)?$";
+
+/** The end of an endpoint's host: a port, a path or nothing. */
+const hostEnd = "([:/].*)?$";
+
+/**
+ * Endpoints whose host is link-local or a cloud metadata service: 169.254.0.0/16 (AWS, GCP,
+ * Azure, OpenStack metadata at 169.254.169.254), fe80::/10, AWS's fd00:ec2::/32 (metadata,
+ * DNS, time), Alibaba's 100.100.100.200, and the metadata host names. A Job that sends
+ * credentials or a snapshot there would hand them to the node's metadata service.
+ */
+export const linkLocalEndpointPattern =
+  "^https?://(169\\.254\\.[0-9]+\\.[0-9]+|100\\.100\\.100\\.200" +
+  "|(?i:metadata|metadata\\.google\\.internal|instance-data|instance-data\\.ec2\\.internal)" +
+  "|\\[(?i:fe[89ab][0-9a-f]:[0-9a-f:.]*|fd00:0?ec2:[0-9a-f:.]*)\\])" +
+  hostEnd;
+
+/**
+ * An endpoint whose host a URL parser reads as an IPv4 address: its last label is a number
+ * (decimal, `0x` hex or octal), which WHATWG URL (Node's `fetch`) turns into an address —
+ * `2852039166`, `0xA9FEA9FE`, `0251.0376.0251.0376` and `169.254.43518` all mean 169.254.169.254.
+ */
+export const numericHostEndpointPattern = `^https?://([A-Za-z0-9_-]+\\.)*(0[xX][0-9A-Fa-f]*|[0-9]+)${hostEnd}`;
+
+const octet = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
+
+/** An endpoint whose host is an IPv4 address in the one canonical form: four decimal octets, no leading zeros. */
+export const canonicalIPv4EndpointPattern = `^https?://${octet}(\\.${octet}){3}${hostEnd}`;
+
+/**
+ * An IPv6 literal that is an IPv4-mapped address (`[::ffff:169.254.169.254]`,
+ * `[::ffff:a9fe:a9fe]`, `[0:0:0:0:0:ffff:…]`) or written with a dotted IPv4 tail
+ * (`[::1.2.3.4]`): a dual-stack socket connects to the IPv4 address, so it must be written as one.
+ */
+export const embeddedIPv4EndpointPattern = `^https?://\\[([0:]*:(?i:ffff):[0-9A-Fa-f:.]*|[0-9A-Fa-f:]*\\.[0-9.]*)\\]${hostEnd}`;
 
 /** A bucket or container name: no `/` (folders go in pathPrefix), no spaces. Azure's `$root`/`$web` allowed. */
 export const bucketPattern = "^\\$?[A-Za-z0-9][A-Za-z0-9._-]*$";

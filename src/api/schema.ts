@@ -41,6 +41,7 @@ import {
   azureContainerPattern,
   azureStorageAccountPattern,
   bucketPattern,
+  canonicalIPv4EndpointPattern,
   conditionReasonPattern,
   conditionTypePattern,
   controlCharacterPattern,
@@ -48,10 +49,13 @@ import {
   dnsSubdomainPattern,
   dotSegmentPattern,
   durationPattern,
+  embeddedIPv4EndpointPattern,
   emptySegmentPattern,
   endpointPattern,
   gcsProjectPattern,
   labelValuePattern,
+  linkLocalEndpointPattern,
+  numericHostEndpointPattern,
   openbaoMountPathPattern,
   openbaoRoleNamePattern,
   qualifiedNamePattern,
@@ -191,6 +195,49 @@ const providerOf = `(has(self.provider) ? self.provider : "s3")`;
 
 // ── shared parts ────────────────────────────────────────────────────────────────────────────
 
+/**
+ * The rules of every URL a Job connects to (`target.endpoint`, `openbaoAddresses` entries):
+ * its shape, then the host policy that keeps a Job from sending credentials or a snapshot to
+ * the node's metadata service (`endpointHostProblem` in src/storage/target.ts checks the same
+ * at run time, on the host the URL parser resolves).
+ */
+function endpointRules(path: string, shape: string): ValidationRule[] {
+  return [
+    rule(`self.matches(${re(endpointPattern)})`, shape),
+    rule(
+      `!self.matches(${re(linkLocalEndpointPattern)})`,
+      `${path} must not point at a link-local or cloud metadata address (169.254.0.0/16, fe80::/10, fd00:ec2::/32, 100.100.100.200, metadata.google.internal): the Job would send its credentials there; use the address of the service itself`,
+    ),
+    rule(
+      `!self.matches(${re(numericHostEndpointPattern)}) || self.matches(${re(canonicalIPv4EndpointPattern)})`,
+      `${path} writes an IPv4 address in a non-canonical form (decimal, hex, octal or shortened such as 2852039166, 0xA9FEA9FE or 10.1): write it as four decimal numbers without leading zeros, e.g. http://10.0.0.7:9000`,
+    ),
+    rule(
+      `!self.matches(${re(embeddedIPv4EndpointPattern)})`,
+      `${path} must not be an IPv4-mapped IPv6 address such as [::ffff:10.0.0.7]: write the IPv4 address as four decimal numbers`,
+    ),
+  ];
+}
+
+/**
+ * The Secrets the lifecycle operator creates for a cluster's unseal key and root token
+ * (`<cluster>-unseal-key`, `<cluster>-root-token`): a backup or restore must never mount
+ * them. `clusterName` is a CEL expression for the cluster's name; `refs` are the paths of
+ * the Secret references below the node carrying the rule.
+ */
+function protectedSecretRules(clusterName: string, base: string, refs: string[]): ValidationRule[] {
+  return refs.map((ref) => {
+    // `has()` of a field below an absent parent is an error in CEL: test each level.
+    const parts = ref.split(".");
+    const levels = [`!has(${clusterName})`, ...parts.map((_, i) => `!has(self.${parts.slice(0, i + 1).join(".")})`)];
+    return rule(
+      `${levels.join(" || ")} || !(self.${ref}.name in [${clusterName} + "-unseal-key", ${clusterName} + "-root-token"])`,
+      `${base}${ref}.name must not name the cluster's own unseal-key or root-token Secret (<cluster>-unseal-key, <cluster>-root-token): reference a Secret made for backups (a token limited to the backup or restore policy; the CA alone for TLS)`,
+      { fieldPath: `.${ref}.name`, reason: "FieldValueForbidden" },
+    );
+  });
+}
+
 function secretName(path: string): Schema {
   return string("Name of a Secret in the same namespace.", limits.maxObjectNameLength, [
     rule(
@@ -294,12 +341,10 @@ export function targetSchema(path: string): Schema {
       endpoint: string(
         "Custom endpoint URL: S3-compatible stores, private endpoints, emulators (fake-gcs-server, Azurite).",
         2048,
-        [
-          rule(
-            `self.matches(${re(endpointPattern)})`,
-            `${path}.endpoint must be an http:// or https:// URL without credentials, query or fragment, e.g. "https://s3.eu-west-1.amazonaws.com" or "http://minio.storage:9000"`,
-          ),
-        ],
+        endpointRules(
+          `${path}.endpoint`,
+          `${path}.endpoint must be an http:// or https:// URL without credentials, query or fragment, e.g. "https://s3.eu-west-1.amazonaws.com" or "http://minio.storage:9000"`,
+        ),
       ),
       bucket: string("Bucket (S3, GCS) or container (Azure, unless azure.container is set).", 222, [
         rule(
@@ -516,12 +561,14 @@ function backupSchema(): Schema {
           "OpenBao member API URLs; default https://<cluster>-<i>.<cluster>.<namespace>.svc:8200 for each replica.",
         maxItems: limits.maxReplicas,
         "x-kubernetes-list-type": "set",
-        items: string("An OpenBao member's API URL.", 2048, [
-          rule(
-            `self.matches(${re(endpointPattern)})`,
+        items: string(
+          "An OpenBao member's API URL.",
+          2048,
+          endpointRules(
+            `${path}.openbaoAddresses`,
             `${path}.openbaoAddresses entries must be http:// or https:// URLs such as "https://bao-0.bao.vault.svc:8200"`,
           ),
-        ]),
+        ),
       },
       tlsSecretRef: secretRef(
         `${path}.tlsSecretRef`,
@@ -796,6 +843,7 @@ function restoreSpecSchema(): Schema {
           "spec.overrideOperationLock requires spec.force: true (taking the lock from a running operation is only allowed for a forced restore)",
           { fieldPath: ".overrideOperationLock", reason: "FieldValueForbidden" },
         ),
+        ...protectedSecretRules("self.cluster", "spec.", ["tokenSecretRef", "source.target.credentialsSecretRef"]),
         rule("self == oldSelf", "spec is immutable: delete this OpenBaoRestore and create a new one to restore again"),
       ],
     },
@@ -832,7 +880,13 @@ function restoreStatusSchema(): Schema {
 
 // ── the definitions ─────────────────────────────────────────────────────────────────────────
 
-function rootSchema(description: string, spec: Schema, status: Schema, requireSpec: boolean): Schema {
+function rootSchema(
+  description: string,
+  spec: Schema,
+  status: Schema,
+  requireSpec: boolean,
+  rules: ValidationRule[] = [],
+): Schema {
   return {
     type: "object",
     description,
@@ -844,6 +898,7 @@ function rootSchema(description: string, spec: Schema, status: Schema, requireSp
       spec,
       status,
     },
+    ...(rules.length > 0 ? { "x-kubernetes-validations": rules } : {}),
   };
 }
 
@@ -894,6 +949,12 @@ export function clusterCrdManifest(): CrdManifest {
               clusterSpecSchema(),
               clusterStatusSchema(),
               false,
+              // At the root: only here can a rule read the cluster's own name.
+              protectedSecretRules("self.metadata.name", "", [
+                "spec.backup.tokenSecretRef",
+                "spec.backup.tlsSecretRef",
+                "spec.backup.target.credentialsSecretRef",
+              ]),
             ),
           },
         },

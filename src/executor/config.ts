@@ -10,7 +10,9 @@ import { KeyPartError, RetentionPolicyError } from "../snapshot/errors.ts";
 import type { SnapshotKind } from "../snapshot/key.ts";
 import { normalizePathPrefix } from "../snapshot/key.ts";
 import { type RetentionPolicy, validateRetentionPolicy } from "../snapshot/retention.ts";
-import { parseTarget, type Target, TargetConfigError, type TargetSpec } from "../storage/index.ts";
+// Direct imports, not storage/index.ts: that module loads every provider SDK, and a Job needs one.
+import { TargetConfigError } from "../storage/errors.ts";
+import { endpointHostProblem, parseTarget, type Target, type TargetSpec } from "../storage/target.ts";
 import { DurationError, parseDuration } from "../util/duration.ts";
 import { defaultPaths, resolveSettings, type SettingName, settings } from "./settings.ts";
 
@@ -103,6 +105,11 @@ function members(s: Settings, cluster: ClusterRef): string[] {
       if (url.protocol !== "https:" && url.protocol !== "http:") {
         throw new ConfigError("BACKUP_OPENBAO_ADDRESSES", `${JSON.stringify(address)} must start with https://`);
       }
+      // The same host policy as admission: a spec that bypassed it still never sends a token
+      // to a metadata service or to a host written so that it reads as another one.
+      const problem = endpointHostProblem(address, url);
+      if (problem !== undefined)
+        throw new ConfigError("BACKUP_OPENBAO_ADDRESSES", `${JSON.stringify(address)} ${problem}`);
     }
     if (list.length === 0) throw new ConfigError("BACKUP_OPENBAO_ADDRESSES", "lists no address");
     return list;

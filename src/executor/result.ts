@@ -5,7 +5,9 @@
  * under that: long messages are cut, lists are summarised as counts.
  */
 import { writeFileSync } from "node:fs";
+import { controlCharacterPattern } from "../api/patterns.ts";
 import type { ExitCode } from "../cli/exit-codes.ts";
+import { redact } from "../util/redact.ts";
 
 export const resultFormatVersion = 1;
 const maxMessageChars = 1000;
@@ -30,6 +32,8 @@ export interface BackupSuccess {
   readonly openbaoVersion: string | undefined;
   readonly startedAt: string;
   readonly retention: RetentionOutcome | undefined;
+  /** Multipart uploads of earlier failed runs that this run aborted (absent when none). */
+  readonly abandonedUploadsAborted?: number;
 }
 
 export interface RestoreSuccess {
@@ -102,10 +106,29 @@ export interface ReportedResult {
 }
 
 const maxReadChars = 8192;
+/** The longest failure message taken from a termination message (the executor writes at most 1001). */
+export const maxReportedMessageChars = 1024;
+
+// C0/C1 controls (ANSI escapes, newlines, NUL) and bidi overrides: nothing that could rewrite a
+// terminal line or disguise text in `kubectl describe` output reaches status or an Event.
+const unsafeCharacters = new RegExp(`${controlCharacterPattern}|[\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]`, "gu");
+const noControlCharacters = new RegExp(`^(?!.*${controlCharacterPattern})`, "su");
 
 function str(value: unknown, max: number, pattern?: RegExp): string | undefined {
   if (typeof value !== "string" || value.length > max) return undefined;
   return pattern && !pattern.test(value) ? undefined : value;
+}
+
+/**
+ * A failure message from a termination message as it may reach status and Events: controls
+ * replaced, anything token- or JWT-shaped redacted (the executor already redacts its own
+ * secrets; this guards against any other writer), cut to `maxReportedMessageChars`.
+ */
+function sanitizedMessage(value: unknown): string | undefined {
+  if (typeof value !== "string") return undefined;
+  const clean = redact(value.replace(unsafeCharacters, " ")).trim();
+  if (clean === "") return undefined;
+  return clean.length > maxReportedMessageChars ? `${clean.slice(0, maxReportedMessageChars)}…` : clean;
 }
 
 function count(value: unknown): number | undefined {
@@ -114,8 +137,10 @@ function count(value: unknown): number | undefined {
 
 /**
  * Parses a termination message written by the executor. Anything else — empty, huge, not
- * JSON, another program's output — yields undefined; the operator then falls back to the
- * Job's own status. Fields are checked one by one, never trusted wholesale.
+ * JSON, another program's output, `ok` not a boolean — yields undefined; the operator then
+ * records the Job as failed without a readable result and never copies the text. Fields are
+ * checked one by one, never trusted wholesale: a field of the wrong type is dropped, unknown
+ * fields are ignored, and the one free-text field (`message`) is sanitized and bounded.
  */
 export function parseResultLine(text: string | undefined): ReportedResult | undefined {
   if (text === undefined || text.length === 0 || text.length > maxReadChars) return undefined;
@@ -132,13 +157,13 @@ export function parseResultLine(text: string | undefined): ReportedResult | unde
     typeof o.retention === "object" && o.retention !== null ? (o.retention as Record<string, unknown>) : {};
   return {
     ok: o.ok,
-    key: str(o.key, 1024),
+    key: str(o.key, 1024, noControlCharacters),
     size: count(o.size),
     sha256: str(o.sha256, 64, /^[0-9a-f]{64}$/),
     durationMs: count(o.durationMs),
     raftIndex: count(o.raftIndex),
     reason: str(o.reason, 64, /^[A-Za-z][A-Za-z0-9]*$/),
-    message: str(o.message, 4096),
+    message: sanitizedMessage(o.message),
     retentionDeleted: count(retention.deleted),
     retentionFailed: count(retention.failed),
   };

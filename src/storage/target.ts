@@ -9,6 +9,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { embeddedIPv4EndpointPattern, jsRegExp, linkLocalEndpointPattern } from "../api/patterns.ts";
 import { TargetConfigError } from "./errors.ts";
 import { partLimits } from "./parts.ts";
 
@@ -98,6 +99,35 @@ function integerIn(value: unknown, field: string, fallback: number, min: number,
   return value;
 }
 
+/** The host as written in `value` (brackets kept for IPv6), before any URL parsing. */
+function writtenHost(value: string): string {
+  return /^[A-Za-z][A-Za-z0-9+.-]*:\/\/(?:[^/?#@]*@)?(\[[^\]/?#]*\]|[^/:?#]*)/.exec(value)?.[1] ?? "";
+}
+
+/**
+ * Why an endpoint URL's host must not be used, or undefined. The same policy as the CRD's
+ * rules (patterns.ts), checked on what the URL parser (and so `fetch`) will actually connect
+ * to: the host must be written the way the parser reads it (no decimal/hex/octal/shortened
+ * IPv4, no `%`-escapes, no IDNA-mapped characters, no trailing dot), must not be link-local
+ * or a cloud metadata service, and must not be an IPv4-mapped IPv6 literal. Used for
+ * `target.endpoint` here and for OpenBao member addresses (BACKUP_OPENBAO_ADDRESSES).
+ */
+export function endpointHostProblem(value: string, url: URL = new URL(value)): string | undefined {
+  const written = writtenHost(value);
+  const host = url.hostname;
+  if (written.toLowerCase() !== host || host.endsWith(".")) {
+    return `writes its host as ${JSON.stringify(written)}, which is read as ${JSON.stringify(host)}: write the host in its canonical form (an IPv4 address as four decimal numbers such as 10.0.0.7, a DNS name without a trailing dot)`;
+  }
+  const canonical = `${url.protocol}//${host}`;
+  if (jsRegExp(linkLocalEndpointPattern).test(canonical)) {
+    return `must not point at a link-local or cloud metadata address (${host}): the Job would send its credentials there; use the address of the storage or OpenBao service`;
+  }
+  if (jsRegExp(embeddedIPv4EndpointPattern).test(canonical)) {
+    return `must not be an IPv4-mapped IPv6 address (${host}): write the IPv4 address as four decimal numbers`;
+  }
+  return undefined;
+}
+
 function checkEndpoint(value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
   let url: URL;
@@ -113,6 +143,8 @@ function checkEndpoint(value: string | undefined): string | undefined {
     fail("endpoint", "must not contain credentials; put them in the credentials Secret");
   }
   if (url.search !== "" || url.hash !== "") fail("endpoint", "must not contain a query or fragment");
+  const problem = endpointHostProblem(value, url);
+  if (problem !== undefined) fail("endpoint", problem);
   return value.replace(/\/+$/, "");
 }
 

@@ -19,13 +19,14 @@ import {
   setHeaderOptions,
   type V1Job,
 } from "@kubernetes/client-node";
+import { Label } from "../../src/api/constants.ts";
 import { crdFiles } from "../../src/api/schema.ts";
 import type { OpenBaoCluster, OpenBaoRestore } from "../../src/api/types.ts";
 import { backupServiceAccountName } from "../../src/backup/controller.ts";
 import { restoreServiceAccountName } from "../../src/restore/plan.ts";
 import { type ProviderName, startTarget, type TargetUnderTest } from "../executor/targets.ts";
 import { projectRoot } from "../servers/catalog.ts";
-import { type JobRunner, startJobRunner } from "../servers/job-runner.ts";
+import { defaultJobLabelSelector, type JobRunner, startJobRunner } from "../servers/job-runner.ts";
 import { type KubeHandle, startKube } from "../servers/kube.ts";
 import { type OpenBaoCluster as BaoServer, startOpenBao } from "../servers/openbao.ts";
 import { freePort } from "../servers/ports.ts";
@@ -53,6 +54,10 @@ export interface RestoreStack {
   patchCluster(name: string, patch: Record<string, unknown>): Promise<void>;
   /** Triggers a manual backup through the BackupManager and returns its object key. */
   backup(cluster: string, trigger: string): Promise<string>;
+  /** Triggers a manual backup and returns the cluster once its Job is recorded, succeeded or failed. */
+  recordBackup(cluster: string, trigger: string): Promise<OpenBaoCluster>;
+  /** Creates a Secret in the namespace from string data. */
+  createSecret(name: string, data: Record<string, string>): Promise<void>;
   createRestore(name: string, spec: Record<string, unknown>): Promise<void>;
   getRestore(name: string): Promise<OpenBaoRestore | undefined>;
   deleteRestore(name: string): Promise<void>;
@@ -62,7 +67,18 @@ export interface RestoreStack {
   stop(): Promise<void>;
 }
 
-export async function startRestoreStack(clusterNames: readonly string[]): Promise<RestoreStack> {
+export interface RestoreStackOptions {
+  /**
+   * Clusters whose Jobs the stack's job runner leaves alone, so a test can finish them with a
+   * runner of its own (e.g. `mode: { completeWith }` writing a hostile termination message).
+   */
+  readonly foreignRunClusters?: readonly string[];
+}
+
+export async function startRestoreStack(
+  clusterNames: readonly string[],
+  options: RestoreStackOptions = {},
+): Promise<RestoreStack> {
   const kube = await startKube();
   await kube.installCrds(crdFiles().map((f) => f.content));
   const [bao, s3, gcs, azure] = await Promise.all([
@@ -106,7 +122,14 @@ export async function startRestoreStack(clusterNames: readonly string[]): Promis
     await secret(`${policy}-token`, { token: token.auth.client_token });
   }
   for (const name of clusterNames) await secret(`${name}-tls-ca`, { "ca.crt": bao.caPem });
-  const runner = await startJobRunner({ kubeConfig: kc, namespace });
+  const foreign = options.foreignRunClusters ?? [];
+  const runner = await startJobRunner({
+    kubeConfig: kc,
+    namespace,
+    ...(foreign.length > 0
+      ? { labelSelector: `${defaultJobLabelSelector},${Label.Cluster} notin (${foreign.join(",")})` }
+      : {}),
+  });
 
   const port = await freePort();
   const operator = startProcess({
@@ -209,14 +232,20 @@ export async function startRestoreStack(clusterNames: readonly string[]): Promis
     async patchCluster(name, patch) {
       await custom.patchNamespacedCustomObject({ ...clusterPath, name, body: patch }, mergePatch);
     },
-    async backup(cluster, trigger) {
+    async recordBackup(cluster, trigger) {
       const previous = (await stack.getCluster(cluster)).status?.backup?.lastRecordedJob;
       await stack.patchCluster(cluster, { metadata: { annotations: { "openbao.org/trigger-backup": trigger } } });
-      const done = await until(`backup "${trigger}" of ${cluster} recorded`, async () => {
+      return until(`backup "${trigger}" of ${cluster} recorded`, async () => {
         const c = await stack.getCluster(cluster);
         const b = c.status?.backup;
         return b?.lastRecordedJob !== undefined && b.lastRecordedJob !== previous && b.currentJob == null && c;
       });
+    },
+    async createSecret(name, data) {
+      await secret(name, data);
+    },
+    async backup(cluster, trigger) {
+      const done = await stack.recordBackup(cluster, trigger);
       const b = done.status?.backup;
       if ((b?.consecutiveFailures ?? 0) > 0 || !b?.lastBackupName) {
         throw new Error(`backup of ${cluster} failed: ${b?.lastFailureReason}: ${b?.lastFailureMessage}`);

@@ -9,8 +9,9 @@ import { describe, test } from "node:test";
 import { clusterCrdManifest, restoreCrdManifest } from "../../../src/api/schema.ts";
 import { parseSchedule } from "../../../src/backup/schedule.ts";
 import { normalizePathPrefix } from "../../../src/snapshot/key.ts";
-import { parseTarget } from "../../../src/storage/target.ts";
+import { endpointHostProblem, parseTarget } from "../../../src/storage/target.ts";
 import { parseDuration } from "../../../src/util/duration.ts";
+import { hostileEndpoints } from "./bad-specs.ts";
 import { schemaAt, stringViolations } from "./cel-lite.ts";
 
 const clusterRoot = clusterCrdManifest().spec.versions[0]?.schema.openAPIV3Schema;
@@ -192,8 +193,78 @@ table(
     ["https://exa mple.com", "neither"],
     // Stricter at admission: the URL parser lower-cases the scheme.
     ["HTTPS://s3.example.com", "admissionOnly"],
+    ["http://10.0.0.7:9000", "both"],
+    ["http://127.0.0.1:9000", "both"],
+    ["https://[2001:db8::10]:9000", "both"],
+    ["https://[2001:db8::ffff:1]", "both"],
+    ["http://0bao.example.com", "both"],
+    ["http://1e100.net", "both"],
+    ["http://minio_1:9000", "both"],
+    ...hostileEndpoints.map(([, url]): [string, Verdict] => [url, "neither"]),
+    // The URL parser rejects these anyway; admission says why first.
+    ["http://1.2.3.4.5", "neither"],
+    ["http://[FE80::1%25eth0]", "neither"],
   ],
 );
+
+describe("hostile endpoints: admission and run time give a reason naming the field and the fix", () => {
+  for (const [what, url] of hostileEndpoints) {
+    test(`${what}: ${JSON.stringify(url)}`, () => {
+      for (const path of ["spec.backup.target.endpoint", "spec.backup.openbaoAddresses.[]"]) {
+        const field = path.replace(".[]", "");
+        const messages = stringViolations(schemaAt(clusterRoot, path), url);
+        assert.ok(messages.length > 0, `${path} admitted ${url}`);
+        assert.ok(
+          messages.every((m) => m.startsWith(field)),
+          `${path}: every message names the field: ${messages.join(" | ")}`,
+        );
+      }
+      assert.ok(
+        stringViolations(schemaAt(restoreRoot, "spec.source.target.endpoint"), url).length > 0,
+        `OpenBaoRestore spec.source.target.endpoint admitted ${url}`,
+      );
+      // Run time: the executor's own parsing (a spec that bypassed admission).
+      assert.throws(
+        () => parseTarget({ bucket: "b", endpoint: url }),
+        (err: Error) =>
+          /^target\.endpoint/.test(err.message) &&
+          /(link-local|metadata|canonical|IPv4-mapped|not a URL)/.test(err.message),
+      );
+      let parsed: URL | undefined;
+      try {
+        parsed = new URL(url);
+      } catch {
+        parsed = undefined;
+      }
+      if (parsed) assert.ok(endpointHostProblem(url), `endpointHostProblem accepted ${url}`);
+    });
+  }
+
+  test("run time names what the URL parser would have connected to", () => {
+    assert.throws(
+      () => parseTarget({ bucket: "b", endpoint: "http://2852039166" }),
+      /target\.endpoint.*"2852039166".*"169\.254\.169\.254".*four decimal numbers/,
+    );
+    assert.throws(
+      () => parseTarget({ bucket: "b", endpoint: "http://[fd00:ec2::254]/latest" }),
+      /target\.endpoint.*link-local or cloud metadata address \(\[fd00:ec2::254\]\)/,
+    );
+  });
+
+  test("ordinary addresses pass the host policy", () => {
+    for (const url of [
+      "https://s3.eu-west-1.amazonaws.com",
+      "http://127.0.0.1:9000",
+      "http://10.0.0.7:9000",
+      "https://[::1]:8200",
+      "https://[2001:db8::10]:8200",
+      "https://bao-0.bao.vault.svc:8200",
+      "http://user@minio:9000",
+    ]) {
+      assert.equal(endpointHostProblem(url), undefined, url);
+    }
+  });
+});
 
 table(
   "spec.backup.target.roleArn ↔ parseTarget",

@@ -170,6 +170,23 @@ export const goodSpecs: GoodSpec[] = [
     preserved: ["spec.image", "spec.upgrade.strategy", "spec.upgrade.preUpgradeSnapshot"],
   },
   { name: "a cluster without backup", object: cluster("good-no-backup", { replicas: 1, version: "v2.5.0-rc.1" }) },
+  {
+    name: "endpoints at a private dotted-quad IPv4, an ordinary IPv6 literal and a DNS name starting with digits",
+    object: cluster(
+      "good-endpoints",
+      withBackup({
+        openbaoAddresses: ["https://[2001:db8::10]:8200", "https://127.0.0.1:8200", "https://0bao.example.com:8200"],
+        target: { ...s3Target, endpoint: "http://10.0.0.7:9000" },
+      }),
+    ),
+  },
+  {
+    name: "a token Secret named like another cluster's root token",
+    object: cluster(
+      "good-other-secret",
+      withBackup({ jwtAuthRole: undefined, tokenSecretRef: { name: "prod-root-token" } }),
+    ),
+  },
   { name: "restore with JWT auth", object: restore("good-restore", restoreSpec) },
   {
     name: "forced restore overriding the lock, static token",
@@ -186,6 +203,43 @@ export const goodSpecs: GoodSpec[] = [
 // JSON has no `undefined`: drop it the way a request body would.
 for (const good of goodSpecs) good.object = JSON.parse(JSON.stringify(good.object)) as ResourceObject;
 
+/**
+ * Hosts a Job must never connect to (link-local and cloud metadata services) and every way of
+ * spelling an IPv4 address other than four decimal numbers — each one a URL parser (and so
+ * `fetch`) resolves to 169.254.169.254 or another address — as `[what, url]`.
+ */
+export const hostileEndpoints: [string, string][] = [
+  ["link-local 169.254.10.10", "http://169.254.10.10:9000"],
+  ["metadata 169.254.169.254", "http://169.254.169.254"],
+  ["metadata.google.internal", "http://metadata.google.internal/computeMetadata/v1"],
+  ["METADATA.Google.Internal (upper case)", "http://METADATA.Google.Internal"],
+  ["bare metadata host", "http://metadata:80"],
+  ["AWS instance-data host", "http://instance-data"],
+  ["AWS IPv6 metadata [fd00:ec2::254]", "http://[fd00:ec2::254]"],
+  ["AWS IPv6 metadata with zeros [fd00:0ec2:0:0:0:0:0:254]", "http://[fd00:0ec2:0:0:0:0:0:254]"],
+  ["Alibaba metadata 100.100.100.200", "http://100.100.100.200"],
+  ["IPv6 link-local [fe80::1]", "https://[fe80::1]:9000"],
+  ["IPv6 link-local [FEBF::1] (upper case, end of fe80::/10)", "https://[FEBF::1]:9000"],
+  ["decimal IPv4 2852039166", "http://2852039166"],
+  ["hex IPv4 0xA9FEA9FE", "http://0xA9FEA9FE"],
+  ["octal IPv4 0251.0376.0251.0376", "http://0251.0376.0251.0376"],
+  ["shortened IPv4 169.254.43518", "http://169.254.43518"],
+  ["mixed hex/octal/decimal IPv4 0xa9.254.0251.0xfe", "http://0xa9.254.0251.0xfe:80"],
+  ["hex loopback 0x7f000001", "http://0x7f000001:9000"],
+  ["shortened loopback 127.1", "http://127.1:9000"],
+  ["leading zero 010.0.0.7", "http://010.0.0.7:9000"],
+  ["IPv4-mapped IPv6 [::ffff:169.254.169.254]", "http://[::ffff:169.254.169.254]"],
+  ["IPv4-mapped IPv6 in hex [::ffff:a9fe:a9fe]", "http://[::ffff:a9fe:a9fe]"],
+  ["IPv4-mapped IPv6 uncompressed [0:0:0:0:0:ffff:a9fe:a9fe]", "http://[0:0:0:0:0:ffff:a9fe:a9fe]"],
+  ["trailing dot 169.254.169.254.", "http://169.254.169.254./"],
+  ["percent-encoded host 169.254.169%2e254", "http://169.254.169%2e254"],
+  [
+    "full-width digits (IDNA maps them to 169.254.169.254)",
+    "http://\uff11\uff16\uff19.\uff12\uff15\uff14.\uff11\uff16\uff19.\uff12\uff15\uff14",
+  ],
+  ["ideographic full stops (IDNA maps them to dots)", "http://169\u3002254\u3002169\u3002254"],
+];
+
 const clusterCases: [string, Record<string, unknown>, string, Pick<BadSpec, "fieldValidation" | "code">?][] = [
   ["schedule in words", withBackup({ schedule: "every day at 3" }), "spec.backup.schedule"],
   ["schedule with a seconds field", withBackup({ schedule: "0 0 3 * * *" }), "spec.backup.schedule"],
@@ -197,9 +251,17 @@ const clusterCases: [string, Record<string, unknown>, string, Pick<BadSpec, "fie
   ["timeZone with a space", withBackup({ timeZone: "Mars Base" }), "spec.backup.timeZone"],
   ["timeZone as an offset", withBackup({ timeZone: "+02:00" }), "spec.backup.timeZone"],
   ["timeZone Local", withBackup({ timeZone: "Local" }), "spec.backup.timeZone"],
+  ["timeZone as a file path", withBackup({ timeZone: "../../etc/localtime" }), "spec.backup.timeZone"],
+  ["timeZone empty", withBackup({ timeZone: "" }), "spec.backup.timeZone"],
+  ["schedule with a trailing newline", withBackup({ schedule: "0 3 * * *\n" }), "spec.backup.schedule"],
+  ["schedule step 0", withBackup({ schedule: "*/0 * * * *" }), "spec.backup.schedule"],
+  ["schedule hour 24", withBackup({ schedule: "0 24 * * *" }), "spec.backup.schedule"],
+  ["schedule empty", withBackup({ schedule: "" }), "spec.backup.schedule"],
   ["suspend as a string", withBackup({ suspend: "yes" }), "spec.backup.suspend"],
   ["target missing", { ...base, backup: backupWithoutTarget }, "spec.backup.target"],
   ["unknown provider", withTarget({ provider: "minio" }), "spec.backup.target.provider"],
+  ["provider in upper case", withTarget({ provider: "S3" }), "spec.backup.target.provider"],
+  ["provider empty", withTarget({ provider: "" }), "spec.backup.target.provider"],
   ["endpoint without scheme", withTarget({ endpoint: "s3.amazonaws.com" }), "spec.backup.target.endpoint"],
   ["endpoint ftp://", withTarget({ endpoint: "ftp://files.example.com" }), "spec.backup.target.endpoint"],
   [
@@ -208,6 +270,16 @@ const clusterCases: [string, Record<string, unknown>, string, Pick<BadSpec, "fie
     "spec.backup.target.endpoint",
   ],
   ["endpoint with a query", withTarget({ endpoint: "https://s3.example.com/?x=1" }), "spec.backup.target.endpoint"],
+  ...hostileEndpoints.map(([what, endpoint]): [string, Record<string, unknown>, string] => [
+    `endpoint at ${what}`,
+    withTarget({ endpoint }),
+    "spec.backup.target.endpoint",
+  ]),
+  ...hostileEndpoints.map(([what, address]): [string, Record<string, unknown>, string] => [
+    `openbaoAddresses at ${what}`,
+    withBackup({ openbaoAddresses: [address] }),
+    "spec.backup.openbaoAddresses[0]",
+  ]),
   ["bucket missing", withBackup({ target: s3TargetWithoutBucket }), "spec.backup.target.bucket"],
   ["bucket with a folder", withTarget({ bucket: "openbao/backups" }), "spec.backup.target.bucket"],
   ["pathPrefix absolute", withTarget({ pathPrefix: "/backups" }), "spec.backup.target.pathPrefix"],
@@ -216,6 +288,15 @@ const clusterCases: [string, Record<string, unknown>, string, Pick<BadSpec, "fie
   ["pathPrefix with //", withTarget({ pathPrefix: "a//b" }), "spec.backup.target.pathPrefix"],
   ["pathPrefix with a backslash", withTarget({ pathPrefix: "a\\b" }), "spec.backup.target.pathPrefix"],
   ["pathPrefix with a newline", withTarget({ pathPrefix: "a\nb" }), "spec.backup.target.pathPrefix"],
+  ["pathPrefix ..", withTarget({ pathPrefix: ".." }), "spec.backup.target.pathPrefix"],
+  ["pathPrefix ending in /..", withTarget({ pathPrefix: "backups/.." }), "spec.backup.target.pathPrefix"],
+  ["pathPrefix /", withTarget({ pathPrefix: "/" }), "spec.backup.target.pathPrefix"],
+  ["pathPrefix //backups", withTarget({ pathPrefix: "//backups" }), "spec.backup.target.pathPrefix"],
+  ["pathPrefix with NUL", withTarget({ pathPrefix: "a\u0000b" }), "spec.backup.target.pathPrefix"],
+  ["pathPrefix with a tab", withTarget({ pathPrefix: "a\tb" }), "spec.backup.target.pathPrefix"],
+  ["pathPrefix with DEL", withTarget({ pathPrefix: "a\u007fb" }), "spec.backup.target.pathPrefix"],
+  ["pathPrefix with C1 NEL", withTarget({ pathPrefix: "a\u0085b" }), "spec.backup.target.pathPrefix"],
+  ["pathPrefix with an ANSI escape", withTarget({ pathPrefix: "a\u001b[31mb" }), "spec.backup.target.pathPrefix"],
   ["pathPrefix over 512 bytes", withTarget({ pathPrefix: "é".repeat(300) }), "spec.backup.target.pathPrefix"],
   ["region with a space", withTarget({ region: "eu west" }), "spec.backup.target.region"],
   ["partSize below 5 MiB", withTarget({ partSize: 1048576 }), "spec.backup.target.partSize"],
@@ -223,6 +304,10 @@ const clusterCases: [string, Record<string, unknown>, string, Pick<BadSpec, "fie
   ["partSize not an integer", withTarget({ partSize: "10Mi" }), "spec.backup.target.partSize"],
   ["concurrency 0", withTarget({ concurrency: 0 }), "spec.backup.target.concurrency"],
   ["concurrency 17", withTarget({ concurrency: 17 }), "spec.backup.target.concurrency"],
+  ["concurrency negative", withTarget({ concurrency: -1 }), "spec.backup.target.concurrency"],
+  ["concurrency fractional", withTarget({ concurrency: 2.5 }), "spec.backup.target.concurrency"],
+  ["partSize negative", withTarget({ partSize: -5242880 }), "spec.backup.target.partSize"],
+  ["partSize beyond 2^53", withTarget({ partSize: 2 ** 60 }), "spec.backup.target.partSize"],
   ["roleArn not an ARN", withTarget({ roleArn: "backup-role" }), "spec.backup.target.roleArn"],
   [
     "roleArn for gcs",
@@ -275,6 +360,9 @@ const clusterCases: [string, Record<string, unknown>, string, Pick<BadSpec, "fie
   ["retention maxAge zero", withBackup({ retention: { maxAge: "0s" } }), "spec.backup.retention.maxAge"],
   ["retention maxAge negative", withBackup({ retention: { maxAge: "-1h" } }), "spec.backup.retention.maxAge"],
   ["retention empty", withBackup({ retention: {} }), "spec.backup.retention"],
+  ["retention maxAge with a unit y", withBackup({ retention: { maxAge: "1y" } }), "spec.backup.retention.maxAge"],
+  ["retention maxAge without a unit", withBackup({ retention: { maxAge: "7" } }), "spec.backup.retention.maxAge"],
+  ["activeDeadlineSeconds negative", withBackup({ activeDeadlineSeconds: -1 }), "spec.backup.activeDeadlineSeconds"],
   ["activeDeadlineSeconds 0", withBackup({ activeDeadlineSeconds: 0 }), "spec.backup.activeDeadlineSeconds"],
   ["replicas 0", { ...base, replicas: 0 }, "spec.replicas"],
   ["version latest", { ...base, version: "latest" }, "spec.version"],
@@ -363,15 +451,69 @@ const restoreCases: [string, Record<string, unknown>, string][] = [
   ],
   ["restore without auth", { cluster: "prod", source: restoreSpec.source }, "spec.jwtAuthRole"],
   ["restore with both auth methods", { ...restoreSpec, tokenSecretRef: { name: "t" } }, "spec.tokenSecretRef"],
+  [
+    "restore with the cluster's root-token Secret",
+    { ...restoreSpec, jwtAuthRole: undefined, tokenSecretRef: { name: "prod-root-token" } },
+    "spec.tokenSecretRef.name",
+  ],
+  [
+    "restore with the cluster's unseal-key Secret as token",
+    { ...restoreSpec, jwtAuthRole: undefined, tokenSecretRef: { name: "prod-unseal-key", key: "key" } },
+    "spec.tokenSecretRef.name",
+  ],
+  [
+    "restore with the cluster's unseal-key Secret as storage credentials",
+    {
+      ...restoreSpec,
+      source: { ...restoreSpec.source, target: { ...s3Target, credentialsSecretRef: { name: "prod-unseal-key" } } },
+    },
+    "spec.source.target.credentialsSecretRef.name",
+  ],
+  [
+    "restore target endpoint at metadata 169.254.169.254",
+    { ...restoreSpec, source: { ...restoreSpec.source, target: { ...s3Target, endpoint: "http://169.254.169.254" } } },
+    "spec.source.target.endpoint",
+  ],
+  [
+    "restore target endpoint at decimal IPv4 2852039166",
+    { ...restoreSpec, source: { ...restoreSpec.source, target: { ...s3Target, endpoint: "http://2852039166" } } },
+    "spec.source.target.endpoint",
+  ],
 ];
+
+/** A cluster named `name` whose backup references `<name>-<suffix>` at `ref` (the lifecycle operator's own Secrets). */
+function ownSecretCase(name: string, ref: "token" | "tls" | "credentials", suffix: string): BadSpec {
+  const secret = { name: `${name}-${suffix}` };
+  const spec =
+    ref === "token"
+      ? { ...base, backup: { ...backupWithoutAuth, tokenSecretRef: secret } }
+      : ref === "tls"
+        ? withBackup({ tlsSecretRef: secret })
+        : withTarget({ credentialsSecretRef: secret });
+  const field = {
+    token: "spec.backup.tokenSecretRef.name",
+    tls: "spec.backup.tlsSecretRef.name",
+    credentials: "spec.backup.target.credentialsSecretRef.name",
+  }[ref];
+  return { name: `${ref} Secret ${name}-${suffix} of the cluster itself`, object: cluster(name, spec), field };
+}
 
 export const badSpecs: BadSpec[] = [
   ...clusterCases.map(
     ([name, spec, field, extra], i): BadSpec => ({ name, object: cluster(`bad-cluster-${i}`, spec), field, ...extra }),
   ),
   ...restoreCases.map(
-    ([name, spec, field], i): BadSpec => ({ name, object: restore(`bad-restore-${i}`, spec), field }),
+    ([name, spec, field], i): BadSpec => ({
+      name,
+      object: restore(`bad-restore-${i}`, JSON.parse(JSON.stringify(spec)) as Record<string, unknown>),
+      field,
+    }),
   ),
+  ownSecretCase("bad-own-root", "token", "root-token"),
+  ownSecretCase("bad-own-unseal", "token", "unseal-key"),
+  ownSecretCase("bad-own-tls", "tls", "unseal-key"),
+  ownSecretCase("bad-own-creds", "credentials", "root-token"),
+  ownSecretCase("bad-own-creds-unseal", "credentials", "unseal-key"),
   {
     name: "restore without spec",
     object: { apiVersion, kind: "OpenBaoRestore", metadata: { name: "bad-restore-no-spec" } },

@@ -2,7 +2,7 @@
  * A deliberately tiny evaluator for the CEL rules schema.ts puts on *string* fields, so unit
  * tests can ask "would admission accept this value?" without an API server and compare the
  * answer with the run-time parsers. It understands exactly the shapes the schema uses
- * (`&&`-joined atoms: `self.matches(r"…")`, `self.startsWith("…")`, `self.endsWith("…")`,
+ * (atoms joined by `&&` and `||`, without parentheses: `self.matches(r"…")`, `self.startsWith("…")`, `self.endsWith("…")`,
  * `self.contains("…")`, each optionally negated, `self != "…"`, `size(self) >= n`,
  * `size(bytes(self)) <= n`) and throws on anything else, so a new rule shape cannot be
  * silently skipped. The real CEL is exercised against kube-apiserver with bad-specs.ts.
@@ -49,7 +49,10 @@ export function stringViolations(node: Schema, value: string): string[] {
   if (node.enum !== undefined && !node.enum.includes(value)) out.push(`not one of ${node.enum.join(", ")}`);
   if (node.pattern !== undefined && !jsRegExp(node.pattern).test(value)) out.push(`does not match ${node.pattern}`);
   for (const rule of node["x-kubernetes-validations"] ?? []) {
-    const ok = rule.rule.split(" && ").every((atom) => evalAtom(atom.trim(), value));
+    // `&&` binds tighter than `||`: a disjunction of conjunctions of atoms.
+    const ok = rule.rule
+      .split(" || ")
+      .some((conjunction) => conjunction.split(" && ").every((atom) => evalAtom(atom.trim(), value)));
     if (!ok) out.push(rule.message);
   }
   return out;
