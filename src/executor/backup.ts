@@ -12,7 +12,7 @@ import { pipeline, Readable } from "node:stream";
 import { OpenBaoHttp } from "../openbao/http.ts";
 import { openSnapshot } from "../openbao/snapshot.ts";
 import { createSnapshotInspector } from "../snapshot/archive.ts";
-import { buildKey, clusterPrefix, manifestKey, newKeyId } from "../snapshot/key.ts";
+import { buildKey, clusterPrefix, createKeyParser, manifestKey, newKeyId } from "../snapshot/key.ts";
 import { serializeManifest } from "../snapshot/manifest.ts";
 import { type ListedObject, planRetention } from "../snapshot/retention.ts";
 import { createTap } from "../snapshot/tap.ts";
@@ -103,6 +103,7 @@ export async function runBackup(config: BackupConfig, options: RunOptions = {}):
       signal,
     });
 
+    const abandonedUploads = await abortAbandonedUploads(config, store, started);
     const retention = config.retention ? await applyRetention(config, store, key, now()) : undefined;
     const result: BackupSuccess = {
       mode: "backup",
@@ -116,6 +117,7 @@ export async function runBackup(config: BackupConfig, options: RunOptions = {}):
       openbaoVersion: version,
       startedAt: started.toISOString(),
       retention,
+      ...(abandonedUploads > 0 ? { abandonedUploadsAborted: abandonedUploads } : {}),
     };
     return result;
   } catch (err) {
@@ -128,6 +130,32 @@ export async function runBackup(config: BackupConfig, options: RunOptions = {}):
     options.signal?.removeEventListener("abort", forward);
     http.close();
     await store?.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Aborts this cluster's multipart uploads that runs before this one left open: a failed run
+ * aborts its own upload, but cannot when the store is unreachable at that moment. The
+ * operation lock means no other run of this cluster uploads now, so every upload of one of
+ * its snapshot keys started before this run is abandoned. Never fatal: the backup is done.
+ */
+async function abortAbandonedUploads(config: BackupConfig, store: ObjectStore, started: Date): Promise<number> {
+  const location = {
+    pathPrefix: config.target.pathPrefix,
+    namespace: config.cluster.namespace,
+    cluster: config.cluster.name,
+  };
+  const isOurs = createKeyParser(location);
+  try {
+    const outcome = await store.abortIncompleteUploads(
+      clusterPrefix(location),
+      // Manifests are single PUTs; only snapshot keys are ever multipart. This run's own upload
+      // is complete by now, so it is not listed whatever the two clocks say.
+      (u) => u.initiated < started && isOurs(u.key) !== null,
+    );
+    return outcome.aborted;
+  } catch {
+    return 0;
   }
 }
 

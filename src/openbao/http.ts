@@ -95,16 +95,6 @@ export class OpenBaoHttp {
     const res = await this.request(address, options);
     const text = await readCapped(res, maxJsonBytes, address);
     const status = res.statusCode ?? 0;
-    if (status >= 300 && status < 400) {
-      throw new OpenBaoError(
-        "BadResponse",
-        `${address} answered ${options.path} with a redirect (${status}); refusing to follow it`,
-        {
-          status,
-          address,
-        },
-      );
-    }
     if (status < 200 || status >= 300) throw errorForStatus(status, text, address, options.path, failure);
     if (text.length === 0) return undefined as T;
     try {
@@ -195,7 +185,18 @@ export function errorForStatus(
   path: string,
   failure: OpenBaoErrorCodeFor,
 ): OpenBaoError {
-  const detail = openBaoErrors(text);
+  // A redirect is never followed: the token would go wherever the Location header says.
+  if (status >= 300 && status < 400) {
+    return new OpenBaoError(
+      "BadResponse",
+      `${address} answered ${path} with a redirect (${status}); refusing to follow it`,
+      {
+        status,
+        address,
+      },
+    );
+  }
+  const detail = openBaoErrors(text) || "an empty body";
   if (status === 403) {
     return new OpenBaoError(
       "PermissionDenied",

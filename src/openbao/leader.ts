@@ -59,7 +59,7 @@ export async function findLeader(
 ): Promise<string> {
   if (members.length === 0) throw new OpenBaoError("NoLeader", "no OpenBao member addresses configured");
   const retry = options.retry ?? defaultLeaderRetry;
-  let lastSummary = "";
+  let lastProblems: string[] = [];
   for (let round = 1; round <= retry.attempts; round++) {
     const answers = new Map<string, LeaderStatus>();
     const problems: string[] = [];
@@ -75,15 +75,17 @@ export async function findLeader(
           answers.set(member, status ?? {});
           if (!status?.is_self) problems.push(`${member}: standby`);
         } catch (err) {
-          problems.push(`${member}: ${err instanceof Error ? err.message : String(err)}`);
+          const message = err instanceof Error ? err.message : String(err);
+          // Most messages already start with the member's address; never say it twice.
+          problems.push(message.startsWith(member) ? message : `${member}: ${message}`);
         }
       }),
     );
     const leader = chooseLeader(members, answers);
     if (leader) return leader;
-    lastSummary = problems.sort().join("; ");
+    lastProblems = problems.sort();
     if (round < retry.attempts) {
-      options.onRetry?.(round, lastSummary);
+      options.onRetry?.(round, lastProblems.join("; "));
       await sleep(Math.min(retry.baseDelayMs * 2 ** (round - 1), retry.maxDelayMs), undefined, {
         signal: options.signal,
       });
@@ -91,6 +93,15 @@ export async function findLeader(
   }
   throw new OpenBaoError(
     "NoLeader",
-    `no active OpenBao node among ${members.length} member(s) after ${retry.attempts} attempts: ${lastSummary}`,
+    `no active OpenBao node among ${members.length} member(s) after ${retry.attempts} attempts: ${lastProblems.join("; ")}${sealedHint(lastProblems, members.length)}`,
   );
+}
+
+/** A sealed cluster is the most common reason for no leader; say so plainly when it is the reason. */
+export function sealedHint(problems: readonly string[], members: number): string {
+  const sealed = problems.filter((problem) => /\bis sealed\b/i.test(problem)).length;
+  if (sealed === 0) return "";
+  return sealed === members
+    ? "; every member is sealed: unseal OpenBao (or fix auto-unseal), then retry"
+    : `; ${sealed} of ${members} member(s) sealed`;
 }

@@ -10,6 +10,14 @@ import { errorForStatus, type OpenBaoHttp, readCapped } from "./http.ts";
 const snapshotPath = "sys/storage/raft/snapshot";
 
 /**
+ * How long the snapshot body may send nothing while we are ready to read it. OpenBao streams
+ * a snapshot without pauses once headers are out; a member that goes silent (hung process,
+ * a partition that never resets the connection) would otherwise hold the Job until its
+ * activeDeadlineSeconds. Time spent waiting on storage (backpressure) never counts.
+ */
+export const defaultStallTimeoutMs = 120_000;
+
+/**
  * Opens `GET sys/storage/raft/snapshot` on the leader. The returned stream errors (with
  * code SnapshotFailed) if the connection drops before the server finished the body.
  */
@@ -18,6 +26,7 @@ export async function openSnapshot(
   leader: string,
   token: string,
   signal?: AbortSignal,
+  options: { stallTimeoutMs?: number } = {},
 ): Promise<Readable> {
   const res = await http.request(leader, { method: "GET", path: snapshotPath, token, signal, timeoutMs: 60_000 });
   const status = res.statusCode ?? 0;
@@ -31,21 +40,45 @@ export async function openSnapshot(
     }
     throw errorForStatus(status, text, leader, snapshotPath, "SnapshotFailed");
   }
-  return guardCompleteness(res, leader);
+  return guardCompleteness(res, leader, options.stallTimeoutMs ?? defaultStallTimeoutMs);
 }
 
-/** Wraps a response so that a premature close surfaces as an error on the stream. */
-function guardCompleteness(res: IncomingMessage, leader: string): Readable {
+/**
+ * Wraps a response so that a premature close, or a body that stalls while we wait for it,
+ * surfaces as an error on the stream.
+ */
+function guardCompleteness(res: IncomingMessage, leader: string, stallTimeoutMs: number): Readable {
   const out = new PassThrough({ highWaterMark: 1024 * 1024 });
+  let stallTimer: NodeJS.Timeout | undefined;
+  const stalled = (): void => {
+    res.destroy(
+      new OpenBaoError(
+        "SnapshotFailed",
+        `the snapshot stream from ${leader} stalled: no data for ${Math.round(stallTimeoutMs / 1000)} s`,
+        { address: leader },
+      ),
+    );
+  };
+  // Armed only while the response flows: `pipe` pauses it when storage is the slow side.
+  const arm = (): void => {
+    clearTimeout(stallTimer);
+    stallTimer = res.isPaused() || res.destroyed ? undefined : setTimeout(stalled, stallTimeoutMs);
+  };
+  res.on("data", arm);
+  res.on("resume", arm);
+  res.on("pause", () => clearTimeout(stallTimer));
   res.on("error", (err) =>
     out.destroy(
-      new OpenBaoError("SnapshotFailed", `the snapshot stream from ${leader} failed: ${err.message}`, {
-        cause: err,
-        address: leader,
-      }),
+      err instanceof OpenBaoError
+        ? err
+        : new OpenBaoError("SnapshotFailed", `the snapshot stream from ${leader} failed: ${err.message}`, {
+            cause: err,
+            address: leader,
+          }),
     ),
   );
   res.on("close", () => {
+    clearTimeout(stallTimer);
     if (!res.complete) {
       out.destroy(
         new OpenBaoError("SnapshotFailed", `the snapshot stream from ${leader} ended before it was complete`, {
@@ -58,6 +91,7 @@ function guardCompleteness(res: IncomingMessage, leader: string): Readable {
     if (!res.complete) res.destroy();
   });
   res.pipe(out);
+  arm();
   return out;
 }
 

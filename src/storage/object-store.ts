@@ -57,6 +57,17 @@ export interface DeleteManyResult {
   readonly failed: { key: string; error: StorageError }[];
 }
 
+/** An upload started and never completed (S3 multipart): invisible to `list`, but billed. */
+export interface IncompleteUpload {
+  readonly key: string;
+  readonly initiated: Date;
+}
+
+export interface AbortIncompleteResult {
+  readonly aborted: number;
+  readonly failed: number;
+}
+
 export interface ObjectStore {
   readonly provider: Provider;
   /** `s3://bucket`, `gcs://bucket`, `azure://account/container`: for logs and messages. */
@@ -69,6 +80,12 @@ export interface ObjectStore {
   deleteMany(keys: readonly string[]): Promise<DeleteManyResult>;
   /** The object's bytes; rejects with `NotFound` before any byte when the object is missing. */
   download(key: string, options?: { signal?: AbortSignal }): Promise<Readable>;
+  /**
+   * Aborts the incomplete uploads under `prefix` that `select` picks. A failed run aborts its
+   * own upload, but not when the store is unreachable at that moment; the next run cleans up.
+   * Stores whose unfinished uploads expire by themselves and cannot be listed return zeros.
+   */
+  abortIncompleteUploads(prefix: string, select: (upload: IncompleteUpload) => boolean): Promise<AbortIncompleteResult>;
   /** Releases connections; the store is unusable afterwards. */
   close(): Promise<void>;
 }

@@ -3,7 +3,9 @@
  * reading results back). It verifies TLS against the given CA. Product code has its own
  * client in src/; fixtures deliberately do not depend on the code under test.
  */
-import { request } from "node:https";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { createServer, request } from "node:https";
+import type { AddressInfo } from "node:net";
 
 export interface JsonResponse<T = unknown> {
   readonly status: number;
@@ -53,4 +55,30 @@ export function httpsJson<T = unknown>(url: string, options: JsonRequest): Promi
     req.on("error", reject);
     req.end(payload);
   });
+}
+
+export interface HttpsFixtureServer {
+  /** `https://127.0.0.1:<port>` */
+  readonly address: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A small HTTPS server on loopback with a certificate from a test CA, for tests that need an
+ * endpoint to misbehave on purpose (an OpenBao that answers HTML, redirects, never ends).
+ */
+export async function serveHttps(
+  cert: { readonly certPem: string; readonly keyPem: string },
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<HttpsFixtureServer> {
+  const server = createServer({ cert: cert.certPem, key: cert.keyPem }, handler);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    address: `https://127.0.0.1:${port}`,
+    async stop() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }

@@ -164,6 +164,46 @@ export class OpenBaoCluster {
     );
   }
 
+  /** Whether a node reports itself sealed (false while it does not answer). */
+  async isSealed(index: number): Promise<boolean> {
+    const node = this.nodes[index];
+    if (!node) throw new Error(`no node ${index}`);
+    const res = await httpsJson<{ sealed?: boolean }>(`${node.address}/v1/sys/seal-status`, {
+      caPem: this.caPem,
+      timeoutMs: 5000,
+    }).catch(() => undefined);
+    return res?.status === 200 && res.body.sealed === true;
+  }
+
+  /**
+   * Seals the whole cluster: the active node through `sys/seal` (what `bao operator seal`
+   * does; OpenBao refuses it on a standby), every other node by a restart that leaves it
+   * sealed, as a Pod restarted without auto-unseal comes up.
+   */
+  async sealAll(): Promise<void> {
+    const leader = await this.leaderIndex();
+    await this.call("PUT", "sys/seal", undefined, { node: leader });
+    for (const node of this.nodes) {
+      if (node.index === leader) continue;
+      await node.process.stop();
+      node.process = launch(node, this.dir);
+      await waitForListener(node, this.caPem);
+    }
+    for (const node of this.nodes) {
+      await waitFor(() => this.isSealed(node.index), {
+        what: `${node.nodeId} sealed`,
+        timeoutMs: 30_000,
+        processes: [node.process],
+      });
+    }
+  }
+
+  /** Unseals every node and waits until Raft is healthy again. */
+  async unsealAll(): Promise<void> {
+    for (const node of this.nodes) await this.unseal(node.index);
+    await this.waitHealthy();
+  }
+
   /** Kills one node (SIGKILL by default), e.g. to fail a leader mid-stream. */
   kill(index: number, signal: NodeJS.Signals = "SIGKILL"): void {
     this.nodes[index]?.process.kill(signal);

@@ -258,9 +258,14 @@ describe("credential and endpoint selection", () => {
 
   test("Azure: connection string or account key, else DefaultAzureCredential; both is an error", () => {
     assert.equal(azureCredentialMode({ connectionString: "x" }), "connection-string");
-    assert.equal(azureCredentialMode({ accountKey: "k" }), "account-key");
+    assert.equal(azureCredentialMode({ accountKey: Buffer.alloc(64, 7).toString("base64") }), "account-key");
+    configError(() => azureCredentialMode({ accountKey: "not base64: a password?" }), "credentials.accountKey");
+    configError(() => azureCredentialMode({ accountKey: "abc" }), "credentials.accountKey");
     assert.equal(azureCredentialMode({ caCert: "pem" }), "default-azure-credential");
-    configError(() => azureCredentialMode({ connectionString: "x", accountKey: "k" }), "credentials.connectionString");
+    configError(
+      () => azureCredentialMode({ connectionString: "x", accountKey: "a2V5" }),
+      "credentials.connectionString",
+    );
   });
 
   test("Azure service URL: public, custom host, or emulator with the account as first path segment", () => {

@@ -33,6 +33,7 @@ import {
   TargetConfigError,
 } from "../errors.ts";
 import type {
+  AbortIncompleteResult,
   DeleteManyResult,
   ObjectHead,
   ObjectInfo,
@@ -46,6 +47,9 @@ import { type Agents, createAgents, tlsSettings } from "../tls.ts";
 import { uploadObject } from "../upload.ts";
 
 const pageSize = 1000;
+/** A base64 string of whole 4-character groups (Azure account keys are 64 bytes → 88 characters). */
+const base64Key =
+  /^(?:[A-Za-z0-9+/]{4})+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$|^(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)$/;
 
 export type AzureCredentialMode = "connection-string" | "account-key" | "default-azure-credential";
 
@@ -57,7 +61,18 @@ export function azureCredentialMode(credentials: StorageCredentials): AzureCrede
     );
   }
   if (credentials.connectionString !== undefined) return "connection-string";
-  if (credentials.accountKey !== undefined) return "account-key";
+  if (credentials.accountKey !== undefined) {
+    // Shared Key signing takes the key as base64; anything else would only fail at the first
+    // upload as "access denied", after the snapshot stream was opened. Fail here, naming it.
+    if (!base64Key.test(credentials.accountKey)) {
+      throw new TargetConfigError(
+        "credentials.accountKey",
+        "is not a base64 storage account key; copy key1 or key2 from the storage account's Access keys page " +
+          "(or `az storage account keys list`)",
+      );
+    }
+    return "account-key";
+  }
   return "default-azure-credential";
 }
 
@@ -264,6 +279,11 @@ export class AzureObjectStore implements ObjectStore {
     } catch (err) {
       throw this.#error("download", key, err);
     }
+  }
+
+  /** Azure discards uncommitted blocks by itself after a week, and they cannot be aborted. */
+  async abortIncompleteUploads(): Promise<AbortIncompleteResult> {
+    return { aborted: 0, failed: 0 };
   }
 
   async close(): Promise<void> {

@@ -10,10 +10,12 @@
 
 import { Readable } from "node:stream";
 import {
+  AbortMultipartUploadCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   paginateListObjectsV2,
   type S3Client,
 } from "@aws-sdk/client-s3";
@@ -28,7 +30,9 @@ import {
   systemErrno,
 } from "../errors.ts";
 import type {
+  AbortIncompleteResult,
   DeleteManyResult,
+  IncompleteUpload,
   ObjectHead,
   ObjectInfo,
   ObjectStore,
@@ -172,6 +176,52 @@ export class S3ObjectStore implements ObjectStore {
       }
     }
     return result;
+  }
+
+  async abortIncompleteUploads(
+    prefix: string,
+    select: (upload: IncompleteUpload) => boolean,
+  ): Promise<AbortIncompleteResult> {
+    const chosen: { key: string; uploadId: string }[] = [];
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    try {
+      for (;;) {
+        const page = await this.#client.send(
+          new ListMultipartUploadsCommand({
+            // No `Prefix`: MinIO matches it only against whole keys, so it would hide every
+            // upload under a cluster's prefix. Open uploads are few; filter here instead.
+            Bucket: this.#target.bucket,
+            MaxUploads: pageSize,
+            KeyMarker: keyMarker,
+            UploadIdMarker: uploadIdMarker,
+          }),
+        );
+        for (const u of page.Uploads ?? []) {
+          if (u.Key === undefined || u.UploadId === undefined || !u.Key.startsWith(prefix)) continue;
+          if (select({ key: u.Key, initiated: u.Initiated ?? new Date(0) })) {
+            chosen.push({ key: u.Key, uploadId: u.UploadId });
+          }
+        }
+        if (!page.IsTruncated) break;
+        keyMarker = page.NextKeyMarker;
+        uploadIdMarker = page.NextUploadIdMarker;
+      }
+    } catch (err) {
+      throw this.#error("list", prefix, err);
+    }
+    let aborted = 0;
+    for (const { key, uploadId } of chosen) {
+      try {
+        await this.#client.send(
+          new AbortMultipartUploadCommand({ Bucket: this.#target.bucket, Key: key, UploadId: uploadId }),
+        );
+        aborted++;
+      } catch {
+        // Counted; the next run tries again.
+      }
+    }
+    return { aborted, failed: chosen.length - aborted };
   }
 
   async download(key: string, options: { signal?: AbortSignal } = {}): Promise<Readable> {
