@@ -5,6 +5,7 @@
  * termination message, parsed field by field.
  */
 import type { V1Job, V1Pod } from "@kubernetes/client-node";
+import { Annotation } from "../api/constants.ts";
 import { parseResultLine } from "../executor/result.ts";
 import type { Wire } from "../runtime/informer.ts";
 
@@ -48,5 +49,8 @@ export function observeJob(job: CachedJob, pods: readonly CachedPod[]): Observed
       toDate(job.status?.completionTime) ?? toDate(failed?.lastTransitionTime) ?? toDate(complete?.lastTransitionTime),
     jobFailureReason: failed?.reason,
     result: phase === "Running" ? undefined : parseResultLine(terminationMessage(pods)),
+    // The trigger value a manual Job answers, so a trigger left behind by a crash between the
+    // Job's creation and the trigger's removal is recognised as answered, not run again.
+    trigger: job.metadata?.annotations?.[Annotation.Trigger],
   };
 }

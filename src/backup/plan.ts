@@ -7,13 +7,17 @@
  * Invariants (each covered by a scenario test with a fixed clock):
  * - at most one Job per cron window: the window is recorded, with the lock and the Job's
  *   name (`currentJob`), in the same write that precedes the Job; Job names are derived
- *   from the window, so a repeated create is an AlreadyExists, never a second Job;
+ *   from the window, so a repeated create is an AlreadyExists, never a second Job; a manual
+ *   Job (named after the current second) never takes the name of an existing Job;
  * - a Job's result is recorded exactly once: recording clears `currentJob` and releases the
  *   lock in one write, and only the Job named in `currentJob` is ever recorded;
  * - an owned lock never blocks forever: released when its Job ends, when its Job is gone,
  *   and when `spec.backup` is removed (after the running Job ends);
  * - a blocked run changes nothing but conditions and events, keeps the manual trigger and
- *   re-checks soon (trap 11: never silent).
+ *   re-checks soon (trap 11: never silent);
+ * - a trigger is honoured once: the Job answering it carries its value, so a trigger still
+ *   present after a crash (status written, annotation not yet removed) is recognised as
+ *   answered, cleared, and never starts a second Job.
  */
 import {
   Annotation,
@@ -66,6 +70,8 @@ export interface ObservedJob {
   readonly jobFailureReason: string | undefined;
   /** The executor's termination message, parsed; undefined when absent or unreadable. */
   readonly result: ReportedResult | undefined;
+  /** The trigger value a manual Job answers (its `openbao.org/trigger` annotation). */
+  readonly trigger?: string | undefined;
 }
 
 export interface BackupObservation {
@@ -87,6 +93,8 @@ export interface JobRequest {
   readonly spec: ResolvedBackupSpec;
   readonly targetVersion: string | undefined;
   readonly attempt: number | undefined;
+  /** The trigger value this Job answers: stamped on it as the `openbao.org/trigger` annotation. */
+  readonly trigger: string | undefined;
 }
 
 export interface PlannedEvent {
@@ -185,10 +193,14 @@ export function planBackup(obs: BackupObservation): BackupPlan {
   const resolved = spec ? resolveBackupSpec(spec, { clusterName: name, defaultImage: obs.defaultImage }) : undefined;
 
   // 1. The Job in flight: record its result once, re-create it, or declare it lost.
+  const trigger = pendingTrigger(cluster);
+  /** The pending trigger is the request the Job in flight answers (left by a crash before its removal). */
+  let answered = false;
   const current = backup.currentJob ?? undefined;
   if (current) {
     const job = obs.jobs.find((j) => j.name === current.name);
     const type = currentJobType(current);
+    answered = trigger !== undefined && job?.trigger === trigger;
     if (job && job.phase !== "Running") {
       recorded = record(backup, job, type, now, events);
       backup.currentJob = null;
@@ -197,8 +209,20 @@ export function planBackup(obs: BackupObservation): BackupPlan {
     } else if (!job) {
       const age = now.getTime() - (fromTimestamp(current.createdAt)?.getTime() ?? 0);
       if (resolved && age < jobCreateGraceMs && (ourLock || !isLockHeld(lock))) {
-        // Decided, but the create did not happen (or is not visible yet): make it so.
-        createJob = jobRequest(cluster, current.name, type, fromTimestamp(current.window), resolved, backup.preUpgrade);
+        // Decided, but the create did not happen (or is not visible yet): make it so. A
+        // manual decision was made for the trigger still pending (it is removed only after
+        // the create): this Job answers it, or the trigger would start a second Job later.
+        const answers = type === BackupType.Manual ? trigger : undefined;
+        answered = answers !== undefined;
+        createJob = jobRequest(
+          cluster,
+          current.name,
+          type,
+          fromTimestamp(current.window),
+          resolved,
+          backup.preUpgrade,
+          answers,
+        );
         requeue.push(jobCreateGraceMs - age);
       } else {
         const lost: ObservedJob = {
@@ -229,6 +253,9 @@ export function planBackup(obs: BackupObservation): BackupPlan {
     });
   }
   const inFlight = backup.currentJob ?? undefined;
+  if (answered) clearTrigger = true;
+  /** A trigger still waiting for a Job of its own. */
+  const request = answered ? undefined : trigger;
 
   // 2. No spec.backup: nothing to schedule; keep the lock only while a Job still runs.
   if (!spec || !resolved) {
@@ -292,7 +319,6 @@ export function planBackup(obs: BackupObservation): BackupPlan {
   }
 
   // 5. What should run now, if nothing is in flight.
-  const trigger = pendingTrigger(cluster);
   let want: Want | undefined;
   if (!inFlight) {
     const pu = backup.preUpgrade;
@@ -317,9 +343,9 @@ export function planBackup(obs: BackupObservation): BackupPlan {
         type: BackupType.Scheduled,
         window: schedDue.window,
         skippedWindows: schedDue.skippedWindows,
-        manual: trigger !== undefined,
+        manual: request !== undefined,
       };
-    } else if (trigger !== undefined) {
+    } else if (request !== undefined) {
       want = { type: BackupType.Manual, window: undefined, skippedWindows: 0, manual: true };
     }
   }
@@ -334,6 +360,12 @@ export function planBackup(obs: BackupObservation): BackupPlan {
       }
       setCond(ConditionType.BackingUp, "False", Reason.BackupBlocked, message);
       requeue.push(blockedRecheckMs);
+    } else if (want.type === BackupType.Manual && jobNameTaken(obs, backup, backupJobName(name, now))) {
+      // A manual Job is named after the current second, and a Job of this cluster already has
+      // that name (a window's Job that ended within the same second). Creating it would adopt
+      // that Job and record its result a second time, and the request would never run: wait
+      // for the next second instead (a sub-second delay, so no condition or event).
+      requeue.push(1000 - (now.getTime() % 1000));
     } else {
       const attempt = want.type === BackupType.PreUpgrade ? (backup.preUpgrade?.attempts ?? 0) + 1 : undefined;
       const jobName =
@@ -355,13 +387,21 @@ export function planBackup(obs: BackupObservation): BackupPlan {
         acquiredAt: toTimestamp(now),
         message: `${want.type} backup Job ${jobName}`,
       };
-      createJob = jobRequest(cluster, jobName, want.type, want.window, resolved, backup.preUpgrade);
-      clearTrigger = want.manual;
+      createJob = jobRequest(
+        cluster,
+        jobName,
+        want.type,
+        want.window,
+        resolved,
+        backup.preUpgrade,
+        want.manual ? request : undefined,
+      );
+      clearTrigger = clearTrigger || want.manual;
       if (want.manual)
         events.push({
           type: "Normal",
           reason: EventReason.ManualBackupRequested,
-          message: `manual backup requested (${Annotation.TriggerBackup}=${trigger ?? ""})`,
+          message: `manual backup requested (${Annotation.TriggerBackup}=${request ?? ""})`,
         });
       if (want.skippedWindows > 0) {
         events.push({
@@ -399,6 +439,11 @@ export function planBackup(obs: BackupObservation): BackupPlan {
   }
 }
 
+/** Whether `jobName` is a Job of this cluster that exists or whose result was recorded. */
+function jobNameTaken(obs: BackupObservation, backup: BackupStatus, jobName: string): boolean {
+  return backup.lastRecordedJob === jobName || obs.jobs.some((j) => j.name === jobName);
+}
+
 function jobRequest(
   cluster: OpenBaoCluster,
   name: string,
@@ -406,6 +451,7 @@ function jobRequest(
   window: Date | undefined,
   spec: ResolvedBackupSpec,
   preUpgrade: PreUpgradeStatus | undefined,
+  trigger: string | undefined,
 ): JobRequest {
   return {
     name,
@@ -414,6 +460,7 @@ function jobRequest(
     spec,
     targetVersion: type === BackupType.PreUpgrade ? (preUpgrade?.targetVersion ?? cluster.spec?.version) : undefined,
     attempt: type === BackupType.PreUpgrade ? preUpgrade?.attempts : undefined,
+    trigger,
   };
 }
 

@@ -247,6 +247,86 @@ describe("planBackup", () => {
     assert.equal(p.status, undefined, "nothing new to write");
   });
 
+  describe("a trigger is honoured once across a crash between the status write and its removal", () => {
+    const decidedAt = t("2026-11-21T10:00:40Z");
+    /** The status write that started the manual Job, with the trigger left in place (the crash). */
+    function crashedAfterStatusWrite(): { c: OpenBaoCluster; name: string } {
+      const c = triggered();
+      const started = plan(c, decidedAt);
+      assert.equal(started.createJob?.trigger, "now", "the Job carries the value it answers");
+      return { c: apply(c, started, false), name: started.createJob?.name ?? "" };
+    }
+
+    test("before the Job existed: the re-created Job answers the trigger, which is cleared", () => {
+      const { c, name } = crashedAfterStatusWrite();
+      const p = plan(c, t("2026-11-21T10:00:50Z"), []);
+      assert.equal(p.createJob?.name, name, "the same Job, not a second one");
+      assert.equal(p.createJob?.trigger, "now");
+      assert.equal(p.clearTrigger, true);
+      // Even if the removal fails again, the finished Job is recorded and nothing new starts.
+      const done = plan(c, t("2026-11-21T10:01:30Z"), [{ ...job(name, "Succeeded", ok("k1")), trigger: "now" }]);
+      assert.equal(done.recorded?.ok, true);
+      assert.equal(done.createJob, undefined, "no second Job for the same trigger");
+      assert.equal(done.clearTrigger, true);
+      assert.ok(!done.events.some((e) => e.reason === "ManualBackupRequested"));
+    });
+
+    test("after the Job was created: the Job that answers the trigger clears it; no second Job", () => {
+      const { c, name } = crashedAfterStatusWrite();
+      const running = plan(c, t("2026-11-21T10:00:50Z"), [{ ...job(name, "Running"), trigger: "now" }]);
+      assert.equal(running.createJob, undefined);
+      assert.equal(running.clearTrigger, true);
+      const done = plan(c, t("2026-11-21T10:01:30Z"), [{ ...job(name, "Succeeded", ok("k1")), trigger: "now" }]);
+      assert.equal(done.status?.backup.lastRecordedJob, name);
+      assert.equal(done.createJob, undefined, "recorded once, and the trigger not honoured again");
+      assert.equal(done.clearTrigger, true);
+    });
+
+    test("a new trigger value set while the manual Job runs is kept and runs after it", () => {
+      const c = triggered();
+      const started = plan(c, decidedAt);
+      const name = started.createJob?.name ?? "";
+      const next = apply(c, started);
+      next.metadata.annotations = { "openbao.org/trigger-backup": "again" };
+      const running = plan(next, t("2026-11-21T10:00:50Z"), [{ ...job(name, "Running"), trigger: "now" }]);
+      assert.equal(running.clearTrigger, false, "not the request this Job answers");
+      const done = plan(next, t("2026-11-21T10:01:30Z"), [{ ...job(name, "Succeeded", ok("k1")), trigger: "now" }]);
+      assert.equal(done.recorded?.ok, true);
+      assert.equal(done.createJob?.type, "manual");
+      assert.equal(done.createJob?.trigger, "again");
+      assert.equal(done.clearTrigger, true);
+    });
+
+    test("a Job lost after the grace never ran: the trigger is still honoured, once", () => {
+      const { c } = crashedAfterStatusWrite();
+      const p = plan(c, new Date(decidedAt.getTime() + jobCreateGraceMs + 1000), []);
+      assert.equal(p.status?.backup.lastFailureReason, "JobLost");
+      assert.equal(p.createJob?.type, "manual");
+      assert.equal(p.createJob?.trigger, "now");
+      assert.equal(p.clearTrigger, true);
+    });
+  });
+
+  test("a manual trigger in the same second as a finished window's Job waits for the next second", () => {
+    let c = observed();
+    const window = plan(c, t("2026-11-21T10:01:00Z"));
+    const windowJob = window.createJob?.name ?? "";
+    assert.equal(windowJob, "backup-bao-20261121-100100");
+    c = apply(c, window);
+    const finished = [job(windowJob, "Succeeded", ok("k1"))];
+    c = apply(c, plan(c, t("2026-11-21T10:01:00.500Z"), finished));
+    c.metadata.annotations = { "openbao.org/trigger-backup": "now" };
+    const same = plan(c, t("2026-11-21T10:01:00.800Z"), finished);
+    assert.equal(same.createJob, undefined, "never adopts the window's Job as the manual one");
+    assert.equal(same.recorded, undefined, "the window's result is not recorded twice");
+    assert.equal(same.clearTrigger, false, "the request is kept");
+    assert.equal(same.requeueAfterMs, 200);
+    const next = plan(c, t("2026-11-21T10:01:01Z"), finished);
+    assert.equal(next.createJob?.type, "manual");
+    assert.equal(next.createJob?.name, "backup-bao-20261121-100101");
+    assert.equal(next.clearTrigger, true);
+  });
+
   test("trap 5: a Job that vanished is recorded as lost and the lock released", () => {
     let c = triggered();
     c = apply(c, plan(c, t("2026-11-21T10:01:00Z")));
