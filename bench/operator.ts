@@ -50,6 +50,15 @@ export interface OperatorBenchOptions {
   readonly leadSeconds?: number;
   /** Write a V8 CPU profile of the operator here (`--cpu-prof`, written when it stops). */
   readonly cpuProfileDir?: string | undefined;
+  /**
+   * Write V8 heap snapshots of the operator here: one when it has settled (idle, every cluster
+   * cached) and one in the burst, when half the results are recorded (`--heapsnapshot-signal`).
+   */
+  readonly heapSnapshotDir?: string | undefined;
+  /** Extra NODE_OPTIONS of the operator, e.g. `--max-old-space-size=128`. */
+  readonly nodeOptions?: string | undefined;
+  /** Extra arguments for `bao-backup operator`. */
+  readonly operatorArgs?: readonly string[];
   /** Give up on the burst after this many seconds (default 1800). */
   readonly burstTimeoutSeconds?: number;
 }
@@ -93,7 +102,18 @@ export interface OperatorResult {
   readonly burst: PhaseFigures;
   readonly idleAfter: PhaseFigures;
   readonly clusterWritesPerBackup: number;
+  /** The operator's warn/error log lines over the whole run, counted by level and message. */
+  readonly operatorWarnings: Record<string, number>;
+  /** The operator's own memory figures (its /metrics), MiB: when settled, at the end of the burst, at the end. */
+  readonly memory: { readonly settled: MemoryFigures; readonly burstEnd: MemoryFigures; readonly end: MemoryFigures };
   readonly samples: Sample[];
+}
+
+export interface MemoryFigures {
+  readonly rss: number;
+  readonly heapTotal: number;
+  readonly heapUsed: number;
+  readonly external: number;
 }
 
 export interface PhaseFigures {
@@ -179,6 +199,38 @@ async function inBatches<T>(items: readonly T[], width: number, work: (item: T) 
       }
     }),
   );
+}
+
+function nodeOptions(options: OperatorBenchOptions): { NODE_OPTIONS?: string } {
+  const flags: string[] = [];
+  if (options.cpuProfileDir) flags.push("--cpu-prof", `--cpu-prof-dir=${options.cpuProfileDir}`);
+  if (options.heapSnapshotDir)
+    flags.push("--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${options.heapSnapshotDir}`);
+  if (options.nodeOptions) flags.push(options.nodeOptions);
+  return flags.length === 0 ? {} : { NODE_OPTIONS: flags.join(" ") };
+}
+
+/** Counts the warn/error lines of a JSON log (pino, `level` as a word) by level and message. */
+function warnings(logPath: string): Record<string, number> {
+  const counts: Record<string, number> = {};
+  let text = "";
+  try {
+    text = readFileSync(logPath, "utf8");
+  } catch {
+    return counts;
+  }
+  for (const line of text.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    try {
+      const record = JSON.parse(line) as { level?: unknown; msg?: unknown };
+      if (record.level !== "warn" && record.level !== "error" && record.level !== "fatal") continue;
+      const key = `${String(record.level)}: ${String(record.msg)}`;
+      counts[key] = (counts[key] ?? 0) + 1;
+    } catch {
+      // not a log record
+    }
+  }
+  return counts;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -369,11 +421,12 @@ export async function benchOperator(options: OperatorBenchOptions): Promise<Oper
         String(port),
         "--leader-election-namespace",
         namespace,
+        ...(options.operatorArgs ?? []),
       ],
       env: {
         PATH: process.env.PATH ?? "",
         HOME: process.env.HOME ?? "/tmp",
-        ...(options.cpuProfileDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${options.cpuProfileDir}` } : {}),
+        ...nodeOptions(options),
       },
       logDir: dir,
     });
@@ -400,6 +453,22 @@ export async function benchOperator(options: OperatorBenchOptions): Promise<Oper
       return depth;
     };
     await waitFor(async () => (await queueDepth()) === 0, { what: "operator queue empty", timeoutMs: 120_000 });
+    const snapshot = (): void => {
+      if (options.heapSnapshotDir) process.kill(pid, "SIGUSR2");
+    };
+    const memory = async (): Promise<MemoryFigures> => {
+      const text = await (await fetch(`${metricsUrl}/metrics`)).text();
+      const gauge = (name: string): number =>
+        Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, "m").exec(text)?.[1]) / MiB;
+      return {
+        rss: gauge("process_resident_memory_bytes"),
+        heapTotal: gauge("nodejs_heap_size_total_bytes"),
+        heapUsed: gauge("nodejs_heap_size_used_bytes"),
+        external: gauge("nodejs_external_memory_bytes"),
+      };
+    };
+    const settledMemory = await memory();
+    snapshot();
     const idleFrom = Date.now() + 2_000;
     log(`operator: ready and settled; idle until the window (${((windowMs - idleFrom) / 1000).toFixed(0)} s)`);
     const idleTo = windowMs - 3_000;
@@ -408,12 +477,17 @@ export async function benchOperator(options: OperatorBenchOptions): Promise<Oper
     log("operator: window reached; waiting for every Job and every recorded result");
     const deadline = windowMs + (options.burstTimeoutSeconds ?? 1800) * 1000;
     let lastReport = Date.now();
+    let burstSnapshotTaken = false;
     for (;;) {
       const done = names.filter((name) => {
         const rec = recordedAt.get(name);
         return rec !== undefined && rec.at >= windowMs;
       }).length;
       if (done === n) break;
+      if (!burstSnapshotTaken && done >= n / 2) {
+        burstSnapshotTaken = true;
+        snapshot();
+      }
       if (Date.now() - lastReport >= 10_000) {
         lastReport = Date.now();
         const seen = runner.runs.filter((r) => r.seenAt >= windowMs - 60_000).length;
@@ -427,10 +501,12 @@ export async function benchOperator(options: OperatorBenchOptions): Promise<Oper
       await sleep(500);
     }
     const burstTo = Math.max(...[...recordedAt.values()].map((r) => r.at), windowMs) + 1_000;
+    const burstEndMemory = await memory();
     log(`operator: burst over after ${((burstTo - windowMs) / 1000).toFixed(1)} s; idle for a minute`);
     const idleAfterSeconds = options.idleAfterSeconds ?? 60;
     await sleep(idleAfterSeconds * 1000 + 2_000);
     const idleAfterTo = Date.now() - 1_000;
+    const endMemory = await memory();
 
     const jobs = runner.runs.filter((r) => r.seenAt >= windowMs - 60_000);
     const batch = await kc.makeApiClient(BatchV1Api).listNamespacedJob({ namespace });
@@ -464,6 +540,8 @@ export async function benchOperator(options: OperatorBenchOptions): Promise<Oper
       burst,
       idleAfter: phase(records, samples, burstTo + 1_000, idleAfterTo),
       clusterWritesPerBackup: clusterWrites / n,
+      operatorWarnings: warnings(operator.logPath),
+      memory: { settled: settledMemory, burstEnd: burstEndMemory, end: endMemory },
       samples,
     };
     mkdirSync(dir, { recursive: true });
@@ -512,6 +590,15 @@ export function operatorTables(r: OperatorResult): string {
         `${s(r.idleBefore.rssEndMiB)} / ${s(r.burst.rssMaxMiB)} / ${s(r.idleAfter.rssEndMiB)}`,
       ],
       [
+        "operator RSS / V8 heap total / heap used / external, settled → burst end → end (MiB)",
+        (["settled", "burstEnd", "end"] as const)
+          .map((k) => {
+            const m = r.memory?.[k];
+            return m ? `${s(m.rss)} / ${s(m.heapTotal)} / ${s(m.heapUsed)} / ${s(m.external)}` : "–";
+          })
+          .join(" → "),
+      ],
+      [
         "operator CPU idle before / burst / idle after (share of one core)",
         `${(r.idleBefore.cpuShare * 100).toFixed(1)}% / ${(r.burst.cpuShare * 100).toFixed(0)}% over ${s(r.burst.seconds)} s (${s(r.burst.cpuSeconds)} CPU s) / ${(r.idleAfter.cpuShare * 100).toFixed(1)}%`,
       ],
@@ -529,5 +616,11 @@ export function operatorTables(r: OperatorResult): string {
     `Idle before (${s(r.idleBefore.seconds)} s), all requests: ${breakdown(r.idleBefore.requests, 1)}`,
     "",
     `Idle after (${s(r.idleAfter.seconds)} s), all requests: ${breakdown(r.idleAfter.requests, 1)}`,
+    "",
+    `Operator warnings and errors: ${
+      Object.entries(r.operatorWarnings ?? {})
+        .map(([k, v]) => `${k} × ${v}`)
+        .join("; ") || "none"
+    }`,
   ].join("\n");
 }

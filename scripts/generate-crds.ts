@@ -1,12 +1,12 @@
 /**
- * Writes the CustomResourceDefinitions in `deploy/crds/` from `src/api/schema.ts`, the one
- * source of truth. `--check` writes nothing and exits 1 when a file is missing or differs
+ * Writes the CustomResourceDefinitions in `deploy/crds/` and the Helm chart's copy in
+ * `deploy/chart/crds/` from `src/api/schema.ts`, the one source of truth. `--check` writes nothing and exits 1 when a file is missing or differs
  * (test/unit/api/schema.test.ts makes the same check).
  *
  *   node scripts/generate-crds.ts [--check]
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { crdFiles } from "../src/api/schema.ts";
 
@@ -14,7 +14,10 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const check = process.argv.includes("--check");
 let stale = 0;
 
-for (const file of crdFiles()) {
+// Helm installs CRDs only from the chart's own crds/ directory, hence the second copy.
+const outputs = crdFiles().flatMap((file) => [file, { ...file, path: join("deploy/chart/crds", basename(file.path)) }]);
+
+for (const file of outputs) {
   const target = join(root, file.path);
   let current: string | undefined;
   try {

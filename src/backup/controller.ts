@@ -25,9 +25,17 @@ import {
 import { isRestoreActive, toTimestamp } from "../api/predicates.ts";
 import type { OpenBaoCluster, OpenBaoRestore } from "../api/types.ts";
 import { buildExecutorJob } from "../jobs/executor-job.ts";
+import { byControllerUid, byJob, type IndexedCache } from "../kube/cache-indexes.ts";
 import { isConflict, isNotFound } from "../kube/errors.ts";
 import type { EventRecorder } from "../kube/events.ts";
-import { type Cache, createJobOnce, ensureServiceAccount, missingSecrets, ownerReference } from "../kube/objects.ts";
+import {
+  type Cache,
+  type CachedServiceAccount,
+  createJobOnce,
+  ensureServiceAccount,
+  missingSecrets,
+  ownerReference,
+} from "../kube/objects.ts";
 import type { Logger } from "../observability/logger.ts";
 import { crashPoint } from "../runtime/crash-point.ts";
 import { labelValue } from "./job-name.ts";
@@ -37,9 +45,13 @@ import { type BackupPlan, type JobRequest, planBackup } from "./plan.ts";
 
 export interface BackupControllerDeps {
   readonly clusters: Cache<OpenBaoCluster>;
-  readonly jobs: Cache<CachedJob>;
-  readonly pods: Cache<CachedPod>;
+  /** Indexed by `byControllerUid`. */
+  readonly jobs: IndexedCache<CachedJob>;
+  /** Indexed by `byJob`. */
+  readonly pods: IndexedCache<CachedPod>;
   readonly restores: Cache<OpenBaoRestore>;
+  /** ServiceAccounts the operator created: one found here as wanted needs no request. */
+  readonly serviceAccounts?: Cache<CachedServiceAccount>;
   readonly custom: CustomObjectsApi;
   readonly batch: BatchV1Api;
   readonly core: CoreV1Api;
@@ -97,14 +109,14 @@ export class BackupController {
   async #plan(cluster: OpenBaoCluster): Promise<BackupPlan> {
     const namespace = cluster.metadata.namespace ?? "";
     const uid = cluster.metadata.uid;
-    const jobs = this.#d.jobs
-      .list(namespace)
-      .filter((j) => ownedBy(j, uid) && j.metadata?.labels?.[Label.BackupType] !== undefined)
-      .map((j) => {
-        const jobName = j.metadata?.name ?? "";
-        const pods = this.#d.pods.list(namespace).filter((p) => p.metadata?.labels?.["job-name"] === jobName);
-        return observeJob(j, pods);
-      });
+    const jobs = (uid === undefined ? [] : this.#d.jobs.byIndex(byControllerUid, uid))
+      .filter(
+        (j) =>
+          j.metadata?.namespace === namespace &&
+          ownedBy(j, uid) &&
+          j.metadata?.labels?.[Label.BackupType] !== undefined,
+      )
+      .map((j) => observeJob(j, this.#d.pods.byIndex(byJob, `${namespace}/${j.metadata?.name ?? ""}`)));
     const activeRestores = this.#d.restores
       .list(namespace)
       .filter((r) => r.spec.cluster === cluster.metadata.name && isRestoreActive(r.status?.phase))
@@ -199,13 +211,17 @@ export class BackupController {
     const clusterName = cluster.metadata.name ?? "";
     const owner = ownerReference(clusterNames.kind, cluster);
     const serviceAccountName = backupServiceAccountName(clusterName);
-    await ensureServiceAccount(this.#d.core, {
-      namespace,
-      name: serviceAccountName,
-      owner,
-      annotations: request.spec.serviceAccountAnnotations,
-      labels: { [Label.ManagedBy]: LabelValue.ManagedBy, [Label.Component]: LabelValue.ComponentBackup },
-    });
+    await ensureServiceAccount(
+      this.#d.core,
+      {
+        namespace,
+        name: serviceAccountName,
+        owner,
+        annotations: request.spec.serviceAccountAnnotations,
+        labels: { [Label.ManagedBy]: LabelValue.ManagedBy, [Label.Component]: LabelValue.ComponentBackup },
+      },
+      this.#d.serviceAccounts,
+    );
     const labels = {
       [Label.ManagedBy]: LabelValue.ManagedBy,
       [Label.Name]: LabelValue.Name,
@@ -217,6 +233,8 @@ export class BackupController {
     if (request.window) annotations[Annotation.ScheduledTime] = toTimestamp(request.window);
     if (request.targetVersion) annotations[Annotation.TargetVersion] = request.targetVersion;
     if (request.attempt !== undefined) annotations[Annotation.Attempt] = String(request.attempt);
+    // Read back by observe.ts: a trigger still set after a crash is then known to be answered.
+    if (request.trigger !== undefined) annotations[Annotation.Trigger] = request.trigger;
     const spec = request.spec;
     const job = buildExecutorJob({
       mode: "backup",

@@ -32,24 +32,39 @@ export function ownerReference(kind: string, object: { metadata: { name?: string
   };
 }
 
-/** The names among `names` that no Secret in `namespace` has (existence only; the data is not kept). */
+/**
+ * The names among `names` that no Secret in `namespace` has (existence only; the data is not
+ * kept). The reads run in parallel: they are independent, and a new backup waits for them.
+ */
 export async function missingSecrets(core: CoreV1Api, namespace: string, names: readonly string[]): Promise<string[]> {
-  const missing: string[] = [];
-  for (const name of new Set(names)) {
-    try {
-      await core.readNamespacedSecret({ name, namespace });
-    } catch (err) {
-      if (isNotFound(err)) missing.push(name);
-      else throw err;
-    }
-  }
-  return missing;
+  const unique = [...new Set(names)];
+  const found = await Promise.all(
+    unique.map(async (name) => {
+      try {
+        await core.readNamespacedSecret({ name, namespace });
+        return true;
+      } catch (err) {
+        if (isNotFound(err)) return false;
+        throw err;
+      }
+    }),
+  );
+  return unique.filter((_, i) => !found[i]);
+}
+
+/** The fields of a cached ServiceAccount `ensureServiceAccount` compares. */
+export interface CachedServiceAccount {
+  metadata?: { annotations?: { [key: string]: string } };
 }
 
 /**
  * Creates the executor's ServiceAccount, or brings its annotations (workload-identity
  * webhooks read them) up to date. It never gets an API token: the Job uses projected
- * tokens for OpenBao and cloud audiences only.
+ * tokens for OpenBao and cloud audiences only. With `cache` (an informer of the
+ * ServiceAccounts the operator created, by label), one found there with the wanted
+ * annotations costs no request, and one not found there is created at once (one that exists
+ * without the label, e.g. pre-created by the chart, then answers 409 and is read and
+ * patched like any other). Without `cache` it is read first.
  */
 export async function ensureServiceAccount(
   core: CoreV1Api,
@@ -60,20 +75,14 @@ export async function ensureServiceAccount(
     readonly annotations: Readonly<Record<string, string>>;
     readonly labels: Readonly<Record<string, string>>;
   },
+  cache?: Cache<CachedServiceAccount>,
 ): Promise<void> {
   const { namespace, name, annotations } = sa;
-  try {
-    const existing = await core.readNamespacedServiceAccount({ name, namespace });
-    const current = existing.metadata?.annotations ?? {};
-    if (Object.entries(annotations).every(([k, v]) => current[k] === v)) return;
-    await core.patchNamespacedServiceAccount(
-      { name, namespace, body: { metadata: { annotations } } },
-      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-    );
-  } catch (err) {
-    if (!isNotFound(err)) throw err;
-    await core
-      .createNamespacedServiceAccount({
+  const hasAll = (current: Readonly<Record<string, string>>): boolean =>
+    Object.entries(annotations).every(([k, v]) => current[k] === v);
+  const create = async (): Promise<"created" | "exists"> => {
+    try {
+      await core.createNamespacedServiceAccount({
         namespace,
         body: {
           metadata: {
@@ -85,10 +94,30 @@ export async function ensureServiceAccount(
           },
           automountServiceAccountToken: false,
         },
-      })
-      .catch((e: unknown) => {
-        if (!isAlreadyExists(e)) throw e;
       });
+      return "created";
+    } catch (err) {
+      if (isAlreadyExists(err)) return "exists";
+      throw err;
+    }
+  };
+  if (cache !== undefined) {
+    const cached = cache.get(namespace, name);
+    if (cached !== undefined && hasAll(cached.metadata?.annotations ?? {})) return;
+    // Not among the ones it created: most likely missing, so create first; one that exists
+    // without the label (pre-created, e.g. by the chart) is read and patched below.
+    if (cached === undefined && (await create()) === "created") return;
+  }
+  try {
+    const existing = await core.readNamespacedServiceAccount({ name, namespace });
+    if (hasAll(existing.metadata?.annotations ?? {})) return;
+    await core.patchNamespacedServiceAccount(
+      { name, namespace, body: { metadata: { annotations } } },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+    await create();
   }
 }
 

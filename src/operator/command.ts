@@ -8,7 +8,7 @@ import { defaultJwtAudience, jwtAudienceEnv } from "../api/constants.ts";
 import { exitCodes } from "../cli/exit-codes.ts";
 import { createLogger } from "../observability/logger.ts";
 import { runUntilStopped } from "../runtime/manager.ts";
-import { buildOperator } from "./operator.ts";
+import { buildOperator, defaultWorkers } from "./operator.ts";
 
 const help = `Usage: bao-backup operator [options]
 
@@ -19,6 +19,7 @@ Options (environment variable in brackets):
   --namespace NS                watch only this namespace [WATCH_NAMESPACE]; all when absent
   --image IMAGE                 executor image for Jobs that name none [OPERATOR_IMAGE] (required)
   --health-port PORT            /healthz, /readyz, /metrics [HEALTH_PORT] (default 8080)
+  --workers N                   concurrent backup reconciles [OPERATOR_WORKERS] (default ${defaultWorkers})
   --leader-election-namespace NS  namespace of the Lease [POD_NAMESPACE] (default: --namespace)
   --leader-election-name NAME   Lease name (default openbao-backup-operator)
   --no-leader-election          run without a Lease (a single replica only)
@@ -64,6 +65,11 @@ export async function operatorCommand(argv: readonly string[]): Promise<number> 
     process.stderr.write("bao-backup operator: --health-port must be a port number\n");
     return exitCodes.config;
   }
+  const workers = Number(flags.get("workers") ?? process.env.OPERATOR_WORKERS ?? String(defaultWorkers));
+  if (!Number.isInteger(workers) || workers < 1 || workers > 256) {
+    process.stderr.write("bao-backup operator: --workers (OPERATOR_WORKERS) must be a whole number from 1 to 256\n");
+    return exitCodes.config;
+  }
   const kubeConfig = new KubeConfig();
   const path = flags.get("kubeconfig") ?? process.env.KUBECONFIG;
   try {
@@ -107,6 +113,7 @@ export async function operatorCommand(argv: readonly string[]): Promise<number> 
     image,
     jwtAudience: process.env[jwtAudienceEnv] || defaultJwtAudience,
     health: { port },
+    workers,
     leaderElection:
       flags.has("no-leader-election") || !leaseNamespace
         ? false

@@ -114,6 +114,16 @@ export interface ControllerOptions {
 interface Source {
   readonly informer: Informer<KubeObject>;
   readonly map: MapFn<KubeObject>;
+  readonly priority: boolean;
+}
+
+export interface WatchOptions {
+  /**
+   * Keys from this source go ahead of the others in the queue (see workqueue.ts): e.g. a
+   * finished Job whose result waits to be recorded, while a schedule window has queued
+   * every cluster at once.
+   */
+  readonly priority?: boolean;
 }
 
 export class Controller {
@@ -144,11 +154,12 @@ export class Controller {
    * update both the old and the new object are mapped (a relabelled Pod enqueues both owners).
    * Call before `start`.
    */
-  watch<T extends KubeObject>(informer: Informer<T>, map?: MapFn<T>): this {
+  watch<T extends KubeObject>(informer: Informer<T>, map?: MapFn<T>, options: WatchOptions = {}): this {
     if (this.#started) throw new Error(`controller ${this.name}: watch() after start()`);
     this.#sources.push({
       informer: informer as unknown as Informer<KubeObject>,
       map: (map ?? enqueueObject) as MapFn<KubeObject>,
+      priority: options.priority === true,
     });
     return this;
   }
@@ -172,8 +183,8 @@ export class Controller {
       for (const source of this.#sources) {
         detach.push(
           source.informer.addHandler((event) => {
-            this.#enqueueMapped(source.map, event.object);
-            if (event.type === "update") this.#enqueueMapped(source.map, event.old);
+            this.#enqueueMapped(source, event.object);
+            if (event.type === "update") this.#enqueueMapped(source, event.old);
           }),
         );
       }
@@ -196,10 +207,10 @@ export class Controller {
     }
   }
 
-  #enqueueMapped(map: MapFn<KubeObject>, object: KubeObject): void {
+  #enqueueMapped(source: Source, object: KubeObject): void {
     let mapped: Iterable<string> | string | undefined;
     try {
-      mapped = map(object);
+      mapped = source.map(object);
     } catch (err) {
       this.#logger.error({ ...errorFields(err), object: objectKey(object) }, "map function threw");
       return;
@@ -208,7 +219,7 @@ export class Controller {
     for (const key of typeof mapped === "string" ? [mapped] : mapped) {
       if (!key) continue;
       this.#metrics?.workqueueAdds.inc({ name: this.name });
-      this.queue.add(key);
+      this.queue.add(key, { priority: source.priority });
     }
   }
 

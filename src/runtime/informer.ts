@@ -113,6 +113,12 @@ export interface InformerOptions {
   readonly pageSize?: number;
   /** Server-side watch timeout per request; default a random 300–600 s (as client-go). */
   readonly watchTimeoutSeconds?: () => number;
+  /**
+   * Applied to every object before it is cached (list items and watch events), e.g. to drop
+   * `managedFields` and fields no reader needs: the cache of a busy resource (Jobs, Pods)
+   * is most of the operator's memory. It may mutate and must keep `metadata`.
+   */
+  readonly transform?: (object: KubeObject) => KubeObject;
 }
 
 /** Counters for tests and diagnostics. */
@@ -140,6 +146,15 @@ interface ListPage {
   items?: unknown[];
 }
 
+/** How long past its server-side timeout a silent watch is given before the client drops it. */
+const watchGraceSeconds = 30;
+
+/** A secondary index: its values per object, and the objects per value (by object key). */
+interface Index<T> {
+  readonly keysOf: (object: T) => readonly string[];
+  readonly byValue: Map<string, Map<string, T>>;
+}
+
 /** A watch that ends sooner than this without an event counts as a failure (no hot loop). */
 const minHealthyWatchMs = 1_000;
 
@@ -163,8 +178,14 @@ export class Informer<T extends KubeObject = KubeObject> {
   readonly #backoff: BackoffOptions;
   readonly #pageSize: number;
   readonly #watchTimeoutSeconds: () => number;
+  readonly #transform: (object: T) => T;
   readonly #handlers = new Set<EventHandler<T>>();
   #cache = new Map<string, T>();
+  /** Secondary indexes: name → (index value → (object key → object)). */
+  readonly #indexes = new Map<
+    string,
+    { keysOf: (object: T) => readonly string[]; byValue: Map<string, Map<string, T>> }
+  >();
   #resourceVersion = "";
   #synced = false;
   #syncWaiters: (() => void)[] = [];
@@ -183,6 +204,8 @@ export class Informer<T extends KubeObject = KubeObject> {
     this.#backoff = options.backoff ?? defaultInformerBackoff;
     this.#pageSize = options.pageSize ?? 500;
     this.#watchTimeoutSeconds = options.watchTimeoutSeconds ?? (() => Math.floor(300 + Math.random() * 300));
+    const transform = options.transform;
+    this.#transform = transform === undefined ? (object) => object : (object) => transform(object) as T;
     this.#metrics?.informerSynced.set({ resource: this.name }, 0);
   }
 
@@ -202,6 +225,53 @@ export class Informer<T extends KubeObject = KubeObject> {
   list(namespace?: string): T[] {
     const all = [...this.#cache.values()];
     return namespace === undefined ? all : all.filter((object) => object.metadata?.namespace === namespace);
+  }
+
+  /**
+   * Adds a secondary index: `keysOf` names the index values of an object (e.g. the UID of its
+   * controlling owner), kept current with the cache, so `byIndex` finds a cluster's Jobs
+   * without scanning every cached Job. Objects are indexed as cached (after `transform`).
+   */
+  addIndex(name: string, keysOf: (object: T) => readonly string[]): void {
+    if (this.#indexes.has(name)) throw new Error(`informer ${this.name}: index ${name} exists`);
+    const index = { keysOf, byValue: new Map<string, Map<string, T>>() };
+    this.#indexes.set(name, index);
+    for (const [key, object] of this.#cache) this.#indexOne(index, key, object);
+  }
+
+  /** Cached objects whose index `name` has `value`, in no particular order. */
+  byIndex(name: string, value: string): T[] {
+    const index = this.#indexes.get(name);
+    if (index === undefined) throw new Error(`informer ${this.name}: no index ${name}`);
+    const objects = index.byValue.get(value);
+    return objects === undefined ? [] : [...objects.values()];
+  }
+
+  #indexOne(index: Index<T>, key: string, object: T): void {
+    for (const value of index.keysOf(object)) {
+      let objects = index.byValue.get(value);
+      if (objects === undefined) {
+        objects = new Map();
+        index.byValue.set(value, objects);
+      }
+      objects.set(key, object);
+    }
+  }
+
+  #unindexOne(index: Index<T>, key: string, object: T): void {
+    for (const value of index.keysOf(object)) {
+      const objects = index.byValue.get(value);
+      objects?.delete(key);
+      if (objects?.size === 0) index.byValue.delete(value);
+    }
+  }
+
+  /** Keeps every index in step with one cache change (`old` out, `next` in). */
+  #reindex(key: string, old: T | undefined, next: T | undefined): void {
+    for (const index of this.#indexes.values()) {
+      if (old !== undefined) this.#unindexOne(index, key, old);
+      if (next !== undefined) this.#indexOne(index, key, next);
+    }
   }
 
   hasSynced(): boolean {
@@ -348,7 +418,7 @@ export class Informer<T extends KubeObject = KubeObject> {
         if (!isObjectWithMeta(item)) continue;
         if (item.apiVersion === undefined && itemApiVersion !== undefined) item.apiVersion = itemApiVersion;
         if (item.kind === undefined && itemKind !== undefined) item.kind = itemKind;
-        items.push(item as T);
+        items.push(this.#transform(item as T));
       }
       resourceVersion = page.metadata?.resourceVersion ?? "";
       continueToken = page.metadata?.continue || undefined;
@@ -359,6 +429,10 @@ export class Informer<T extends KubeObject = KubeObject> {
     const next = new Map<string, T>();
     for (const item of items) next.set(objectKey(item), item);
     this.#cache = next;
+    for (const index of this.#indexes.values()) {
+      index.byValue.clear();
+      for (const [key, object] of next) this.#indexOne(index, key, object);
+    }
     this.#resourceVersion = resourceVersion;
     this.stats.lists++;
     this.#metrics?.informerLists.inc({ resource: this.name });
@@ -407,7 +481,7 @@ export class Informer<T extends KubeObject = KubeObject> {
       const resourceVersion = object.metadata?.resourceVersion;
       if (type === "ADDED" || type === "MODIFIED") {
         events++;
-        this.#upsert(object as T);
+        this.#upsert(this.#transform(object as T));
       } else if (type === "DELETED") {
         events++;
         this.#remove(object as T);
@@ -418,10 +492,20 @@ export class Informer<T extends KubeObject = KubeObject> {
     };
 
     this.stats.watches++;
+    const timeoutSeconds = this.#watchTimeoutSeconds();
+    // The client aborts a watch that has had no data for `requestTimeoutMs` (30 s by default),
+    // while a quiet watch gets a bookmark only about once a minute: every watch would end
+    // after 30 s and be opened again. The server ends it after `timeoutSeconds`; the client's
+    // timer only has to catch a connection that died silently (undici bounds the connect).
+    // (The field is TypeScript-private but read on every timer reset; the test in
+    // test/operator/runtime.test.ts "a quiet watch stays open…" fails if a client upgrade stops
+    // honouring it.)
+    (this.#watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs =
+      (timeoutSeconds + watchGraceSeconds) * 1000;
     const query = {
       resourceVersion: this.#resourceVersion,
       allowWatchBookmarks: true,
-      timeoutSeconds: this.#watchTimeoutSeconds(),
+      timeoutSeconds,
       labelSelector: this.resource.labelSelector,
       fieldSelector: this.resource.fieldSelector,
     };
@@ -455,12 +539,16 @@ export class Informer<T extends KubeObject = KubeObject> {
     const old = this.#cache.get(key);
     if (old !== undefined && old.metadata?.resourceVersion === object.metadata?.resourceVersion) return;
     this.#cache.set(key, object);
+    this.#reindex(key, old, object);
     this.#emit(old === undefined ? { type: "add", object } : { type: "update", object, old });
   }
 
   #remove(object: T): void {
     const key = objectKey(object);
-    if (!this.#cache.delete(key)) return;
+    const old = this.#cache.get(key);
+    if (old === undefined) return;
+    this.#cache.delete(key);
+    this.#reindex(key, old, undefined);
     this.#emit({ type: "delete", object });
   }
 

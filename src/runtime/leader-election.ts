@@ -10,7 +10,8 @@
  * - Every write is optimistic: create fails if the Lease exists, update carries the
  *   resourceVersion read just before. A conflict means another replica wrote first: this
  *   one is not the leader and tries again later. Two replicas can never both succeed.
- * - The leader renews every `retryPeriodMs`. If no renewal has succeeded for
+ * - The leader renews every `retryPeriodMs`, with one update from the Lease it last wrote
+ *   (no read first); after a failed renewal it reads the Lease again. If no renewal has succeeded for
  *   `renewDeadlineMs`, or a renewal finds another holder, leadership is lost. Because
  *   `renewDeadlineMs < leaseDurationMs`, the old leader gives up before any candidate can
  *   consider the Lease expired.
@@ -337,6 +338,8 @@ export class LeaderElector {
   #leader: string | undefined;
   /** Clock time of the last successful acquire/renew while leading. */
   #lastRenewAt = 0;
+  /** The last attempt wrote the Lease: the next renewal may skip reading it. */
+  #renewFromLastWrite = false;
 
   constructor(options: LeaderElectorOptions) {
     this.identity = options.identity;
@@ -430,23 +433,57 @@ export class LeaderElector {
 
   /** One attempt; true when this replica holds the Lease afterwards. */
   async #tryAcquireOrRenew(callbacks: LeaderCallbacks): Promise<boolean> {
-    const { leaseDurationMs, renewDeadlineMs } = this.#timings;
-    // A hung request must not outlive the renew deadline.
-    const timeoutMs = Math.max(1, renewDeadlineMs - this.#timings.retryPeriodMs);
+    // The leader renews from the Lease it last wrote, without reading it first (as client-go
+    // does): one request per period instead of two. A 409 (someone else wrote it) reads the
+    // Lease and decides again at once; any other failure (a timeout whose write may have
+    // landed) makes the next attempt read it first.
+    const known = this.#leading && this.#renewFromLastWrite ? this.#observed : undefined;
+    this.#renewFromLastWrite = false;
+    if (known !== undefined && known.record.holderIdentity === this.identity) {
+      const outcome = await this.#decideAndWrite(
+        { resourceVersion: known.resourceVersion, record: known.record },
+        callbacks,
+      );
+      if (outcome !== "conflict") return outcome === "held";
+    }
+    const current = await this.#read();
+    if (current === "failed") return false;
+    return (await this.#decideAndWrite(current, callbacks)) === "held";
+  }
+
+  /** A hung request must not outlive the renew deadline. */
+  #requestTimeoutMs(): number {
+    return Math.max(1, this.#timings.renewDeadlineMs - this.#timings.retryPeriodMs);
+  }
+
+  async #read(): Promise<LeaseState | undefined | "failed"> {
     try {
-      const current = await withTimeout(this.#clock, this.#store.get(), timeoutMs, "reading the Lease");
+      return await withTimeout(this.#clock, this.#store.get(), this.#requestTimeoutMs(), "reading the Lease");
+    } catch (err) {
+      this.#logger.warn(errorFields(err), "Lease request failed");
+      return "failed";
+    }
+  }
+
+  /** One election step from `current`: "held" when this replica holds the Lease afterwards. */
+  async #decideAndWrite(
+    current: LeaseState | undefined,
+    callbacks: LeaderCallbacks,
+  ): Promise<"held" | "not-held" | "conflict"> {
+    const timeoutMs = this.#requestTimeoutMs();
+    try {
       const step = decide({
         current,
         observed: this.#observed,
         identity: this.identity,
         now: this.#clock.now(),
-        leaseDurationMs,
+        leaseDurationMs: this.#timings.leaseDurationMs,
       });
       this.#observed = step.observed;
       const { decision } = step;
       if (decision.action === "wait") {
         this.#observeLeader(decision.holder, callbacks);
-        return false;
+        return "not-held";
       }
       const written =
         decision.action === "create"
@@ -460,12 +497,16 @@ export class LeaderElector {
       const at = this.#clock.now();
       this.#observed = { resourceVersion: written.resourceVersion, record: written.record, at };
       this.#lastRenewAt = at;
+      this.#renewFromLastWrite = true;
       this.#observeLeader(this.identity, callbacks);
-      return true;
+      return "held";
     } catch (err) {
-      if (err instanceof LeaseConflictError) this.#logger.debug(errorFields(err), "Lease write conflicted");
-      else this.#logger.warn(errorFields(err), "Lease request failed");
-      return false;
+      if (err instanceof LeaseConflictError) {
+        this.#logger.debug(errorFields(err), "Lease write conflicted");
+        return "conflict";
+      }
+      this.#logger.warn(errorFields(err), "Lease request failed");
+      return "not-held";
     }
   }
 

@@ -30,6 +30,7 @@ import { type HealthServer, type ReadinessCheck, startHealthServer } from "../ob
 import { type Clock, systemClock } from "./clock.ts";
 import { Controller, type ControllerOptions } from "./controller.ts";
 import { Informer, type InformerOptions, type KubeObject, type ResourceRef, resourcePath } from "./informer.ts";
+import { shareConnections } from "./kube-connections.ts";
 import {
   type ElectionOutcome,
   type ElectionTimings,
@@ -102,7 +103,8 @@ export class Manager {
 
   constructor(options: ManagerOptions) {
     this.#options = options;
-    this.kubeConfig = options.kubeConfig;
+    // One keep-alive connection pool for every API client and watch of this process.
+    this.kubeConfig = shareConnections(options.kubeConfig);
     this.logger = options.logger ?? silentLogger();
     this.registry = options.registry ?? createRegistry();
     this.clock = options.clock ?? systemClock;
@@ -147,13 +149,20 @@ export class Manager {
     return this.#server?.url;
   }
 
-  /** The shared informer of `resource` (created on first use; started by `start`). */
-  informer<T extends KubeObject>(resource: ResourceRef): Informer<T> {
+  /**
+   * The shared informer of `resource` (created on first use; started by `start`). A
+   * `transform` applies to the cache, so only the first caller's counts for a resource.
+   */
+  informer<T extends KubeObject>(
+    resource: ResourceRef,
+    options: { readonly transform?: (object: KubeObject) => KubeObject } = {},
+  ): Informer<T> {
     const id = [resourcePath(resource), resource.labelSelector ?? "", resource.fieldSelector ?? ""].join("|");
     let informer = this.#informers.get(id);
     if (informer === undefined) {
       informer = new Informer<KubeObject>({
         ...this.#options.informerDefaults,
+        ...options,
         kubeConfig: this.kubeConfig,
         resource,
         logger: this.logger,

@@ -7,7 +7,10 @@
  * - Dedup: a key waiting in the queue is there once, however often it is added.
  * - No two workers hold the same key: a key added while it is being processed is marked
  *   dirty and queued again only when the worker calls `done(key)`.
- * - Fairness: keys are handed out in the order they became ready.
+ * - Fairness: keys are handed out in the order they became ready, within two lanes: keys
+ *   added with `priority` (e.g. a Job finished: a result to record) go before the others
+ *   (e.g. a schedule window opening for a thousand clusters at once). Adding a waiting key
+ *   with priority moves it to the priority lane; adding it without never demotes it.
  * - Delays are exact timers, one per key (no polling): `addAfter(key, ms)` keeps the
  *   sooner of the pending and the new deadline, so a later "requeue after" never postpones
  *   an earlier one. A timer that fires adds the key like `add`.
@@ -22,8 +25,8 @@ import { type BackoffOptions, KeyedBackoff } from "./backoff.ts";
 import { type Clock, systemClock, type Timer } from "./clock.ts";
 
 export interface WorkQueue {
-  /** Queues `key` now (no-op if it is already queued, or shutting down). */
-  add(key: string): void;
+  /** Queues `key` now (no-op if it is already queued, or shutting down); see the lanes above. */
+  add(key: string, options?: { readonly priority?: boolean }): void;
   /** Queues `key` after `delayMs`; of several pending delays for one key the soonest wins. */
   addAfter(key: string, delayMs: number): void;
   /** Queues `key` after its next backoff delay (failure count + 1). */
@@ -54,6 +57,14 @@ export interface WorkQueueOptions {
   readonly backoff?: BackoffOptions;
 }
 
+type Lane = "priority" | "normal";
+
+/** A position in a lane; stale once the key was handed out or moved (its `seq` no longer matches). */
+interface Slot {
+  readonly key: string;
+  readonly seq: number;
+}
+
 interface Delayed {
   readonly at: number;
   readonly timer: Timer;
@@ -62,8 +73,13 @@ interface Delayed {
 export class Queue implements WorkQueue {
   readonly #clock: Clock;
   readonly #backoff: KeyedBackoff;
-  /** Keys ready to hand out, in order; every one is also in #dirty. */
-  #queue: string[] = [];
+  /** Slots of keys ready to hand out, in order, per lane (may hold stale slots). */
+  #lanes: Record<Lane, Slot[]> = { priority: [], normal: [] };
+  /** Keys ready to hand out: their lane and current slot; every one is also in #dirty. */
+  readonly #ready = new Map<string, { lane: Lane; seq: number }>();
+  #seq = 0;
+  /** Keys added with priority while being processed: queued in the priority lane by done(). */
+  readonly #priorityWhenDone = new Set<string>();
   /** Keys that need processing (queued, or added again while processing). */
   readonly #dirty = new Set<string>();
   readonly #processing = new Set<string>();
@@ -82,11 +98,22 @@ export class Queue implements WorkQueue {
     return this.#shuttingDown;
   }
 
-  add(key: string): void {
-    if (this.#shuttingDown || this.#dirty.has(key)) return;
+  add(key: string, options: { readonly priority?: boolean } = {}): void {
+    if (this.#shuttingDown) return;
+    const lane: Lane = options.priority === true ? "priority" : "normal";
+    if (this.#dirty.has(key)) {
+      if (lane === "normal") return;
+      if (this.#processing.has(key)) this.#priorityWhenDone.add(key);
+      else if (this.#ready.get(key)?.lane === "normal") this.#push(key, lane); // move ahead
+      return;
+    }
     this.#dirty.add(key);
-    if (this.#processing.has(key)) return; // queued again by done()
-    this.#push(key);
+    if (this.#processing.has(key)) {
+      // queued again by done()
+      if (lane === "priority") this.#priorityWhenDone.add(key);
+      return;
+    }
+    this.#push(key, lane);
   }
 
   addAfter(key: string, delayMs: number): void {
@@ -123,7 +150,7 @@ export class Queue implements WorkQueue {
   }
 
   get(): Promise<string | undefined> {
-    const key = this.#queue.shift();
+    const key = this.#shiftReady();
     if (key !== undefined) return Promise.resolve(this.#handOut(key));
     if (this.#shuttingDown) return Promise.resolve(undefined);
     return new Promise((resolve) => this.#waiters.push(resolve));
@@ -131,12 +158,13 @@ export class Queue implements WorkQueue {
 
   done(key: string): void {
     if (!this.#processing.delete(key)) return;
-    if (this.#dirty.has(key)) this.#push(key);
+    const priority = this.#priorityWhenDone.delete(key);
+    if (this.#dirty.has(key)) this.#push(key, priority ? "priority" : "normal");
     this.#checkDrained();
   }
 
   len(): number {
-    return this.#queue.length;
+    return this.#ready.size;
   }
 
   delayedLen(): number {
@@ -159,32 +187,51 @@ export class Queue implements WorkQueue {
       if (options.drain === false) {
         // Queued keys are dropped, and keys being processed are not queued again by done().
         this.#dirty.clear();
-        this.#queue = [];
+        this.#priorityWhenDone.clear();
+        this.#ready.clear();
+        this.#lanes = { priority: [], normal: [] };
       }
       this.#drainedPromise = new Promise((resolve) => {
         this.#drained = resolve;
       });
       // Workers waiting on an empty queue get nothing more.
-      if (this.#queue.length === 0) for (const waiter of this.#waiters.splice(0)) waiter(undefined);
+      if (this.#ready.size === 0) for (const waiter of this.#waiters.splice(0)) waiter(undefined);
       this.#checkDrained();
     }
     return this.#drainedPromise;
   }
 
-  #push(key: string): void {
+  #push(key: string, lane: Lane): void {
     const waiter = this.#waiters.shift();
-    if (waiter !== undefined) waiter(this.#handOut(key));
-    else this.#queue.push(key);
+    if (waiter !== undefined) {
+      waiter(this.#handOut(key));
+      return;
+    }
+    const seq = ++this.#seq;
+    this.#ready.set(key, { lane, seq });
+    this.#lanes[lane].push({ key, seq });
+  }
+
+  /** The first live slot's key, priority lane first; stale slots are dropped on the way. */
+  #shiftReady(): string | undefined {
+    for (const lane of ["priority", "normal"] as const) {
+      const slots = this.#lanes[lane];
+      for (let slot = slots.shift(); slot !== undefined; slot = slots.shift()) {
+        if (this.#ready.get(slot.key)?.seq === slot.seq) return slot.key;
+      }
+    }
+    return undefined;
   }
 
   #handOut(key: string): string {
+    this.#ready.delete(key);
     this.#dirty.delete(key);
     this.#processing.add(key);
     return key;
   }
 
   #checkDrained(): void {
-    if (!this.#shuttingDown || this.#processing.size > 0 || this.#queue.length > 0) return;
+    if (!this.#shuttingDown || this.#processing.size > 0 || this.#ready.size > 0) return;
     for (const waiter of this.#waiters.splice(0)) waiter(undefined);
     this.#drained?.();
   }

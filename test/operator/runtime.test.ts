@@ -159,11 +159,29 @@ describe("controller runtime against kube-apiserver", { timeout: 600_000 }, () =
     let main: Manager;
     let recorder: Recorder;
     let informer: ReturnType<Manager["informer"]>;
+    /** Watches a selector nothing matches until its test: a watch without any traffic. */
+    let quiet: ReturnType<Manager["informer"]>;
+    let quietSince = 0;
 
     before(async () => {
       // One object exists before the informer starts: it arrives through the list, not the watch.
       await core.createNamespacedConfigMap({ namespace, body: configMap("pre", { app: "rt" }, "listed") });
+      await core.createNamespacedConfigMap({ namespace, body: configMap("quiet-listed", { app: "quiet" }, "x") });
       main = manager("main");
+      // Its cache drops managedFields and the data (a transform on insert, for list and watch).
+      quiet = main.informer(
+        { apiVersion: "v1", plural: "configmaps", namespace, labelSelector: "app=quiet" },
+        {
+          transform: (object) => {
+            const trimmed = object as ConfigMap;
+            delete trimmed.metadata?.managedFields;
+            delete trimmed.data;
+            return trimmed;
+          },
+        },
+      );
+      quiet.addIndex("app", (object) => [object.metadata?.labels?.app ?? ""]);
+      quietSince = Date.now();
       const cms = main.informer<ConfigMap>({
         apiVersion: "v1",
         plural: "configmaps",
@@ -291,6 +309,42 @@ describe("controller runtime against kube-apiserver", { timeout: 600_000 }, () =
       assert.ok(!keys.includes(`${namespace}/backup-c1-20260101-000000`), "the Job's own key is never enqueued");
       assert.equal(typeof jobs.get(namespace, "backup-c1-20260101-000000")?.metadata?.creationTimestamp, "string");
       await owner.stop();
+    });
+
+    test("a quiet watch stays open past the client's 30 s inactivity timer; transformed, indexed cache", async () => {
+      // @kubernetes/client-node's Watch aborts after 30 s without data by default; a watch
+      // with nothing to report then ended and was opened again every 30 s.
+      await sleep(Math.max(0, quietSince + 40_000 - Date.now()));
+      assert.equal(quiet.stats.watches, 1, "one watch request since the start");
+      assert.equal(quiet.stats.errors, 0);
+      const listed = quiet.get(namespace, "quiet-listed") as ConfigMap | undefined;
+      assert.ok(listed, "listed");
+      assert.equal(listed.data, undefined, "the transform applied to a listed object");
+      assert.equal(listed.metadata?.managedFields, undefined);
+      await core.createNamespacedConfigMap({ namespace, body: configMap("quiet-watched", { app: "quiet" }, "y") });
+      await waitFor(async () => quiet.get(namespace, "quiet-watched") !== undefined, {
+        what: "the watch event cached",
+        timeoutMs: 30_000,
+        intervalMs: 20,
+      });
+      const watched = quiet.get(namespace, "quiet-watched") as ConfigMap | undefined;
+      assert.equal(watched?.data, undefined, "the transform applied to a watch event");
+      assert.equal(watched?.metadata?.managedFields, undefined);
+      // The secondary index follows list, watch and delete.
+      const names = (): string[] =>
+        quiet
+          .byIndex("app", "quiet")
+          .map((o) => o.metadata?.name ?? "")
+          .sort();
+      assert.deepEqual(names(), ["quiet-listed", "quiet-watched"]);
+      assert.deepEqual(quiet.byIndex("app", "other"), []);
+      await core.deleteNamespacedConfigMap({ namespace, name: "quiet-watched" });
+      await waitFor(async () => names().length === 1, {
+        what: "the delete indexed",
+        timeoutMs: 30_000,
+        intervalMs: 20,
+      });
+      assert.deepEqual(names(), ["quiet-listed"]);
     });
 
     test("kube-apiserver stopped and started again: the cache is served meanwhile, and events flow afterwards", async () => {

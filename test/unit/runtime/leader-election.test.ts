@@ -156,6 +156,7 @@ class MemoryLease {
   /** While true every request fails (API server unreachable). */
   down = false;
   writes: { by: string; holder: string }[] = [];
+  reads = 0;
 
   store(identity: string): LeaseStore {
     const check = (): void => {
@@ -165,6 +166,7 @@ class MemoryLease {
       description: "test/lease",
       get: async () => {
         check();
+        this.reads++;
         return this.state;
       },
       create: async (record: LeaseRecord) => {
@@ -315,6 +317,33 @@ describe("LeaderElector with a fake clock", () => {
     const gaveUpAfter = (a.stoppedAt ?? 0) - lastRenew;
     assert.ok(gaveUpAfter >= renewDeadlineMs, `${gaveUpAfter}`);
     assert.ok(gaveUpAfter < leaseDurationMs, `stepped down after ${gaveUpAfter} ms, before the lease could expire`);
+  });
+
+  test("the leader renews with one write per period, no read; a write by someone else is read and renewed at once", async () => {
+    const clock = new FakeClock();
+    const lease = new MemoryLease();
+    const a = candidate(lease, clock, "a");
+    await clock.advance(0);
+    assert.ok(a.elector.isLeader());
+    const reads = lease.reads;
+    const writes = lease.writes.length;
+    for (let i = 0; i < 10; i++) await clock.advance(retryPeriodMs);
+    assert.equal(lease.writes.length - writes, 10, "one renewal per retry period");
+    assert.equal(lease.reads, reads, "renewals do not read the Lease first");
+    // Another writer touches the Lease without taking it (a label, kubectl): the next renewal
+    // conflicts, reads the Lease, and renews in the same period.
+    const touched = lease.state;
+    assert.ok(touched);
+    lease.state = { resourceVersion: String(++lease.version), record: touched.record };
+    await clock.advance(retryPeriodMs);
+    assert.equal(lease.reads, reads + 1);
+    assert.equal(lease.writes.length - writes, 11);
+    assert.ok(a.elector.isLeader());
+    await clock.advance(retryPeriodMs);
+    assert.equal(lease.reads, reads + 1, "back to write-only renewals");
+    a.abort.abort();
+    await clock.advance(1_000);
+    assert.equal(await a.outcome, "stopped");
   });
 
   test("a leader that finds another holder (its Lease was taken) steps down at its next renewal", async () => {

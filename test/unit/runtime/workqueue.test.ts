@@ -38,6 +38,66 @@ describe("work queue: dedup and ordering", () => {
   });
 });
 
+describe("work queue: the priority lane", () => {
+  test("keys added with priority are handed out before the others, each lane in order", async () => {
+    const queue = new Queue({ clock: new FakeClock() });
+    for (const key of ["ns/window-1", "ns/window-2", "ns/window-3"]) queue.add(key);
+    queue.add("ns/finished-1", { priority: true });
+    queue.add("ns/finished-2", { priority: true });
+    assert.equal(queue.len(), 5);
+    assert.deepEqual(await drainReady(queue), [
+      "ns/finished-1",
+      "ns/finished-2",
+      "ns/window-1",
+      "ns/window-2",
+      "ns/window-3",
+    ]);
+  });
+
+  test("a waiting key added again with priority moves ahead once; without priority it is never demoted", async () => {
+    const queue = new Queue({ clock: new FakeClock() });
+    for (const key of ["ns/a", "ns/b", "ns/c"]) queue.add(key);
+    queue.add("ns/c", { priority: true });
+    queue.add("ns/c");
+    queue.add("ns/c", { priority: true });
+    assert.equal(queue.len(), 3, "still once in the queue");
+    assert.deepEqual(await drainReady(queue), ["ns/c", "ns/a", "ns/b"]);
+    assert.equal(await Promise.race([queue.get(), settle().then(() => "nothing")]), "nothing", "no stale duplicate");
+  });
+
+  test("a key added with priority while it is processed goes ahead after done()", async () => {
+    const queue = new Queue({ clock: new FakeClock() });
+    queue.add("ns/a");
+    assert.equal(await queue.get(), "ns/a");
+    queue.add("ns/b");
+    queue.add("ns/c");
+    queue.add("ns/a", { priority: true });
+    queue.done("ns/a");
+    assert.deepEqual(await drainReady(queue), ["ns/a", "ns/b", "ns/c"]);
+  });
+
+  test("a handed-out key queued again without priority takes its place at the back", async () => {
+    const queue = new Queue({ clock: new FakeClock() });
+    queue.add("ns/a");
+    queue.add("ns/b");
+    queue.add("ns/b", { priority: true });
+    assert.equal(await queue.get(), "ns/b");
+    queue.done("ns/b");
+    queue.add("ns/b");
+    queue.add("ns/c");
+    assert.deepEqual(await drainReady(queue), ["ns/a", "ns/b", "ns/c"]);
+  });
+
+  test("shutting down without drain drops both lanes", async () => {
+    const queue = new Queue({ clock: new FakeClock() });
+    queue.add("ns/a");
+    queue.add("ns/b", { priority: true });
+    await queue.shutDown({ drain: false });
+    assert.equal(queue.len(), 0);
+    assert.equal(await queue.get(), undefined);
+  });
+});
+
 describe("work queue: one worker per key", () => {
   test("a key added while processing is queued again only after done()", async () => {
     const queue = new Queue({ clock: new FakeClock() });

@@ -1,0 +1,36 @@
+/**
+ * What the operator keeps of each object in its informer caches. With 1,000 clusters the
+ * Job and Pod caches hold thousands of objects, and most of each object is never read:
+ * `managedFields` (server-side apply bookkeeping, often the largest part), kubectl's
+ * last-applied copy of the whole object, and the Job's Pod template and the Pod's spec
+ * (containers, volumes, env). The planners read Jobs and Pods through `observeJob` and
+ * `podDone`: metadata (name, labels, annotations, owner references, resourceVersion) and
+ * status only.
+ *
+ * The transforms mutate the object handed to them (a freshly parsed list item or watch
+ * event, not shared yet) and return it.
+ */
+import type { KubeObject } from "../runtime/informer.ts";
+
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration";
+
+interface Trimmable extends KubeObject {
+  metadata?: KubeObject["metadata"] & { managedFields?: unknown; annotations?: Record<string, string> };
+  spec?: unknown;
+}
+
+/** Drops the metadata no reader uses: `managedFields` and kubectl's last-applied annotation. */
+export function trimMetadata<T extends KubeObject>(object: T): T {
+  const metadata = (object as Trimmable).metadata;
+  if (metadata === undefined) return object;
+  delete metadata.managedFields;
+  if (metadata.annotations?.[lastApplied] !== undefined) delete metadata.annotations[lastApplied];
+  return object;
+}
+
+/** For Jobs and Pods: `trimMetadata`, and the spec too (only metadata and status are read). */
+export function trimToMetadataAndStatus<T extends KubeObject>(object: T): T {
+  trimMetadata(object);
+  delete (object as Trimmable).spec;
+  return object;
+}
