@@ -321,6 +321,7 @@ describe("executor faults (3-node OpenBao, MinIO)", () => {
     } finally {
       await proxy.stop();
     }
+    await assertBackupAndRestoreWork("slow-storage");
   });
 
   test("503 SlowDown on the first tries of each part: the SDK retries and the backup succeeds", async (t) => {
@@ -346,6 +347,7 @@ describe("executor faults (3-node OpenBao, MinIO)", () => {
     } finally {
       await proxy.stop();
     }
+    await assertBackupAndRestoreWork("throttled-once");
   });
 
   test("503 SlowDown that never stops: exit 5 StorageThrottled naming the cause, nothing partial", async (t) => {
@@ -370,5 +372,6 @@ describe("executor faults (3-node OpenBao, MinIO)", () => {
     } finally {
       await proxy.stop();
     }
+    await assertBackupAndRestoreWork("throttled-forever");
   });
 });

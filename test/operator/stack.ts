@@ -21,7 +21,7 @@ import { restoreServiceAccountName } from "../../src/restore/plan.ts";
 import { startTarget, type TargetUnderTest } from "../executor/targets.ts";
 import { projectRoot } from "../servers/catalog.ts";
 import { type JobRunner, startJobRunner } from "../servers/job-runner.ts";
-import { type KubeHandle, startKube } from "../servers/kube.ts";
+import { type KubeHandle, kubeGet, startKube } from "../servers/kube.ts";
 import { type OpenBaoCluster as BaoServer, startOpenBao } from "../servers/openbao.ts";
 import { freePort } from "../servers/ports.ts";
 import { type ManagedProcess, startProcess, waitFor } from "../servers/process.ts";
@@ -39,7 +39,7 @@ export interface Stack {
   readonly custom: CustomObjectsApi;
   readonly batch: BatchV1Api;
   readonly core: CoreV1Api;
-  startOperator(options?: { name?: string; leaderElection?: boolean }): Promise<OperatorProcess>;
+  startOperator(options?: OperatorOptions): Promise<OperatorProcess>;
   createCluster(
     name: string,
     backup: Record<string, unknown>,
@@ -49,7 +49,18 @@ export interface Stack {
   setStatus(name: string, status: Record<string, unknown>): Promise<void>;
   patchCluster(name: string, patch: Record<string, unknown>): Promise<void>;
   jobsOf(name: string): Promise<V1Job[]>;
+  /** Fault: stops the serving kube-apiserver (etcd keeps running). */
+  stopApiServer(): Promise<void>;
+  /** Starts kube-apiserver again with the same flags (port, etcd, keys) and waits for /readyz. */
+  startApiServer(): Promise<void>;
   stop(): Promise<void>;
+}
+
+export interface OperatorOptions {
+  readonly name?: string;
+  readonly leaderElection?: boolean;
+  /** Extra environment, e.g. `BAO_BACKUP_CRASH_AT` (src/runtime/crash-point.ts). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface OperatorProcess {
@@ -120,6 +131,8 @@ export async function startStack(clusterNames: readonly string[], options: Stack
   }
   const runner = await startJobRunner({ kubeConfig: kc, namespace });
   const operators: ManagedProcess[] = [];
+  /** The kube-apiserver serving now: the fixture's, or the one `startApiServer` started. */
+  let apiServer = kube.apiServer;
 
   const stack: Stack = {
     kube,
@@ -159,7 +172,7 @@ export async function startStack(clusterNames: readonly string[], options: Stack
         name: options.name ?? "operator",
         command: process.execPath,
         args,
-        env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", LOG_LEVEL: "debug" },
+        env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", LOG_LEVEL: "debug", ...options.env },
       });
       operators.push(proc);
       const healthUrl = `http://127.0.0.1:${port}`;
@@ -208,10 +221,28 @@ export async function startStack(clusterNames: readonly string[], options: Stack
       const list = await batch.listNamespacedJob({ namespace });
       return list.items.filter((j) => j.metadata?.annotations?.["openbao.org/cluster-name"] === name);
     },
+    async stopApiServer() {
+      await apiServer.stop();
+    },
+    async startApiServer() {
+      const restarted = startProcess({
+        name: "kube-apiserver-restarted",
+        command: kube.apiServer.child.spawnfile,
+        args: kube.apiServer.child.spawnargs.slice(1),
+      });
+      apiServer = restarted;
+      await waitFor(async () => (await kubeGet(kc, "/readyz")).status === 200, {
+        what: "kube-apiserver /readyz after the restart",
+        timeoutMs: 120_000,
+        intervalMs: 100,
+        processes: [restarted],
+      });
+    },
     async stop() {
       await Promise.all(operators.map((p) => p.stop()));
       await runner.stop();
       await Promise.all([bao.stop(), target.stop()]);
+      await apiServer.stop();
       await kube.stop();
     },
   };
