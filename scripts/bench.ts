@@ -18,9 +18,12 @@
  *     secrets=8000 value=8K real OpenBao: KV v2 secrets written before the backup, and their size
  *     clusters=1000         operator: OpenBaoCluster objects on one cron minute
  *     cpu-prof=on           V8 CPU profiles of the executor / operator (bench/results/profiles/)
+ *     heap=on               operator: V8 heap snapshots, settled and mid-burst (bench/results/profiles/)
+ *     node-options="…"      operator: NODE_OPTIONS (default: the Helm chart's nodeOptions; "none")
+ *     operator-args="…"     operator: extra flags, e.g. "--workers=4" or "--no-leader-election"
  * Results: printed as Markdown tables and written to bench/results/<what>-<time>.json.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { benchExecutor } from "../bench/executor.ts";
@@ -64,12 +67,18 @@ function save(name: string, data: unknown): void {
 }
 
 /** `cpu-prof=on`: V8 CPU profiles of the executor / operator processes (summarise with bench/profile.ts). */
-function profileDir(name: string): string | undefined {
-  if (options.get("cpu-prof") !== "on") return undefined;
+function profileDir(name: string, always = false): string | undefined {
+  if (!always && options.get("cpu-prof") !== "on") return undefined;
   const dir = join(resultsDir, "profiles", `${name}-${stamp}`);
   mkdirSync(dir, { recursive: true });
   return dir;
 }
+
+/** The operator's V8 heap limits as the Helm chart sets them: `nodeOptions` in its values.yaml. */
+const chartNodeOptions =
+  /^nodeOptions:\s*"([^"]*)"/m.exec(
+    readFileSync(join(import.meta.dirname, "..", "deploy/chart/values.yaml"), "utf8"),
+  )?.[1] ?? "";
 
 log(
   `machine: ${cpus().length} CPU (${cpus()[0]?.model ?? "?"}), ${(totalmem() / 1024 / MiB).toFixed(1)} GiB, Node ${process.version}`,
@@ -112,9 +121,13 @@ if (all || what.has("openbao")) {
 }
 
 if (all || what.has("operator")) {
+  const nodeOptions = options.get("node-options") ?? (chartNodeOptions || "none");
   const result = await benchOperator({
     clusters: Number(options.get("clusters") ?? "1000"),
     cpuProfileDir: profileDir("operator"),
+    heapSnapshotDir: options.get("heap") === "on" ? profileDir("operator-heap", true) : undefined,
+    nodeOptions: nodeOptions === "none" ? undefined : nodeOptions,
+    operatorArgs: (options.get("operator-args") ?? "").split(" ").filter((a) => a !== ""),
     log,
   });
   save("operator", result);
