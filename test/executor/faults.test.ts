@@ -11,14 +11,21 @@ import { after, before, describe, test } from "node:test";
 import { AbortMultipartUploadCommand, ListMultipartUploadsCommand, S3Client } from "@aws-sdk/client-s3";
 import { FaultProxy } from "../servers/fault-proxy.ts";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
-import { printServerLogsOnFailure, waitFor } from "../servers/process.ts";
+import { printServerLogsOnFailure } from "../servers/process.ts";
 import { TcpProxy } from "../servers/tcp-proxy.ts";
-import { clusterEnv, type ExecutorRun, mounts, runExecutor } from "./harness.ts";
+import {
+  assertBackupAndRestoreWork as assertBackupAndRestoreWorkWith,
+  clusterEnv,
+  type ExecutorRun,
+  mounts,
+  runExecutor,
+  showRun,
+} from "./harness.ts";
 import { startTarget, type TargetUnderTest } from "./targets.ts";
 
 printServerLogsOnFailure();
 
-const show = (run: ExecutorRun): string => `exit ${run.code}\n${run.stdout}${run.stderr}${run.raw}`;
+const show = showRun;
 const partSize = 5 * 1024 * 1024;
 
 describe("executor faults (3-node OpenBao, MinIO)", () => {
@@ -47,32 +54,8 @@ describe("executor faults (3-node OpenBao, MinIO)", () => {
     assert.equal(await target.openUploads(), 0, "no multipart upload left open");
   };
 
-  /**
-   * The proof that nothing was lost: a backup now succeeds, and restoring it brings back a
-   * value that was overwritten after it was taken.
-   */
-  const assertBackupAndRestoreWork = async (label: string): Promise<void> => {
-    const leader = await cluster.leaderIndex();
-    await cluster.writeSecret(`marker/${label}`, { value: "before" }, leader);
-    const backup = await runExecutor("backup", env());
-    assert.equal(backup.code, 0, `the next backup succeeds: ${show(backup)}`);
-    await cluster.writeSecret(`marker/${label}`, { value: "after" }, leader);
-    const restore = await runExecutor("restore", { ...env(), BACKUP_KEY: String(backup.result?.key) });
-    assert.equal(restore.code, 0, `the restore succeeds: ${show(restore)}`);
-    assert.equal(
-      await waitFor(
-        async () => {
-          const now = await cluster.leaderIndex();
-          return (await cluster.readSecret(`marker/${label}`, now).catch(() => undefined))?.value === "before"
-            ? "before"
-            : undefined;
-        },
-        { what: `restored marker/${label}`, timeoutMs: 60_000 },
-      ),
-      "before",
-    );
-    await cluster.waitHealthy();
-  };
+  const assertBackupAndRestoreWork = (label: string): Promise<void> =>
+    assertBackupAndRestoreWorkWith(cluster, env(), label);
 
   /** Calls `act` once, as soon as `moved()` passes `bytes`: the fault lands mid-stream. */
   const whenInFlight = (moved: () => number, bytes: number, act: () => Promise<void> | void) => {

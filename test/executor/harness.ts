@@ -3,12 +3,13 @@
  * configuration, files for the mounted credentials / token / CA, and a termination-message
  * file to read the result from. Paths are overridden through the executor's env contract.
  */
+import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { projectRoot } from "../servers/catalog.ts";
 import type { OpenBaoCluster } from "../servers/openbao.ts";
-import { scratchDir } from "../servers/process.ts";
+import { scratchDir, waitFor } from "../servers/process.ts";
 
 export const cli = join(projectRoot, "src", "cli", "main.ts");
 
@@ -100,4 +101,38 @@ export function clusterEnv(cluster: OpenBaoCluster, order?: readonly number[]): 
     CLUSTER_NAMESPACE: "openbao",
     BACKUP_OPENBAO_ADDRESSES: addresses.join(","),
   };
+}
+
+export const showRun = (run: ExecutorRun): string => `exit ${run.code}\n${run.stdout}${run.stderr}${run.raw}`;
+
+/**
+ * The proof that a fault lost nothing: a backup now succeeds, and restoring it brings back a
+ * value that was overwritten after it was taken. `env` is a complete backup environment;
+ * restore runs with the same one plus the key.
+ */
+export async function assertBackupAndRestoreWork(
+  cluster: OpenBaoCluster,
+  env: Record<string, string>,
+  label: string,
+): Promise<void> {
+  const leader = await cluster.leaderIndex();
+  await cluster.writeSecret(`marker/${label}`, { value: "before" }, leader);
+  const backup = await runExecutor("backup", env);
+  assert.equal(backup.code, 0, `the next backup succeeds: ${showRun(backup)}`);
+  await cluster.writeSecret(`marker/${label}`, { value: "after" }, leader);
+  const restore = await runExecutor("restore", { ...env, BACKUP_KEY: String(backup.result?.key) });
+  assert.equal(restore.code, 0, `the restore succeeds: ${showRun(restore)}`);
+  assert.equal(
+    await waitFor(
+      async () => {
+        const now = await cluster.leaderIndex();
+        return (await cluster.readSecret(`marker/${label}`, now).catch(() => undefined))?.value === "before"
+          ? "before"
+          : undefined;
+      },
+      { what: `restored marker/${label}`, timeoutMs: 60_000 },
+    ),
+    "before",
+  );
+  await cluster.waitHealthy();
 }

@@ -359,6 +359,15 @@ describe("hostile input to the executor", () => {
         names: /credentials|access/i,
       },
       {
+        name: "an S3 credentials Secret missing its secretAccessKey",
+        target: () => s3,
+        credentials: { accessKeyId: "AKIAONLYTHEIDISHERE1" },
+        secret: "AKIAONLYTHEIDISHERE1-never-a-secret-anyway",
+        code: 1,
+        reason: /^InvalidConfig$/,
+        names: /credentials\.secretAccessKey/,
+      },
+      {
         name: "an Azure account key that is not base64",
         target: () => azure,
         credentials: { accountKey: "AZURE-GARBAGE-%%%not*base64!!-key" },
