@@ -9,6 +9,7 @@
  * (the store aborts its upload; a completed object that fails verification is deleted).
  */
 import { pipeline, Readable } from "node:stream";
+import { explainDenial } from "../openbao/auth.ts";
 import { OpenBaoHttp } from "../openbao/http.ts";
 import { openSnapshot } from "../openbao/snapshot.ts";
 import { createSnapshotInspector } from "../snapshot/archive.ts";
@@ -53,7 +54,9 @@ export async function runBackup(config: BackupConfig, options: RunOptions = {}):
     const { leader, token } = await leaderAndToken(http, config.members, config.auth, secrets, signal);
     const version = await openBaoVersion(http, leader, signal);
 
-    const source = await openSnapshot(http, leader, token, signal);
+    const source = await openSnapshot(http, leader, token, signal).catch(async (err: unknown) => {
+      throw await explainDenial(http, leader, config.auth, token, err, signal);
+    });
     const tap = createTap();
     const inspector = createSnapshotInspector();
     // Errors anywhere destroy every stage; the upload then sees the error, never a clean end.

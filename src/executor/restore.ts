@@ -21,7 +21,7 @@
  */
 import { pipeline, Transform, type TransformCallback } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
-import { authenticate } from "../openbao/auth.ts";
+import { authenticate, explainDenial } from "../openbao/auth.ts";
 import { OpenBaoError } from "../openbao/errors.ts";
 import { OpenBaoHttp, readCapped } from "../openbao/http.ts";
 import { restoreSnapshot } from "../openbao/snapshot.ts";
@@ -313,7 +313,9 @@ export async function runRestore(
     pipeline(source, tap, inspector, gate, () => {});
     const progress = startProgress(`${key} → OpenBao`, () => tap.bytes);
     try {
-      await restoreSnapshot(http, leader, token, gate, { force: config.force, signal });
+      await restoreSnapshot(http, leader, token, gate, { force: config.force, signal }).catch(async (err: unknown) => {
+        throw await explainDenial(http, leader, config.auth, token, err, signal);
+      });
     } finally {
       progress.stop();
       source.destroy();

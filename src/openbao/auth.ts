@@ -68,3 +68,35 @@ export async function authenticate(
     throw new OpenBaoError("AuthFailed", `JWT login at ${address}/${path} returned no client token`, { address });
   return token;
 }
+
+/**
+ * OpenBao answers 403 both for a token it does not know (wrong, expired, revoked) and for a call
+ * the token's policy does not allow, so a static token's 403 alone cannot say which to fix. Asked
+ * after such a 403, `auth/token/lookup-self` (granted by OpenBao's default policy) tells them
+ * apart: refused too, the token itself is not valid → `AuthFailed`; answered, it is the policy →
+ * the original `PermissionDenied`. Only ever called after the failure, so a valid token without
+ * the default policy still backs up as before. JWT logins already fail as `AuthFailed`.
+ */
+export async function explainDenial(
+  http: OpenBaoHttp,
+  address: string,
+  auth: AuthConfig,
+  token: string,
+  err: unknown,
+  signal?: AbortSignal,
+): Promise<unknown> {
+  if (auth.method !== "token" || !(err instanceof OpenBaoError) || err.code !== "PermissionDenied") return err;
+  try {
+    await http.json(address, { method: "GET", path: "auth/token/lookup-self", token, timeoutMs: 15_000, signal });
+    return err;
+  } catch (lookup) {
+    if (!(lookup instanceof OpenBaoError) || lookup.code !== "PermissionDenied") return err;
+    return new OpenBaoError(
+      "AuthFailed",
+      `${address} does not accept the token from BACKUP_TOKEN_FILE (403 on its own auth/token/lookup-self): ` +
+        "it is wrong, expired or revoked — or it lacks the default policy; put a valid token with the " +
+        "backup or restore policy in the Secret named by tokenSecretRef",
+      { status: 403, address, cause: err },
+    );
+  }
+}

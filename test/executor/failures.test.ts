@@ -58,7 +58,19 @@ describe("executor failures (3-node OpenBao, MinIO)", () => {
     const run = await runExecutor("backup", { ...env, ...m.env });
     assert.equal(run.code, 2, run.stderr);
     assert.equal(run.result?.ok, false);
+    // OpenBao answers 403 for an unknown token as for a missing policy; the run tells them apart.
+    assert.equal(run.result?.reason, "AuthFailed", run.raw);
+    assert.match(String(run.result?.message), /does not accept the token .*wrong, expired or revoked/);
     assert.doesNotMatch(run.raw + run.stderr, /thisisnotavalidtoken/, "the token never appears in output");
+    assert.deepEqual(await snapKeys(), []);
+  });
+
+  test("a valid token without the backup policy exits 2 PermissionDenied, pointing at the policy", async () => {
+    const m = mounts({ cluster, credentials: target.credentials, token: await token("default") });
+    const run = await runExecutor("backup", { ...backupEnv(), ...m.env });
+    assert.equal(run.code, 2, run.stderr);
+    assert.equal(run.result?.reason, "PermissionDenied", run.raw);
+    assert.match(String(run.result?.message), /check the policy/);
     assert.deepEqual(await snapKeys(), []);
   });
 
