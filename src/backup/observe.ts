@@ -49,6 +49,7 @@ export function observeJob(job: CachedJob, pods: readonly CachedPod[]): Observed
       toDate(job.status?.completionTime) ?? toDate(failed?.lastTransitionTime) ?? toDate(complete?.lastTransitionTime),
     jobFailureReason: failed?.reason,
     result: phase === "Running" ? undefined : parseResultLine(terminationMessage(pods)),
+    podTerminated: pods.some((p) => p.status?.containerStatuses?.[0]?.state?.terminated !== undefined),
     // The trigger value a manual Job answers, so a trigger left behind by a crash between the
     // Job's creation and the trigger's removal is recognised as answered, not run again.
     trigger: job.metadata?.annotations?.[Annotation.Trigger],

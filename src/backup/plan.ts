@@ -70,8 +70,25 @@ export interface ObservedJob {
   readonly jobFailureReason: string | undefined;
   /** The executor's termination message, parsed; undefined when absent or unreadable. */
   readonly result: ReportedResult | undefined;
+  /** Whether a Pod of the Job has been seen with a terminated container: where the result is. */
+  readonly podTerminated: boolean;
   /** The trigger value a manual Job answers (its `openbao.org/trigger` annotation). */
   readonly trigger?: string | undefined;
+}
+
+/**
+ * How long the result of a finished Job may lag behind the Job. Jobs and Pods arrive through
+ * separate watches, so the Job's `Complete` can be seen before the Pod's terminated state that
+ * carries the termination message; recording at that moment would call a good backup (or
+ * restore) "succeeded but left no readable result". A Pod that is gone for good (deleted,
+ * garbage-collected) leaves nothing to wait for, and the Job is recorded after this grace.
+ */
+export const resultGraceMs = 30_000;
+
+/** How long to wait before recording finished `job`: 0 when its result can be recorded now. */
+export function resultWaitMs(job: ObservedJob, now: Date): number {
+  if (job.phase === "Running" || job.podTerminated || job.result !== undefined || !job.finishedAt) return 0;
+  return Math.max(0, job.finishedAt.getTime() + resultGraceMs - now.getTime());
 }
 
 export interface BackupObservation {
@@ -201,7 +218,11 @@ export function planBackup(obs: BackupObservation): BackupPlan {
     const job = obs.jobs.find((j) => j.name === current.name);
     const type = currentJobType(current);
     answered = trigger !== undefined && job?.trigger === trigger;
-    if (job && job.phase !== "Running") {
+    const resultWait = job ? resultWaitMs(job, now) : 0;
+    if (resultWait > 0) {
+      // Finished, but its Pod's report is not visible yet: the Job stays in flight until it is.
+      requeue.push(resultWait);
+    } else if (job && job.phase !== "Running") {
       recorded = record(backup, job, type, now, events);
       backup.currentJob = null;
       backup.lastRecordedJob = job.name;
@@ -231,6 +252,7 @@ export function planBackup(obs: BackupObservation): BackupPlan {
           finishedAt: now,
           jobFailureReason: FailureReason.JobLost,
           result: undefined,
+          podTerminated: false,
         };
         recorded = record(backup, lost, type, now, events);
         backup.currentJob = null;

@@ -64,7 +64,7 @@ import type {
   RestorePhase,
 } from "../api/types.ts";
 import { restoreJobName } from "../backup/job-name.ts";
-import type { ObservedJob } from "../backup/plan.ts";
+import { type ObservedJob, resultWaitMs } from "../backup/plan.ts";
 
 export type { ObservedJob };
 
@@ -305,7 +305,11 @@ export function planRestore(obs: RestoreObservation): RestorePlan {
   // 3. Running: record the Job's result once, re-create a Job not created yet, or declare it lost.
   if (phase === "Running") {
     const job = obs.job;
-    if (job && job.phase !== "Running") {
+    const resultWait = job ? resultWaitMs(job, now) : 0;
+    if (resultWait > 0) {
+      // Finished, but its Pod's report is not visible yet (see resultGraceMs): wait for it.
+      requeue.push(resultWait);
+    } else if (job && job.phase !== "Running") {
       recordJob(job);
       release(`Job ${job.name} finished`);
     } else if (!job) {

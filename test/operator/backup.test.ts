@@ -83,6 +83,12 @@ describe("BackupManager end to end", { concurrency: true }, () => {
         /openbao_backup_success_total\{namespace="openbao",cluster="sched",type="scheduled"\} [3-9]/,
       );
       assert.match(metrics, /openbao_backup_last_success_timestamp_seconds\{namespace="openbao",cluster="sched"\} \d/);
+      // Every recorded Job completed with a result: none may have been counted as a failure
+      // (a Job seen Complete before its Pod's report once was: late-report.test.ts).
+      assert.doesNotMatch(
+        metrics,
+        /openbao_backup_failure_total\{namespace="openbao",cluster="sched",type="scheduled"\} [1-9]/,
+      );
     },
   );
 

@@ -94,6 +94,12 @@ export interface JobRunnerOptions {
   readonly honourTtl?: boolean;
   /** Delay before the second Pod of a Job with `backoffLimit` > 0, doubling after; 10 s by default, as in Kubernetes. */
   readonly retryBackoffMs?: number;
+  /**
+   * Write the Pod's terminated status (with the termination message) this long after the Job's
+   * final status instead of before it: what a watcher sees when its Pod watch lags its Job
+   * watch. 0 (the kubelet-then-Job-controller order) by default.
+   */
+  readonly podReportDelayMs?: number;
 }
 
 /**
@@ -356,6 +362,7 @@ export async function startJobRunner(options: JobRunnerOptions): Promise<JobRunn
   const mode = options.mode ?? "execute";
   const honourTtl = options.honourTtl ?? true;
   const retryBackoffMs = options.retryBackoffMs ?? 10_000;
+  const podReportDelayMs = options.podReportDelayMs ?? 0;
   const commandFor = options.command ?? ((container: V1Container) => defaultCommand(container));
   const dir = scratchDir("job-runner");
   const logDir = join(dir, "logs");
@@ -793,16 +800,23 @@ export async function startJobRunner(options: JobRunnerOptions): Promise<JobRunn
     const kind = cancel.current()?.kind;
     if (kind !== "stop" && kind !== "vanish") {
       const current = state.pod;
-      await writePodStatus(state, () =>
-        terminatedStatus(current, container, {
-          exitCode,
-          reason: exitCode === 0 ? "Completed" : "Error",
-          message,
-          containerId,
-          startedAt,
-          finishedAt,
-        }),
-      );
+      const report = () =>
+        writePodStatus(state, () =>
+          terminatedStatus(current, container, {
+            exitCode,
+            reason: exitCode === 0 ? "Completed" : "Error",
+            message,
+            containerId,
+            startedAt,
+            finishedAt,
+          }),
+        );
+      if (podReportDelayMs > 0) {
+        note(record, `Pod report delayed ${podReportDelayMs} ms (after the Job's status)`);
+        later(podReportDelayMs, () => {
+          void report().catch((err: unknown) => note(record, `delayed Pod report failed: ${describeError(err)}`));
+        });
+      } else await report();
       // The kubelet finishes a graceful deletion once the container is gone.
       if (kind === "pod-deleted") await deletePod(state, podName);
     }

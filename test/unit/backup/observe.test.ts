@@ -205,10 +205,17 @@ describe("a hostile termination message is a failed Job with a clear reason", ()
     assert.ok(!JSON.stringify(plan).includes(marker));
   });
 
-  test("no Pod, or a Pod that never terminated: the Job's own status decides", () => {
+  test("no Pod, or a Pod that never terminated: no result, and the Pod's report is not in yet", () => {
     const observed = observeJob(cachedJob("Failed"), []);
     assert.equal(observed.result, undefined);
+    assert.equal(observed.podTerminated, false);
+    const running = { metadata: { name: "p" }, status: { containerStatuses: [{ state: { running: {} } }] } };
+    const early = observeJob(cachedJob("Succeeded"), [running as CachedPod]);
+    assert.equal(early.podTerminated, false, "a Job seen Complete before its Pod's report waits for it");
     assert.equal(terminationMessage([{ metadata: { name: "p" }, status: {} } as CachedPod]), undefined);
+    const reported = observeJob(cachedJob("Succeeded"), [podWith(undefined)]);
+    assert.equal(reported.podTerminated, true, "terminated without a message: the report is in, and empty");
+    assert.equal(reported.result, undefined);
   });
 
   test("the last Pod to finish is the one read", () => {

@@ -5,7 +5,13 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { OpenBaoCluster } from "../../../src/api/types.ts";
-import { type BackupPlan, jobCreateGraceMs, type ObservedJob, planBackup } from "../../../src/backup/plan.ts";
+import {
+  type BackupPlan,
+  jobCreateGraceMs,
+  type ObservedJob,
+  planBackup,
+  resultGraceMs,
+} from "../../../src/backup/plan.ts";
 import type { ReportedResult } from "../../../src/executor/result.ts";
 
 const t = (iso: string): Date => new Date(iso);
@@ -74,6 +80,7 @@ const job = (
   finishedAt: phase === "Running" ? undefined : t("2026-11-21T10:02:30Z"),
   jobFailureReason,
   result,
+  podTerminated: phase !== "Running",
 });
 
 const plan = (
@@ -171,6 +178,41 @@ describe("planBackup", () => {
       job("backup-bao-20261121-100100", "Failed", undefined, "DeadlineExceeded"),
     ]);
     assert.equal(p.status?.backup.lastFailureReason, "DeadlineExceeded");
+  });
+
+  test("a Job seen Complete before its Pod's report waits for the result, then records success", () => {
+    let c = observed();
+    c = apply(c, plan(c, t("2026-11-21T10:01:00Z")));
+    const name = "backup-bao-20261121-100100";
+    // Finished at 10:01:20; the Pod still looks Running in the operator's cache.
+    const finishedAt = t("2026-11-21T10:01:20Z");
+    const early = { ...job(name, "Succeeded"), finishedAt, podTerminated: false };
+    const waiting = plan(c, t("2026-11-21T10:01:21Z"), [early]);
+    assert.equal(waiting.recorded, undefined, "nothing recorded without the Pod's report");
+    assert.equal(waiting.status, undefined, "the lock and currentJob stay");
+    assert.equal(waiting.createJob, undefined);
+    assert.equal(waiting.requeueAfterMs, resultGraceMs - 1000, "re-checked when the grace ends");
+    const p = plan(c, t("2026-11-21T10:01:22Z"), [{ ...job(name, "Succeeded", ok("openbao/bao/k.snap")), finishedAt }]);
+    assert.equal(p.recorded?.ok, true);
+    assert.equal(p.status?.backup.lastBackupName, "openbao/bao/k.snap");
+    assert.equal(p.status?.backup.consecutiveFailures ?? 0, 0);
+  });
+
+  test("a finished Job whose Pod never reports is recorded as failed once the grace ends", () => {
+    let c = observed();
+    c = apply(c, plan(c, t("2026-11-21T10:01:00Z")));
+    const finishedAt = t("2026-11-21T10:01:20Z");
+    const gone = [{ ...job("backup-bao-20261121-100100", "Succeeded"), finishedAt, podTerminated: false }];
+    const end = new Date(finishedAt.getTime() + resultGraceMs);
+    const p = plan(c, end, gone);
+    assert.equal(p.recorded?.ok, false);
+    assert.match(p.status?.backup.lastFailureMessage ?? "", /succeeded but left no readable result/);
+    assert.equal(p.status?.operationLock, null);
+    // A Pod that terminated with an unreadable message is a failure at once: nothing more will come.
+    const unreadable = plan(c, t("2026-11-21T10:01:21Z"), [
+      { ...job("backup-bao-20261121-100100", "Succeeded"), finishedAt },
+    ]);
+    assert.equal(unreadable.recorded?.ok, false);
   });
 
   test("catch-up: missed windows collapse into one run for the latest window", () => {

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { OpenBaoCluster, OpenBaoRestore, OperationLock } from "../../../src/api/types.ts";
+import { resultGraceMs } from "../../../src/backup/plan.ts";
 import type { ReportedResult } from "../../../src/executor/result.ts";
 import {
   deletionGraceMs,
@@ -120,6 +121,7 @@ const job = (phase: ObservedJob["phase"], r?: ReportedResult, jobFailureReason?:
   finishedAt: phase === "Running" ? undefined : t("2026-11-21T10:00:40Z"),
   jobFailureReason,
   result: r,
+  podTerminated: phase !== "Running",
 });
 
 /** A restore that validated, took the lock and started its Job at 10:00:10. */
@@ -373,6 +375,25 @@ describe("planRestore: running and results", () => {
     assert.equal(later.finished, undefined);
     assert.equal(later.lock, undefined);
     assert.equal(later.removeFinalizer, true);
+  });
+
+  test("a Job seen Complete before its Pod's report: no verdict and the lock kept until the result arrives", () => {
+    let w = running();
+    const early = { ...job("Succeeded"), podTerminated: false };
+    const waiting = planRestore(obs(w, t("2026-11-21T10:00:41Z"), { job: early }));
+    assert.equal(waiting.status, undefined, "still Running: a restore that succeeded must not be called failed");
+    assert.equal(waiting.finished, undefined);
+    assert.equal(waiting.lock, undefined, "the lock stays");
+    assert.equal(waiting.requeueAfterMs, resultGraceMs - 1000);
+    const p = planRestore(obs(w, t("2026-11-21T10:00:42Z"), { job: job("Succeeded", result(true)) }));
+    assert.equal(p.status?.phase, "Completed");
+    assert.equal(p.lock?.kind, "release");
+    // Without any report by the end of the grace, the verdict is given (the Pod is gone).
+    w = running();
+    const late = planRestore(obs(w, new Date(t("2026-11-21T10:00:40Z").getTime() + resultGraceMs), { job: early }));
+    assert.equal(late.status?.phase, "Failed");
+    assert.match(late.status?.message ?? "", /succeeded but left no readable result/);
+    assert.equal(late.lock?.kind, "release");
   });
 
   test("missing object (exit 6 ObjectMissing): Failed with the executor's precise message, lock released", () => {
