@@ -42,6 +42,7 @@ import { labelValue } from "./job-name.ts";
 import type { BackupMetrics } from "./metrics.ts";
 import { type CachedJob, type CachedPod, observeJob, ownedBy } from "./observe.ts";
 import { type BackupPlan, type JobRequest, planBackup } from "./plan.ts";
+import { UnconfirmedResults } from "./unconfirmed.ts";
 
 export interface BackupControllerDeps {
   readonly clusters: Cache<OpenBaoCluster>;
@@ -72,6 +73,7 @@ export function backupServiceAccountName(cluster: string): string {
 
 export class BackupController {
   readonly #d: BackupControllerDeps;
+  readonly #unconfirmed = new UnconfirmedResults();
 
   constructor(deps: BackupControllerDeps) {
     this.#d = deps;
@@ -82,15 +84,23 @@ export class BackupController {
     let cluster = this.#d.clusters.get(namespace, name);
     if (!cluster) {
       this.#d.metrics.forget(namespace, name);
+      this.#unconfirmed.settled(key);
       return undefined;
     }
     for (let attempt = 0; ; attempt++) {
+      const applied = this.#unconfirmed.confirmed(key, cluster.status?.backup?.lastRecordedJob ?? undefined);
+      if (applied) this.#d.metrics.recorded(cluster, applied);
       const plan = await this.#plan(cluster);
       try {
         if (plan.recorded) crashPoint("backup.before-result-recorded");
         if (plan.status) await this.#writeStatus(cluster, plan);
         if (plan.status && plan.createJob) crashPoint("backup.after-lock");
       } catch (err) {
+        const recordedJob = plan.status?.backup.lastRecordedJob;
+        if (plan.recorded && recordedJob && !isConflict(err)) {
+          // No answer: the write may have applied. Counted once the cluster shows it (unconfirmed.ts).
+          this.#unconfirmed.lost(key, recordedJob, plan.recorded);
+        }
         if (!isConflict(err) || attempt >= maxConflictRetries) throw err;
         // Someone else wrote the cluster (the lifecycle operator, a user): re-read, re-plan.
         const fresh = await this.#getFresh(namespace, name);
@@ -98,6 +108,7 @@ export class BackupController {
         cluster = fresh;
         continue;
       }
+      if (plan.recorded) this.#unconfirmed.settled(key);
       const after: OpenBaoCluster = plan.status
         ? { ...cluster, status: { ...cluster.status, ...plan.status } }
         : cluster;
