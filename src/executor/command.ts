@@ -5,7 +5,7 @@
 import { exitCodes } from "../cli/exit-codes.ts";
 import { runBackup } from "./backup.ts";
 import { loadBackupConfig, loadRestoreConfig } from "./config.ts";
-import { failureResult } from "./failure.ts";
+import { failureResult, stoppedBySignal } from "./failure.ts";
 import { restoreFlags } from "./help.ts";
 import { runRestore } from "./restore.ts";
 import { type ExecutorResult, humanLine, writeTerminationMessage } from "./result.ts";
@@ -44,6 +44,7 @@ export async function executorCommand(mode: "backup" | "restore", argv: readonly
     process.off("SIGTERM", onSignal);
     process.off("SIGINT", onSignal);
   }
+  if (!result.ok && controller.signal.aborted) result = stoppedBySignal(result);
   const writeProblem = writeTerminationMessage(terminationPath, result);
   const line = humanLine(result);
   if (result.ok) process.stdout.write(`${line}\n`);

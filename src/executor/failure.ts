@@ -86,3 +86,19 @@ export function failureResult(
     startedAt: context.started.toISOString(),
   };
 }
+
+/**
+ * A transfer aborted because the executor was told to stop is reported as what it was: the
+ * stop. Without this, SIGTERM during an upload (the Job's deadline, a deleted Pod) read as
+ * `StorageAborted` (exit 5) and sent people to check their storage. Only the abort the signal
+ * itself causes is relabelled; a failure that happened first keeps its own reason.
+ */
+export function stoppedBySignal(result: Failure): Failure {
+  if (result.reason !== "StorageAborted") return result;
+  return {
+    ...result,
+    exitCode: exitCodes.snapshot,
+    reason: "Terminated",
+    message: `stopped by a signal (the Job's activeDeadlineSeconds, a deleted Pod or a node drain) while transferring; ${result.message}`,
+  };
+}

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { ConfigError, loadBackupConfig, loadRestoreConfig } from "../../../src/executor/config.ts";
-import { classify } from "../../../src/executor/failure.ts";
+import { classify, stoppedBySignal } from "../../../src/executor/failure.ts";
 import { resolveSettings, UsageError } from "../../../src/executor/settings.ts";
 
 const base = {
@@ -136,6 +136,16 @@ describe("failure classification", () => {
     const aborted = new DOMException("The operation was aborted", "AbortError");
     assert.equal(classify(aborted).reason, "Terminated");
     assert.equal(classify(new Error("terminated by signal")).reason, "Terminated");
+  });
+
+  test("an upload aborted by the stop signal is Terminated (exit 4); another failure keeps its reason", () => {
+    const base = { mode: "backup" as const, ok: false as const, key: "k", durationMs: 5, startedAt: "t" };
+    const aborted = stoppedBySignal({ ...base, exitCode: 5, reason: "StorageAborted", message: "upload aborted" });
+    assert.equal(aborted.reason, "Terminated");
+    assert.equal(aborted.exitCode, 4);
+    assert.match(aborted.message, /^stopped by a signal .*; upload aborted$/);
+    const denied = { ...base, exitCode: 5 as const, reason: "StorageAuthDenied", message: "access denied" };
+    assert.equal(stoppedBySignal(denied), denied);
   });
 
   test("secrets given to classify never reach the message", () => {
