@@ -18,6 +18,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { executorRuntimeEnv } from "../src/jobs/executor-job.ts";
 import { projectRoot } from "../test/servers/catalog.ts";
 import { scratchDir } from "../test/servers/process.ts";
 import { createCertificateAuthority, issueCertificate } from "../test/servers/tls.ts";
@@ -55,6 +56,8 @@ export interface ExecutorBenchOptions {
   readonly repeat: number;
   /** Write a V8 CPU profile of every executor run here (`--cpu-prof`). */
   readonly cpuProfileDir?: string | undefined;
+  /** Run the executor with the backup Job's runtime settings (`executorRuntimeEnv`); true by default. */
+  readonly jobRuntimeEnv?: boolean | undefined;
   readonly log: (line: string) => void;
 }
 
@@ -103,6 +106,7 @@ function measuredOf(result: ClientResult): Measured {
 interface World {
   readonly source: SnapshotSource;
   readonly cpuProfileDir: string | undefined;
+  readonly jobRuntimeEnv: boolean;
   readonly files: { readonly dir: string; readonly caFile: string | undefined; readonly tokenFile: string };
 }
 
@@ -137,6 +141,18 @@ export async function runClientJob(job: ClientJob): Promise<Measured> {
 
 let runCounter = 0;
 
+/**
+ * The runtime environment of a measured executor run: the backup Job's runtime settings
+ * (`executorRuntimeEnv`) unless `jobRuntimeEnv` is false, plus the profiler's flags.
+ */
+export function executorEnv(jobRuntimeEnv: boolean, cpuProfileDir?: string | undefined): Record<string, string> {
+  const env: Record<string, string> = jobRuntimeEnv ? { ...executorRuntimeEnv } : {};
+  if (cpuProfileDir) {
+    env.NODE_OPTIONS = [env.NODE_OPTIONS, "--cpu-prof", `--cpu-prof-dir=${cpuProfileDir}`].filter(Boolean).join(" ");
+  }
+  return env;
+}
+
 async function runExecutor(
   world: World,
   sink: Sink,
@@ -156,7 +172,7 @@ async function runExecutor(
     BACKUP_CONCURRENCY: String(options.concurrency),
     ...(world.files.caFile ? { BACKUP_CA_FILE: world.files.caFile } : {}),
     ...(options.key ? { BACKUP_KEY: options.key } : {}),
-    ...(world.cpuProfileDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${world.cpuProfileDir}` } : {}),
+    ...executorEnv(world.jobRuntimeEnv, world.cpuProfileDir),
   };
   let transfer: TransferEvent | undefined;
   let idle: ProcMemory | undefined;
@@ -282,7 +298,12 @@ export async function benchExecutor(options: ExecutorBenchOptions): Promise<Thro
   const source = await startSnapshotSource(tls ? { tls } : {});
   const tokenFile = join(dir, "token");
   writeFileSync(tokenFile, source.token);
-  const world: World = { source, cpuProfileDir: options.cpuProfileDir, files: { dir, caFile, tokenFile } };
+  const world: World = {
+    source,
+    cpuProfileDir: options.cpuProfileDir,
+    jobRuntimeEnv: options.jobRuntimeEnv ?? true,
+    files: { dir, caFile, tokenFile },
+  };
   const rows: ThroughputRow[] = [];
   try {
     for (const provider of options.providers) {

@@ -18,7 +18,7 @@ import { projectRoot } from "../test/servers/catalog.ts";
 import { startOpenBao } from "../test/servers/openbao.ts";
 import { scratchDir } from "../test/servers/process.ts";
 import type { ClientJob } from "./client.ts";
-import { type ExecutorMeasured, runClientJob, type ThroughputRow } from "./executor.ts";
+import { type ExecutorMeasured, executorEnv, runClientJob, type ThroughputRow } from "./executor.ts";
 import { MiB, rate, runNode } from "./measure.ts";
 import { startSink } from "./sinks.ts";
 import { prepareArchive } from "./source.ts";
@@ -107,6 +107,7 @@ export async function benchOpenBao(options: OpenBaoBenchOptions): Promise<Throug
       BACKUP_TERMINATION_MESSAGE_PATH: termination,
       BACKUP_PART_SIZE: String(options.partSize),
       BACKUP_CONCURRENCY: String(options.concurrency),
+      ...executorEnv(true),
     });
     const result = JSON.parse(readFileSync(termination, "utf8")) as Record<string, unknown>;
     if (run.code !== 0 || result.ok !== true) throw new Error(`executor backup failed: ${JSON.stringify(result)}`);

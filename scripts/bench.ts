@@ -20,6 +20,7 @@
  *     cpu-prof=on           V8 CPU profiles of the executor / operator (bench/results/profiles/)
  *     heap=on               operator: V8 heap snapshots, settled and mid-burst (bench/results/profiles/)
  *     node-options="…"      operator: NODE_OPTIONS (default: the Helm chart's nodeOptions; "none")
+ *     job-env=on|off        executor: the backup Job's runtime settings (its NODE_OPTIONS; default on)
  *     operator-args="…"     operator: extra flags, e.g. "--workers=4" or "--no-leader-election"
  * Results: printed as Markdown tables and written to bench/results/<what>-<time>.json.
  */
@@ -101,6 +102,7 @@ if (all || what.has("executor")) {
     tls: (options.get("tls") ?? "on") === "on",
     repeat: Number(options.get("repeat") ?? "1"),
     cpuProfileDir: profileDir("executor"),
+    jobRuntimeEnv: (options.get("job-env") ?? "on") === "on",
     log,
   });
   save("executor", rows);

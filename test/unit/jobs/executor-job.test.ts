@@ -196,6 +196,8 @@ describe("buildExecutorJob", () => {
     const large = buildExecutorJob(input({ ...s3, partSize: 512 * 1024 * 1024, concurrency: 4 }));
     assert.equal(container(large)?.resources?.limits?.memory, `${512 * 6 + 192}Mi`);
     assert.equal(container(large)?.resources?.requests?.memory, container(large)?.resources?.limits?.memory);
+    // Dead stream buffers are freed every few MiB, not after 64 MiB (BENCHMARKS.md).
+    assert.equal(env(small).NODE_OPTIONS, "--max-semi-space-size=1");
   });
 
   test("explicit member addresses and the replica count reach the executor", () => {
