@@ -101,8 +101,14 @@ export const executorRuntimeEnv: Readonly<Record<string, string>> = {
   NODE_OPTIONS: "--max-semi-space-size=1",
 };
 
-/** Node's own footprint (runtime, SDKs, TLS) next to the upload buffers; measured ~100 MiB. */
-const baselineBytes = 192 * 1024 * 1024;
+/**
+ * Everything next to the upload buffers: the idle executor (runtime, one SDK, TLS) is
+ * ≈ 110 MiB and the stream adds up to ≈ 70 MiB beyond its parts (BENCHMARKS.md). The highest
+ * peak measured at the defaults (10 MiB × 3) was 232 MiB, behind a real OpenBao: 10 MiB under
+ * the 242 MiB limit a 192 MiB baseline gave, close enough for socket buffers (which a memory
+ * cgroup also counts) to get the Job OOM-killed. 256 MiB leaves ≈ 25% headroom there.
+ */
+const baselineBytes = 256 * 1024 * 1024;
 
 /**
  * The executor holds at most about `partSize × (concurrency + 1)` bytes of upload buffers;

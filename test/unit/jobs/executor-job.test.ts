@@ -192,9 +192,9 @@ describe("buildExecutorJob", () => {
 
   test("memory follows partSize × (concurrency + 2) plus Node's baseline, so large parts are not OOM-killed", () => {
     const small = buildExecutorJob(input(s3));
-    assert.equal(container(small)?.resources?.limits?.memory, `${10 * 5 + 192}Mi`);
+    assert.equal(container(small)?.resources?.limits?.memory, `${10 * 5 + 256}Mi`);
     const large = buildExecutorJob(input({ ...s3, partSize: 512 * 1024 * 1024, concurrency: 4 }));
-    assert.equal(container(large)?.resources?.limits?.memory, `${512 * 6 + 192}Mi`);
+    assert.equal(container(large)?.resources?.limits?.memory, `${512 * 6 + 256}Mi`);
     assert.equal(container(large)?.resources?.requests?.memory, container(large)?.resources?.limits?.memory);
     // Dead stream buffers are freed every few MiB, not after 64 MiB (BENCHMARKS.md).
     assert.equal(env(small).NODE_OPTIONS, "--max-semi-space-size=1");
