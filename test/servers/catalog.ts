@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 
 export const projectRoot: string = join(import.meta.dirname, "..", "..");
 const wrappers = join(import.meta.dirname, "go");
@@ -15,41 +15,92 @@ export const cacheRoot: string = join(
   process.env.OPENBAO_BACKUP_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "openbao-backup"),
 );
 
-export type ServerName = "etcd" | "kube-apiserver" | "openbao" | "minio" | "fake-gcs-server" | "helm";
+export type ServerName = "etcd" | "kube-apiserver" | "k8s-node" | "openbao" | "minio" | "fake-gcs-server" | "helm";
 
 /** How a server binary is produced. */
 export type Recipe =
-  /** `go build` of `pkg` inside a wrapper module of ours (test/servers/go/<dir>). */
-  | { readonly kind: "wrapper"; readonly dir: string; readonly pkg: string }
+  /**
+   * `go build` of `pkgs` inside a wrapper module of ours (test/servers/go/<dir>), one binary
+   * per package, named after its last path element. `ldflags` stamp the version a module
+   * dependency cannot know (its own release scripts set it), so servers report real versions.
+   */
+  | {
+      readonly kind: "wrapper";
+      readonly dir: string;
+      readonly pkgs: readonly string[];
+      readonly ldflags?: readonly string[];
+    }
   /** `go install module@version`: the module builds as published. */
   | { readonly kind: "install"; readonly module: string; readonly version: string };
 
 export interface ServerSpec {
   readonly name: ServerName;
+  /** The binary other code asks for; a wrapper with several packages builds them beside it. */
   readonly binary: string;
   readonly recipe: Recipe;
   /** Human version for progress lines. */
   readonly label: string;
 }
 
+/** So a Node reports `kubeletVersion: v1.36.3` rather than `v0.0.0-master+$Format:%H$`. */
+const kubeVersionFlags = [
+  "-X k8s.io/component-base/version.gitVersion=v1.36.3",
+  "-X k8s.io/component-base/version.gitMajor=1",
+  "-X k8s.io/component-base/version.gitMinor=36",
+];
+
 export const servers: readonly ServerSpec[] = [
   {
     name: "etcd",
     binary: "etcd",
     label: "etcd v3.6.16",
-    recipe: { kind: "wrapper", dir: "etcd", pkg: "go.etcd.io/etcd/server/v3" },
+    recipe: { kind: "wrapper", dir: "etcd", pkgs: ["go.etcd.io/etcd/server/v3"] },
   },
   {
     name: "openbao",
     binary: "bao",
     label: "OpenBao v2.4.0 (f9407a27fbee)",
-    recipe: { kind: "wrapper", dir: "openbao", pkg: "github.com/openbao/openbao" },
+    recipe: {
+      kind: "wrapper",
+      dir: "openbao",
+      pkgs: ["github.com/openbao/openbao"],
+      // Without these a module build reports the source default (2.0.0-HEAD) in every
+      // manifest. Older trees set Version/VersionPrerelease, newer ones derive them from
+      // fullVersion: stamping all of them covers both (-X of an absent symbol is a no-op).
+      ldflags: [
+        "-X github.com/openbao/openbao/version.fullVersion=2.4.0",
+        "-X github.com/openbao/openbao/version.Version=2.4.0",
+        "-X github.com/openbao/openbao/version.VersionPrerelease=",
+        "-X github.com/openbao/openbao/version.GitCommit=f9407a27fbee",
+      ],
+    },
   },
   {
     name: "kube-apiserver",
     binary: "kube-apiserver",
     label: "kube-apiserver v1.36.3",
-    recipe: { kind: "wrapper", dir: "kube-apiserver", pkg: "k8s.io/kubernetes/cmd/kube-apiserver" },
+    recipe: {
+      kind: "wrapper",
+      dir: "kube-apiserver",
+      pkgs: ["k8s.io/kubernetes/cmd/kube-apiserver"],
+      ldflags: kubeVersionFlags,
+    },
+  },
+  {
+    // The real node (test/node): built after kube-apiserver so the Go build cache is warm.
+    name: "k8s-node",
+    binary: "kubelet",
+    label: "kubelet, kube-controller-manager, kube-scheduler v1.36.3",
+    recipe: {
+      kind: "wrapper",
+      dir: "k8s-node",
+      pkgs: [
+        "k8s.io/kubernetes/cmd/kubelet",
+        "k8s.io/kubernetes/cmd/kube-controller-manager",
+        "k8s.io/kubernetes/cmd/kube-scheduler",
+      ],
+      ldflags: kubeVersionFlags,
+    },
   },
   {
     name: "minio",
@@ -71,10 +122,11 @@ export const servers: readonly ServerSpec[] = [
   },
 ];
 
-/** A version key: the pinned module version, or the hash of our wrapper's go.mod + go.sum. */
+/** A version key: the pinned module version, or the hash of our wrapper's go.mod + go.sum + flags. */
 export function cacheKey(spec: ServerSpec): string {
   if (spec.recipe.kind === "install") return spec.recipe.version;
   const hash = createHash("sha256");
+  if (spec.recipe.ldflags) hash.update(spec.recipe.ldflags.join(" "));
   for (const file of ["go.mod", "go.sum"]) {
     const path = join(wrappers, spec.recipe.dir, file);
     if (existsSync(path)) hash.update(readFileSync(path));
@@ -90,10 +142,11 @@ export function binaryPath(spec: ServerSpec): string {
   return join(cacheRoot, "bin", `${spec.name}-${cacheKey(spec)}`, spec.binary);
 }
 
-export function serverBinary(name: ServerName): string {
+/** The cached binary of a server; `binary` names a sibling built by the same wrapper. */
+export function serverBinary(name: ServerName, binary?: string): string {
   const spec = servers.find((s) => s.name === name);
   if (!spec) throw new Error(`unknown server ${name}`);
-  const path = binaryPath(spec);
+  const path = binary === undefined ? binaryPath(spec) : join(dirname(binaryPath(spec)), binary);
   if (!existsSync(path)) {
     throw new Error(`${spec.label} is not built yet (${path}); run \`npm run servers\` or \`npm test\`.`);
   }

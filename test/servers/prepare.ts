@@ -3,8 +3,9 @@
  * progress while it works. Already-built servers are reused. Run: `npm run servers`.
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { ensureNodeRuntime } from "../node/runtime.ts";
 import { azuriteEntry, binaryPath, cacheRoot, type ServerSpec, servers, wrapperDir } from "./catalog.ts";
 
 const goEnv = {
@@ -61,9 +62,13 @@ async function build(spec: ServerSpec): Promise<void> {
   try {
     const out = join(staging, spec.binary);
     if (spec.recipe.kind === "wrapper") {
+      const ldflags = spec.recipe.ldflags ? ["-ldflags", spec.recipe.ldflags.join(" ")] : [];
+      // `-o dir/` writes each package's binary under its own name: one link per command,
+      // one module graph and build cache for all of them.
+      const output = spec.recipe.pkgs.length > 1 ? `${staging}/` : out;
       await run(
         "go",
-        ["build", "-o", out, spec.recipe.pkg],
+        ["build", ...ldflags, "-o", output, ...spec.recipe.pkgs],
         wrapperDir({ ...spec, recipe: spec.recipe }),
         goEnv,
         spec.label,
@@ -79,8 +84,11 @@ async function build(spec: ServerSpec): Promise<void> {
       const installed = join(staging, spec.recipe.module.split("/").pop() ?? spec.binary);
       if (installed !== out) renameSync(installed, out);
     }
-    // Publish atomically so an interrupted build never leaves a half-written binary cached.
+    // Publish atomically so an interrupted build never leaves a half-written binary cached:
+    // the named binary is what `existsSync(target)` checks, so it moves last.
     mkdirSync(dirname(target), { recursive: true });
+    for (const file of readdirSync(staging))
+      if (file !== spec.binary) renameSync(join(staging, file), join(dirname(target), file));
     renameSync(out, target);
     log(`${spec.label}: built in ${Math.round((Date.now() - started) / 1000)}s → ${target}`);
   } finally {
@@ -97,6 +105,7 @@ export async function prepareServers(only: readonly string[] = []): Promise<void
   }
   if (!existsSync(azuriteEntry())) throw new Error("azurite is missing from node_modules: run `npm ci` first");
   log("Azurite: from node_modules (npm devDependency)");
+  if (only.length === 0) await ensureNodeRuntime(log);
   log(`all servers ready in ${Math.round((Date.now() - started) / 1000)}s`);
 }
 
