@@ -43,10 +43,16 @@ async function collect(stream: AsyncIterable<Uint8Array>): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-export async function startTarget(provider: ProviderName): Promise<TargetUnderTest> {
+export interface TargetOptions {
+  /** The host address the storage server listens on and its endpoint names; 127.0.0.1 by default. */
+  readonly host?: string;
+}
+
+export async function startTarget(provider: ProviderName, options: TargetOptions = {}): Promise<TargetUnderTest> {
+  const at = options.host ? { host: options.host } : {};
   switch (provider) {
     case "s3": {
-      const minio = await startMinio();
+      const minio = await startMinio(at);
       await minio.createBucket(bucket);
       const s3 = minio.client();
       return {
@@ -92,7 +98,7 @@ export async function startTarget(provider: ProviderName): Promise<TargetUnderTe
       };
     }
     case "gcs": {
-      const fake = await startFakeGcs();
+      const fake = await startFakeGcs(at);
       await fake.createBucket(bucket);
       const storage = new Storage({ apiEndpoint: fake.endpoint, projectId: fake.project });
       const b = storage.bucket(bucket);
@@ -125,7 +131,7 @@ export async function startTarget(provider: ProviderName): Promise<TargetUnderTe
       };
     }
     case "azure": {
-      const azurite = await startAzurite({ inMemory: true });
+      const azurite = await startAzurite({ inMemory: true, ...at });
       await azurite.createContainer(bucket);
       const container = azurite.client().getContainerClient(bucket);
       return {

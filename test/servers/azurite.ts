@@ -1,6 +1,8 @@
 /**
  * A real Azurite blob service for tests (the npm devDependency, run with this Node): on
- * 127.0.0.1, a fresh workspace folder (or memory), an account name and key made for the run
+ * 127.0.0.1 (or another IPv4 host address, e.g. the CNI bridge gateway for Pods; Azurite
+ * takes the account from the path only when the request's host is an IP address or
+ * localhost), a fresh workspace folder (or memory), an account name and key made for the run
  * (`AZURITE_ACCOUNTS`), optionally HTTPS with a test CA. Containers are created with the
  * official SDK.
  */
@@ -13,7 +15,7 @@ import {
   StorageSharedKeyCredential,
 } from "@azure/storage-blob";
 import { azuriteEntry } from "./catalog.ts";
-import { freePort } from "./ports.ts";
+import { defaultHost, freePort, hostPort } from "./ports.ts";
 import { probe } from "./probe.ts";
 import { type ManagedProcess, removeScratch, scratchDir, startProcess, waitFor } from "./process.ts";
 import type { CertificateAuthority, IssuedCertificate } from "./tls.ts";
@@ -23,10 +25,12 @@ export interface AzuriteOptions {
   /** Keep blobs in memory instead of the workspace folder. */
   readonly inMemory?: boolean;
   readonly name?: string;
+  /** The host address to listen on and to put in `endpoint`; 127.0.0.1 by default. */
+  readonly host?: string;
 }
 
 export interface AzuriteServer {
-  /** The service endpoint without the account (`http://127.0.0.1:port`). */
+  /** The service endpoint without the account (`http://host:port`). */
   readonly endpoint: string;
   /** `endpoint/account`: the blob service URL of the account. */
   readonly serviceUrl: string;
@@ -43,13 +47,14 @@ export interface AzuriteServer {
 export async function startAzurite(options: AzuriteOptions = {}): Promise<AzuriteServer> {
   const name = options.name ?? "azurite";
   const root = scratchDir(name);
-  const port = await freePort();
+  const host = options.host ?? defaultHost;
+  const port = await freePort(host);
   const account = `acct${randomBytes(3).toString("hex")}`;
   const accountKey = randomBytes(32).toString("base64");
   const args = [
     azuriteEntry(),
     "--blobHost",
-    "127.0.0.1",
+    host,
     "--blobPort",
     String(port),
     ...(options.inMemory ? ["--inMemoryPersistence"] : ["--location", root]),
@@ -67,7 +72,7 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Azurit
     logDir: root,
   });
   const scheme = options.tls ? "https" : "http";
-  const endpoint = `${scheme}://127.0.0.1:${port}`;
+  const endpoint = `${scheme}://${hostPort(host, port)}`;
   const serviceUrl = `${endpoint}/${account}`;
   // Any HTTP answer (403 without credentials) means the service is up.
   await waitFor(async () => (await probe(`${serviceUrl}?comp=list`, options.tls?.ca.certPem)) > 0, {

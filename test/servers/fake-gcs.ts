@@ -1,7 +1,8 @@
 /**
- * A real fake-gcs-server for tests (the GCS emulator, JSON and upload APIs): on 127.0.0.1,
- * filesystem backend in a scratch directory (memory would hold every test object in the
- * server process), optionally HTTPS with a test certificate.
+ * A real fake-gcs-server for tests (the GCS emulator, JSON and upload APIs): on 127.0.0.1
+ * (or another host address, e.g. the CNI bridge gateway for Pods), filesystem backend in a
+ * scratch directory (memory would hold every test object in the server process), optionally
+ * HTTPS with a test certificate.
  *
  * Quirks handled here: `-external-url` must be the address clients use, or resumable upload
  * sessions point at storage.googleapis.com; `-public-host` likewise for media links. Buckets
@@ -14,12 +15,14 @@ import { request as httpsRequest } from "node:https";
 import { join } from "node:path";
 import { Storage } from "@google-cloud/storage";
 import { serverBinary } from "./catalog.ts";
-import { freePort } from "./ports.ts";
+import { defaultHost, freePort, hostPort } from "./ports.ts";
 import { type ManagedProcess, removeScratch, scratchDir, startProcess, waitFor } from "./process.ts";
 import type { CertificateAuthority, IssuedCertificate } from "./tls.ts";
 
 export interface FakeGcsOptions {
   readonly tls?: { readonly ca: CertificateAuthority; readonly cert: IssuedCertificate };
+  /** The host address to listen on and to advertise (endpoint, external URL, public host); 127.0.0.1 by default. */
+  readonly host?: string;
   readonly name?: string;
 }
 
@@ -38,9 +41,10 @@ export interface FakeGcsServer {
 export async function startFakeGcs(options: FakeGcsOptions = {}): Promise<FakeGcsServer> {
   const name = options.name ?? "fake-gcs-server";
   const root = scratchDir(name);
-  const port = await freePort();
+  const host = options.host ?? defaultHost;
+  const port = await freePort(host);
   const scheme = options.tls ? "https" : "http";
-  const endpoint = `${scheme}://127.0.0.1:${port}`;
+  const endpoint = `${scheme}://${hostPort(host, port)}`;
   const proc = startProcess({
     name,
     command: serverBinary("fake-gcs-server"),
@@ -48,11 +52,11 @@ export async function startFakeGcs(options: FakeGcsOptions = {}): Promise<FakeGc
       "-scheme",
       scheme,
       "-host",
-      "127.0.0.1",
+      host,
       "-port",
       String(port),
       "-public-host",
-      `127.0.0.1:${port}`,
+      hostPort(host, port),
       "-external-url",
       endpoint,
       "-backend",

@@ -67,15 +67,17 @@ export interface HttpsFixtureServer {
  * A small HTTPS server on loopback with a certificate from a test CA, for tests that need an
  * endpoint to misbehave on purpose (an OpenBao that answers HTML, redirects, never ends).
  */
+/** `host`: the address to listen on (a node's bridge gateway, for Pods); 127.0.0.1 by default. */
 export async function serveHttps(
   cert: { readonly certPem: string; readonly keyPem: string },
   handler: (req: IncomingMessage, res: ServerResponse) => void,
+  host = "127.0.0.1",
 ): Promise<HttpsFixtureServer> {
   const server = createServer({ cert: cert.certPem, key: cert.keyPem }, handler);
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const { port } = server.address() as AddressInfo;
   return {
-    address: `https://127.0.0.1:${port}`,
+    address: `https://${host}:${port}`,
     async stop() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

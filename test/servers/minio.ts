@@ -1,8 +1,13 @@
 /**
- * A real MinIO server for tests: one drive in a scratch directory on 127.0.0.1, root
- * credentials made for the run, optionally TLS from a test CA (`--certs-dir`) and extra
- * environment (e.g. an OpenID provider for STS). Buckets are created with the official SDK;
- * fixtures never use the code under test.
+ * A real MinIO server for tests: one drive in a scratch directory, listening on 127.0.0.1
+ * (or another host address, e.g. the CNI bridge gateway for Pods), root credentials made for
+ * the run, optionally TLS from a test CA (`--certs-dir`) and extra environment (e.g. an
+ * OpenID provider for STS). Buckets are created with the official SDK; fixtures never use
+ * the code under test.
+ *
+ * MinIO listens on every loopback address at its API port as well as on `--address`, by
+ * design (`getServerListenAddrs` in cmd/server-main.go, "to receive requests from Console"),
+ * so with another host its port must be free on 127.0.0.1 too, and 127.0.0.1 answers there.
  */
 
 import { randomBytes } from "node:crypto";
@@ -12,14 +17,16 @@ import { join } from "node:path";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { serverBinary } from "./catalog.ts";
-import { freePort } from "./ports.ts";
+import { defaultHost, freePort, freePortOn, hostPort } from "./ports.ts";
 import { probe } from "./probe.ts";
 import { type ManagedProcess, removeScratch, scratchDir, startProcess, waitFor } from "./process.ts";
 import type { CertificateAuthority, IssuedCertificate } from "./tls.ts";
 
 export interface MinioOptions {
-  /** Serve HTTPS with this certificate (issued for 127.0.0.1 by `ca`). */
+  /** Serve HTTPS with this certificate (issued by `ca` for the host address, see `issueCertificate`). */
   readonly tls?: { readonly ca: CertificateAuthority; readonly cert: IssuedCertificate };
+  /** The host address to listen on and to put in `endpoint`; 127.0.0.1 by default. */
+  readonly host?: string;
   readonly env?: Record<string, string>;
   readonly name?: string;
 }
@@ -47,7 +54,8 @@ export async function startMinio(options: MinioOptions = {}): Promise<MinioServe
     copyFileSync(options.tls.cert.certPath, join(certsDir, "public.crt"));
     copyFileSync(options.tls.cert.keyPath, join(certsDir, "private.key"));
   }
-  const [port, consolePort] = [await freePort(), await freePort()];
+  const host = options.host ?? defaultHost;
+  const [port, consolePort] = [await freePortOn([host, defaultHost]), await freePort(host)];
   const accessKeyId = `minio-${randomBytes(4).toString("hex")}`;
   const secretAccessKey = randomBytes(24).toString("base64url");
   const proc = startProcess({
@@ -56,9 +64,9 @@ export async function startMinio(options: MinioOptions = {}): Promise<MinioServe
     args: [
       "server",
       "--address",
-      `127.0.0.1:${port}`,
+      hostPort(host, port),
       "--console-address",
-      `127.0.0.1:${consolePort}`,
+      hostPort(host, consolePort),
       "--certs-dir",
       certsDir,
       dataDir,
@@ -75,7 +83,7 @@ export async function startMinio(options: MinioOptions = {}): Promise<MinioServe
     logDir: root,
   });
   const scheme = options.tls ? "https" : "http";
-  const endpoint = `${scheme}://127.0.0.1:${port}`;
+  const endpoint = `${scheme}://${hostPort(host, port)}`;
   await waitFor(async () => (await probe(`${endpoint}/minio/health/live`, options.tls?.ca.certPem)) === 200, {
     what: `${name} to answer on ${endpoint}`,
     processes: [proc],

@@ -1,5 +1,6 @@
 /**
- * A real OpenBao cluster for tests: 1 or 3 `bao server` processes on 127.0.0.1 with
+ * A real OpenBao cluster for tests: 1 or 3 `bao server` processes on 127.0.0.1 (or another
+ * host address, such as the CNI bridge gateway Pods of the `node` tier reach) with
  * Integrated Storage (Raft), TLS from a CA made for the run, initialised and unsealed,
  * KV v2 at `secret/`, JWT auth at `jwt/`, and the `backup` / `restore` policies and roles
  * the product expects (bound to audience `openbao-internal` and to a namespace +
@@ -10,7 +11,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { serverBinary } from "./catalog.ts";
 import { httpsJson, type JsonResponse } from "./https-json.ts";
-import { freePort } from "./ports.ts";
+import { defaultHost, freePort, hostPort } from "./ports.ts";
 import { type ManagedProcess, removeScratch, scratchDir, startProcess, waitFor } from "./process.ts";
 import { type CertificateAuthority, createCertificateAuthority, issueCertificate } from "./tls.ts";
 
@@ -27,6 +28,11 @@ export interface ServiceAccountRef {
 
 export interface OpenBaoOptions {
   readonly nodes?: 1 | 3;
+  /**
+   * The host address every node listens on (API and cluster ports), advertises and has in
+   * its certificate; 127.0.0.1 by default.
+   */
+  readonly host?: string;
   /** Public key(s) that sign the JWTs to accept (the kube-apiserver's SA key); one is generated otherwise. */
   readonly jwtValidationPubkeys?: readonly string[];
   /** `bound_issuer` for the JWT auth config; unset means any issuer. */
@@ -39,6 +45,9 @@ export interface OpenBaoOptions {
 export interface OpenBaoNode {
   readonly index: number;
   readonly nodeId: string;
+  /** The host address the node listens on and advertises. */
+  readonly host: string;
+  /** `https://host:apiPort`, the address clients (and the other nodes) use. */
   readonly address: string;
   readonly apiPort: number;
   readonly clusterPort: number;
@@ -258,13 +267,13 @@ storage "raft" {
   autopilot_update_interval = "1s"${join_}
 }
 listener "tcp" {
-  address = "127.0.0.1:${node.apiPort}"
-  cluster_address = "127.0.0.1:${node.clusterPort}"
+  address = "${hostPort(node.host, node.apiPort)}"
+  cluster_address = "${hostPort(node.host, node.clusterPort)}"
   tls_cert_file = "${cert}"
   tls_key_file = "${key}"
 }
 api_addr = "${node.address}"
-cluster_addr = "https://127.0.0.1:${node.clusterPort}"
+cluster_addr = "https://${hostPort(node.host, node.clusterPort)}"
 disable_mlock = true
 ui = false
 log_level = "info"
@@ -293,6 +302,7 @@ async function waitForListener(node: OpenBaoNode, caPem: string): Promise<void> 
 
 export async function startOpenBao(options: OpenBaoOptions = {}): Promise<OpenBaoCluster> {
   const count = options.nodes ?? 1;
+  const host = options.host ?? defaultHost;
   const dir = scratchDir("openbao");
   mkdirSync(join(dir, "tls"));
   mkdirSync(join(dir, "logs"));
@@ -300,15 +310,16 @@ export async function startOpenBao(options: OpenBaoOptions = {}): Promise<OpenBa
 
   const nodes: OpenBaoNode[] = [];
   for (let index = 0; index < count; index++) {
-    const apiPort = await freePort();
-    const clusterPort = await freePort();
+    const apiPort = await freePort(host);
+    const clusterPort = await freePort(host);
     const nodeId = `node${index}`;
-    issueCertificate(ca, nodeId);
+    issueCertificate(ca, nodeId, [], [host]);
     mkdirSync(join(dir, nodeId));
     const node: Omit<OpenBaoNode, "process"> = {
       index,
       nodeId,
-      address: `https://127.0.0.1:${apiPort}`,
+      host,
+      address: `https://${hostPort(host, apiPort)}`,
       apiPort,
       clusterPort,
       configPath: join(dir, `${nodeId}.hcl`),

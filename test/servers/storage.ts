@@ -19,13 +19,15 @@ export const storageProviders: readonly StorageProvider[] = ["s3", "gcs", "azure
 export interface StorageServerOptions {
   readonly tls?: { readonly ca: CertificateAuthority; readonly cert: IssuedCertificate };
   readonly name?: string;
+  /** The host address the server listens on and its endpoint names; 127.0.0.1 by default. */
+  readonly host?: string;
   /** Extra environment for MinIO (e.g. an OpenID provider for STS). */
   readonly minioEnv?: Record<string, string>;
 }
 
 export interface StorageServer {
   readonly provider: StorageProvider;
-  /** The real server's origin (`scheme://127.0.0.1:port`). */
+  /** The real server's origin (`scheme://host:port`, the host 127.0.0.1 unless asked otherwise). */
   readonly endpoint: string;
   /** A `target` for `bucket` on this server; `overrides.endpoint` (e.g. a proxy) replaces the server's. */
   target(bucket: string, overrides?: TargetSpec): TargetSpec;
@@ -151,7 +153,11 @@ export async function startStorageServer(
   provider: StorageProvider,
   options: StorageServerOptions = {},
 ): Promise<StorageServer> {
-  const common = { ...(options.tls ? { tls: options.tls } : {}), ...(options.name ? { name: options.name } : {}) };
+  const common = {
+    ...(options.tls ? { tls: options.tls } : {}),
+    ...(options.name ? { name: options.name } : {}),
+    ...(options.host ? { host: options.host } : {}),
+  };
   switch (provider) {
     case "s3":
       return s3Handle(await startMinio({ ...common, ...(options.minioEnv ? { env: options.minioEnv } : {}) }));
@@ -162,9 +168,11 @@ export async function startStorageServer(
   }
 }
 
-/** All three servers, started in parallel. */
-export async function startStorageServers(): Promise<Record<StorageProvider, StorageServer>> {
-  const [s3, gcs, azure] = await Promise.all(storageProviders.map((p) => startStorageServer(p)));
+/** All three servers, started in parallel (on `options.host`, 127.0.0.1 by default). */
+export async function startStorageServers(
+  options: { readonly host?: string } = {},
+): Promise<Record<StorageProvider, StorageServer>> {
+  const [s3, gcs, azure] = await Promise.all(storageProviders.map((p) => startStorageServer(p, options)));
   if (!s3 || !gcs || !azure) throw new Error("a storage server did not start");
   return { s3, gcs, azure };
 }

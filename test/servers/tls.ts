@@ -37,17 +37,23 @@ export function createCertificateAuthority(dir: string, commonName = "openbao-ba
   return { dir, certPath, keyPath, certPem: readFileSync(certPath, "utf8") };
 }
 
-/** Issues a server (and client) certificate for 127.0.0.1/localhost plus extra DNS names. */
+/**
+ * Issues a server (and client) certificate for 127.0.0.1/localhost plus extra DNS names and
+ * extra IP addresses (e.g. the CNI bridge gateway a server is bound to for Pods to reach).
+ */
 export function issueCertificate(
   ca: CertificateAuthority,
   name: string,
   dnsNames: readonly string[] = [],
+  ipAddresses: readonly string[] = [],
 ): IssuedCertificate {
   const keyPath = join(ca.dir, `${name}.key`);
   const csrPath = join(ca.dir, `${name}.csr`);
   const certPath = join(ca.dir, `${name}.crt`);
   const extPath = join(ca.dir, `${name}.ext`);
-  const sans = ["IP:127.0.0.1", "DNS:localhost", ...dnsNames.map((d) => `DNS:${d}`)].join(",");
+  // An IPv6 literal may come bracketed from a URL; the SAN wants the bare address.
+  const ips = [...new Set(["127.0.0.1", ...ipAddresses.map((ip) => ip.replace(/^\[(.*)\]$/, "$1"))])];
+  const sans = [...ips.map((ip) => `IP:${ip}`), "DNS:localhost", ...dnsNames.map((d) => `DNS:${d}`)].join(",");
   writeFileSync(
     extPath,
     `subjectAltName=${sans}\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n`,
