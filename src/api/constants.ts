@@ -111,6 +111,8 @@ export const FailureReason = {
   JobFailed: "JobFailed",
   /** The Job disappeared before it finished. */
   JobLost: "JobLost",
+  /** The kernel killed the executor at its container memory limit. */
+  OOMKilled: "OOMKilled",
 } as const;
 
 // ── events ──────────────────────────────────────────────────────────────────────────────────

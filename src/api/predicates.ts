@@ -10,6 +10,7 @@ import type {
   BackupSpec,
   Condition,
   ConditionStatus,
+  ExecutorResourcesSpec,
   GcsTargetSpec,
   ObservedSchedule,
   OpenBaoCluster,
@@ -142,6 +143,7 @@ export interface ResolvedBackupSpec {
   target: ResolvedTarget;
   retention: { maxCount: number | undefined; maxAge: string | undefined } | undefined;
   activeDeadlineSeconds: number;
+  resources: ExecutorResourcesSpec | undefined;
   serviceAccountAnnotations: Record<string, string>;
   podLabels: Record<string, string>;
   podAnnotations: Record<string, string>;
@@ -218,6 +220,7 @@ export function resolveBackupSpec(spec: BackupSpec, options: ResolveOptions): Re
     retention:
       spec.retention === undefined ? undefined : { maxCount: spec.retention.maxCount, maxAge: spec.retention.maxAge },
     activeDeadlineSeconds: spec.activeDeadlineSeconds ?? defaults.activeDeadlineSeconds,
+    resources: spec.resources,
     serviceAccountAnnotations: { ...spec.serviceAccount?.annotations },
     podLabels: { ...spec.podLabels },
     podAnnotations: { ...spec.podAnnotations },

@@ -190,6 +190,47 @@ function object(
   };
 }
 
+/** A CPU or memory quantity as Kubernetes writes it: `100m`, `0.5`, `512Mi`, `1Gi`, `2G`. */
+const quantityPattern = "^[0-9]+(\\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$";
+
+function quantity(path: string, what: string): Schema {
+  return string(`${what}, e.g. ${what.startsWith("CPU") ? '"250m" or "1"' : '"512Mi" or "1Gi"'}.`, 32, [
+    rule(
+      `self.matches(${re(quantityPattern)})`,
+      `${path} must be a quantity such as ${what.startsWith("CPU") ? '"250m" or "1"' : '"512Mi" or "1Gi"'}`,
+    ),
+  ]);
+}
+
+/**
+ * `spec.backup.resources`: the executor container's CPU and memory over the computed defaults
+ * (memory = partSize × (concurrency + 2) + 256 MiB, request = limit). A request above its
+ * limit is refused here rather than by the Pod admission of every Job.
+ */
+function executorResourcesSchema(path: string): Schema {
+  const pair = (kind: "requests" | "limits"): Schema =>
+    object(`Executor container ${kind}.`, {
+      cpu: quantity(`${path}.${kind}.cpu`, `CPU ${kind === "requests" ? "request" : "limit"}`),
+      memory: quantity(`${path}.${kind}.memory`, `Memory ${kind === "requests" ? "request" : "limit"}`),
+    });
+  return object(
+    "CPU and memory of the executor container of backup and restore Jobs, over the computed defaults (memory partSize × (concurrency + 2) + 256 MiB as request and limit, CPU request 100m). A memory limit below what the upload needs gets the Job OOMKilled.",
+    { requests: pair("requests"), limits: pair("limits") },
+    {
+      rules: [
+        rule(
+          "!(has(self.requests) && has(self.limits) && has(self.requests.memory) && has(self.limits.memory)) || quantity(self.requests.memory).compareTo(quantity(self.limits.memory)) <= 0",
+          `${path}.requests.memory must not exceed ${path}.limits.memory`,
+        ),
+        rule(
+          "!(has(self.requests) && has(self.limits) && has(self.requests.cpu) && has(self.limits.cpu)) || quantity(self.requests.cpu).compareTo(quantity(self.limits.cpu)) <= 0",
+          `${path}.requests.cpu must not exceed ${path}.limits.cpu`,
+        ),
+      ],
+    },
+  );
+}
+
 /** The provider as written, or its default. */
 const providerOf = `(has(self.provider) ? self.provider : "s3")`;
 
@@ -604,6 +645,7 @@ function backupSchema(): Schema {
         format: "int64",
         minimum: 1,
       }),
+      resources: executorResourcesSchema(`${path}.resources`),
       serviceAccount: object("The ServiceAccount generated for backup Jobs.", {
         annotations: stringMap(
           "Annotations for workload-identity webhooks: eks.amazonaws.com/role-arn, iam.gke.io/gcp-service-account, azure.workload.identity/client-id.",

@@ -143,10 +143,20 @@ interface BackupSpecFields {
   retention?: RetentionSpec;
   /** Hung-run deadline of a backup Job; default 3600. */
   activeDeadlineSeconds?: number;
+  /**
+   * The executor container's CPU and memory, over the computed defaults (memory: partSize ×
+   * (concurrency + 2) + 256 MiB, request = limit; CPU request 100m). Used by restores too.
+   */
+  resources?: ExecutorResourcesSpec;
   /** Copied onto the generated backup ServiceAccount (workload-identity webhooks). */
   serviceAccount?: { annotations?: Record<string, string> };
   podLabels?: Record<string, string>;
   podAnnotations?: Record<string, string>;
+}
+
+export interface ExecutorResourcesSpec {
+  requests?: { cpu?: string; memory?: string };
+  limits?: { cpu?: string; memory?: string };
 }
 
 export type BackupSpec = BackupSpecFields & AuthSpec;

@@ -62,6 +62,8 @@ export interface BackupControllerDeps {
   readonly now: () => Date;
   readonly image: string;
   readonly jwtAudience: string;
+  /** `ttlSecondsAfterFinished` of the Jobs (operator `--job-ttl`); the builder's default when absent. */
+  readonly jobTtlSeconds?: number | undefined;
 }
 
 const maxConflictRetries = 3;
@@ -259,6 +261,8 @@ export class BackupController {
       podLabels: spec.podLabels,
       podAnnotations: spec.podAnnotations,
       activeDeadlineSeconds: spec.activeDeadlineSeconds,
+      resources: spec.resources,
+      ttlSecondsAfterFinished: this.#d.jobTtlSeconds,
       jwtAudience: this.#d.jwtAudience,
       cluster: { name: clusterName, replicas: cluster.spec?.replicas ?? 1, addresses: spec.openbaoAddresses },
       auth: spec.auth,

@@ -5,7 +5,7 @@
  * termination message, parsed field by field.
  */
 import type { V1Job, V1Pod } from "@kubernetes/client-node";
-import { Annotation } from "../api/constants.ts";
+import { Annotation, FailureReason } from "../api/constants.ts";
 import { parseResultLine } from "../executor/result.ts";
 import type { Wire } from "../runtime/informer.ts";
 
@@ -13,7 +13,7 @@ import type { Wire } from "../runtime/informer.ts";
 export type CachedJob = Wire<V1Job>;
 export type CachedPod = Wire<V1Pod>;
 
-import type { ObservedJob } from "./plan.ts";
+import type { JobFailureExplained, ObservedJob } from "./plan.ts";
 
 export function ownedBy(
   job: { metadata?: { ownerReferences?: { uid?: string; controller?: boolean }[] } },
@@ -37,6 +37,37 @@ export function terminationMessage(pods: readonly CachedPod[]): string | undefin
   return finished.at(-1)?.message;
 }
 
+/**
+ * A failure in words a person acts on, from what the Job and its Pod say when the executor
+ * could not report it: the deadline (the executor only saw SIGTERM) or the OOM killer (the
+ * executor saw nothing at all). The cache keeps just enough spec for the numbers
+ * (kube/cache-shape.ts).
+ */
+export function explainFailure(job: CachedJob, pods: readonly CachedPod[]): JobFailureExplained | undefined {
+  const failed = job.status?.conditions?.find((c) => c.type === "Failed" && c.status === "True");
+  if (failed?.reason === FailureReason.DeadlineExceeded) {
+    const limit = job.spec?.activeDeadlineSeconds;
+    return {
+      reason: FailureReason.DeadlineExceeded,
+      message:
+        `the Job ran longer than its deadline${limit === undefined ? "" : ` of ${limit}s`} and Kubernetes stopped it; ` +
+        "raise spec.backup.activeDeadlineSeconds if the snapshot needs longer, or look for a hung OpenBao or storage endpoint",
+    };
+  }
+  for (const pod of pods) {
+    const terminated = pod.status?.containerStatuses?.find((c) => c.state?.terminated?.reason === "OOMKilled");
+    if (!terminated) continue;
+    const limit = pod.spec?.containers?.find((c) => c.name === terminated.name)?.resources?.limits?.memory;
+    return {
+      reason: FailureReason.OOMKilled,
+      message:
+        `the executor was killed at its memory limit${limit === undefined ? "" : ` (${limit})`} (OOMKilled); ` +
+        "raise spec.backup.resources.limits.memory, or lower target.partSize or target.concurrency",
+    };
+  }
+  return undefined;
+}
+
 export function observeJob(job: CachedJob, pods: readonly CachedPod[]): ObservedJob {
   const conditions = job.status?.conditions ?? [];
   const complete = conditions.find((c) => c.type === "Complete" && c.status === "True");
@@ -53,5 +84,6 @@ export function observeJob(job: CachedJob, pods: readonly CachedPod[]): Observed
     // The trigger value a manual Job answers, so a trigger left behind by a crash between the
     // Job's creation and the trigger's removal is recognised as answered, not run again.
     trigger: job.metadata?.annotations?.[Annotation.Trigger],
+    explained: phase === "Failed" ? explainFailure(job, pods) : undefined,
   };
 }

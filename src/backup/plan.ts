@@ -74,6 +74,39 @@ export interface ObservedJob {
   readonly podTerminated: boolean;
   /** The trigger value a manual Job answers (its `openbao.org/trigger` annotation). */
   readonly trigger?: string | undefined;
+  /**
+   * What Kubernetes says about a failure the executor could not report itself: the Job's
+   * deadline, or the kernel killing the executor at its memory limit (observe.ts).
+   */
+  readonly explained?: JobFailureExplained | undefined;
+}
+
+export interface JobFailureExplained {
+  readonly reason: string;
+  readonly message: string;
+}
+
+/**
+ * The reason and message to record for a finished Job that did not succeed, for backups and
+ * restores alike. The Job's deadline outranks the executor's own report: the executor only
+ * saw a SIGTERM ("Terminated"), the deadline is why. Otherwise the executor's report, then
+ * what Kubernetes explains (OOMKilled), then a plain "no readable result".
+ */
+export function failureOf(job: ObservedJob): { reason: string; message: string } {
+  const result = job.result;
+  if (job.explained && job.explained.reason === FailureReason.DeadlineExceeded) {
+    const reported = result?.ok === false && result.message ? `; the executor reported: ${result.message}` : "";
+    return { reason: job.explained.reason, message: `${job.explained.message}${reported}` };
+  }
+  if (result?.ok === false && result.reason) {
+    return { reason: result.reason, message: result.message || `Job ${job.name} failed (${result.reason})` };
+  }
+  if (job.explained) return job.explained;
+  if (job.phase === "Succeeded") {
+    return { reason: FailureReason.JobFailed, message: `Job ${job.name} succeeded but left no readable result` };
+  }
+  const reason = job.jobFailureReason ?? FailureReason.JobFailed;
+  return { reason, message: `Job ${job.name} failed (${reason}) without a readable result` };
 }
 
 /**
@@ -619,14 +652,7 @@ function record(
       });
     }
   } else {
-    const reason =
-      result?.ok === false && result.reason ? result.reason : (job.jobFailureReason ?? FailureReason.JobFailed);
-    const message =
-      result?.ok === false && result.message
-        ? result.message
-        : job.phase === "Succeeded"
-          ? `Job ${job.name} succeeded but left no readable result`
-          : `Job ${job.name} failed (${reason}) without a readable result`;
+    const { reason, message } = failureOf(job);
     backup.consecutiveFailures = (backup.consecutiveFailures ?? 0) + 1;
     backup.lastFailureReason = reason;
     backup.lastFailureMessage = message.slice(0, 4096);

@@ -7,9 +7,17 @@
  * escalation, RuntimeDefault seccomp, no automounted API token (only the projected tokens
  * it needs), and a Secret volume only for what the spec uses.
  */
-import type { V1EnvVar, V1Job, V1OwnerReference, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
+import type {
+  V1EnvVar,
+  V1Job,
+  V1OwnerReference,
+  V1ResourceRequirements,
+  V1Volume,
+  V1VolumeMount,
+} from "@kubernetes/client-node";
 import { awsWebIdentityAudience, defaults } from "../api/constants.ts";
 import type { ResolvedAuth, ResolvedTarget } from "../api/predicates.ts";
+import type { ExecutorResourcesSpec } from "../api/types.ts";
 import { defaultPaths } from "../executor/settings.ts";
 
 export const mountPaths = {
@@ -22,8 +30,11 @@ export const mountPaths = {
 
 /** Projected tokens live one hour; the kubelet refreshes them long before. */
 const tokenExpirationSeconds = 3600;
-/** Finished Jobs are kept a day so results survive a long operator outage. */
-const ttlSecondsAfterFinished = 86_400;
+/**
+ * Finished Jobs are kept a day by default so results survive a long operator outage
+ * (`--job-ttl`, JOB_TTL_SECONDS, chart value `jobTTLSecondsAfterFinished`).
+ */
+export const defaultJobTtlSeconds = 86_400;
 /** The image's non-root user (distroless "nonroot"). */
 const runAsUser = 65_532;
 
@@ -39,6 +50,10 @@ export interface ExecutorJobInput {
   readonly podLabels: Readonly<Record<string, string>>;
   readonly podAnnotations: Readonly<Record<string, string>>;
   readonly activeDeadlineSeconds: number;
+  /** `spec.backup.resources`: over the computed defaults (see `executorResources`). */
+  readonly resources?: ExecutorResourcesSpec | undefined;
+  /** How long the Job controller keeps the finished Job; `defaultJobTtlSeconds` when absent. */
+  readonly ttlSecondsAfterFinished?: number | undefined;
   /** Audience of the projected token for OpenBao's JWT auth (operator env OPENBAO_JWT_AUDIENCE). */
   readonly jwtAudience: string;
   readonly cluster: {
@@ -118,6 +133,57 @@ const baselineBytes = 256 * 1024 * 1024;
 export function executorMemory(target: Pick<ResolvedTarget, "partSize" | "concurrency">): string {
   const bytes = target.partSize * (target.concurrency + 2) + baselineBytes;
   return `${Math.ceil(bytes / (1024 * 1024))}Mi`;
+}
+
+/**
+ * The executor container's resources: the computed memory (request = limit, so the scheduler
+ * reserves what the executor can use) and a small CPU request, with the user's values over
+ * them. A memory limit given alone is also the request (a request above the limit is invalid);
+ * a memory request given alone keeps the computed limit unless it is below the request.
+ */
+export function executorResources(
+  target: Pick<ResolvedTarget, "partSize" | "concurrency">,
+  spec: ExecutorResourcesSpec | undefined,
+): V1ResourceRequirements {
+  const computed = executorMemory(target);
+  const limitMemory = spec?.limits?.memory ?? spec?.requests?.memory ?? computed;
+  const requestMemory = spec?.requests?.memory ?? spec?.limits?.memory ?? computed;
+  const limits: Record<string, string> = {
+    memory:
+      spec?.limits?.memory === undefined && spec?.requests?.memory !== undefined
+        ? larger(spec.requests.memory, computed)
+        : limitMemory,
+  };
+  if (spec?.limits?.cpu !== undefined) limits.cpu = spec.limits.cpu;
+  return {
+    requests: { cpu: spec?.requests?.cpu ?? "100m", memory: requestMemory },
+    limits,
+  };
+}
+
+/** The larger of two memory quantities (Ki/Mi/Gi/Ti, K/M/G/T, or plain bytes). */
+function larger(a: string, b: string): string {
+  return memoryBytes(a) >= memoryBytes(b) ? a : b;
+}
+
+const memoryUnits: Record<string, number> = {
+  "": 1,
+  k: 1e3,
+  K: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  Ki: 1024,
+  Mi: 1024 ** 2,
+  Gi: 1024 ** 3,
+  Ti: 1024 ** 4,
+};
+
+export function memoryBytes(quantity: string): number {
+  const match = /^([0-9]+(?:\.[0-9]+)?)([kKMGT]i?|)$/.exec(quantity);
+  const unit = match ? memoryUnits[match[2] ?? ""] : undefined;
+  if (!match || unit === undefined) return Number.NaN;
+  return Number(match[1]) * unit;
 }
 
 export function buildExecutorJob(input: ExecutorJobInput): V1Job {
@@ -217,7 +283,7 @@ export function buildExecutorJob(input: ExecutorJobInput): V1Job {
     spec: {
       backoffLimit: 0,
       activeDeadlineSeconds: input.activeDeadlineSeconds,
-      ttlSecondsAfterFinished,
+      ttlSecondsAfterFinished: input.ttlSecondsAfterFinished ?? defaultJobTtlSeconds,
       template: {
         metadata: {
           // User labels first: ours win, so selectors and ownership cannot be overridden.
@@ -246,10 +312,7 @@ export function buildExecutorJob(input: ExecutorJobInput): V1Job {
               volumeMounts: mounts,
               terminationMessagePath: defaultPaths.terminationMessage,
               terminationMessagePolicy: "File",
-              resources: {
-                requests: { cpu: "100m", memory: executorMemory(input.target) },
-                limits: { memory: executorMemory(input.target) },
-              },
+              resources: executorResources(input.target, input.resources),
               securityContext: {
                 readOnlyRootFilesystem: true,
                 allowPrivilegeEscalation: false,

@@ -34,3 +34,35 @@ export function trimToMetadataAndStatus<T extends KubeObject>(object: T): T {
   delete (object as Trimmable).spec;
   return object;
 }
+
+interface JobSpecKept {
+  activeDeadlineSeconds?: number;
+}
+interface PodSpecKept {
+  containers?: { name: string; resources?: { limits?: Record<string, string> } }[];
+}
+
+/** A Job: metadata, status, and the deadline a `DeadlineExceeded` message names. */
+export function trimJob<T extends KubeObject>(object: T): T {
+  const spec = (object as Trimmable).spec as JobSpecKept | undefined;
+  trimToMetadataAndStatus(object);
+  if (spec?.activeDeadlineSeconds !== undefined) {
+    (object as Trimmable).spec = { activeDeadlineSeconds: spec.activeDeadlineSeconds };
+  }
+  return object;
+}
+
+/** A Pod: metadata, status, and each container's limits (an `OOMKilled` message names them). */
+export function trimPod<T extends KubeObject>(object: T): T {
+  const spec = (object as Trimmable).spec as PodSpecKept | undefined;
+  trimToMetadataAndStatus(object);
+  if (spec?.containers) {
+    (object as Trimmable).spec = {
+      containers: spec.containers.map((c) => ({
+        name: c.name,
+        ...(c.resources?.limits ? { resources: { limits: { ...c.resources.limits } } } : {}),
+      })),
+    };
+  }
+  return object;
+}

@@ -6,6 +6,7 @@
 import { KubeConfig } from "@kubernetes/client-node";
 import { defaultJwtAudience, jwtAudienceEnv } from "../api/constants.ts";
 import { exitCodes } from "../cli/exit-codes.ts";
+import { defaultJobTtlSeconds } from "../jobs/executor-job.ts";
 import { createLogger } from "../observability/logger.ts";
 import { runUntilStopped } from "../runtime/manager.ts";
 import { buildOperator, defaultWorkers } from "./operator.ts";
@@ -20,6 +21,7 @@ Options (environment variable in brackets):
   --image IMAGE                 executor image for Jobs that name none [OPERATOR_IMAGE] (required)
   --health-port PORT            /healthz, /readyz, /metrics [HEALTH_PORT] (default 8080)
   --workers N                   concurrent backup reconciles [OPERATOR_WORKERS] (default ${defaultWorkers})
+  --job-ttl SECONDS             keep finished backup/restore Jobs this long [JOB_TTL_SECONDS] (default ${defaultJobTtlSeconds})
   --leader-election-namespace NS  namespace of the Lease [POD_NAMESPACE] (default: --namespace)
   --leader-election-name NAME   Lease name (default openbao-backup-operator)
   --no-leader-election          run without a Lease (a single replica only)
@@ -71,6 +73,13 @@ export async function operatorCommand(argv: readonly string[]): Promise<number> 
     return exitCodes.config;
   }
   const kubeConfig = new KubeConfig();
+  const jobTtl = Number(flags.get("job-ttl") ?? process.env.JOB_TTL_SECONDS ?? String(defaultJobTtlSeconds));
+  if (!Number.isInteger(jobTtl) || jobTtl < 0) {
+    process.stderr.write(
+      "bao-backup operator: --job-ttl (JOB_TTL_SECONDS) must be a whole number of seconds ≥ 0 (keep it long enough for the operator to read results after an outage; default 86400)\n",
+    );
+    return exitCodes.config;
+  }
   const path = flags.get("kubeconfig") ?? process.env.KUBECONFIG;
   try {
     if (path) kubeConfig.loadFromFile(path);
@@ -114,6 +123,7 @@ export async function operatorCommand(argv: readonly string[]): Promise<number> 
     jwtAudience: process.env[jwtAudienceEnv] || defaultJwtAudience,
     health: { port },
     workers,
+    jobTtlSeconds: jobTtl,
     leaderElection:
       flags.has("no-leader-election") || !leaseNamespace
         ? false

@@ -18,7 +18,7 @@ import type { OpenBaoCluster, OpenBaoRestore } from "../api/types.ts";
 import { BackupController } from "../backup/controller.ts";
 import { backupMetrics } from "../backup/metrics.ts";
 import { byControllerUid, byJob, controllerUids, jobOfPod } from "../kube/cache-indexes.ts";
-import { trimMetadata, trimToMetadataAndStatus } from "../kube/cache-shape.ts";
+import { trimJob, trimMetadata, trimPod } from "../kube/cache-shape.ts";
 import { eventRecorder } from "../kube/events.ts";
 import type { Logger } from "../observability/logger.ts";
 import { registerRestoreController } from "../restore/register.ts";
@@ -39,6 +39,8 @@ export interface OperatorOptions {
   readonly now?: () => Date;
   /** Concurrent reconciles of the backup controller (and at most this many of the restore one). */
   readonly workers?: number;
+  /** How long finished backup and restore Jobs are kept (`ttlSecondsAfterFinished`). */
+  readonly jobTtlSeconds?: number;
 }
 
 /**
@@ -59,7 +61,6 @@ export function buildOperator(options: OperatorOptions): Manager {
   const managed = `${Label.ManagedBy}=${LabelValue.ManagedBy}`;
   // The caches keep what the controllers read (see kube/cache-shape.ts), not whole objects.
   const slim = { transform: trimMetadata };
-  const metadataAndStatus = { transform: trimToMetadataAndStatus };
   const clusters = manager.informer<OpenBaoCluster & KubeObject>(
     { apiVersion, plural: clusterNames.plural, ...ns },
     slim,
@@ -70,11 +71,11 @@ export function buildOperator(options: OperatorOptions): Manager {
   );
   const jobs = manager.informer<Wire<V1Job> & KubeObject>(
     { apiVersion: "batch/v1", plural: "jobs", labelSelector: managed, ...ns },
-    metadataAndStatus,
+    { transform: trimJob },
   );
   const pods = manager.informer<Wire<V1Pod> & KubeObject>(
     { apiVersion: "v1", plural: "pods", labelSelector: managed, ...ns },
-    metadataAndStatus,
+    { transform: trimPod },
   );
   jobs.addIndex(byControllerUid, controllerUids);
   pods.addIndex(byJob, jobOfPod);
@@ -100,6 +101,7 @@ export function buildOperator(options: OperatorOptions): Manager {
     now: options.now ?? (() => new Date()),
     image: options.image,
     jwtAudience: options.jwtAudience ?? defaultJwtAudience,
+    jobTtlSeconds: options.jobTtlSeconds,
   });
   const jobOwner = enqueueOwner({ kind: clusterNames.kind, group: "openbao.org", controllerOnly: true });
   manager
@@ -131,6 +133,7 @@ export function buildOperator(options: OperatorOptions): Manager {
     pods,
     image: options.image,
     jwtAudience: options.jwtAudience,
+    jobTtlSeconds: options.jobTtlSeconds,
     now: options.now,
     workers: options.workers,
   });

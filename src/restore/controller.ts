@@ -63,6 +63,8 @@ export interface RestoreControllerDeps {
   readonly now: () => Date;
   readonly image: string;
   readonly jwtAudience: string;
+  /** `ttlSecondsAfterFinished` of the Jobs (operator `--job-ttl`); the builder's default when absent. */
+  readonly jobTtlSeconds?: number | undefined;
 }
 
 const maxConflictRetries = 5;
@@ -384,6 +386,8 @@ export class RestoreController {
       // The full restore name on the Pod too, so a Pod event finds its restore even when the label is shortened.
       podAnnotations: { ...request.podAnnotations, [Annotation.RestoreName]: restoreName },
       activeDeadlineSeconds: request.activeDeadlineSeconds,
+      resources: request.resources,
+      ttlSecondsAfterFinished: this.#d.jobTtlSeconds,
       jwtAudience: this.#d.jwtAudience,
       cluster: { name: request.clusterName, replicas: request.replicas, addresses: request.openbaoAddresses },
       auth: request.auth,

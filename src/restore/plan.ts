@@ -57,6 +57,7 @@ import {
   toTimestamp,
 } from "../api/predicates.ts";
 import type {
+  ExecutorResourcesSpec,
   OpenBaoCluster,
   OpenBaoRestore,
   OpenBaoRestoreStatus,
@@ -64,7 +65,7 @@ import type {
   RestorePhase,
 } from "../api/types.ts";
 import { restoreJobName } from "../backup/job-name.ts";
-import { type ObservedJob, resultWaitMs } from "../backup/plan.ts";
+import { failureOf, type ObservedJob, resultWaitMs } from "../backup/plan.ts";
 
 export type { ObservedJob };
 
@@ -110,6 +111,7 @@ export interface RestoreJobRequest {
   readonly openbaoAddresses: string[] | undefined;
   readonly tlsSecretName: string;
   readonly activeDeadlineSeconds: number;
+  readonly resources: ExecutorResourcesSpec | undefined;
   readonly serviceAccountName: string;
   /** From the cluster's `spec.backup` (workload identity for the same bucket), if any. */
   readonly serviceAccountAnnotations: Record<string, string>;
@@ -485,6 +487,7 @@ export function planRestore(obs: RestoreObservation): RestorePlan {
       openbaoAddresses: addresses !== undefined && addresses.length > 0 ? [...addresses] : undefined,
       tlsSecretName: tlsSecretName(c),
       activeDeadlineSeconds: backup?.activeDeadlineSeconds ?? defaults.activeDeadlineSeconds,
+      resources: backup?.resources,
       serviceAccountName: restoreServiceAccountName(spec.cluster),
       serviceAccountAnnotations: { ...backup?.serviceAccount?.annotations },
       podLabels: { ...backup?.podLabels },
@@ -512,14 +515,7 @@ export function planRestore(obs: RestoreObservation): RestorePlan {
       finished = { ok: true, reason: Reason.RestoreSucceeded, durationMs: durationMs(end), size: result.size };
       return;
     }
-    const reason =
-      result?.ok === false && result.reason ? result.reason : (job.jobFailureReason ?? FailureReason.JobFailed);
-    const detail =
-      result?.ok === false && result.message
-        ? result.message
-        : job.phase === "Succeeded"
-          ? `Job ${job.name} succeeded but left no readable result`
-          : `Job ${job.name} failed (${reason}) without a readable result`;
+    const { reason, message: detail } = failureOf(job);
     fail(reason, Reason.RestoreFailed, `${reason}: ${detail}`, end);
   }
 

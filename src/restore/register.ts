@@ -32,6 +32,7 @@ export interface RestoreRegistration {
   readonly image: string;
   /** Audience of the projected token for OpenBao's JWT auth; default `openbao-internal`. */
   readonly jwtAudience?: string | undefined;
+  readonly jobTtlSeconds?: number | undefined;
   readonly now?: (() => Date) | undefined;
   readonly workers?: number | undefined;
   readonly custom?: CustomObjectsApi;
@@ -58,6 +59,7 @@ export function registerRestoreController(manager: Manager, deps: RestoreRegistr
     now: deps.now ?? (() => new Date()),
     image: deps.image,
     jwtAudience: deps.jwtAudience ?? defaultJwtAudience,
+    jobTtlSeconds: deps.jobTtlSeconds,
   });
   const jobOwner = enqueueOwner({ kind: restoreNames.kind, group, controllerOnly: true });
   const { restores, jobs } = deps;

@@ -364,6 +364,16 @@ const clusterCases: [string, Record<string, unknown>, string, Pick<BadSpec, "fie
   ["retention maxAge without a unit", withBackup({ retention: { maxAge: "7" } }), "spec.backup.retention.maxAge"],
   ["activeDeadlineSeconds negative", withBackup({ activeDeadlineSeconds: -1 }), "spec.backup.activeDeadlineSeconds"],
   ["activeDeadlineSeconds 0", withBackup({ activeDeadlineSeconds: 0 }), "spec.backup.activeDeadlineSeconds"],
+  [
+    "resources memory limit that is not a quantity",
+    withBackup({ resources: { limits: { memory: "lots" } } }),
+    "spec.backup.resources.limits.memory",
+  ],
+  [
+    "resources memory request above its limit",
+    withBackup({ resources: { requests: { memory: "1Gi" }, limits: { memory: "512Mi" } } }),
+    "spec.backup.resources.requests.memory",
+  ],
   ["replicas 0", { ...base, replicas: 0 }, "spec.replicas"],
   ["version latest", { ...base, version: "latest" }, "spec.version"],
   ["no auth", { ...base, backup: backupWithoutAuth }, "spec.backup.jwtAuthRole"],

@@ -154,6 +154,7 @@ describe("resolveBackupSpec (SPEC §2 defaults)", () => {
       target: { bucket: "b", provider: "s3", region: "us-east-1", partSize: 10 * 1024 * 1024, concurrency: 3 },
       retention: undefined,
       activeDeadlineSeconds: 3600,
+      resources: undefined,
       serviceAccountAnnotations: {},
       podLabels: {},
       podAnnotations: {},

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { V1Job } from "@kubernetes/client-node";
 import type { ResolvedAuth, ResolvedTarget } from "../../../src/api/predicates.ts";
-import { buildExecutorJob, type ExecutorJobInput } from "../../../src/jobs/executor-job.ts";
+import { buildExecutorJob, type ExecutorJobInput, memoryBytes } from "../../../src/jobs/executor-job.ts";
 
 const jwt: ResolvedAuth = { method: "jwt", role: "backup", path: "jwt" };
 const token: ResolvedAuth = { method: "token", secretName: "bao-token", secretKey: "tok" };
@@ -198,6 +198,30 @@ describe("buildExecutorJob", () => {
     assert.equal(container(large)?.resources?.requests?.memory, container(large)?.resources?.limits?.memory);
     // Dead stream buffers are freed every few MiB, not after 64 MiB (BENCHMARKS.md).
     assert.equal(env(small).NODE_OPTIONS, "--max-semi-space-size=1");
+  });
+
+  test("spec.backup.resources over the computed values: a limit alone is also the request, never request > limit", () => {
+    const resources = (spec: ExecutorJobInput["resources"]) =>
+      container(buildExecutorJob(input(s3, jwt, { resources: spec })))?.resources;
+    assert.deepEqual(resources(undefined), { requests: { cpu: "100m", memory: "306Mi" }, limits: { memory: "306Mi" } });
+    assert.deepEqual(resources({ limits: { memory: "1Gi", cpu: "2" } }), {
+      requests: { cpu: "100m", memory: "1Gi" },
+      limits: { memory: "1Gi", cpu: "2" },
+    });
+    // A request alone keeps the computed limit while that is larger, and raises it otherwise.
+    assert.deepEqual(resources({ requests: { memory: "128Mi", cpu: "500m" } }), {
+      requests: { cpu: "500m", memory: "128Mi" },
+      limits: { memory: "306Mi" },
+    });
+    assert.deepEqual(resources({ requests: { memory: "2Gi" } })?.limits, { memory: "2Gi" });
+    assert.equal(memoryBytes("1.5Gi"), 1.5 * 1024 ** 3);
+    assert.equal(memoryBytes("500M"), 500e6);
+    assert.ok(Number.isNaN(memoryBytes("lots")));
+  });
+
+  test("finished Jobs are kept a day unless the operator says otherwise (--job-ttl)", () => {
+    assert.equal(buildExecutorJob(input(s3)).spec?.ttlSecondsAfterFinished, 86_400);
+    assert.equal(buildExecutorJob(input(s3, jwt, { ttlSecondsAfterFinished: 30 })).spec?.ttlSecondsAfterFinished, 30);
   });
 
   test("explicit member addresses and the replica count reach the executor", () => {
