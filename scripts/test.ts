@@ -8,7 +8,9 @@
 import { spawnSync } from "node:child_process";
 import { prepareServers } from "../test/servers/prepare.ts";
 
-const tiers = ["unit", "smoke", "storage", "executor", "cli", "operator", "chart", "docs"] as const;
+// "node" last: a real kubelet runs the product's image (test/node); it skips where the machine
+// cannot run a node, and must run in CI.
+const tiers = ["unit", "smoke", "storage", "executor", "cli", "operator", "chart", "docs", "node"] as const;
 
 function step(title: string, command: string, args: readonly string[]): void {
   const started = Date.now();

@@ -46,6 +46,17 @@ export interface KubeOptions {
   readonly apiAudiences?: readonly string[];
   /** Extra kube-apiserver flags, appended last (a later flag of the same name wins). */
   readonly extraApiServerArgs?: readonly string[];
+  /**
+   * Extra IP addresses in the serving certificate, e.g. the `kubernetes` Service IP through
+   * which Pods on a real node reach this API server (test/node).
+   */
+  readonly servingIps?: readonly string[];
+  /**
+   * Serve real kubelets (test/node): the Node authorizer before RBAC (a kubelet's
+   * TokenRequests for projected tokens go through it), and the admin certificate as the API
+   * server's client identity towards kubelets (logs, exec).
+   */
+  readonly kubelets?: boolean;
   /** Directory for the log files; a scratch directory by default. */
   readonly logDir?: string;
   /** Readiness timeout for each server. */
@@ -62,6 +73,8 @@ export interface KubeHandle {
   readonly server: string;
   /** PEM of the CA that signed the serving certificate (and the admin client certificate). */
   readonly caPem: string;
+  /** That CA itself, to issue more client certificates (a kubelet's, on a real node). */
+  readonly ca: CertificateAuthority;
   /** Admin (CN=admin, O=system:masters) client credentials, e.g. for raw HTTPS requests. */
   readonly admin: { readonly certPem: string; readonly keyPem: string };
   /** A KubeConfig for the admin, ready for `makeApiClient`. */
@@ -104,16 +117,24 @@ function openssl(args: readonly string[], cwd: string): void {
   execFileSync("openssl", args, { cwd, stdio: ["ignore", "ignore", "pipe"] });
 }
 
-/** A client certificate for the admin: the O=system:masters group bypasses RBAC. */
-function issueAdminCertificate(ca: CertificateAuthority): { certPath: string; keyPath: string } {
-  const keyPath = join(ca.dir, "admin.key");
-  const csrPath = join(ca.dir, "admin.csr");
-  const certPath = join(ca.dir, "admin.crt");
-  const extPath = join(ca.dir, "admin.ext");
+/**
+ * A client certificate the API server maps to a user by its subject: CN is the user, each O a
+ * group. The admin's O=system:masters bypasses RBAC; a kubelet's is O=system:nodes,
+ * CN=system:node:<node> (the Node authorizer's convention).
+ */
+export function issueClientCertificate(
+  ca: CertificateAuthority,
+  name: string,
+  subject: string,
+): { certPath: string; keyPath: string } {
+  const keyPath = join(ca.dir, `${name}.key`);
+  const csrPath = join(ca.dir, `${name}.csr`);
+  const certPath = join(ca.dir, `${name}.crt`);
+  const extPath = join(ca.dir, `${name}.ext`);
   writeFileSync(extPath, "extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature\n");
   // genpkey writes PKCS#8, which every client (Go, Node) reads.
   openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", keyPath], ca.dir);
-  openssl(["req", "-new", "-key", keyPath, "-subj", "/O=system:masters/CN=admin", "-out", csrPath], ca.dir);
+  openssl(["req", "-new", "-key", keyPath, "-subj", subject, "-out", csrPath], ca.dir);
   const sign = ["x509", "-req", "-in", csrPath, "-CA", ca.certPath, "-CAkey", ca.keyPath, "-CAcreateserial"];
   openssl([...sign, "-days", "2", "-sha256", "-extfile", extPath, "-out", certPath], ca.dir);
   return { certPath, keyPath };
@@ -170,15 +191,15 @@ interface Pki {
 }
 
 /** The CA, serving and admin certificates, and the service-account signing key pair. */
-function makePki(dir: string, name: string): Pki {
+function makePki(dir: string, name: string, servingIps: readonly string[]): Pki {
   const ca = createCertificateAuthority(dir, `${name} test CA`);
-  const serving = issueCertificate(ca, "kube-apiserver", [
-    "kubernetes",
-    "kubernetes.default",
-    "kubernetes.default.svc",
-    "kubernetes.default.svc.cluster.local",
-  ]);
-  const admin = issueAdminCertificate(ca);
+  const serving = issueCertificate(
+    ca,
+    "kube-apiserver",
+    ["kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"],
+    servingIps,
+  );
+  const admin = issueClientCertificate(ca, "admin", "/O=system:masters/CN=admin");
   const saKeys = generateKeyPairSync("rsa", {
     modulusLength: 2048,
     publicKeyEncoding: { type: "spki", format: "pem" },
@@ -206,6 +227,7 @@ function apiServerArgs(
   etcdUrl: string,
   port: number,
   apiAudiences: readonly string[],
+  kubelets: boolean,
   extra: readonly string[],
 ): string[] {
   return [
@@ -218,7 +240,8 @@ function apiServerArgs(
     `--tls-cert-file=${pki.servingCertPath}`,
     `--tls-private-key-file=${pki.servingKeyPath}`,
     `--client-ca-file=${pki.ca.certPath}`,
-    "--authorization-mode=RBAC",
+    // A list flag: a second occurrence would append (and repeat RBAC), so it is set once here.
+    `--authorization-mode=${kubelets ? "Node,RBAC" : "RBAC"}`,
     `--service-account-issuer=${serviceAccountIssuer}`,
     `--service-account-key-file=${pki.saPublicPath}`,
     `--service-account-signing-key-file=${pki.saPrivatePath}`,
@@ -254,13 +277,22 @@ export async function startKube(options: KubeOptions = {}): Promise<KubeHandle> 
     const etcd = await launchEtcd({ name: `${name}-etcd`, timeoutMs, ...logDir });
     let apiServer: ManagedProcess | undefined;
     try {
-      pki ??= makePki(pkiDir, name);
+      pki ??= makePki(pkiDir, name, options.servingIps ?? []);
       const port = await freePort();
       const server = `https://127.0.0.1:${port}`;
       const proc = startProcess({
         name: `${name}-apiserver`,
         command: kubeApiServerBinary(),
-        args: apiServerArgs(pki, etcd.clientUrl, port, apiAudiences, options.extraApiServerArgs ?? []),
+        args: apiServerArgs(pki, etcd.clientUrl, port, apiAudiences, options.kubelets === true, [
+          ...(options.kubelets
+            ? [
+                `--kubelet-client-certificate=${join(pki.dir, "admin.crt")}`,
+                `--kubelet-client-key=${join(pki.dir, "admin.key")}`,
+                "--kubelet-preferred-address-types=InternalIP",
+              ]
+            : []),
+          ...(options.extraApiServerArgs ?? []),
+        ]),
         ...logDir,
       });
       apiServer = proc;
@@ -311,6 +343,7 @@ function makeHandle(
   return {
     server,
     caPem: pki.ca.certPem,
+    ca: pki.ca,
     admin: { certPem: pki.adminCertPem, keyPem: pki.adminKeyPem },
     kubeConfig,
     kubeConfigPath,
