@@ -22,7 +22,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { createConnection, createServer, type Server } from "node:net";
+import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { CoreV1Api } from "@kubernetes/client-node";
 import { serverBinary } from "../servers/catalog.ts";
@@ -162,7 +162,12 @@ serializeImagePulls: false
 /** The L4 forwarder for the `kubernetes` Service IP (see the opening comment). */
 async function forwardServiceIp(apiServer: string): Promise<Server> {
   const upstream = new URL(apiServer);
+  // Open connections are tracked: in-cluster clients (the operator Pod) keep theirs open for
+  // ever, and `close` alone would wait for them.
+  const open = new Set<Socket>();
   const server = createServer((client) => {
+    open.add(client);
+    client.on("close", () => open.delete(client));
     const api = createConnection(Number(upstream.port), upstream.hostname);
     client.pipe(api).pipe(client);
     const close = (): void => {
@@ -176,6 +181,11 @@ async function forwardServiceIp(apiServer: string): Promise<Server> {
     server.once("error", reject);
     server.listen(443, apiServiceIp, resolve);
   });
+  const close = server.close.bind(server);
+  server.close = (callback?: (err?: Error) => void) => {
+    for (const socket of open) socket.destroy();
+    return close(callback);
+  };
   return server;
 }
 
