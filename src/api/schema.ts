@@ -221,10 +221,12 @@ function executorResourcesSchema(path: string): Schema {
         rule(
           "!(has(self.requests) && has(self.limits) && has(self.requests.memory) && has(self.limits.memory)) || quantity(self.requests.memory).compareTo(quantity(self.limits.memory)) <= 0",
           `${path}.requests.memory must not exceed ${path}.limits.memory`,
+          { fieldPath: ".requests.memory" },
         ),
         rule(
           "!(has(self.requests) && has(self.limits) && has(self.requests.cpu) && has(self.limits.cpu)) || quantity(self.requests.cpu).compareTo(quantity(self.limits.cpu)) <= 0",
           `${path}.requests.cpu must not exceed ${path}.limits.cpu`,
+          { fieldPath: ".requests.cpu" },
         ),
       ],
     },
