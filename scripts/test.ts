@@ -6,6 +6,8 @@
  * Pass test file paths or globs to run only those (e.g. `npm test -- test/unit`).
  */
 import { spawnSync } from "node:child_process";
+import { nodeStateDir } from "../test/node/cluster.ts";
+import { undoStaleNode } from "../test/node/host.ts";
 import { prepareServers } from "../test/servers/prepare.ts";
 
 // "node" last: a real kubelet runs the product's image (test/node); it skips where the machine
@@ -18,6 +20,10 @@ function step(title: string, command: string, args: readonly string[]): void {
   const result = spawnSync(command, [...args], { stdio: "inherit" });
   if (result.status !== 0) {
     process.stdout.write(`[test] ${title} failed (exit ${result.status ?? result.signal})\n`);
+    // Node's test runner may end a test file's process before its exit hooks have undone a real
+    // node (an interrupt): whatever the journal still lists is undone here, after the runner.
+    if (undoStaleNode(nodeStateDir))
+      process.stdout.write("[test] undid what an interrupted node test left on the host\n");
     process.exit(result.status ?? 1);
   }
   process.stdout.write(`[test] ${title}: ok in ${((Date.now() - started) / 1000).toFixed(1)}s\n`);
@@ -38,4 +44,7 @@ const result = spawnSync(
   ["--test", "--test-reporter=spec", "--test-concurrency=1", "--test-timeout=900000", ...patterns],
   { stdio: "inherit" },
 );
+// Node's test runner may end a test file's process before its exit hooks have undone a real
+// node (an interrupt): whatever the journal still lists is undone here, after the runner.
+if (undoStaleNode(nodeStateDir)) process.stdout.write("[test] undid what an interrupted node test left on the host\n");
 process.exit(result.status ?? 1);

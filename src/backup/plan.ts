@@ -121,6 +121,9 @@ export const resultGraceMs = 30_000;
 /** How long to wait before recording finished `job`: 0 when its result can be recorded now. */
 export function resultWaitMs(job: ObservedJob, now: Date): number {
   if (job.phase === "Running" || job.podTerminated || job.result !== undefined || !job.finishedAt) return 0;
+  // A Job stopped by its deadline is judged by the Job controller, which also deletes its Pod:
+  // there is no report to wait for, and waiting lets a short TTL collect the Job first (JobLost).
+  if (job.explained?.reason === FailureReason.DeadlineExceeded) return 0;
   return Math.max(0, job.finishedAt.getTime() + resultGraceMs - now.getTime());
 }
 

@@ -74,9 +74,11 @@ export async function operatorCommand(argv: readonly string[]): Promise<number> 
   }
   const kubeConfig = new KubeConfig();
   const jobTtl = Number(flags.get("job-ttl") ?? process.env.JOB_TTL_SECONDS ?? String(defaultJobTtlSeconds));
-  if (!Number.isInteger(jobTtl) || jobTtl < 0) {
+  // Below a minute the Job controller could collect a finished Job inside the 30 s the operator
+  // waits for its Pod's report, and a good backup would be recorded as lost.
+  if (!Number.isInteger(jobTtl) || jobTtl < 60) {
     process.stderr.write(
-      "bao-backup operator: --job-ttl (JOB_TTL_SECONDS) must be a whole number of seconds ≥ 0 (keep it long enough for the operator to read results after an outage; default 86400)\n",
+      "bao-backup operator: --job-ttl (JOB_TTL_SECONDS) must be a whole number of seconds ≥ 60 (keep it long enough for the operator to read results after an outage; default 86400)\n",
     );
     return exitCodes.config;
   }
