@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { type CachedJob, type CachedPod, observeJob } from "../../../src/backup/observe.ts";
-import { failureOf } from "../../../src/backup/plan.ts";
+import { failureOf, resultWaitMs } from "../../../src/backup/plan.ts";
 import { trimJob, trimPod } from "../../../src/kube/cache-shape.ts";
 
 const finished = "2026-12-05T10:00:00Z";
@@ -93,6 +93,13 @@ describe("failures the executor could not report", () => {
       reason: "BackoffLimitExceeded",
       message: "Job backup-bao-1 failed (BackoffLimitExceeded) without a readable result",
     });
+  });
+
+  test("a deadline-stopped Job is judged at once: its Pod is gone and a short TTL would otherwise win", () => {
+    const now = new Date(finished);
+    assert.equal(resultWaitMs(observeJob(job("DeadlineExceeded"), []), now), 0);
+    // Any other failure without a Pod report still waits the grace for the Pod's late update.
+    assert.ok(resultWaitMs(observeJob(job(undefined), []), now) > 0);
   });
 
   test("the caches keep only the deadline and the containers' limits of the specs", () => {
