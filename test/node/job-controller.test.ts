@@ -201,7 +201,7 @@ describe(
       const events = (await warnings("hung")).filter((e) => e.startsWith("BackupFailed"));
       assert.equal(events.length, 1, events.join("\n"));
       assert.match(events[0] ?? "", /DeadlineExceeded/);
-      assert.equal(metric(await operatorMetrics(), "openbao_backup_failure_total", { name: "hung" }), 1);
+      assert.equal(metric(await operatorMetrics(), "openbao_backup_failure_total", { cluster: "hung" }), 1);
       assert.equal((await world.getCluster("hung")).status?.operationLock ?? null, null, "the lock is released");
     });
 
