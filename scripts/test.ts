@@ -6,8 +6,7 @@
  * Pass test file paths or globs to run only those (e.g. `npm test -- test/unit`).
  */
 import { spawnSync } from "node:child_process";
-import { nodeStateDir } from "../test/node/cluster.ts";
-import { undoStaleNode } from "../test/node/host.ts";
+import { nodeStateDir, undoStaleNode } from "../test/node/host.ts";
 import { prepareServers } from "../test/servers/prepare.ts";
 
 // "node" last: a real kubelet runs the product's image (test/node); it skips where the machine

@@ -164,3 +164,33 @@ export async function startTarget(provider: ProviderName, options: TargetOptions
     }
   }
 }
+
+/** A cluster's `spec.backup.target` pointing at a started target (credentials Secrets `s3-credentials` / `azure-credentials`). */
+export function clusterTarget(provider: ProviderName, target: TargetUnderTest): Record<string, unknown> {
+  const env = target.env();
+  switch (provider) {
+    case "s3":
+      return {
+        provider,
+        endpoint: env.BACKUP_ENDPOINT,
+        bucket: env.BACKUP_BUCKET,
+        usePathStyle: true,
+        credentialsSecretRef: { name: "s3-credentials" },
+      };
+    case "gcs":
+      return {
+        provider,
+        endpoint: env.BACKUP_ENDPOINT,
+        bucket: env.BACKUP_BUCKET,
+        gcs: { project: env.BACKUP_GCS_PROJECT },
+      };
+    case "azure":
+      return {
+        provider,
+        endpoint: env.BACKUP_ENDPOINT,
+        bucket: env.BACKUP_BUCKET,
+        azure: { storageAccount: env.BACKUP_AZURE_STORAGE_ACCOUNT },
+        credentialsSecretRef: { name: "azure-credentials" },
+      };
+  }
+}

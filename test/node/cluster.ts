@@ -28,13 +28,20 @@ import { CoreV1Api } from "@kubernetes/client-node";
 import { serverBinary } from "../servers/catalog.ts";
 import { issueClientCertificate, type KubeHandle, startKube } from "../servers/kube.ts";
 import { type ManagedProcess, startProcess, waitFor } from "../servers/process.ts";
-import { beginJournal, ip, type Journal, journalPid, undoHost, undoStaleNode } from "./host.ts";
+import {
+  beginJournal,
+  bridgeName,
+  ip,
+  type Journal,
+  journalPid,
+  nodeStateDir,
+  undoHost,
+  undoStaleNode,
+} from "./host.ts";
 import { cniBinDir, containerdBinary, ctrBinary } from "./runtime.ts";
 
-/** Fixed per machine: one kubelet owns the host, so one node per machine at a time. */
-export const nodeStateDir = "/tmp/openbao-backup-node";
+export { bridgeName, nodeStateDir } from "./host.ts";
 export const nodeName = "node-test";
-export const bridgeName = "obk0";
 /** The bridge gateway = the node's IP = the address host servers bind for Pods. */
 export const gatewayIp = "10.217.0.1";
 const podSubnet = "10.217.0.0/24";

@@ -17,6 +17,13 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
+/**
+ * Where the node keeps its state, and its bridge: fixed per machine (one kubelet owns the host),
+ * so a later run — or `npm test` after its runner — finds what an interrupted one left.
+ */
+export const nodeStateDir = "/tmp/openbao-backup-node";
+export const bridgeName = "obk0";
+
 /** The sysctls a kubelet (or the CNI bridge plugin) may set, restored on teardown. */
 export const watchedSysctls = [
   "vm.overcommit_memory",

@@ -27,7 +27,7 @@ import type { OpenBaoCluster, OpenBaoRestore } from "../../src/api/types.ts";
 import { backupServiceAccountName } from "../../src/backup/controller.ts";
 import { restoreServiceAccountName } from "../../src/restore/plan.ts";
 import { chartDir, helm } from "../chart/helm.ts";
-import { type ProviderName, startTarget, type TargetUnderTest } from "../executor/targets.ts";
+import { clusterTarget, type ProviderName, startTarget, type TargetUnderTest } from "../executor/targets.ts";
 import { cacheRoot, projectRoot } from "../servers/catalog.ts";
 import { type OpenBaoCluster as BaoServer, startOpenBao } from "../servers/openbao.ts";
 import { waitFor } from "../servers/process.ts";
@@ -62,13 +62,16 @@ function hashTree(hash: ReturnType<typeof createHash>, dir: string): void {
 }
 
 /**
- * The images of this checkout, built once per content (dist/, the lockfile, the Node binary)
+ * The images of this checkout, built once per content (dist/, the lockfile, the Node binary,
+ * the image builder itself)
  * and reused by the tier's other files in the same run.
  */
 export async function nodeImages(say: (line: string) => void): Promise<Images> {
   const hash = createHash("sha256");
   hashTree(hash, join(projectRoot, "dist"));
   hash.update(readFileSync(join(projectRoot, "package-lock.json")));
+  // How the images are made, too: a change to the builder must not reuse an older archive.
+  for (const file of ["image.ts", "pause.c"]) hash.update(readFileSync(join(import.meta.dirname, file)));
   hash.update(String(statSync(join(projectRoot, "node_modules", "node", "bin", "node")).size));
   const outDir = join(cacheRoot, "images", hash.digest("hex").slice(0, 16));
   const stamp = join(outDir, "images.json");
@@ -86,36 +89,6 @@ export async function nodeImages(say: (line: string) => void): Promise<Images> {
   }
   say(`[node] images of this checkout: cached in ${outDir}`);
   return JSON.parse(readFileSync(stamp, "utf8")) as Images;
-}
-
-/** A cluster's `spec.backup.target` for a storage server of the world. */
-export function clusterTarget(provider: ProviderName, target: TargetUnderTest): Record<string, unknown> {
-  const env = target.env();
-  switch (provider) {
-    case "s3":
-      return {
-        provider,
-        endpoint: env.BACKUP_ENDPOINT,
-        bucket: env.BACKUP_BUCKET,
-        usePathStyle: true,
-        credentialsSecretRef: { name: "s3-credentials" },
-      };
-    case "gcs":
-      return {
-        provider,
-        endpoint: env.BACKUP_ENDPOINT,
-        bucket: env.BACKUP_BUCKET,
-        gcs: { project: env.BACKUP_GCS_PROJECT },
-      };
-    case "azure":
-      return {
-        provider,
-        endpoint: env.BACKUP_ENDPOINT,
-        bucket: env.BACKUP_BUCKET,
-        azure: { storageAccount: env.BACKUP_AZURE_STORAGE_ACCOUNT },
-        credentialsSecretRef: { name: "azure-credentials" },
-      };
-  }
 }
 
 export interface WorldOptions {

@@ -24,7 +24,7 @@ import { crdFiles } from "../../src/api/schema.ts";
 import type { OpenBaoCluster, OpenBaoRestore } from "../../src/api/types.ts";
 import { backupServiceAccountName } from "../../src/backup/controller.ts";
 import { restoreServiceAccountName } from "../../src/restore/plan.ts";
-import { type ProviderName, startTarget, type TargetUnderTest } from "../executor/targets.ts";
+import { clusterTarget, type ProviderName, startTarget, type TargetUnderTest } from "../executor/targets.ts";
 import { projectRoot } from "../servers/catalog.ts";
 import { defaultJobLabelSelector, type JobRunner, startJobRunner } from "../servers/job-runner.ts";
 import { type KubeHandle, startKube } from "../servers/kube.ts";
@@ -159,34 +159,7 @@ export async function startRestoreStack(
   const restorePath = { group, version, namespace, plural: "openbaorestores" };
   const clusterPath = { group, version, namespace, plural: "openbaoclusters" };
   const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
-  const targetOf = (provider: ProviderName): Record<string, unknown> => {
-    const env = targets[provider].env();
-    switch (provider) {
-      case "s3":
-        return {
-          provider,
-          endpoint: env.BACKUP_ENDPOINT,
-          bucket: env.BACKUP_BUCKET,
-          usePathStyle: true,
-          credentialsSecretRef: { name: "s3-credentials" },
-        };
-      case "gcs":
-        return {
-          provider,
-          endpoint: env.BACKUP_ENDPOINT,
-          bucket: env.BACKUP_BUCKET,
-          gcs: { project: env.BACKUP_GCS_PROJECT },
-        };
-      case "azure":
-        return {
-          provider,
-          endpoint: env.BACKUP_ENDPOINT,
-          bucket: env.BACKUP_BUCKET,
-          azure: { storageAccount: env.BACKUP_AZURE_STORAGE_ACCOUNT },
-          credentialsSecretRef: { name: "azure-credentials" },
-        };
-    }
-  };
+  const targetOf = (provider: ProviderName): Record<string, unknown> => clusterTarget(provider, targets[provider]);
   const until = <T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 90_000) =>
     waitFor(check, { what, timeoutMs, intervalMs: 250, processes: [operator] });
 

@@ -18,7 +18,7 @@ import { crdFiles } from "../../src/api/schema.ts";
 import type { OpenBaoCluster } from "../../src/api/types.ts";
 import { backupServiceAccountName } from "../../src/backup/controller.ts";
 import { restoreServiceAccountName } from "../../src/restore/plan.ts";
-import { startTarget, type TargetUnderTest } from "../executor/targets.ts";
+import { clusterTarget, startTarget, type TargetUnderTest } from "../executor/targets.ts";
 import { projectRoot } from "../servers/catalog.ts";
 import { type JobRunner, startJobRunner } from "../servers/job-runner.ts";
 import { type KubeHandle, kubeGet, startKube } from "../servers/kube.ts";
@@ -71,14 +71,7 @@ export interface OperatorProcess {
 
 /** The `target` block pointing at the stack's MinIO, with the credentials Secret. */
 export function s3Target(target: TargetUnderTest): Record<string, unknown> {
-  const env = target.env();
-  return {
-    provider: "s3",
-    endpoint: env.BACKUP_ENDPOINT,
-    bucket: env.BACKUP_BUCKET,
-    usePathStyle: true,
-    credentialsSecretRef: { name: "s3-credentials" },
-  };
+  return clusterTarget("s3", target);
 }
 
 export interface StackOptions {

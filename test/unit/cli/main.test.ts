@@ -36,3 +36,33 @@ test("--version prints the package version", () => {
   assert.equal(r.status, 0);
   assert.match(r.stdout, /^\d+\.\d+\.\d+\n$/);
 });
+
+test("operator --job-ttl below a minute is refused naming the flag, before any cluster is contacted", () => {
+  for (const ttl of ["10", "59", "1.5", "a day"]) {
+    const r = run(
+      "operator",
+      "--image",
+      "x:1",
+      "--no-leader-election",
+      "--job-ttl",
+      ttl,
+      "--kubeconfig",
+      "/nonexistent",
+    );
+    assert.equal(r.status, 1, `--job-ttl ${ttl}: ${r.stderr}`);
+    assert.match(r.stderr, /--job-ttl \(JOB_TTL_SECONDS\) must be a whole number of seconds ≥ 60/);
+  }
+  // A valid value passes that check and fails later, on the kubeconfig.
+  const ok = run(
+    "operator",
+    "--image",
+    "x:1",
+    "--no-leader-election",
+    "--job-ttl",
+    "60",
+    "--kubeconfig",
+    "/nonexistent",
+  );
+  assert.doesNotMatch(ok.stderr, /--job-ttl/);
+  assert.match(ok.stderr, /cannot load the kubeconfig/);
+});
