@@ -231,6 +231,9 @@ export const defaultJwtAudience = "openbao-internal";
 /** The audience of the projected token for S3 web identity (IRSA). */
 export const awsWebIdentityAudience = "sts.amazonaws.com";
 
+/** `OpenBaoRestore.spec.source.key` meaning the newest verified backup of the cluster (resolved by the Job). */
+export const latestSnapshotKey = "latest";
+
 export const defaults = {
   timeZone: "UTC",
   jwtAuthPath: "jwt",

@@ -139,7 +139,8 @@ export interface ResolvedBackupSpec {
   auth: ResolvedAuth;
   /** Explicit member URLs, or undefined for the default per-replica addresses. */
   openbaoAddresses: string[] | undefined;
-  tlsSecretName: string;
+  /** Undefined when every member is `http://` and no `tlsSecretRef` is set: nothing to mount. */
+  tlsSecretName: string | undefined;
   target: ResolvedTarget;
   retention: { maxCount: number | undefined; maxAge: string | undefined } | undefined;
   activeDeadlineSeconds: number;
@@ -175,6 +176,25 @@ export interface ResolveOptions {
   clusterName: string;
   /** The operator's own image, the default executor image. */
   defaultImage: string;
+  /**
+   * Member addresses derived from the cluster's StatefulSet (src/readiness), used when
+   * `openbaoAddresses` is not set; absent, the executor derives `https://<cluster>-<i>…`.
+   */
+  memberAddresses?: readonly string[] | undefined;
+}
+
+/**
+ * The CA Secret a Job mounts: `tlsSecretRef`, else `<cluster>-tls-ca` — unless every member
+ * is an `http://` URL, which has no TLS to verify: then nothing is mounted or checked.
+ */
+export function resolveTlsSecretName(
+  tlsSecretRef: { name: string } | undefined,
+  clusterName: string,
+  addresses: readonly string[] | undefined,
+): string | undefined {
+  if (tlsSecretRef !== undefined) return tlsSecretRef.name;
+  const plainHttp = addresses !== undefined && addresses.length > 0 && addresses.every((a) => a.startsWith("http://"));
+  return plainHttp ? undefined : `${clusterName}${defaults.tlsSecretSuffix}`;
 }
 
 /** The auth a spec asks for, with defaults; undefined when it names none (refused by the CRD). */
@@ -207,15 +227,20 @@ export function resolveAuth(spec: {
 export function resolveBackupSpec(spec: BackupSpec, options: ResolveOptions): ResolvedBackupSpec | undefined {
   const auth = resolveAuth(spec);
   if (auth === undefined) return undefined;
+  const addresses =
+    spec.openbaoAddresses !== undefined && spec.openbaoAddresses.length > 0
+      ? [...spec.openbaoAddresses]
+      : options.memberAddresses !== undefined && options.memberAddresses.length > 0
+        ? [...options.memberAddresses]
+        : undefined;
   return {
     schedule: spec.schedule,
     timeZone: spec.timeZone ?? defaults.timeZone,
     suspend: spec.suspend ?? false,
     image: spec.image ?? spec.executorImage ?? options.defaultImage,
     auth,
-    openbaoAddresses:
-      spec.openbaoAddresses !== undefined && spec.openbaoAddresses.length > 0 ? [...spec.openbaoAddresses] : undefined,
-    tlsSecretName: spec.tlsSecretRef?.name ?? `${options.clusterName}${defaults.tlsSecretSuffix}`,
+    openbaoAddresses: addresses,
+    tlsSecretName: resolveTlsSecretName(spec.tlsSecretRef, options.clusterName, addresses),
     target: resolveTarget(spec.target),
     retention:
       spec.retention === undefined ? undefined : { maxCount: spec.retention.maxCount, maxAge: spec.retention.maxAge },

@@ -46,6 +46,7 @@ import {
   conditionTypePattern,
   controlCharacterPattern,
   cronSchedulePattern,
+  dnsLabelPattern,
   dnsSubdomainPattern,
   dotSegmentPattern,
   durationPattern,
@@ -601,7 +602,7 @@ function backupSchema(): Schema {
       openbaoAddresses: {
         type: "array",
         description:
-          "OpenBao member API URLs; default https://<cluster>-<i>.<cluster>.<namespace>.svc:8200 for each replica.",
+          "OpenBao member API URLs; default from the StatefulSet when readiness comes from it (<scheme>://<sts>-<i>.<serviceName>.<namespace>.svc:<port>), else https://<cluster>-<i>.<cluster>.<namespace>.svc:8200 for each replica.",
         maxItems: limits.maxReplicas,
         "x-kubernetes-list-type": "set",
         items: string(
@@ -613,9 +614,19 @@ function backupSchema(): Schema {
           ),
         ),
       },
+      statefulSetName: string(
+        "The StatefulSet running this OpenBao when no lifecycle operator manages it (e.g. the official Helm chart's <release>); default: this cluster's name. Readiness and member addresses then come from it (see status.backup.readiness).",
+        63,
+        [
+          rule(
+            `self.matches(${re(dnsLabelPattern)})`,
+            `${path}.statefulSetName must be the name of a StatefulSet in this namespace (lower-case letters, digits and "-", at most 63 characters), e.g. "openbao"`,
+          ),
+        ],
+      ),
       tlsSecretRef: secretRef(
         `${path}.tlsSecretRef`,
-        "Secret in the same namespace holding ca.crt for OpenBao's TLS; default <cluster>-tls-ca.",
+        "Secret in the same namespace holding ca.crt for OpenBao's TLS (a cert-manager Secret works); default <cluster>-tls-ca; not needed when every member is http://.",
       ),
       target: targetSchema(`${path}.target`),
       retention: object(
@@ -723,6 +734,14 @@ function clusterSpecSchema(): Schema {
 
 function backupStatusSchema(): Schema {
   return object("Backup state written by the operator.", {
+    readiness: object(
+      "Where readiness comes from: LifecycleOperator (status.phase and status.initialized, written by a lifecycle operator) or StatefulSet (no lifecycle operator: the StatefulSet's Pods, and OpenBao's own answers when a Job runs).",
+      {
+        source: { type: "string", enum: ["LifecycleOperator", "StatefulSet"] },
+        statefulSet: string("The StatefulSet read when source is StatefulSet.", 63),
+      },
+      { required: ["source"] },
+    ),
     nextScheduledBackup: time("Next cron window."),
     lastAttemptTime: time("When the last backup Job was created."),
     lastAttemptScheduledTime: time("The cron window of the last scheduled attempt (at most one attempt per window)."),
@@ -847,9 +866,13 @@ function restoreSpecSchema(): Schema {
       source: object(
         "The snapshot to restore.",
         {
-          target: targetSchema("spec.source.target"),
+          target: {
+            ...targetSchema("spec.source.target"),
+            description:
+              "Where the snapshot is stored; default: the cluster's own spec.backup.target (with its credentials Secret).",
+          },
           key: string(
-            "Object key of the snapshot (.snap), as listed by bao-backup list.",
+            'Object key of the snapshot (.snap), as listed by bao-backup list; or "latest": the newest verified backup of the cluster in the target, resolved once by the restore Job and recorded in status.snapshotKey.',
             1024,
             [
               rule(
@@ -869,7 +892,7 @@ function restoreSpecSchema(): Schema {
             { minLength: 1 },
           ),
         },
-        { required: ["target", "key"] },
+        { required: ["key"] },
       ),
       ...authProperties(path),
       image: imageSchema(`${path}.image`, "Executor image; default: the operator's own image."),

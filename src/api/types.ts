@@ -135,9 +135,18 @@ interface BackupSpecFields {
   image?: string;
   /** The seeds' name for `image`; accepted, never together with `image`. */
   executorImage?: string;
-  /** Member API URLs; default `https://<cluster>-<i>.<cluster>.<ns>.svc:8200` for i < replicas. */
+  /**
+   * Member API URLs. Default: from the StatefulSet when readiness comes from it
+   * (`<scheme>://<sts>-<i>.<serviceName>.<ns>.svc:<port>`), else
+   * `https://<cluster>-<i>.<cluster>.<ns>.svc:8200` for i < replicas.
+   */
   openbaoAddresses?: string[];
-  /** Secret with `ca.crt` for OpenBao's TLS; default `<cluster>-tls-ca`. */
+  /**
+   * The StatefulSet running this OpenBao when no lifecycle operator manages it (e.g. the
+   * official Helm chart's `<release>`); default: the cluster's own name (src/readiness).
+   */
+  statefulSetName?: string;
+  /** Secret with `ca.crt` for OpenBao's TLS; default `<cluster>-tls-ca`; none for `http://` members. */
   tlsSecretRef?: SecretRef;
   target: TargetSpec;
   retention?: RetentionSpec;
@@ -195,7 +204,16 @@ export interface ObservedSchedule {
   observedTime: Timestamp;
 }
 
+/** Where readiness for backups and restores comes from (src/readiness/decide.ts). */
+export interface ReadinessStatus {
+  source: "LifecycleOperator" | "StatefulSet";
+  /** The StatefulSet read when `source` is `StatefulSet`. */
+  statefulSet?: string;
+}
+
 export interface BackupStatus {
+  /** How the operator knows whether the cluster can be backed up: shown so nobody has to guess. */
+  readiness?: ReadinessStatus;
   nextScheduledBackup?: Timestamp;
   lastAttemptTime?: Timestamp;
   /** The cron window of the last scheduled attempt: at most one attempt per window. */
@@ -269,7 +287,11 @@ export interface OpenBaoCluster {
 interface RestoreSpecFields {
   /** Name of the OpenBaoCluster in the same namespace. */
   cluster: string;
-  source: { target: TargetSpec; key: string };
+  /**
+   * `target` defaults to the cluster's `spec.backup.target`; `key` may be `latest` (the newest
+   * verified backup of the cluster, resolved once by the Job and recorded in `status.snapshotKey`).
+   */
+  source: { target?: TargetSpec; key: string };
   image?: string;
   /** Use `snapshot-force` and skip cluster-state checks. */
   force?: boolean;

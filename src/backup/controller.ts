@@ -37,6 +37,8 @@ import {
   ownerReference,
 } from "../kube/objects.ts";
 import type { Logger } from "../observability/logger.ts";
+import { observedStatefulSet } from "../readiness/observe.ts";
+import type { TrimmedStatefulSet } from "../readiness/statefulset.ts";
 import { crashPoint } from "../runtime/crash-point.ts";
 import { labelValue } from "./job-name.ts";
 import type { BackupMetrics } from "./metrics.ts";
@@ -51,6 +53,8 @@ export interface BackupControllerDeps {
   /** Indexed by `byJob`. */
   readonly pods: IndexedCache<CachedPod>;
   readonly restores: Cache<OpenBaoRestore>;
+  /** StatefulSets, trimmed (readiness/statefulset.ts): readiness of clusters no lifecycle operator manages. */
+  readonly statefulSets?: Cache<TrimmedStatefulSet>;
   /** ServiceAccounts the operator created: one found here as wanted needs no request. */
   readonly serviceAccounts?: Cache<CachedServiceAccount>;
   readonly custom: CustomObjectsApi;
@@ -141,6 +145,7 @@ export class BackupController {
       missingSecrets: [] as string[],
       now: this.#d.now(),
       defaultImage: this.#d.image,
+      statefulSet: observedStatefulSet(this.#d.statefulSets, cluster),
     };
     const plan = planBackup(observation);
     // Secrets are only looked up when a new Job is about to start (preflight), not on every pass.
@@ -152,7 +157,7 @@ export class BackupController {
   }
 
   async #missingSecrets(namespace: string, job: JobRequest): Promise<string[]> {
-    const names = [job.spec.tlsSecretName];
+    const names: string[] = job.spec.tlsSecretName === undefined ? [] : [job.spec.tlsSecretName];
     if (job.spec.auth.method === "token") names.push(job.spec.auth.secretName);
     if (job.spec.target.credentialsSecretRef) names.push(job.spec.target.credentialsSecretRef.name);
     return missingSecrets(this.#d.core, namespace, names);

@@ -36,7 +36,6 @@ import {
   Reason,
 } from "../api/constants.ts";
 import {
-  clusterBlockers,
   fromTimestamp,
   getCondition,
   isLockHeld,
@@ -57,6 +56,8 @@ import type {
   PreUpgradeStatus,
 } from "../api/types.ts";
 import type { ReportedResult } from "../executor/result.ts";
+import { type Readiness, readinessBlockers, readinessOf, statefulSetAddresses } from "../readiness/decide.ts";
+import type { ObservedStatefulSet } from "../readiness/statefulset.ts";
 import { formatDuration } from "../util/duration.ts";
 import { backupJobName, preUpgradeJobName } from "./job-name.ts";
 import { dueWindow, isBackupStale, nextWindowAfter, parseSchedule, type Schedule, ScheduleError } from "./schedule.ts";
@@ -137,6 +138,8 @@ export interface BackupObservation {
   readonly now: Date;
   /** The operator's own image: the executor image unless the spec names one. */
   readonly defaultImage: string;
+  /** The StatefulSet `spec.backup.statefulSetName` (default: the cluster's name) names, if it exists. */
+  readonly statefulSet?: ObservedStatefulSet | undefined;
 }
 
 export interface JobRequest {
@@ -243,7 +246,17 @@ export function planBackup(obs: BackupObservation): BackupPlan {
     if (lock?.holder === LockHolder.Backup) lock = null;
   };
   const spec = cluster.spec?.backup;
-  const resolved = spec ? resolveBackupSpec(spec, { clusterName: name, defaultImage: obs.defaultImage }) : undefined;
+  const readiness = readinessOf(cluster, obs.statefulSet);
+  const resolved = spec
+    ? resolveBackupSpec(spec, {
+        clusterName: name,
+        defaultImage: obs.defaultImage,
+        memberAddresses:
+          readiness.source === "StatefulSet"
+            ? statefulSetAddresses(readiness.statefulSet, cluster.metadata.namespace ?? "")
+            : undefined,
+      })
+    : undefined;
 
   // 1. The Job in flight: record its result once, re-create it, or declare it lost.
   const trigger = pendingTrigger(cluster);
@@ -350,6 +363,10 @@ export function planBackup(obs: BackupObservation): BackupPlan {
     });
   }
   backup.observedSchedule = observed.observed;
+  backup.readiness =
+    readiness.source === "StatefulSet"
+      ? { source: readiness.source, statefulSet: readiness.statefulSet.name }
+      : { source: readiness.source };
   const observedAt = fromTimestamp(observed.observed.observedTime) ?? now;
   if (schedule && !resolved.suspend) {
     const next = nextWindowAfter(schedule, now);
@@ -410,7 +427,7 @@ export function planBackup(obs: BackupObservation): BackupPlan {
 
   // 6. Preflight, then start.
   if (want) {
-    const blockers = preflight(obs, want.type, lock);
+    const blockers = preflight(obs, want.type, lock, readiness);
     if (blockers.length > 0) {
       const message = `${want.type} backup blocked: ${blockers.map((b) => b.message).join("; ")}`;
       if (getCondition(conditions, ConditionType.BackingUp)?.message !== message) {
@@ -527,25 +544,13 @@ interface Blocker {
   readonly message: string;
 }
 
-const blockerText: Record<BlockedReasonValue, string> = {
-  ClusterNotRunning: "the cluster is not Running",
-  ClusterNotInitialized: "the cluster is not initialized",
-  UpgradeInProgress: "an upgrade is in progress",
-  RestoreInProgress: "a restore is in progress",
-  OperationLockHeld: "the operation lock is held",
-  BackupInProgress: "another backup is running",
-  AuthNotConfigured: "no OpenBao authentication is configured",
-  SecretNotFound: "a referenced Secret does not exist",
-};
-
-export function preflight(obs: BackupObservation, type: BackupTypeValue, lock: OperationLock | null): Blocker[] {
-  const blockers: Blocker[] = clusterBlockers(obs.cluster, type).map((reason) => ({
-    reason,
-    message:
-      reason === "ClusterNotRunning"
-        ? `the cluster is ${obs.cluster.status?.phase ?? "in no phase yet"}, not Running`
-        : blockerText[reason],
-  }));
+export function preflight(
+  obs: BackupObservation,
+  type: BackupTypeValue,
+  lock: OperationLock | null,
+  readiness: Readiness = readinessOf(obs.cluster, obs.statefulSet),
+): Blocker[] {
+  const blockers: Blocker[] = readinessBlockers(obs.cluster, readiness, type);
   if (obs.activeRestores.length > 0) {
     blockers.push({
       reason: BlockedReason.RestoreInProgress,

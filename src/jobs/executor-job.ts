@@ -62,7 +62,8 @@ export interface ExecutorJobInput {
     readonly addresses: readonly string[] | undefined;
   };
   readonly auth: ResolvedAuth;
-  readonly tlsSecretName: string;
+  /** The CA Secret to mount; undefined when every member is `http://` (nothing to verify). */
+  readonly tlsSecretName: string | undefined;
   readonly target: ResolvedTarget;
   /** Mode-specific settings (BACKUP_TYPE, retention, BACKUP_KEY, BACKUP_FORCE…). */
   readonly extraEnv: Readonly<Record<string, string>>;
@@ -203,10 +204,12 @@ export function buildExecutorJob(input: ExecutorJobInput): V1Job {
     mounts.push({ name, mountPath: path, readOnly: true });
   };
 
-  mount("openbao-tls", mountPaths.openbaoTls, {
-    secret: { secretName: input.tlsSecretName, items: [{ key: defaults.tlsCaKey, path: "ca.crt" }] },
-  });
-  vars.push({ name: "BACKUP_CA_FILE", value: `${mountPaths.openbaoTls}/ca.crt` });
+  if (input.tlsSecretName !== undefined) {
+    mount("openbao-tls", mountPaths.openbaoTls, {
+      secret: { secretName: input.tlsSecretName, items: [{ key: defaults.tlsCaKey, path: "ca.crt" }] },
+    });
+    vars.push({ name: "BACKUP_CA_FILE", value: `${mountPaths.openbaoTls}/ca.crt` });
+  }
 
   if (input.target.credentialsSecretRef) {
     mount("storage-credentials", mountPaths.storage, {

@@ -21,6 +21,8 @@ import { byControllerUid, byJob, controllerUids, jobOfPod } from "../kube/cache-
 import { trimJob, trimMetadata, trimPod } from "../kube/cache-shape.ts";
 import { eventRecorder } from "../kube/events.ts";
 import type { Logger } from "../observability/logger.ts";
+import { statefulSetNameOf } from "../readiness/decide.ts";
+import { type TrimmedStatefulSet, trimStatefulSet } from "../readiness/statefulset.ts";
 import { registerRestoreController } from "../restore/register.ts";
 import { enqueueOwner } from "../runtime/controller.ts";
 import type { KubeObject, Wire } from "../runtime/informer.ts";
@@ -77,6 +79,12 @@ export function buildOperator(options: OperatorOptions): Manager {
     { apiVersion: "v1", plural: "pods", labelSelector: managed, ...ns },
     { transform: trimPod },
   );
+  // Every StatefulSet in the watched namespaces, trimmed to what readiness reads: an OpenBao
+  // installed without a lifecycle operator (e.g. the official chart) carries no label of ours.
+  const statefulSets = manager.informer<TrimmedStatefulSet>(
+    { apiVersion: "apps/v1", plural: "statefulsets", ...ns },
+    { transform: trimStatefulSet },
+  );
   jobs.addIndex(byControllerUid, controllerUids);
   pods.addIndex(byJob, jobOfPod);
   // The executor ServiceAccounts it created: a backup finds its own here instead of reading it.
@@ -91,6 +99,7 @@ export function buildOperator(options: OperatorOptions): Manager {
     jobs,
     pods,
     restores,
+    statefulSets,
     serviceAccounts,
     custom: kc.makeApiClient(CustomObjectsApi),
     batch: kc.makeApiClient(BatchV1Api),
@@ -125,12 +134,21 @@ export function buildOperator(options: OperatorOptions): Manager {
       { priority: true },
     )
     // A restore that ends unblocks the cluster's backups.
-    .watch(restores, (restore) => `${restore.metadata?.namespace ?? ""}/${restore.spec.cluster}`);
+    .watch(restores, (restore) => `${restore.metadata?.namespace ?? ""}/${restore.spec.cluster}`)
+    // A StatefulSet's Pods coming or going changes the readiness of the clusters naming it.
+    .watch(statefulSets, (sts) => {
+      const namespace = sts.metadata?.namespace ?? "";
+      return clusters
+        .list(namespace)
+        .filter((c) => c.spec?.backup !== undefined && statefulSetNameOf(c) === sts.metadata?.name)
+        .map((c) => `${namespace}/${c.metadata.name ?? ""}`);
+    });
   registerRestoreController(manager, {
     clusters,
     restores,
     jobs,
     pods,
+    statefulSets,
     image: options.image,
     jwtAudience: options.jwtAudience,
     jobTtlSeconds: options.jobTtlSeconds,

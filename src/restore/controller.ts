@@ -46,6 +46,8 @@ import { isConflict, isNotFound } from "../kube/errors.ts";
 import type { EventRecorder, InvolvedObject } from "../kube/events.ts";
 import { type Cache, createJobOnce, ensureServiceAccount, missingSecrets, ownerReference } from "../kube/objects.ts";
 import type { Logger } from "../observability/logger.ts";
+import { observedStatefulSet } from "../readiness/observe.ts";
+import type { TrimmedStatefulSet } from "../readiness/statefulset.ts";
 import type { RestoreMetrics } from "./metrics.ts";
 import { type PlannedEvent, planRestore, type RestoreJobRequest, type RestorePlan } from "./plan.ts";
 
@@ -54,6 +56,8 @@ export interface RestoreControllerDeps {
   readonly restores: Cache<OpenBaoRestore>;
   readonly jobs: Cache<CachedJob>;
   readonly pods: Cache<CachedPod>;
+  /** StatefulSets (trimmed): readiness and member addresses of clusters no lifecycle operator manages. */
+  readonly statefulSets?: Cache<TrimmedStatefulSet> | undefined;
   readonly custom: CustomObjectsApi;
   readonly batch: BatchV1Api;
   readonly core: CoreV1Api;
@@ -143,6 +147,7 @@ export class RestoreController {
       missingSecrets: missing,
       now: this.#d.now(),
       defaultImage: this.#d.image,
+      statefulSet: cluster ? observedStatefulSet(this.#d.statefulSets, cluster) : undefined,
     });
   }
 

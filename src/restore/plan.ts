@@ -31,6 +31,7 @@
  *   that transition is an optimistic status write.
  */
 import {
+  BackupType,
   Condition as ConditionType,
   type ConditionType as ConditionTypeValue,
   defaults,
@@ -39,6 +40,7 @@ import {
   FailureReason,
   LockHolder,
   LockOperation,
+  latestSnapshotKey,
   Reason,
   restoreFinalizer,
   restoreLockHolder,
@@ -52,6 +54,7 @@ import {
   type ResolvedTarget,
   resolveAuth,
   resolveTarget,
+  resolveTlsSecretName,
   restoreHoldingLock,
   setCondition,
   toTimestamp,
@@ -63,9 +66,12 @@ import type {
   OpenBaoRestoreStatus,
   OperationLock,
   RestorePhase,
+  TargetSpec,
 } from "../api/types.ts";
 import { restoreJobName } from "../backup/job-name.ts";
 import { failureOf, type ObservedJob, resultWaitMs } from "../backup/plan.ts";
+import { readinessBlockers, readinessOf, statefulSetAddresses } from "../readiness/decide.ts";
+import type { ObservedStatefulSet } from "../readiness/statefulset.ts";
 
 export type { ObservedJob };
 
@@ -96,6 +102,8 @@ export interface RestoreObservation {
   readonly now: Date;
   /** The operator's own image: the executor image unless the restore or the cluster names one. */
   readonly defaultImage: string;
+  /** The StatefulSet the cluster describes, if it exists (readiness and addresses without a lifecycle operator). */
+  readonly statefulSet?: ObservedStatefulSet | undefined;
 }
 
 /** Everything the controller needs to build the restore Job and its ServiceAccount. */
@@ -109,7 +117,8 @@ export interface RestoreJobRequest {
   readonly target: ResolvedTarget;
   readonly replicas: number;
   readonly openbaoAddresses: string[] | undefined;
-  readonly tlsSecretName: string;
+  /** Undefined when every member is `http://`: no CA to mount. */
+  readonly tlsSecretName: string | undefined;
   readonly activeDeadlineSeconds: number;
   readonly resources: ExecutorResourcesSpec | undefined;
   readonly serviceAccountName: string;
@@ -413,7 +422,8 @@ export function planRestore(obs: RestoreObservation): RestorePlan {
   event("Normal", EventReason.LockAcquired, `holding the operation lock of cluster ${spec.cluster}`);
   status.phase = "Running";
   status.startTime = toTimestamp(now);
-  status.snapshotKey = spec.source.key;
+  // "latest" is resolved by the Job; its result records the key it chose.
+  if (spec.source.key !== latestSnapshotKey) status.snapshotKey = spec.source.key;
   status.message = `Job ${request.name} restores ${spec.source.key} into cluster ${spec.cluster}${force ? " (snapshot-force)" : ""}`;
   setCond(ConditionType.RestoreComplete, "False", Reason.RestoreRunning, status.message);
   createJob = request;
@@ -442,7 +452,16 @@ export function planRestore(obs: RestoreObservation): RestorePlan {
     if (resolveAuth(spec) === undefined) {
       return "no OpenBao authentication configured: set spec.jwtAuthRole (JWT auth) or spec.tokenSecretRef (a Secret holding a token)";
     }
-    if (spec.force !== true) {
+    if (spec.source.target === undefined && cluster.spec?.backup?.target === undefined) {
+      return `spec.source.target is not set and cluster ${spec.cluster} has no spec.backup.target to take it from: set spec.source.target, then create a new OpenBaoRestore`;
+    }
+    const readiness = readinessOf(cluster, obs.statefulSet);
+    if (spec.force !== true && readiness.source === "StatefulSet") {
+      const blocked = readinessBlockers(cluster, readiness, BackupType.Manual)[0];
+      if (blocked) {
+        return `cluster ${spec.cluster} cannot take a restore: ${blocked.message}; start its Pods, or set spec.force to skip this check`;
+      }
+    } else if (spec.force !== true) {
       if (cluster.status?.initialized !== true) {
         return `cluster ${spec.cluster} is not initialized (status.initialized is not true): restore into an initialized cluster, or set spec.force to skip this check`;
       }
@@ -458,23 +477,39 @@ export function planRestore(obs: RestoreObservation): RestorePlan {
   }
 
   function secretNames(c: OpenBaoCluster): string[] {
-    const names = [tlsSecretName(c)];
+    const names: string[] = [];
+    const tls = tlsSecretName(c);
+    if (tls !== undefined) names.push(tls);
     const auth = resolveAuth(spec);
     if (auth?.method === "token") names.push(auth.secretName);
-    const credentials = spec.source.target.credentialsSecretRef?.name;
+    const credentials = sourceTarget(c)?.credentialsSecretRef?.name;
     if (credentials) names.push(credentials);
     return [...new Set(names)];
   }
 
-  function tlsSecretName(c: OpenBaoCluster): string {
-    return c.spec?.backup?.tlsSecretRef?.name ?? `${spec.cluster}${defaults.tlsSecretSuffix}`;
+  /** `spec.source.target`, else the cluster's own `spec.backup.target` (validate() refused neither). */
+  function sourceTarget(c: OpenBaoCluster): TargetSpec | undefined {
+    return spec.source.target ?? c.spec?.backup?.target;
+  }
+
+  /** Explicit `openbaoAddresses`, else the StatefulSet's members when readiness comes from it. */
+  function memberAddresses(c: OpenBaoCluster): string[] | undefined {
+    const explicit = c.spec?.backup?.openbaoAddresses;
+    if (explicit !== undefined && explicit.length > 0) return [...explicit];
+    const readiness = readinessOf(c, obs.statefulSet);
+    return readiness.source === "StatefulSet" ? statefulSetAddresses(readiness.statefulSet, namespace) : undefined;
+  }
+
+  function tlsSecretName(c: OpenBaoCluster): string | undefined {
+    return resolveTlsSecretName(c.spec?.backup?.tlsSecretRef, spec.cluster, memberAddresses(c));
   }
 
   function jobRequest(c: OpenBaoCluster): RestoreJobRequest | undefined {
     const auth = resolveAuth(spec);
-    if (!auth) return undefined;
+    const target = sourceTarget(c);
+    if (!auth || !target) return undefined;
     const backup = c.spec?.backup;
-    const addresses = backup?.openbaoAddresses;
+    const readiness = readinessOf(c, obs.statefulSet);
     return {
       name: jobName,
       clusterName: spec.cluster,
@@ -482,9 +517,9 @@ export function planRestore(obs: RestoreObservation): RestorePlan {
       force: spec.force === true,
       image: spec.image ?? backup?.image ?? backup?.executorImage ?? obs.defaultImage,
       auth,
-      target: resolveTarget(spec.source.target),
-      replicas: c.spec?.replicas ?? 1,
-      openbaoAddresses: addresses !== undefined && addresses.length > 0 ? [...addresses] : undefined,
+      target: resolveTarget(target),
+      replicas: readiness.source === "StatefulSet" ? readiness.statefulSet.replicas : (c.spec?.replicas ?? 1),
+      openbaoAddresses: memberAddresses(c),
       tlsSecretName: tlsSecretName(c),
       activeDeadlineSeconds: backup?.activeDeadlineSeconds ?? defaults.activeDeadlineSeconds,
       resources: backup?.resources,
@@ -514,6 +549,9 @@ export function planRestore(obs: RestoreObservation): RestorePlan {
       event("Normal", EventReason.RestoreSucceeded, status.message);
       finished = { ok: true, reason: Reason.RestoreSucceeded, durationMs: durationMs(end), size: result.size };
       return;
+    }
+    if (result?.ok === false && result.key !== undefined && spec.source.key === latestSnapshotKey) {
+      status.snapshotKey = result.key;
     }
     const { reason, message: detail } = failureOf(job);
     fail(reason, Reason.RestoreFailed, `${reason}: ${detail}`, end);

@@ -17,6 +17,7 @@ import type { OpenBaoCluster, OpenBaoRestore } from "../api/types.ts";
 import type { CachedJob, CachedPod } from "../backup/observe.ts";
 import { type EventRecorder, eventRecorder } from "../kube/events.ts";
 import type { Logger } from "../observability/logger.ts";
+import type { TrimmedStatefulSet } from "../readiness/statefulset.ts";
 import { type Controller, enqueueOwner } from "../runtime/controller.ts";
 import type { Informer, KubeObject } from "../runtime/informer.ts";
 import type { Manager } from "../runtime/manager.ts";
@@ -28,6 +29,7 @@ export interface RestoreRegistration {
   readonly restores: Informer<OpenBaoRestore & KubeObject>;
   readonly jobs: Informer<CachedJob & KubeObject>;
   readonly pods: Informer<CachedPod & KubeObject>;
+  readonly statefulSets?: Informer<TrimmedStatefulSet> | undefined;
   /** The executor image for restores whose spec (and cluster) names none. */
   readonly image: string;
   /** Audience of the projected token for OpenBao's JWT auth; default `openbao-internal`. */
@@ -50,6 +52,7 @@ export function registerRestoreController(manager: Manager, deps: RestoreRegistr
     restores: deps.restores,
     jobs: deps.jobs,
     pods: deps.pods,
+    statefulSets: deps.statefulSets,
     custom: deps.custom ?? kc.makeApiClient(CustomObjectsApi),
     batch: deps.batch ?? kc.makeApiClient(BatchV1Api),
     core,

@@ -116,6 +116,15 @@ describe("Helm chart", () => {
     }
   });
 
+  test("--skip-crds installs none of the CRDs (next to another operator's CRDs of the same names)", async () => {
+    const kinds = async (extra: readonly string[]) =>
+      (await helm(["template", release, chartDir, "--namespace", releaseNamespace, "--include-crds", ...extra]))
+        .split(/^---$/m)
+        .filter((doc) => /^kind: CustomResourceDefinition$/m.test(doc)).length;
+    assert.equal(await kinds([]), 2, "by default the chart carries both CRDs");
+    assert.equal(await kinds(["--skip-crds"]), 0, "with --skip-crds it carries none");
+  });
+
   test("helm lint passes for every value set", async () => {
     for (const values of Object.values(renders)) {
       const sets = Object.entries(values).flatMap(([k, v]) => ["--set", `${k}=${v}`]);
@@ -581,6 +590,7 @@ describe("the chart's RBAC runs a full backup and restore, and allows nothing mo
         { verb: "delete", resource: "jobs", group: "batch", namespace },
         { verb: "get", resource: "secrets", namespace },
         { verb: "create", resource: "events", namespace },
+        { verb: "watch", resource: "statefulsets", group: "apps", namespace },
         lease(r, ""),
       ];
       const denied: Attrs[] = [
@@ -601,6 +611,9 @@ describe("the chart's RBAC runs a full backup and restore, and allows nothing mo
         { verb: "delete", resource: "serviceaccounts", namespace },
         { verb: "create", resource: "serviceaccounts", subresource: "token", namespace, name: `${clusterName}-backup` },
         { verb: "update", resource: "jobs", group: "batch", namespace },
+        { verb: "get", resource: "statefulsets", group: "apps", namespace },
+        { verb: "patch", resource: "statefulsets", group: "apps", namespace },
+        { verb: "delete", resource: "statefulsets", group: "apps", namespace },
         { verb: "create", resource: "rolebindings", group: "rbac.authorization.k8s.io", namespace },
         { verb: "escalate", resource: "clusterroles", group: "rbac.authorization.k8s.io" },
         { verb: "update", resource: "customresourcedefinitions", group: "apiextensions.k8s.io" },
