@@ -15,6 +15,11 @@ export interface TlsSettings {
   readonly caPem?: string | undefined;
   /** Skip verification entirely. Only for explicit opt-in; never the default. */
   readonly insecureSkipVerify?: boolean | undefined;
+  /**
+   * The name sent as TLS SNI and checked against the certificate instead of the address's
+   * host, e.g. `bao.openbao.svc` while the address is a port-forward on 127.0.0.1.
+   */
+  readonly serverName?: string | undefined;
 }
 
 export interface RequestOptions {
@@ -39,6 +44,7 @@ export class OpenBaoHttp {
     this.#https = new HttpsAgent({
       keepAlive: true,
       ...(tls.caPem ? { ca: tls.caPem } : {}),
+      ...(tls.serverName ? { servername: tls.serverName } : {}),
       rejectUnauthorized: tls.insecureSkipVerify !== true,
     });
     this.#http = new HttpAgent({ keepAlive: true });
