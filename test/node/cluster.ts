@@ -17,6 +17,10 @@
  * without kube-proxy's iptables/IPVS rules, which would need the host firewall (not ours to
  * change) and kernel IPVS support this VM does not have.
  *
+ * Names: a small cluster DNS (dns.ts) on the gateway answers what CoreDNS would — Services
+ * and the per-Pod names of StatefulSets behind headless Services — and refuses everything
+ * else, so no Pod query leaves the machine.
+ *
  * Host changes are journalled (host.ts) and undone by `stop`, by the exit hooks on SIGINT or
  * SIGTERM, and by the next start if a run was killed outright.
  */
@@ -28,6 +32,7 @@ import { CoreV1Api } from "@kubernetes/client-node";
 import { serverBinary } from "../servers/catalog.ts";
 import { issueClientCertificate, type KubeHandle, startKube } from "../servers/kube.ts";
 import { type ManagedProcess, startProcess, waitFor } from "../servers/process.ts";
+import { type ClusterDns, startClusterDns } from "./dns.ts";
 import {
   beginJournal,
   bridgeName,
@@ -48,6 +53,7 @@ const podSubnet = "10.217.0.0/24";
 /** kube.ts serves 10.0.0.0/24: the `kubernetes` Service takes its first address. */
 export const apiServiceIp = "10.0.0.1";
 const kubeletPort = 10250;
+const clusterDomain = "cluster.local";
 
 export interface NodeOptions {
   /** OCI archives to import into containerd before the kubelet starts. */
@@ -157,6 +163,8 @@ podLogsDir: ${join(dir, "pod-logs")}
 volumePluginDir: ${join(dir, "volume-plugins")}
 failSwapOn: false
 resolvConf: /etc/resolv.conf
+clusterDNS: [${gatewayIp}]
+clusterDomain: ${clusterDomain}
 nodeStatusUpdateFrequency: 4s
 syncFrequency: 10s
 evictionHard: { memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%" }
@@ -211,12 +219,14 @@ export async function startNode(options: NodeOptions): Promise<NodeHandle> {
   const processes: ManagedProcess[] = [];
   let kube: KubeHandle | undefined;
   let forwarder: Server | undefined;
+  let dns: ClusterDns | undefined;
   let stopped = false;
 
   const teardownSync = (): void => {
     if (stopped) return;
     stopped = true;
     forwarder?.close();
+    void dns?.close();
     undoHost(journal);
   };
   // process.ts kills the servers it started on these signals; the host changes are ours.
@@ -244,9 +254,17 @@ export async function startNode(options: NodeOptions): Promise<NodeHandle> {
       kubelets: true,
     });
     const theKube = kube;
+    // Journalled too: a runner killed outright must not leave the control plane behind.
+    for (const pid of [theKube.apiServer.child.pid, theKube.etcd.process.child.pid]) {
+      if (pid !== undefined) journal = journalPid(journal, pid);
+    }
     writeFileSync(join(nodeStateDir, "ca.crt"), theKube.caPem);
     stamp(`kube-apiserver ready (${theKube.server})`);
     forwarder = await forwardServiceIp(theKube.server);
+    // The cluster DNS a real cluster runs as CoreDNS: Pods resolve Services and StatefulSet
+    // Pods (`openbao-0.openbao-internal.<ns>.svc`) through it (dns.ts).
+    dns = await startClusterDns({ host: gatewayIp, core: theKube.kubeConfig.makeApiClient(CoreV1Api) });
+    stamp(`cluster DNS on ${gatewayIp}:53 (${clusterDomain})`);
 
     const containerd = track(
       startProcess({
@@ -356,6 +374,8 @@ export async function startNode(options: NodeOptions): Promise<NodeHandle> {
         for (const proc of [...processes].reverse()) await proc.stop(3000);
         await new Promise<void>((resolve) => (forwarder ? forwarder.close(() => resolve()) : resolve()));
         forwarder = undefined;
+        await dns?.close();
+        dns = undefined;
         await theKube.stop();
         teardownSync();
       },

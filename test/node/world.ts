@@ -5,9 +5,10 @@
  * installed with the project's Helm chart, running as a Pod on the node. Every Job here is
  * run by the real kubelet and Job controller: nothing in this tier uses the job runner.
  *
- * What is played here: the lifecycle operator. `status.phase: Running` and `initialized` are
- * written by the test (`createCluster`), as a lifecycle operator would; the case where nobody
- * writes them is the unmanaged-cluster issue's, not this tier's yet.
+ * What is played here: the lifecycle operator, by `createCluster`, which writes
+ * `status.phase: Running` and `initialized` as a lifecycle operator would. The case where
+ * nobody writes them — OpenBao installed like the official chart does — is
+ * unmanaged.test.ts, with `hostOpenBao: false` and openbao-statefulset.ts.
  */
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
@@ -97,6 +98,11 @@ export interface WorldOptions {
   readonly providers?: readonly ProviderName[];
   /** Install the operator with the Helm chart (default true). */
   readonly operator?: boolean;
+  /**
+   * Start the host OpenBao (3 members on the bridge gateway) — default true. A test file that
+   * runs OpenBao as Pods of its own (openbao-statefulset.ts) turns it off.
+   */
+  readonly hostOpenBao?: boolean;
   /** Extra chart values (`--set key=value`). */
   readonly helmValues?: Readonly<Record<string, string>>;
   readonly say?: (line: string) => void;
@@ -145,16 +151,23 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     const apps = kc.makeApiClient(AppsV1Api);
     const custom = kc.makeApiClient(CustomObjectsApi);
     await kube.installCrds(crdFiles().map((f) => f.content));
-    const [bao, ...started] = await Promise.all([
-      startOpenBao({
-        nodes: 3,
-        host: node.gatewayIp,
-        jwtValidationPubkeys: [kube.serviceAccountPublicKeyPem],
-        jwtIssuer: kube.issuer,
-      }),
+    const hostOpenBao = options.hostOpenBao !== false;
+    const [hostBao, ...started] = await Promise.all([
+      hostOpenBao
+        ? startOpenBao({
+            nodes: 3,
+            host: node.gatewayIp,
+            jwtValidationPubkeys: [kube.serviceAccountPublicKeyPem],
+            jwtIssuer: kube.issuer,
+          })
+        : undefined,
       ...providers.map((p) => startTarget(p, { host: node.gatewayIp })),
     ]);
-    stops.push(() => bao.stop());
+    if (hostBao) stops.push(() => hostBao.stop());
+    const theBao = (): BaoServer => {
+      if (!hostBao) throw new Error("this world runs no host OpenBao (hostOpenBao: false)");
+      return hostBao;
+    };
     const targets: Partial<Record<ProviderName, TargetUnderTest>> = {};
     providers.forEach((p, i) => {
       const t = started[i];
@@ -163,12 +176,14 @@ export async function startWorld(options: WorldOptions): Promise<World> {
         stops.push(() => t.stop());
       }
     });
-    say(`[node] OpenBao (3 members) and ${providers.join(", ")} on ${node.gatewayIp}`);
-    for (const [role, saName] of [
-      ["backup", backupServiceAccountName],
-      ["restore", restoreServiceAccountName],
-    ] as const) {
-      await bao.call("POST", `auth/jwt/role/${role}`, {
+    say(`[node] ${hostBao ? "OpenBao (3 members) and " : ""}${providers.join(", ")} on ${node.gatewayIp}`);
+    for (const [role, saName] of hostBao
+      ? ([
+          ["backup", backupServiceAccountName],
+          ["restore", restoreServiceAccountName],
+        ] as const)
+      : []) {
+      await hostBao?.call("POST", `auth/jwt/role/${role}`, {
         role_type: "jwt",
         user_claim: "sub",
         bound_audiences: ["openbao-internal"],
@@ -185,7 +200,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       core.createNamespacedSecret({ namespace, body: { metadata: { name }, stringData: data } });
     if (targets.s3) await secret("s3-credentials", targets.s3.credentials);
     if (targets.azure) await secret("azure-credentials", targets.azure.credentials);
-    for (const name of options.clusters) await secret(`${name}-tls-ca`, { "ca.crt": bao.caPem });
+    if (hostBao) for (const name of options.clusters) await secret(`${name}-tls-ca`, { "ca.crt": hostBao.caPem });
 
     const [repository, tag] = splitImage(images.productName);
     if (options.operator !== false) {
@@ -221,7 +236,9 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     const world: World = {
       node,
       images,
-      bao,
+      get bao() {
+        return theBao();
+      },
       targets,
       core,
       batch,
@@ -245,7 +262,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
               backup: {
                 // JWT auth unless the test names its own (the CRD refuses both at once).
                 ...(backup.tokenSecretRef === undefined ? { jwtAuthRole: "backup" } : {}),
-                openbaoAddresses: bao.addresses,
+                openbaoAddresses: theBao().addresses,
                 ...backup,
               },
               ...spec,
@@ -309,8 +326,8 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       },
       async readEverywhere(path) {
         const values: string[] = [];
-        for (const member of bao.nodes) {
-          const read = await bao.call<{ data: { data: { value: string } } }>("GET", path, undefined, {
+        for (const member of theBao().nodes) {
+          const read = await theBao().call<{ data: { data: { value: string } } }>("GET", path, undefined, {
             node: member.index,
           });
           values.push(read.data.data.value);
