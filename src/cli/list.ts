@@ -1,12 +1,12 @@
 /**
  * `bao-backup list`: one cluster's backups, newest first, with what each manifest says.
  * "verified" means the manifest `<key>.json` exists, parses, names this key and records the
- * object's size as stored now; `verify <key>` goes further and reads every byte.
+ * object's size as stored now; `verify <key>` goes further and reads every byte. The reading
+ * itself is `readCatalog` (src/snapshot/catalog.ts), which `restore --key latest` uses too.
  */
 
-import { clusterPrefix, createKeyParser, type ParsedKey, snapshotKeyOfManifest } from "../snapshot/key.ts";
-import { parseManifest, type SnapshotManifest } from "../snapshot/manifest.ts";
-import type { ObjectInfo, ObjectStore } from "../storage/index.ts";
+import { readCatalog } from "../snapshot/catalog.ts";
+import { clusterPrefix, type ParsedKey } from "../snapshot/key.ts";
 import { exitCodes } from "./exit-codes.ts";
 import {
   closeQuietly,
@@ -27,7 +27,9 @@ import {
 const help = `Usage: bao-backup list [cluster] [options]
 
 Lists a cluster's backups: key, size, age, raft index and whether its manifest is present
-and consistent with the stored object (verified). Newest first.
+and consistent with the stored object (verified). Newest first. With -o json each backup
+also carries what its manifest recorded about the source cluster: OpenBao version, cluster
+id and seal type (null when unknown or written by an older version).
 
 ${storageHelp}
 
@@ -49,76 +51,33 @@ export interface ListedBackup {
   raftIndex: number | null;
   sha256: string | null;
   openbaoVersion: string | null;
+  /** The source cluster's id and seal type from the manifest (null when not recorded). */
+  clusterId: string | null;
+  sealType: string | null;
   verified: boolean;
   /** Why not verified, else null. */
   problem: string | null;
 }
 
-const maxManifestBytes = 64 * 1024;
-
-async function readManifestOf(
-  store: ObjectStore,
-  key: string,
-  manifest: ObjectInfo | undefined,
-): Promise<{ manifest: SnapshotManifest } | { problem: string }> {
-  if (manifest === undefined) return { problem: "no manifest" };
-  if (manifest.size > maxManifestBytes) return { problem: `manifest is ${manifest.size} bytes, not a manifest` };
-  const chunks: Buffer[] = [];
-  for await (const chunk of await store.download(manifest.key)) chunks.push(Buffer.from(chunk as Uint8Array));
-  try {
-    return { manifest: parseManifest(Buffer.concat(chunks), { expectedKey: key }) };
-  } catch (err) {
-    return { problem: `manifest invalid: ${err instanceof Error ? err.message : String(err)}` };
-  }
-}
-
 /** Reads the listing and every manifest; shared with other subcommands. */
 export async function listBackups(located: Located, now = new Date()): Promise<ListedBackup[]> {
   const { store, target, namespace, cluster } = located;
-  const location = { pathPrefix: target.pathPrefix, namespace, cluster };
-  const prefix = clusterPrefix(location);
-  const parse = createKeyParser(location);
-  const snapshots: { info: ObjectInfo; parsed: ParsedKey }[] = [];
-  const manifests = new Map<string, ObjectInfo>();
-  for await (const info of store.list(prefix)) {
-    const parsed = parse(info.key);
-    if (parsed) {
-      snapshots.push({ info, parsed });
-      continue;
-    }
-    const owner = snapshotKeyOfManifest(info.key);
-    if (owner !== null) manifests.set(owner, info);
-  }
-  snapshots.sort((a, b) => b.parsed.time.getTime() - a.parsed.time.getTime() || (a.info.key < b.info.key ? 1 : -1));
-  const out: ListedBackup[] = [];
-  // A few manifests at a time: small objects, one round trip each.
-  const batch = 8;
-  for (let i = 0; i < snapshots.length; i += batch) {
-    const slice = snapshots.slice(i, i + batch);
-    const read = await Promise.all(slice.map(({ info }) => readManifestOf(store, info.key, manifests.get(info.key))));
-    slice.forEach(({ info, parsed }, j) => {
-      const r = read[j] ?? { problem: "no manifest" };
-      let problem = "problem" in r ? r.problem : null;
-      const manifest = "manifest" in r ? r.manifest : undefined;
-      if (manifest && manifest.size !== info.size) {
-        problem = `size mismatch: object ${info.size} bytes, manifest ${manifest.size}`;
-      }
-      out.push({
-        key: info.key,
-        kind: parsed.kind,
-        size: info.size,
-        created: parsed.time.toISOString(),
-        ageSeconds: Math.max(0, Math.floor((now.getTime() - parsed.time.getTime()) / 1000)),
-        lastModified: info.lastModified.toISOString(),
-        raftIndex: manifest?.raftIndex ?? null,
-        sha256: manifest?.sha256 ?? null,
-        openbaoVersion: manifest?.openbaoVersion ?? null,
-        verified: problem === null,
-        problem,
-      });
-    });
-  }
-  return out;
+  const entries = await readCatalog(store, { pathPrefix: target.pathPrefix, namespace, cluster });
+  return entries.map((e) => ({
+    key: e.key,
+    kind: e.kind,
+    size: e.object.size,
+    created: e.keyTime.toISOString(),
+    ageSeconds: Math.max(0, Math.floor((now.getTime() - e.keyTime.getTime()) / 1000)),
+    lastModified: e.object.lastModified.toISOString(),
+    raftIndex: e.manifest?.raftIndex ?? null,
+    sha256: e.manifest?.sha256 ?? null,
+    openbaoVersion: e.manifest?.openbaoVersion ?? null,
+    clusterId: e.manifest?.clusterId ?? null,
+    sealType: e.manifest?.sealType ?? null,
+    verified: e.problem === null,
+    problem: e.problem,
+  }));
 }
 
 export async function listCommand(argv: readonly string[]): Promise<number> {

@@ -33,7 +33,8 @@ const help = `Usage: bao-backup verify <key> [options]
 
 Downloads one backup and checks it: object and manifest present, sizes, SHA-256 against the
 manifest, and the snapshot archive itself (gzip, tar, SHA256SUMS, meta.json, raft index).
-<key> is the full object key as \`bao-backup list\` prints it.
+<key> is the full object key as \`bao-backup list\` prints it. The manifest line also shows
+what the manifest recorded about the source cluster: OpenBao version, cluster id, seal type.
 
 ${storageHelp}
 (--cluster and --namespace are only needed with --kubeconfig.)
@@ -67,7 +68,21 @@ export interface VerifyReport {
   size: number | null;
   sha256: string | null;
   raftIndex: number | null;
+  /** What the manifest recorded about the source cluster (null when not recorded or no manifest). */
+  openbaoVersion: string | null;
+  clusterId: string | null;
+  sealType: string | null;
   checks: Check[];
+}
+
+/** `created …` and, when recorded, the source cluster's OpenBao version, id and seal type. */
+function manifestDetail(manifest: SnapshotManifest): string {
+  const facts = [
+    manifest.openbaoVersion ? `OpenBao ${manifest.openbaoVersion}` : undefined,
+    manifest.clusterId ? `cluster id ${manifest.clusterId}` : undefined,
+    manifest.sealType ? `seal ${manifest.sealType}` : undefined,
+  ].filter((f) => f !== undefined);
+  return `created ${manifest.created}${facts.length > 0 ? `; ${facts.join(", ")}` : ""}`;
 }
 
 export async function verifyKey(located: Located, key: string): Promise<VerifyReport> {
@@ -80,6 +95,9 @@ export async function verifyKey(located: Located, key: string): Promise<VerifyRe
     size: null,
     sha256: null,
     raftIndex: null,
+    openbaoVersion: null,
+    clusterId: null,
+    sealType: null,
     checks,
   };
   const done = (): VerifyReport => {
@@ -108,7 +126,10 @@ export async function verifyKey(located: Located, key: string): Promise<VerifyRe
   } else {
     try {
       manifest = parseManifest(await readAll(await store.download(manifestKey(key))), { expectedKey: key });
-      checks.push({ name: "manifest", ok: true, detail: `created ${manifest.created}` });
+      report.openbaoVersion = manifest.openbaoVersion;
+      report.clusterId = manifest.clusterId ?? null;
+      report.sealType = manifest.sealType ?? null;
+      checks.push({ name: "manifest", ok: true, detail: manifestDetail(manifest) });
     } catch (err) {
       if (err instanceof StorageError) throw err;
       checks.push({ name: "manifest", ok: false, detail: err instanceof Error ? err.message : String(err) });

@@ -14,7 +14,7 @@ import { OpenBaoHttp } from "../openbao/http.ts";
 import { openSnapshot } from "../openbao/snapshot.ts";
 import { createSnapshotInspector } from "../snapshot/archive.ts";
 import { buildKey, clusterPrefix, createKeyParser, manifestKey, newKeyId } from "../snapshot/key.ts";
-import { serializeManifest } from "../snapshot/manifest.ts";
+import { recordableClusterId, recordableSealType, serializeManifest } from "../snapshot/manifest.ts";
 import { type ListedObject, planRetention } from "../snapshot/retention.ts";
 import { createTap } from "../snapshot/tap.ts";
 import type { ObjectStore } from "../storage/index.ts";
@@ -22,7 +22,7 @@ import type { BackupConfig } from "./config.ts";
 import { classify, failureResult, VerificationError } from "./failure.ts";
 import { startProgress } from "./progress.ts";
 import type { BackupSuccess, ExecutorResult, RetentionOutcome } from "./result.ts";
-import { leaderAndToken, openBaoVersion, openStore } from "./session.ts";
+import { clusterFacts, leaderAndToken, openStore } from "./session.ts";
 
 export interface RunOptions {
   readonly now?: () => Date;
@@ -51,8 +51,9 @@ export async function runBackup(config: BackupConfig, options: RunOptions = {}):
   let uploaded = false;
   try {
     store = await openStore(config, secrets);
-    const { leader, token } = await leaderAndToken(http, config.members, config.auth, secrets, signal);
-    const version = await openBaoVersion(http, leader, signal);
+    const { leader, token } = await leaderAndToken(http, config, secrets, signal);
+    const facts = await clusterFacts(http, leader, signal);
+    const version = facts.version;
 
     const source = await openSnapshot(http, leader, token, signal).catch(async (err: unknown) => {
       throw await explainDenial(http, leader, config.auth, token, err, signal);
@@ -97,6 +98,8 @@ export async function runBackup(config: BackupConfig, options: RunOptions = {}):
       raftIndex: info.index,
       raftTerm: info.term,
       openbaoVersion: version ?? null,
+      clusterId: recordableClusterId(facts.clusterId),
+      sealType: recordableSealType(facts.sealType),
       created: started.toISOString(),
     });
     const body = Buffer.from(manifest);

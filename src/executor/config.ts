@@ -1,11 +1,14 @@
 /**
  * Turns resolved settings (settings.ts) into a typed, validated executor configuration.
  * Every error names the environment variable (and flag) to fix; nothing here reads a
- * secret's value except the OpenBao CA, which is public.
+ * secret's file except the OpenBao CA, which is public. The one secret value taken here is
+ * `BAO_TOKEN` (a static token from the environment, for runs outside Kubernetes), which is
+ * kept in `staticToken` and never printed.
  */
 import { existsSync, readFileSync } from "node:fs";
 import type { AuthConfig } from "../openbao/auth.ts";
 import type { TlsSettings } from "../openbao/http.ts";
+import { latestKey } from "../snapshot/catalog.ts";
 import { KeyPartError, RetentionPolicyError } from "../snapshot/errors.ts";
 import type { SnapshotKind } from "../snapshot/key.ts";
 import { normalizePathPrefix } from "../snapshot/key.ts";
@@ -32,26 +35,51 @@ export interface ClusterRef {
   readonly namespace: string;
 }
 
+/** Where the JSON result line goes. */
+export interface TerminationMessage {
+  readonly path: string;
+  /**
+   * Given by flag or environment (the operator's Job always gives it): written, and a failure
+   * to write is reported. Otherwise the default path is written only when it exists (the
+   * kubelet creates it in a container; a workstation has none).
+   */
+  readonly explicit: boolean;
+}
+
 interface CommonConfig {
-  readonly cluster: ClusterRef;
   readonly members: readonly string[];
+  /** True when `members` are the in-cluster names derived from CLUSTER_NAME / CLUSTER_REPLICAS. */
+  readonly membersDerived: boolean;
   readonly tls: TlsSettings;
   readonly auth: AuthConfig;
+  /**
+   * A static token taken from `BAO_TOKEN` (token auth without BACKUP_TOKEN_FILE); a secret,
+   * never printed. When set, `auth.tokenFile` is not read.
+   */
+  readonly staticToken: string | undefined;
   readonly target: Target;
   readonly credentialsDir: string;
-  readonly terminationMessagePath: string;
+  readonly terminationMessage: TerminationMessage;
 }
 
 export interface BackupConfig extends CommonConfig {
   readonly mode: "backup";
+  readonly cluster: ClusterRef;
   readonly kind: SnapshotKind;
   readonly retention: RetentionPolicy | undefined;
 }
 
 export interface RestoreConfig extends CommonConfig {
   readonly mode: "restore";
+  /** The cluster restored into; optional when BACKUP_OPENBAO_ADDRESSES names the members. */
+  readonly cluster: ClusterRef | undefined;
+  /** An object key, or `latest` (see `source`). */
   readonly key: string;
+  /** With `latest`: the cluster whose newest verified backup is restored. */
+  readonly source: ClusterRef | undefined;
   readonly force: boolean;
+  /** With `force`: a run whose members all sealed after applying the snapshot succeeds. */
+  readonly expectSealed: boolean;
 }
 
 type Settings = Map<SettingName, string>;
@@ -85,7 +113,7 @@ function integer(s: Settings, name: SettingName, min: number): number | undefine
 
 const dnsLabel = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
-function members(s: Settings, cluster: ClusterRef): string[] {
+function members(s: Settings, cluster: ClusterRef | undefined): { members: string[]; derived: boolean } {
   const explicit = optional(s, "BACKUP_OPENBAO_ADDRESSES");
   if (explicit) {
     const list = explicit
@@ -112,18 +140,24 @@ function members(s: Settings, cluster: ClusterRef): string[] {
         throw new ConfigError("BACKUP_OPENBAO_ADDRESSES", `${JSON.stringify(address)} ${problem}`);
     }
     if (list.length === 0) throw new ConfigError("BACKUP_OPENBAO_ADDRESSES", "lists no address");
-    return list;
+    return { members: list, derived: false };
+  }
+  if (cluster === undefined) {
+    throw new ConfigError("BACKUP_OPENBAO_ADDRESSES", "is required: the OpenBao member URLs, e.g. https://host:8200");
   }
   const replicas = integer(s, "CLUSTER_REPLICAS", 1) ?? 1;
   const sts = optional(s, "STATEFULSET_NAME") ?? cluster.name;
-  return Array.from(
-    { length: replicas },
-    (_, i) => `https://${sts}-${i}.${cluster.name}.${cluster.namespace}.svc:8200`,
-  );
+  return {
+    members: Array.from(
+      { length: replicas },
+      (_, i) => `https://${sts}-${i}.${cluster.name}.${cluster.namespace}.svc:8200`,
+    ),
+    derived: true,
+  };
 }
 
 function tls(s: Settings): TlsSettings {
-  const path = s.get("BACKUP_CA_FILE") ?? defaultPaths.caFile;
+  const path = optional(s, "BACKUP_CA_FILE") ?? defaultPaths.caFile;
   if (!existsSync(path)) {
     // Only the default location may be absent: then the system CAs verify OpenBao.
     if (path !== defaultPaths.caFile)
@@ -140,9 +174,17 @@ function tls(s: Settings): TlsSettings {
   return { caPem };
 }
 
-function auth(s: Settings): AuthConfig {
+const tokenHelp = "--auth-method token with --token-file <file> or the environment variable BAO_TOKEN";
+
+function auth(s: Settings, env: NodeJS.ProcessEnv): { auth: AuthConfig; staticToken: string | undefined } {
   const method = (s.get("BACKUP_AUTH_METHOD") ?? "jwt").trim();
-  if (method === "token") return { method: "token", tokenFile: s.get("BACKUP_TOKEN_FILE") ?? defaultPaths.tokenFile };
+  if (method === "token") {
+    const file = optional(s, "BACKUP_TOKEN_FILE");
+    // A token file given explicitly wins; else BAO_TOKEN (the OpenBao CLI's own variable); else
+    // the path where a Job mounts the token Secret.
+    const fromEnv = file === undefined ? env.BAO_TOKEN?.trim() || undefined : undefined;
+    return { auth: { method: "token", tokenFile: file ?? defaultPaths.tokenFile }, staticToken: fromEnv };
+  }
   if (method !== "jwt")
     throw new ConfigError("BACKUP_AUTH_METHOD", `must be jwt or token, got ${JSON.stringify(method)}`);
   const mountPath = (s.get("BACKUP_JWT_AUTH_PATH") ?? "jwt").trim().replace(/^\/+|\/+$/g, "");
@@ -150,10 +192,13 @@ function auth(s: Settings): AuthConfig {
     throw new ConfigError("BACKUP_JWT_AUTH_PATH", `${JSON.stringify(mountPath)} is not an auth mount path like "jwt"`);
   }
   return {
-    method: "jwt",
-    mountPath,
-    role: required(s, "BACKUP_JWT_AUTH_ROLE", "the JWT auth role to log in as (or set BACKUP_AUTH_METHOD=token)"),
-    jwtFile: s.get("BACKUP_JWT_TOKEN_FILE") ?? defaultPaths.jwtTokenFile,
+    auth: {
+      method: "jwt",
+      mountPath,
+      role: required(s, "BACKUP_JWT_AUTH_ROLE", `the JWT auth role to log in as (or use a static token: ${tokenHelp})`),
+      jwtFile: optional(s, "BACKUP_JWT_TOKEN_FILE") ?? defaultPaths.jwtTokenFile,
+    },
+    staticToken: undefined,
   };
 }
 
@@ -240,38 +285,130 @@ function retention(s: Settings): RetentionPolicy | undefined {
   return policy;
 }
 
-function common(s: Settings): CommonConfig {
-  const name = required(s, "CLUSTER_NAME", "the OpenBaoCluster name");
-  const namespace = required(s, "CLUSTER_NAMESPACE", "the cluster's namespace");
+function clusterRef(
+  s: Settings,
+  names: { name: SettingName; namespace: SettingName },
+  why: { name: string; namespace: string },
+): ClusterRef {
+  const name = required(s, names.name, why.name);
+  const namespace = required(s, names.namespace, why.namespace);
   if (!dnsLabel.test(namespace))
-    throw new ConfigError("CLUSTER_NAMESPACE", `${JSON.stringify(namespace)} is not a namespace name`);
+    throw new ConfigError(names.namespace, `${JSON.stringify(namespace)} is not a namespace name`);
   if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(name)) {
-    throw new ConfigError("CLUSTER_NAME", `${JSON.stringify(name)} is not a Kubernetes object name`);
+    throw new ConfigError(names.name, `${JSON.stringify(name)} is not a Kubernetes object name`);
   }
-  const cluster = { name, namespace };
+  return { name, namespace };
+}
+
+const clusterNames = { name: "CLUSTER_NAME", namespace: "CLUSTER_NAMESPACE" } as const;
+const clusterWhy = { name: "the OpenBaoCluster name", namespace: "the cluster's namespace" };
+
+/** Where the JSON result line goes: the explicit setting, else the default path if it exists. */
+export function terminationMessageTarget(env: NodeJS.ProcessEnv, argv: readonly string[]): TerminationMessage {
+  let value: string | undefined;
+  try {
+    value = resolveSettings(env, argv).get("BACKUP_TERMINATION_MESSAGE_PATH");
+  } catch {
+    // A usage error is reported through this very file: fall back to the environment.
+    value = env.BACKUP_TERMINATION_MESSAGE_PATH;
+  }
+  const path = value?.trim();
+  return path ? { path, explicit: true } : { path: defaultPaths.terminationMessage, explicit: false };
+}
+
+function common(
+  s: Settings,
+  env: NodeJS.ProcessEnv,
+  argv: readonly string[],
+  cluster: ClusterRef | undefined,
+): CommonConfig {
+  const { members: list, derived } = members(s, cluster);
+  const { auth: authConfig, staticToken } = auth(s, env);
   return {
-    cluster,
-    members: members(s, cluster),
+    members: list,
+    membersDerived: derived,
     tls: tls(s),
-    auth: auth(s),
+    auth: authConfig,
+    staticToken,
     target: target(s),
-    credentialsDir: s.get("BACKUP_CREDENTIALS_DIR") ?? defaultPaths.credentialsDir,
-    terminationMessagePath: s.get("BACKUP_TERMINATION_MESSAGE_PATH") ?? defaultPaths.terminationMessage,
+    credentialsDir: optional(s, "BACKUP_CREDENTIALS_DIR") ?? defaultPaths.credentialsDir,
+    terminationMessage: terminationMessageTarget(env, argv),
   };
 }
 
 export function loadBackupConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): BackupConfig {
   const s = resolveSettings(env, argv);
+  const cluster = clusterRef(s, clusterNames, clusterWhy);
   const kind = (s.get("BACKUP_TYPE") ?? "scheduled").trim();
   if (kind !== "scheduled" && kind !== "pre-upgrade") {
     throw new ConfigError("BACKUP_TYPE", `must be scheduled or pre-upgrade, got ${JSON.stringify(kind)}`);
   }
-  return { mode: "backup", ...common(s), kind, retention: retention(s) };
+  return { mode: "backup", cluster, ...common(s, env, argv, cluster), kind, retention: retention(s) };
 }
 
+/**
+ * A restore names its snapshot by key, so the cluster it restores into is needed only to
+ * derive member addresses (none given) — or, with `latest`, to say whose backups to choose
+ * from (`--source-cluster` / `--source-namespace`, defaulting to `--cluster` / `--namespace`).
+ */
 export function loadRestoreConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): RestoreConfig {
   const s = resolveSettings(env, argv);
-  const key = required(s, "BACKUP_KEY", "the object key of the snapshot to restore");
+  const key = required(s, "BACKUP_KEY", `the object key of the snapshot to restore, or ${latestKey}`);
   if (key.endsWith(".json")) throw new ConfigError("BACKUP_KEY", "names a manifest; give the .snap key it describes");
-  return { mode: "restore", ...common(s), key, force: boolean(s, "BACKUP_FORCE") };
+  const latest = key === latestKey;
+
+  const clusterGiven = optional(s, "CLUSTER_NAME") !== undefined || optional(s, "CLUSTER_NAMESPACE") !== undefined;
+  const addressesGiven = optional(s, "BACKUP_OPENBAO_ADDRESSES") !== undefined;
+  const sourceGiven =
+    optional(s, "BACKUP_SOURCE_CLUSTER") !== undefined || optional(s, "BACKUP_SOURCE_NAMESPACE") !== undefined;
+  const cluster =
+    clusterGiven || !addressesGiven || (latest && !sourceGiven)
+      ? clusterRef(
+          s,
+          clusterNames,
+          addressesGiven
+            ? {
+                name: "with --key latest, the name of the cluster whose backups to choose from (or --source-cluster)",
+                namespace: "with --key latest, that cluster's namespace (or --source-namespace)",
+              }
+            : {
+                name: `${clusterWhy.name}, to derive its member addresses (or give --openbao-addresses)`,
+                namespace: `${clusterWhy.namespace}, to derive its member addresses (or give --openbao-addresses)`,
+              },
+        )
+      : undefined;
+
+  let source: ClusterRef | undefined;
+  if (latest) {
+    // The source defaults to the cluster restored into.
+    const sourceSettings = new Map(s);
+    const fallback = { BACKUP_SOURCE_CLUSTER: cluster?.name, BACKUP_SOURCE_NAMESPACE: cluster?.namespace } as const;
+    for (const [setting, value] of Object.entries(fallback) as [SettingName, string | undefined][]) {
+      if (optional(s, setting) === undefined && value !== undefined) sourceSettings.set(setting, value);
+    }
+    source = clusterRef(
+      sourceSettings,
+      { name: "BACKUP_SOURCE_CLUSTER", namespace: "BACKUP_SOURCE_NAMESPACE" },
+      {
+        name: "the cluster whose backups --key latest chooses from (default: --cluster)",
+        namespace: "that cluster's namespace (default: --namespace)",
+      },
+    );
+  } else {
+    for (const setting of ["BACKUP_SOURCE_CLUSTER", "BACKUP_SOURCE_NAMESPACE"] as const) {
+      if (optional(s, setting) !== undefined) {
+        throw new ConfigError(setting, `only applies with --key ${latestKey}; a full key already names its cluster`);
+      }
+    }
+  }
+
+  const force = boolean(s, "BACKUP_FORCE");
+  const expectSealed = boolean(s, "BACKUP_EXPECT_SEALED");
+  if (expectSealed && !force) {
+    throw new ConfigError(
+      "BACKUP_EXPECT_SEALED",
+      "only applies with --force (BACKUP_FORCE=true): only a snapshot of another cluster, restored with snapshot-force, leaves OpenBao sealed",
+    );
+  }
+  return { mode: "restore", cluster, ...common(s, env, argv, cluster), key, source, force, expectSealed };
 }

@@ -18,25 +18,35 @@
  * active node (no redirect, not sealed). Only then does the run succeed; otherwise it fails
  * with exit 6 (`RestoreNotServed`) naming each member that did not converge and why.
  * No member needs a restart: OpenBao's own restore callback purges each node's caches.
+ *
+ * `--key latest` is resolved once, first: the newest verified backup of the source cluster as
+ * `bao-backup list` reads the store (src/snapshot/catalog.ts); none → `NoVerifiedBackup`
+ * (exit 6). The result reports the key it resolved to.
+ *
+ * A snapshot of another cluster (restored with `--force`) leaves OpenBao sealed: it applies
+ * the snapshot, finds the restored keyring sealed with the other cluster's keys, and seals
+ * itself. With `--expect-sealed` the run succeeds as soon as every member reports sealed
+ * (`sealed: true` in the result); the person then unseals with the original cluster's keys.
  */
 import { pipeline, Transform, type TransformCallback } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
-import { authenticate, explainDenial } from "../openbao/auth.ts";
+import { explainDenial } from "../openbao/auth.ts";
 import { OpenBaoError } from "../openbao/errors.ts";
 import { OpenBaoHttp, readCapped } from "../openbao/http.ts";
 import { restoreSnapshot } from "../openbao/snapshot.ts";
 import { createSnapshotInspector } from "../snapshot/archive.ts";
+import { latestKey, newestVerified, noVerifiedBackupReason, readCatalog } from "../snapshot/catalog.ts";
 import { SnapshotArchiveError } from "../snapshot/errors.ts";
-import { manifestKey } from "../snapshot/key.ts";
+import { clusterPrefix, manifestKey } from "../snapshot/key.ts";
 import { parseManifest } from "../snapshot/manifest.ts";
 import type { HashingTap } from "../snapshot/tap.ts";
 import { createTap } from "../snapshot/tap.ts";
 import type { ObjectStore } from "../storage/index.ts";
-import type { RestoreConfig } from "./config.ts";
+import { ConfigError, type RestoreConfig } from "./config.ts";
 import { failureResult, VerificationError } from "./failure.ts";
 import { startProgress } from "./progress.ts";
-import type { ExecutorResult } from "./result.ts";
-import { leaderAndToken, openStore } from "./session.ts";
+import type { ExecutorResult, RestoreSuccess } from "./result.ts";
+import { leaderAndToken, login, openStore } from "./session.ts";
 
 const maxManifestBytes = 64 * 1024;
 
@@ -165,7 +175,8 @@ async function probe(
   return `answered an authenticated request with HTTP ${status}`;
 }
 
-async function sealedHint(http: OpenBaoHttp, members: readonly string[], signal: AbortSignal): Promise<string> {
+/** The members that answer `sys/seal-status` with `sealed: true` (sorted). */
+async function sealedMembers(http: OpenBaoHttp, members: readonly string[], signal: AbortSignal): Promise<string[]> {
   const sealed: string[] = [];
   await Promise.all(
     members.map(async (m) => {
@@ -175,21 +186,30 @@ async function sealedHint(http: OpenBaoHttp, members: readonly string[], signal:
       if (status?.sealed === true) sealed.push(m);
     }),
   );
-  return sealed.length === 0
-    ? ""
-    : `; sealed: ${sealed.sort().join(", ")} — a snapshot from another cluster needs that cluster's unseal keys: unseal these members with them`;
+  return sealed.sort();
 }
 
-/** Waits until every member serves the restored data (see the module doc); throws `RestoreNotServed`. */
+async function sealedHint(http: OpenBaoHttp, members: readonly string[], signal: AbortSignal): Promise<string> {
+  const sealed = await sealedMembers(http, members, signal);
+  return sealed.length === 0
+    ? ""
+    : `; sealed: ${sealed.join(", ")} — a snapshot from another cluster needs that cluster's unseal keys: unseal these members with them`;
+}
+
+/**
+ * Waits until every member serves the restored data (see the module doc); throws
+ * `RestoreNotServed`. With `expectSealed`, every member reporting sealed ends the wait too:
+ * resolves `{ sealed: true }`.
+ */
 export async function awaitRestoreServed(
   http: OpenBaoHttp,
-  config: Pick<RestoreConfig, "members" | "auth" | "key">,
+  config: Pick<RestoreConfig, "members" | "auth" | "staticToken" | "key" | "expectSealed">,
   before: BeforeRestore,
   oldToken: string,
   secrets: string[],
   signal: AbortSignal,
   timeoutMs: number,
-): Promise<void> {
+): Promise<{ sealed: boolean }> {
   const deadline = Date.now() + timeoutMs;
   const problems = new Map<string, string>();
   const fail = async (stage: string): Promise<never> => {
@@ -223,6 +243,10 @@ export async function awaitRestoreServed(
       }
     }
     if (active !== undefined) break;
+    if (config.expectSealed) {
+      const sealed = await sealedMembers(http, config.members, signal);
+      if (sealed.length === config.members.length) return { sealed: true };
+    }
     if (Date.now() >= deadline) await fail("no active node finished applying it");
     await sleep(pollMs, undefined, { signal });
   }
@@ -233,7 +257,7 @@ export async function awaitRestoreServed(
   let token = oldToken;
   let fresh = false;
   try {
-    token = await authenticate(http, active.address, config.auth, signal);
+    token = await login(http, active.address, config, signal);
     secrets.push(token);
     fresh = config.auth.method === "jwt";
   } catch (err) {
@@ -271,6 +295,39 @@ export async function awaitRestoreServed(
       .then((res) => readCapped(res, 64 * 1024, active.address))
       .catch(() => undefined);
   }
+  return { sealed: false };
+}
+
+/**
+ * OpenBao refuses a snapshot of another cluster on the plain endpoint ("different set of unseal
+ * keys; use the snapshot-force API"): say which setting does that.
+ */
+function withForceHint(err: unknown, force: boolean): unknown {
+  if (force || !(err instanceof OpenBaoError) || err.code !== "RestoreFailed") return err;
+  if (!/different set of unseal keys|snapshot-force/.test(err.message)) return err;
+  return new OpenBaoError(
+    "RestoreFailed",
+    `${err.message.trimEnd()}; a snapshot of another cluster is restored with --force (BACKUP_FORCE=true; an OpenBaoRestore's spec.force), and OpenBao then opens with that cluster's unseal keys`,
+    { status: err.status, address: err.address, cause: err },
+  );
+}
+
+/** `--key latest`: the newest verified backup of the source cluster, or `NoVerifiedBackup`. */
+async function resolveLatest(store: ObjectStore, config: RestoreConfig): Promise<string> {
+  const source = config.source;
+  if (source === undefined) {
+    throw new ConfigError("BACKUP_SOURCE_CLUSTER", `is required with --key ${latestKey}: whose backups to choose from`);
+  }
+  const location = { pathPrefix: config.target.pathPrefix, namespace: source.namespace, cluster: source.name };
+  const entries = await readCatalog(store, location);
+  const newest = newestVerified(entries);
+  if (newest === undefined) {
+    throw new VerificationError(
+      "NoVerifiedBackup",
+      `no verified backup of ${source.namespace}/${source.name} in ${store.location}/${clusterPrefix(location)}: ${noVerifiedBackupReason(entries)}; nothing was restored`,
+    );
+  }
+  return newest.key;
 }
 
 export async function runRestore(
@@ -286,9 +343,13 @@ export async function runRestore(
   const secrets: string[] = [];
   const http = new OpenBaoHttp(config.tls);
   let store: ObjectStore | undefined;
-  const key = config.key;
+  const latest = config.key === latestKey;
+  // With `latest`, undefined until resolved: a failure before that names no key.
+  let resolved: string | undefined = latest ? undefined : config.key;
   try {
     store = await openStore(config, secrets);
+    const key = resolved ?? (await resolveLatest(store, config));
+    resolved = key;
     const head = await store.head(key);
     if (head === null)
       throw new VerificationError("ObjectMissing", `${key} does not exist in ${store.location}; nothing was restored`);
@@ -299,7 +360,7 @@ export async function runRestore(
         `${key} holds ${head.size} bytes, its manifest says ${manifest.size}; nothing was restored`,
       );
     }
-    const { leader, token } = await leaderAndToken(http, config.members, config.auth, secrets, signal);
+    const { leader, token } = await leaderAndToken(http, config, secrets, signal);
     const view = await leaderView(http, leader, signal);
     const before: BeforeRestore = {
       activeTime: view.active_time,
@@ -314,22 +375,22 @@ export async function runRestore(
     const progress = startProgress(`${key} → OpenBao`, () => tap.bytes);
     try {
       await restoreSnapshot(http, leader, token, gate, { force: config.force, signal }).catch(async (err: unknown) => {
-        throw await explainDenial(http, leader, config.auth, token, err, signal);
+        throw withForceHint(await explainDenial(http, leader, config.auth, token, err, signal), config.force);
       });
     } finally {
       progress.stop();
       source.destroy();
     }
-    await awaitRestoreServed(
+    const served = await awaitRestoreServed(
       http,
-      config,
+      { ...config, key },
       before,
       token,
       secrets,
       signal,
       options.serveTimeoutMs ?? defaultServeTimeoutMs,
     );
-    return {
+    const result: RestoreSuccess = {
       mode: "restore",
       ok: true,
       key,
@@ -337,16 +398,21 @@ export async function runRestore(
       sha256: manifest.sha256,
       durationMs: now().getTime() - started.getTime(),
       startedAt: started.toISOString(),
+      ...(latest ? { latest: true as const } : {}),
+      ...(served.sealed ? { sealed: true as const } : {}),
     };
+    return result;
   } catch (err) {
     // The inspector stopped the stream before its end, so OpenBao received no complete snapshot.
     const cause =
       err instanceof SnapshotArchiveError
-        ? new VerificationError(err.code, `${key} is not a valid snapshot: ${err.message}; nothing was restored`, {
-            cause: err,
-          })
+        ? new VerificationError(
+            err.code,
+            `${resolved ?? config.key} is not a valid snapshot: ${err.message}; nothing was restored`,
+            { cause: err },
+          )
         : err;
-    return failureResult("restore", cause, { secrets, key, started, now: now() });
+    return failureResult("restore", cause, { secrets, key: resolved, started, now: now() });
   } finally {
     options.signal?.removeEventListener("abort", forward);
     http.close();

@@ -4,7 +4,7 @@
  * Kubernetes keeps at most 4096 bytes of a termination message, so the line is kept well
  * under that: long messages are cut, lists are summarised as counts.
  */
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { controlCharacterPattern } from "../api/patterns.ts";
 import type { ExitCode } from "../cli/exit-codes.ts";
 import { redact } from "../util/redact.ts";
@@ -39,11 +39,20 @@ export interface BackupSuccess {
 export interface RestoreSuccess {
   readonly mode: "restore";
   readonly ok: true;
+  /** The key restored; with `--key latest`, the key it resolved to. */
   readonly key: string;
   readonly size: number;
   readonly sha256: string;
   readonly durationMs: number;
   readonly startedAt: string;
+  /** Present when the key was chosen as the newest verified backup (`--key latest`). */
+  readonly latest?: true;
+  /**
+   * Present with `--expect-sealed`, when OpenBao applied the snapshot and sealed itself: the
+   * restored data opens with the unseal keys (or KMS / recovery keys) of the cluster the
+   * snapshot came from.
+   */
+  readonly sealed?: true;
 }
 
 export interface Failure {
@@ -53,6 +62,7 @@ export interface Failure {
   /** Short stable code, e.g. "SnapshotFailed", for status.lastFailureReason. */
   readonly reason: string;
   readonly message: string;
+  /** The snapshot key; with `--key latest`, the key it resolved to (undefined if it resolved to none). */
   readonly key: string | undefined;
   readonly durationMs: number;
   readonly startedAt: string;
@@ -73,16 +83,30 @@ export function humanLine(result: ExecutorResult): string {
   if (!result.ok)
     return `bao-backup ${result.mode} failed (${result.reason}, exit ${result.exitCode}) after ${seconds}s: ${result.message}`;
   const mib = (result.size / 1024 / 1024).toFixed(1);
-  if (result.mode === "restore")
-    return `restored ${result.key} (${mib} MiB, sha256 ${result.sha256.slice(0, 12)}…) in ${seconds}s`;
+  if (result.mode === "restore") {
+    const which = result.latest ? " (the newest verified backup)" : "";
+    const sealed = result.sealed
+      ? "; OpenBao sealed itself: unseal it with the unseal keys (or recovery keys / KMS key) of the cluster the snapshot came from"
+      : "";
+    return `restored ${result.key}${which} (${mib} MiB, sha256 ${result.sha256.slice(0, 12)}…) in ${seconds}s${sealed}`;
+  }
   const retention = result.retention
     ? `; retention kept ${result.retention.kept}, deleted ${result.retention.deleted}, failed ${result.retention.failed}${result.retention.error ? ` (${result.retention.error})` : ""}`
     : "";
   return `backed up ${result.key} (${mib} MiB, raft index ${result.raftIndex}, sha256 ${result.sha256.slice(0, 12)}…) in ${seconds}s${retention}`;
 }
 
-/** Writes the JSON line; a failure to write it must not mask the run's own outcome. */
-export function writeTerminationMessage(path: string, result: ExecutorResult): string | undefined {
+/**
+ * Writes the JSON line; a failure to write it must not mask the run's own outcome. With
+ * `onlyIfExists` (the default path, not asked for) nothing is written where the file is not
+ * there already: the kubelet creates it in a container, a workstation has none.
+ */
+export function writeTerminationMessage(
+  path: string,
+  result: ExecutorResult,
+  options: { onlyIfExists?: boolean } = {},
+): string | undefined {
+  if (options.onlyIfExists === true && !existsSync(path)) return undefined;
   try {
     writeFileSync(path, `${resultLine(result)}\n`);
     return undefined;

@@ -2,6 +2,12 @@
  * The executor's configuration surface: every setting has an environment variable (the
  * contract with the Job the operator builds, SPEC §4) and an equivalent command-line flag
  * for use outside Kubernetes. Flags win over the environment.
+ *
+ * The paths where a Job mounts things (`defaultPaths`) are not settings' defaults: each is
+ * used only when its setting is not given, and only if it exists — so on a workstation,
+ * with nothing mounted, a missing CA means the system CAs, a missing credentials directory
+ * the provider's own credential chain, a missing token file an error naming the flag, and
+ * no termination message is written unless asked for.
  */
 export interface Setting {
   readonly env: string;
@@ -10,7 +16,7 @@ export interface Setting {
   readonly default?: string;
 }
 
-/** Where the operator's Job mounts things; each path can be overridden. */
+/** Where the operator's Job mounts things; each path can be overridden (see the module comment). */
 export const defaultPaths = {
   credentialsDir: "/etc/bao-backup/storage",
   tokenFile: "/etc/bao-backup/openbao-token/token",
@@ -26,13 +32,25 @@ export const settings = [
   { env: "CLUSTER_REPLICAS", flag: "replicas", help: "member count, for default member addresses", default: "1" },
   { env: "STATEFULSET_NAME", flag: "statefulset", help: "StatefulSet name; default: the cluster name" },
   { env: "BACKUP_OPENBAO_ADDRESSES", flag: "openbao-addresses", help: "comma-separated member API URLs" },
-  { env: "BACKUP_CA_FILE", flag: "ca-file", help: "CA of OpenBao's TLS", default: defaultPaths.caFile },
+  {
+    env: "BACKUP_CA_FILE",
+    flag: "ca-file",
+    help: `CA of OpenBao's TLS (default ${defaultPaths.caFile} when it exists, else the system CAs)`,
+  },
   // Auth
   { env: "BACKUP_AUTH_METHOD", flag: "auth-method", help: "jwt | token", default: "jwt" },
   { env: "BACKUP_JWT_AUTH_ROLE", flag: "jwt-role", help: "JWT auth role" },
   { env: "BACKUP_JWT_AUTH_PATH", flag: "jwt-path", help: "JWT auth mount path", default: "jwt" },
-  { env: "BACKUP_JWT_TOKEN_FILE", flag: "jwt-token-file", help: "projected token", default: defaultPaths.jwtTokenFile },
-  { env: "BACKUP_TOKEN_FILE", flag: "token-file", help: "static OpenBao token", default: defaultPaths.tokenFile },
+  {
+    env: "BACKUP_JWT_TOKEN_FILE",
+    flag: "jwt-token-file",
+    help: `projected ServiceAccount token (default ${defaultPaths.jwtTokenFile})`,
+  },
+  {
+    env: "BACKUP_TOKEN_FILE",
+    flag: "token-file",
+    help: `file holding a static OpenBao token for --auth-method token (default: the environment variable BAO_TOKEN, else ${defaultPaths.tokenFile})`,
+  },
   // Storage target
   { env: "BACKUP_PROVIDER", flag: "provider", help: "s3 | gcs | azure", default: "s3" },
   { env: "BACKUP_BUCKET", flag: "bucket", help: "bucket (Azure: container unless --azure-container)" },
@@ -60,20 +78,38 @@ export const settings = [
   {
     env: "BACKUP_CREDENTIALS_DIR",
     flag: "credentials-dir",
-    help: "storage credentials",
-    default: defaultPaths.credentialsDir,
+    help: `storage credentials, one file per key (default ${defaultPaths.credentialsDir}); absent: the provider's own credential chain (AWS_* variables or profile, GOOGLE_APPLICATION_CREDENTIALS or gcloud, Azure environment or CLI)`,
   },
   // What to do
   { env: "BACKUP_TYPE", flag: "type", help: "scheduled | pre-upgrade", default: "scheduled" },
-  { env: "BACKUP_KEY", flag: "key", help: "object key to restore" },
+  {
+    env: "BACKUP_KEY",
+    flag: "key",
+    help: "object key to restore, or latest: the newest verified backup of the source cluster",
+  },
+  {
+    env: "BACKUP_SOURCE_CLUSTER",
+    flag: "source-cluster",
+    help: "with --key latest: the cluster whose backups to choose from (default: --cluster)",
+  },
+  {
+    env: "BACKUP_SOURCE_NAMESPACE",
+    flag: "source-namespace",
+    help: "with --key latest: that cluster's namespace (default: --namespace)",
+  },
   { env: "BACKUP_FORCE", flag: "force", help: "restore with snapshot-force", default: "false" },
+  {
+    env: "BACKUP_EXPECT_SEALED",
+    flag: "expect-sealed",
+    help: "with --force: done once OpenBao applied the snapshot and sealed itself (a snapshot of another cluster); unseal it with that cluster's keys",
+    default: "false",
+  },
   { env: "BACKUP_RETENTION_MAX_COUNT", flag: "retention-max-count", help: "keep at most N backups" },
   { env: "BACKUP_RETENTION_MAX_AGE", flag: "retention-max-age", help: "delete backups older than (168h, 7d)" },
   {
     env: "BACKUP_TERMINATION_MESSAGE_PATH",
     flag: "termination-message-path",
-    help: "where the JSON result line goes",
-    default: defaultPaths.terminationMessage,
+    help: `file for the JSON result line (default ${defaultPaths.terminationMessage}, written only when it exists)`,
   },
 ] as const satisfies readonly Setting[];
 

@@ -7,6 +7,11 @@
  * a version it does not know. Fields added compatibly keep the version, so the parser
  * ignores fields it does not know (an older executor can still restore a newer backup);
  * every known field is checked strictly.
+ *
+ * Added compatibly (still version 1): `clusterId` and `sealType`, what a person restoring into
+ * a new OpenBao needs to know about the cluster the snapshot came from (whose unseal keys,
+ * recovery keys or KMS key open the restored data). Manifests written before them lack both
+ * fields and stay valid; a manifest written now always has both (null when unknown).
  */
 import { ManifestError } from "./errors.ts";
 
@@ -25,11 +30,25 @@ export interface SnapshotManifest {
   raftTerm: number;
   /** Version reported by the OpenBao leader, or null when it could not be determined. */
   openbaoVersion: string | null;
+  /**
+   * The source cluster's id (`cluster_id` of `sys/health`), null when it could not be read;
+   * absent in manifests written before the field existed.
+   */
+  clusterId?: string | null;
+  /**
+   * The source cluster's seal type (`type` of `sys/seal-status`: `shamir`, `awskms`,
+   * `transit`, …), null when it could not be read; absent in older manifests.
+   */
+  sealType?: string | null;
   /** When the snapshot was taken, ISO 8601 UTC (`2025-01-02T03:04:05.000Z`). */
   created: string;
 }
 
 const sha256Hex = /^[0-9a-f]{64}$/;
+/** A cluster id as OpenBao writes it (a UUID), bounded and printable. */
+const clusterIdPattern = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+/** A seal type as OpenBao names it (`shamir`, `awskms`, `azurekeyvault`, `pkcs11`, …). */
+const sealTypePattern = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
 const isoUtc = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -40,6 +59,31 @@ function nonNegativeInteger(record: Record<string, unknown>, field: string): num
   const value = record[field];
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
     throw new ManifestError(`must be a non-negative integer, got ${describe(value)}`, { field });
+  }
+  return value;
+}
+
+/** `value` when it is a cluster id a manifest can record, else null (a writer never fails over it). */
+export function recordableClusterId(value: string | undefined): string | null {
+  return value !== undefined && clusterIdPattern.test(value) ? value : null;
+}
+
+/** `value` when it is a seal type a manifest can record, else null. */
+export function recordableSealType(value: string | undefined): string | null {
+  return value !== undefined && sealTypePattern.test(value) ? value : null;
+}
+
+/** An optional field: absent stays absent; present must be null or match `pattern`. */
+function optionalText(
+  record: Record<string, unknown>,
+  field: "clusterId" | "sealType",
+  pattern: RegExp,
+  what: string,
+): string | null | undefined {
+  const value = record[field];
+  if (value === undefined || value === null) return value;
+  if (typeof value !== "string" || !pattern.test(value)) {
+    throw new ManifestError(`must be ${what} or null, got ${describe(value)}`, { field });
   }
   return value;
 }
@@ -101,7 +145,21 @@ export function validateManifest(value: unknown, options: { expectedKey?: string
     });
   }
 
-  return { formatVersion: manifestFormatVersion, key, size, sha256, raftIndex, raftTerm, openbaoVersion, created };
+  const clusterId = optionalText(value, "clusterId", clusterIdPattern, "a cluster id like a UUID");
+  const sealType = optionalText(value, "sealType", sealTypePattern, 'a seal type like "shamir" or "awskms"');
+
+  return {
+    formatVersion: manifestFormatVersion,
+    key,
+    size,
+    sha256,
+    raftIndex,
+    raftTerm,
+    openbaoVersion,
+    ...(clusterId === undefined ? {} : { clusterId }),
+    ...(sealType === undefined ? {} : { sealType }),
+    created,
+  };
 }
 
 /** The manifest as written to storage: validated, fixed field order, two-space JSON, final newline. */

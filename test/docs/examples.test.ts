@@ -11,12 +11,15 @@
  * - a shell block whose every command is `bao-backup <sub> …`: the subcommand's `--help` must
  *   succeed and name every flag the command uses (also for inline `bao-backup …` code spans);
  * - a block marked `<!-- not-run: reason -->` (other tools: kubectl, helm, bao, gcloud, IAM
- *   JSON, PromQL, diagrams), which may not contain a `bao-backup` command.
+ *   JSON, PromQL, diagrams), which may not contain a `bao-backup` command;
+ * - a shell block marked `<!-- run-by: <test file> [role] -->`: run literally by that test
+ *   (e.g. the workstation disaster recovery, test/docs/workstation-restore.test.ts), which
+ *   must exist; its `bao-backup` commands are checked against `--help` here as well.
  * Any other block fails the test, so a new example cannot go unexercised.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { after, before, describe, test } from "node:test";
 // js-yaml is the YAML parser of @kubernetes/client-node (a runtime dependency). Its own
@@ -281,12 +284,22 @@ const uncovered: string[] = [];
 for (const block of blocks) {
   const where = `${block.file}:${block.line}`;
   const marker = block.marker;
+  const runBy = marker === undefined ? undefined : /^run-by:\s*(\S+)/.exec(marker)?.[1];
   if (marker !== undefined && /^not-run:\s*\S/.test(marker)) {
     notRun.push(block);
+  } else if (runBy !== undefined) {
+    if (!shellLanguages.has(block.lang) || !existsSync(join(projectRoot, runBy))) {
+      uncovered.push(`${where}: <!-- run-by: ${runBy} --> needs a shell block and an existing test file`);
+    }
+    for (const line of commandLines(block.body)) {
+      if (line.startsWith("bao-backup ")) commands.push(parseCommand(where, line));
+    }
   } else if (marker === "fragment") {
     fragments.push(fragmentObject(block, fragments.length + 1));
   } else if (marker !== undefined) {
-    uncovered.push(`${where}: unknown marker <!-- ${marker} --> (use "fragment" or "not-run: <reason>")`);
+    uncovered.push(
+      `${where}: unknown marker <!-- ${marker} --> (use "fragment", "not-run: <reason>" or "run-by: <test file>")`,
+    );
   } else if (block.lang === "yaml") {
     objects.push(...wholeObjects(block));
   } else if (shellLanguages.has(block.lang)) {

@@ -3,9 +3,16 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { ConfigError, loadBackupConfig, loadRestoreConfig } from "../../../src/executor/config.ts";
+import {
+  ConfigError,
+  loadBackupConfig,
+  loadRestoreConfig,
+  terminationMessageTarget,
+} from "../../../src/executor/config.ts";
 import { classify, stoppedBySignal } from "../../../src/executor/failure.ts";
+import { login } from "../../../src/executor/session.ts";
 import { resolveSettings, UsageError } from "../../../src/executor/settings.ts";
+import { OpenBaoHttp } from "../../../src/openbao/http.ts";
 
 const base = {
   CLUSTER_NAME: "bao",
@@ -33,7 +40,11 @@ describe("executor configuration", () => {
     assert.equal(c.target.concurrency, 3);
     assert.equal(c.kind, "scheduled");
     assert.equal(c.retention, undefined);
-    assert.equal(c.terminationMessagePath, "/dev/termination-log");
+    // Not asked for: written only where the kubelet created the file (see result.ts).
+    assert.deepEqual(c.terminationMessage, { path: "/dev/termination-log", explicit: false });
+    assert.equal(c.credentialsDir, "/etc/bao-backup/storage");
+    assert.equal(c.membersDerived, true);
+    assert.equal(c.staticToken, undefined);
   });
 
   test("STATEFULSET_NAME changes the member host names", () => {
@@ -66,7 +77,7 @@ describe("executor configuration", () => {
     // trap 7: static-token restore reads the path it is given, the same variable as backup.
     assert.deepEqual(c.auth, { method: "token", tokenFile: join(dir, "token") });
     assert.equal(c.credentialsDir, join(dir, "creds"));
-    assert.equal(c.terminationMessagePath, join(dir, "term"));
+    assert.deepEqual(c.terminationMessage, { path: join(dir, "term"), explicit: true });
     assert.match(c.tls.caPem ?? "", /BEGIN CERTIFICATE/);
   });
 
@@ -125,9 +136,169 @@ describe("executor configuration", () => {
     assert.throws(() => loadRestoreConfig({ ...base, BACKUP_KEY: "a/b.snap.json" }, []), /manifest/);
   });
 
-  test("unknown flags are usage errors", () => {
+  test("unknown flags are usage errors (and the result line still goes where the environment says)", () => {
+    assert.deepEqual(terminationMessageTarget({ BACKUP_TERMINATION_MESSAGE_PATH: "/tmp/t" }, ["--bukket", "x"]), {
+      path: "/tmp/t",
+      explicit: true,
+    });
+    assert.deepEqual(terminationMessageTarget({}, ["--termination-message-path", "./result.json"]), {
+      path: "./result.json",
+      explicit: true,
+    });
     assert.throws(() => resolveSettings({}, ["--bukket", "x"]), UsageError);
     assert.throws(() => resolveSettings({}, ["positional"]), UsageError);
+  });
+});
+
+describe("executor configuration outside Kubernetes (a workstation restore)", () => {
+  const workstation = {
+    BACKUP_BUCKET: "backups",
+    BACKUP_OPENBAO_ADDRESSES: "http://127.0.0.1:8200",
+    BACKUP_AUTH_METHOD: "token",
+  };
+
+  test("a restore by key needs neither cluster nor namespace when the members are given", () => {
+    const c = loadRestoreConfig({ ...workstation, BACKUP_KEY: "openbao/bao/2026-01-01T00-00-00Z-0a1b2c3d.snap" }, []);
+    assert.equal(c.cluster, undefined);
+    assert.equal(c.source, undefined);
+    assert.deepEqual(c.members, ["http://127.0.0.1:8200"]);
+    assert.equal(c.membersDerived, false);
+  });
+
+  test("without member addresses the cluster is required to derive them, and the error names both ways", () => {
+    assert.throws(
+      () => loadRestoreConfig({ BACKUP_BUCKET: "b", BACKUP_AUTH_METHOD: "token", BACKUP_KEY: "a/b.snap" }, []),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        /^CLUSTER_NAME \(--cluster\): is required: .*--openbao-addresses/.test(err.message),
+    );
+  });
+
+  test("latest chooses among the backups of --cluster/--namespace, or of --source-cluster/--source-namespace", () => {
+    const own = loadRestoreConfig({ ...workstation, BACKUP_KEY: "latest" }, ["--cluster", "bao", "--namespace", "ops"]);
+    assert.equal(own.key, "latest");
+    assert.deepEqual(own.source, { name: "bao", namespace: "ops" });
+    const other = loadRestoreConfig({ ...workstation, CLUSTER_NAME: "bao-new", CLUSTER_NAMESPACE: "ops" }, [
+      "--key",
+      "latest",
+      "--source-cluster",
+      "bao-old",
+    ]);
+    assert.deepEqual(other.cluster, { name: "bao-new", namespace: "ops" });
+    assert.deepEqual(other.source, { name: "bao-old", namespace: "ops" });
+    const sourceOnly = loadRestoreConfig({ ...workstation, BACKUP_KEY: "latest" }, [
+      "--source-cluster=bao-old",
+      "--source-namespace=old",
+    ]);
+    assert.equal(sourceOnly.cluster, undefined);
+    assert.deepEqual(sourceOnly.source, { name: "bao-old", namespace: "old" });
+  });
+
+  const refused: [string, Record<string, string>, string[], RegExp][] = [
+    ["latest without a cluster", { ...workstation, BACKUP_KEY: "latest" }, [], /^CLUSTER_NAME \(--cluster\): .*latest/],
+    [
+      "latest with a cluster but no namespace",
+      { ...workstation, BACKUP_KEY: "latest" },
+      ["--cluster", "bao"],
+      /^CLUSTER_NAMESPACE \(--namespace\): is required/,
+    ],
+    [
+      "a source cluster without its namespace (and no --namespace)",
+      { ...workstation, BACKUP_KEY: "latest" },
+      ["--source-cluster", "bao-old"],
+      /^BACKUP_SOURCE_NAMESPACE \(--source-namespace\): is required: .*default: --namespace/,
+    ],
+    [
+      "a source cluster that is not a name",
+      { ...workstation, BACKUP_KEY: "latest" },
+      ["--source-cluster", "Bad_Name", "--source-namespace", "ops"],
+      /^BACKUP_SOURCE_CLUSTER \(--source-cluster\): "Bad_Name" is not/,
+    ],
+    [
+      "a source cluster with a full key",
+      { ...workstation, BACKUP_KEY: "a/b.snap" },
+      ["--source-cluster", "bao"],
+      /^BACKUP_SOURCE_CLUSTER \(--source-cluster\): only applies with --key latest/,
+    ],
+    [
+      "--expect-sealed without --force",
+      { ...workstation, BACKUP_KEY: "a/b.snap" },
+      ["--expect-sealed"],
+      /^BACKUP_EXPECT_SEALED \(--expect-sealed\): only applies with --force/,
+    ],
+    [
+      "jwt (the default) without a role: names the static-token way",
+      { BACKUP_BUCKET: "b", BACKUP_OPENBAO_ADDRESSES: "http://127.0.0.1:8200", BACKUP_KEY: "a/b.snap" },
+      [],
+      /^BACKUP_JWT_AUTH_ROLE \(--jwt-role\): .*--auth-method token with --token-file <file> or the environment variable BAO_TOKEN/,
+    ],
+  ];
+  for (const [name, env, argv, message] of refused) {
+    test(`refuses ${name}, naming the flag (exit 1)`, () => {
+      assert.throws(
+        () => loadRestoreConfig(env, argv),
+        (err: unknown) => {
+          assert.ok(err instanceof ConfigError, String(err));
+          assert.match(err.message, message);
+          assert.equal(classify(err).exitCode, 1);
+          return true;
+        },
+      );
+    });
+  }
+
+  test("--force --expect-sealed is accepted", () => {
+    const c = loadRestoreConfig({ ...workstation, BACKUP_KEY: "a/b.snap" }, ["--force", "--expect-sealed"]);
+    assert.equal(c.force, true);
+    assert.equal(c.expectSealed, true);
+  });
+
+  test("a static token comes from BAO_TOKEN unless a token file is given", () => {
+    const fromEnv = loadRestoreConfig({ ...workstation, BACKUP_KEY: "a/b.snap", BAO_TOKEN: " s.from-env \n" }, []);
+    assert.equal(fromEnv.staticToken, "s.from-env");
+    const fromFile = loadRestoreConfig({ ...workstation, BACKUP_KEY: "a/b.snap", BAO_TOKEN: "s.from-env" }, [
+      "--token-file",
+      "/tmp/token",
+    ]);
+    assert.equal(fromFile.staticToken, undefined);
+    assert.deepEqual(fromFile.auth, { method: "token", tokenFile: "/tmp/token" });
+    // JWT auth never takes BAO_TOKEN.
+    const jwt = loadBackupConfig({ ...base, BAO_TOKEN: "s.from-env" }, []);
+    assert.equal(jwt.staticToken, undefined);
+  });
+
+  test("a missing token file or projected token is a configuration error naming the flags, before any request", async () => {
+    const http = new OpenBaoHttp({});
+    const signal = new AbortController().signal;
+    try {
+      const noToken = loadRestoreConfig({ ...workstation, BACKUP_KEY: "a/b.snap" }, []);
+      await assert.rejects(login(http, "http://127.0.0.1:1", noToken, signal), (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.match(
+          err.message,
+          /^BACKUP_TOKEN_FILE \(--token-file\): no OpenBao token: .*--token-file <file> .*BAO_TOKEN/,
+        );
+        assert.equal(classify(err).exitCode, 1);
+        return true;
+      });
+      const wrongFile = loadRestoreConfig({ ...workstation, BACKUP_KEY: "a/b.snap" }, [
+        "--token-file",
+        "/nonexistent/t",
+      ]);
+      await assert.rejects(
+        login(http, "http://127.0.0.1:1", wrongFile, signal),
+        /BACKUP_TOKEN_FILE.*\/nonexistent\/t does not exist/,
+      );
+      const jwt = loadBackupConfig({ ...base, BACKUP_OPENBAO_ADDRESSES: "http://127.0.0.1:8200" }, []);
+      await assert.rejects(
+        login(http, "http://127.0.0.1:1", jwt, signal),
+        /BACKUP_JWT_TOKEN_FILE \(--jwt-token-file\): no projected ServiceAccount token .*--auth-method token/,
+      );
+      const fromEnv = loadRestoreConfig({ ...workstation, BACKUP_KEY: "a/b.snap", BAO_TOKEN: "s.abc" }, []);
+      assert.equal(await login(http, "http://127.0.0.1:1", fromEnv, signal), "s.abc");
+    } finally {
+      http.close();
+    }
   });
 });
 

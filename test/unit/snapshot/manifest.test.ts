@@ -3,6 +3,8 @@ import { describe, test } from "node:test";
 import { ManifestError } from "../../../src/snapshot/errors.ts";
 import {
   parseManifest,
+  recordableClusterId,
+  recordableSealType,
   type SnapshotManifest,
   serializeManifest,
   validateManifest,
@@ -49,6 +51,52 @@ describe("manifest", () => {
   test("ignores fields it does not know (a newer writer, same format version) and drops them", () => {
     const parsed = parseManifest(JSON.stringify({ ...manifest, durationMs: 1234, kind: "scheduled" }));
     assert.deepEqual(parsed, manifest);
+  });
+
+  test("reads a manifest written before clusterId and sealType existed: the fields stay absent", () => {
+    const old = parseManifest(JSON.stringify(manifest));
+    assert.equal("clusterId" in old, false);
+    assert.equal("sealType" in old, false);
+    assert.deepEqual(old, manifest);
+  });
+
+  test("records the source cluster's id and seal type (formatVersion stays 1), in a fixed place", () => {
+    const current: SnapshotManifest = {
+      ...manifest,
+      clusterId: "243b98cf-1ba0-1d99-9a88-d6e8a844a6bc",
+      sealType: "shamir",
+    };
+    const text = serializeManifest(current);
+    assert.deepEqual(parseManifest(text), current);
+    const parsed = JSON.parse(text) as Record<string, unknown>;
+    assert.equal(parsed.formatVersion, 1);
+    assert.deepEqual(Object.keys(parsed), [
+      "formatVersion",
+      "key",
+      "size",
+      "sha256",
+      "raftIndex",
+      "raftTerm",
+      "openbaoVersion",
+      "clusterId",
+      "sealType",
+      "created",
+    ]);
+    const unknown = { ...manifest, clusterId: null, sealType: null };
+    assert.deepEqual(parseManifest(serializeManifest(unknown)), unknown);
+    for (const sealType of ["awskms", "transit", "azurekeyvault", "gcpckms", "pkcs11", "static"]) {
+      assert.equal(parseManifest(JSON.stringify({ ...manifest, sealType })).sealType, sealType);
+    }
+  });
+
+  test("recordableClusterId / recordableSealType turn what a writer cannot record into null", () => {
+    assert.equal(recordableClusterId("243b98cf-1ba0-1d99-9a88-d6e8a844a6bc"), "243b98cf-1ba0-1d99-9a88-d6e8a844a6bc");
+    assert.equal(recordableClusterId(undefined), null);
+    assert.equal(recordableClusterId("x\ny"), null);
+    assert.equal(recordableClusterId("a".repeat(200)), null);
+    assert.equal(recordableSealType("shamir"), "shamir");
+    assert.equal(recordableSealType("Shamir Seal"), null);
+    assert.equal(recordableSealType(undefined), null);
   });
 
   test("checks the key it belongs to when asked", () => {
@@ -142,6 +190,36 @@ describe("manifest", () => {
       text: JSON.stringify({ ...manifest, openbaoVersion: 2 }),
       field: "openbaoVersion",
       message: /non-empty string or null/,
+    },
+    {
+      name: "a numeric clusterId",
+      text: JSON.stringify({ ...manifest, clusterId: 42 }),
+      field: "clusterId",
+      message: /cluster id like a UUID or null/,
+    },
+    {
+      name: "an empty clusterId",
+      text: JSON.stringify({ ...manifest, clusterId: "" }),
+      field: "clusterId",
+      message: /cluster id like a UUID or null/,
+    },
+    {
+      name: "a clusterId with a newline",
+      text: JSON.stringify({ ...manifest, clusterId: "abc\ndef" }),
+      field: "clusterId",
+      message: /cluster id/,
+    },
+    {
+      name: "a sealType that is not a seal name",
+      text: JSON.stringify({ ...manifest, sealType: "Shamir; rm -rf" }),
+      field: "sealType",
+      message: /seal type like "shamir" or "awskms" or null/,
+    },
+    {
+      name: "a sealType as a boolean",
+      text: JSON.stringify({ ...manifest, sealType: true }),
+      field: "sealType",
+      message: /seal type/,
     },
     {
       name: "a created time with an offset",
