@@ -4,19 +4,20 @@
  */
 import { exitCodes } from "../cli/exit-codes.ts";
 import { runBackup } from "./backup.ts";
-import { loadBackupConfig, loadRestoreConfig } from "./config.ts";
+import { loadBackupConfig, loadRestoreConfig, terminationMessageTarget } from "./config.ts";
 import { failureResult, stoppedBySignal } from "./failure.ts";
-import { restoreFlags } from "./help.ts";
+import { outsideKubernetes, restoreFlags } from "./help.ts";
+import { checkRequiredSecrets } from "./required-secrets.ts";
 import { runRestore } from "./restore.ts";
 import { type ExecutorResult, humanLine, writeTerminationMessage } from "./result.ts";
-import { defaultPaths, resolveSettings, settingsHelp } from "./settings.ts";
+import { settingsHelp } from "./settings.ts";
 
 function help(mode: "backup" | "restore"): string {
   const what =
     mode === "backup"
       ? "Streams one Raft snapshot from the OpenBao leader into object storage, verifies it, writes its manifest and applies retention."
       : `Streams a stored snapshot (BACKUP_KEY) into OpenBao after checking it against its manifest. ${restoreFlags}`;
-  return `Usage: bao-backup ${mode} [--option value]...\n\n${what}\nEvery option can also be given as the environment variable shown.\n\n${settingsHelp()}\n\nExit codes: 0 ok, 1 configuration, 2 auth, 3 leader discovery, 4 snapshot, 5 storage, 6 verification.\n`;
+  return `Usage: bao-backup ${mode} [--option value]...\n\n${what}\n\n${outsideKubernetes}\n\nEvery option can also be given as the environment variable shown.\n\n${settingsHelp()}\n\nExit codes: 0 ok, 1 configuration, 2 auth, 3 leader discovery, 4 snapshot, 5 storage, 6 verification.\n`;
 }
 
 export async function executorCommand(mode: "backup" | "restore", argv: readonly string[]): Promise<number> {
@@ -30,10 +31,11 @@ export async function executorCommand(mode: "backup" | "restore", argv: readonly
   process.once("SIGINT", onSignal);
   const started = new Date();
   let result: ExecutorResult;
-  let terminationPath: string = defaultPaths.terminationMessage;
+  const termination = terminationMessageTarget(process.env, argv);
   try {
-    terminationPath = resolveSettings(process.env, argv).get("BACKUP_TERMINATION_MESSAGE_PATH") ?? terminationPath;
     const options = { signal: controller.signal };
+    // The Job's Secret volumes are optional: an empty one is a missing Secret, named at once.
+    checkRequiredSecrets(process.env.BACKUP_REQUIRED_SECRETS, process.env.CLUSTER_NAMESPACE);
     result =
       mode === "backup"
         ? await runBackup(loadBackupConfig(process.env, argv), options)
@@ -45,7 +47,7 @@ export async function executorCommand(mode: "backup" | "restore", argv: readonly
     process.off("SIGINT", onSignal);
   }
   if (!result.ok && controller.signal.aborted) result = stoppedBySignal(result);
-  const writeProblem = writeTerminationMessage(terminationPath, result);
+  const writeProblem = writeTerminationMessage(termination.path, result, { onlyIfExists: !termination.explicit });
   const line = humanLine(result);
   if (result.ok) process.stdout.write(`${line}\n`);
   else process.stderr.write(`${line}\n`);

@@ -9,6 +9,7 @@ import { KeyPartError, ManifestError, RetentionPolicyError, SnapshotArchiveError
 import { StorageError, TargetConfigError } from "../storage/errors.ts";
 import { DurationError } from "../util/duration.ts";
 import { ConfigError } from "./config.ts";
+import { SecretNotFoundError } from "./required-secrets.ts";
 import type { Failure } from "./result.ts";
 import { UsageError } from "./settings.ts";
 
@@ -39,6 +40,7 @@ export function classify(
 ): Classified {
   const message = redact(err instanceof Error ? err.message : String(err), secrets);
   const as = (exitCode: ExitCode, reason: string): Classified => ({ exitCode, reason, message });
+  if (err instanceof SecretNotFoundError) return as(exitCodes.config, "SecretNotFound");
   if (err instanceof ConfigError || err instanceof UsageError) return as(exitCodes.config, "InvalidConfig");
   if (err instanceof TargetConfigError || err instanceof KeyPartError) return as(exitCodes.config, "InvalidConfig");
   if (err instanceof DurationError || err instanceof RetentionPolicyError) return as(exitCodes.config, "InvalidConfig");

@@ -203,18 +203,32 @@ export function buildExecutorJob(input: ExecutorJobInput): V1Job {
     volumes.push({ name, ...volume });
     mounts.push({ name, mountPath: path, readOnly: true });
   };
+  /**
+   * A Secret volume, optional: a missing Secret (or key) must not leave the Pod stuck in
+   * ContainerCreating until the deadline — the operator may not be allowed to read Secrets to
+   * check beforehand (least privilege). The executor is told which Secret each directory
+   * holds (BACKUP_REQUIRED_SECRETS) and fails at once with SecretNotFound, naming it.
+   */
+  const required: string[] = [];
+  const secretMount = (
+    name: string,
+    path: string,
+    secretName: string,
+    items?: { key: string; path: string }[],
+  ): void => {
+    mount(name, path, { secret: { secretName, optional: true, ...(items ? { items } : {}) } });
+    required.push(`${secretName}:${path}`);
+  };
 
   if (input.tlsSecretName !== undefined) {
-    mount("openbao-tls", mountPaths.openbaoTls, {
-      secret: { secretName: input.tlsSecretName, items: [{ key: defaults.tlsCaKey, path: "ca.crt" }] },
-    });
+    secretMount("openbao-tls", mountPaths.openbaoTls, input.tlsSecretName, [
+      { key: defaults.tlsCaKey, path: "ca.crt" },
+    ]);
     vars.push({ name: "BACKUP_CA_FILE", value: `${mountPaths.openbaoTls}/ca.crt` });
   }
 
   if (input.target.credentialsSecretRef) {
-    mount("storage-credentials", mountPaths.storage, {
-      secret: { secretName: input.target.credentialsSecretRef.name },
-    });
+    secretMount("storage-credentials", mountPaths.storage, input.target.credentialsSecretRef.name);
   }
   // Always set, so an absent Secret means "ambient identity" rather than a guessed path.
   vars.push({ name: "BACKUP_CREDENTIALS_DIR", value: mountPaths.storage });
@@ -240,9 +254,9 @@ export function buildExecutorJob(input: ExecutorJobInput): V1Job {
       { name: "BACKUP_JWT_TOKEN_FILE", value: `${mountPaths.openbaoJwt}/token` },
     );
   } else {
-    mount("openbao-token", mountPaths.openbaoToken, {
-      secret: { secretName: input.auth.secretName, items: [{ key: input.auth.secretKey, path: "token" }] },
-    });
+    secretMount("openbao-token", mountPaths.openbaoToken, input.auth.secretName, [
+      { key: input.auth.secretKey, path: "token" },
+    ]);
     // Backup and restore read the token from the same mounted path (SPEC §5 trap 7).
     vars.push(
       { name: "BACKUP_AUTH_METHOD", value: "token" },
@@ -271,6 +285,7 @@ export function buildExecutorJob(input: ExecutorJobInput): V1Job {
     );
   }
 
+  vars.push(...env("BACKUP_REQUIRED_SECRETS", required.join(",")));
   for (const [name, value] of Object.entries(input.extraEnv)) vars.push(...env(name, value));
 
   return {

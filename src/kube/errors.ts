@@ -11,5 +11,6 @@ export function apiStatus(err: unknown): number | undefined {
 }
 
 export const isNotFound = (err: unknown): boolean => apiStatus(err) === 404;
+export const isForbidden = (err: unknown): boolean => apiStatus(err) === 403;
 export const isConflict = (err: unknown): boolean => apiStatus(err) === 409;
 export const isAlreadyExists = (err: unknown): boolean => apiStatus(err) === 409;

@@ -12,7 +12,7 @@ import {
   type V1OwnerReference,
 } from "@kubernetes/client-node";
 import { apiVersion } from "../api/constants.ts";
-import { isAlreadyExists, isNotFound } from "./errors.ts";
+import { isAlreadyExists, isForbidden, isNotFound } from "./errors.ts";
 
 /** Read access the informer caches provide. */
 export interface Cache<T> {
@@ -45,6 +45,10 @@ export async function missingSecrets(core: CoreV1Api, namespace: string, names: 
         return true;
       } catch (err) {
         if (isNotFound(err)) return false;
+        // Not allowed to read Secrets here (the chart grants it only where asked: least
+        // privilege). The check is an early courtesy, not the guard: the Job's Secret volumes
+        // are optional and the executor fails at once with SecretNotFound, naming the Secret.
+        if (isForbidden(err)) return true;
         throw err;
       }
     }),

@@ -200,6 +200,11 @@ function ordered(a: { createdAt: Date | undefined; name: string }, b: { createdA
   return ta !== tb ? ta - tb : a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
+/** `latest` read as what it means, for messages; a key as itself. */
+function describeKey(key: string): string {
+  return key === latestSnapshotKey ? "the newest verified backup (latest)" : key;
+}
+
 function describeLock(lock: OperationLock): string {
   const since = lock.acquiredAt ? ` since ${lock.acquiredAt}` : "";
   const what = lock.message ? `: ${lock.message}` : "";
@@ -265,7 +270,7 @@ export function planRestore(obs: RestoreObservation): RestorePlan {
     event(
       "Warning",
       EventReason.RestoreFailed,
-      `restore of ${spec.source.key} into ${spec.cluster} failed: ${message}`,
+      `restore of ${describeKey(status.snapshotKey ?? spec.source.key)} into ${spec.cluster} failed: ${message}`,
     );
     finished = { ok: false, reason, durationMs: durationMs(end), size: undefined };
   };
@@ -333,7 +338,7 @@ export function planRestore(obs: RestoreObservation): RestorePlan {
         fail(
           FailureReason.JobLost,
           Reason.RestoreFailed,
-          `Job ${jobName} disappeared before it reported a result; OpenBao may or may not have applied ${spec.source.key}: check the cluster and create a new OpenBaoRestore`,
+          `Job ${jobName} disappeared before it reported a result; OpenBao may or may not have applied ${describeKey(status.snapshotKey ?? spec.source.key)}: check the cluster and create a new OpenBaoRestore`,
         );
         release(`Job ${jobName} was lost`);
       }
@@ -346,7 +351,7 @@ export function planRestore(obs: RestoreObservation): RestorePlan {
     event(
       "Normal",
       EventReason.RestoreValidating,
-      `validating the restore of ${spec.source.key} into cluster ${spec.cluster}`,
+      `validating the restore of ${describeKey(spec.source.key)} into cluster ${spec.cluster}`,
     );
   }
   const invalid = validate();
@@ -397,7 +402,7 @@ export function planRestore(obs: RestoreObservation): RestorePlan {
     // The controller looks the Secrets up and plans again; nothing is started unchecked.
     secretsToCheck = secretNames(target);
     status.phase = "Validating";
-    status.message = `validating the restore of ${spec.source.key} into cluster ${spec.cluster}`;
+    status.message = `validating the restore of ${describeKey(spec.source.key)} into cluster ${spec.cluster}`;
     setCond(ConditionType.RestoreComplete, "False", Reason.RestoreValidating, status.message);
     return finish();
   }
@@ -424,11 +429,15 @@ export function planRestore(obs: RestoreObservation): RestorePlan {
   status.startTime = toTimestamp(now);
   // "latest" is resolved by the Job; its result records the key it chose.
   if (spec.source.key !== latestSnapshotKey) status.snapshotKey = spec.source.key;
-  status.message = `Job ${request.name} restores ${spec.source.key} into cluster ${spec.cluster}${force ? " (snapshot-force)" : ""}`;
+  status.message = `Job ${request.name} restores ${describeKey(spec.source.key)} into cluster ${spec.cluster}${force ? " (snapshot-force)" : ""}`;
   setCond(ConditionType.RestoreComplete, "False", Reason.RestoreRunning, status.message);
   createJob = request;
   started = true;
-  event("Normal", EventReason.RestoreJobCreated, `created Job ${request.name} to restore ${spec.source.key}`);
+  event(
+    "Normal",
+    EventReason.RestoreJobCreated,
+    `created Job ${request.name} to restore ${describeKey(spec.source.key)}`,
+  );
   requeue.push(jobCreateGraceMs);
   return finish();
 
@@ -437,7 +446,7 @@ export function planRestore(obs: RestoreObservation): RestorePlan {
       operation: LockOperation.Restore,
       holder: restoreLockHolder(name),
       acquiredAt: toTimestamp(now),
-      message: `OpenBaoRestore ${name} restores ${spec.source.key}`.slice(0, 1024),
+      message: `OpenBaoRestore ${name} restores ${describeKey(spec.source.key)}`.slice(0, 1024),
     };
   }
 

@@ -41,7 +41,17 @@ import {
   startProcess,
   waitFor,
 } from "../servers/process.ts";
-import { apply, chartDir, helm, type Manifest, monitoringCrds, removeHelmHome, render, rulesOf } from "./helm.ts";
+import {
+  apply,
+  chartDir,
+  helm,
+  type Manifest,
+  monitoringCrds,
+  type PolicyRule,
+  removeHelmHome,
+  render,
+  rulesOf,
+} from "./helm.ts";
 
 printServerLogsOnFailure();
 printJobRunnerOnFailure();
@@ -114,6 +124,21 @@ describe("Helm chart", () => {
       );
       assert.equal(readFileSync(join(projectRoot, file.path), "utf8"), file.content, `${file.path} is stale`);
     }
+  });
+
+  test("a cluster-wide install reads no Secret anywhere unless rbac.secretReadNamespaces names a namespace", async () => {
+    const secretRules = (manifests: readonly Manifest[]) =>
+      manifests
+        .filter((m) => m.kind === "ClusterRole" || m.kind === "Role")
+        .flatMap((m) =>
+          ((m as unknown as { rules?: PolicyRule[] }).rules ?? [])
+            .filter((rule) => rule.resources?.includes("secrets"))
+            .map(() => `${m.kind} ${m.metadata.namespace ?? ""}`.trim()),
+        );
+    assert.deepEqual(secretRules(get("default")), []);
+    assert.deepEqual(secretRules(get("watchNamespace")), [`Role ${namespace}`]);
+    const named = await render(release, releaseNamespace, { "rbac.secretReadNamespaces[0]": namespace });
+    assert.deepEqual(secretRules(named), [`Role ${namespace}`]);
   });
 
   test("--skip-crds installs none of the CRDs (next to another operator's CRDs of the same names)", async () => {
@@ -284,7 +309,8 @@ describe("the chart's RBAC runs a full backup and restore, and allows nothing mo
   const processes: ManagedProcess[] = [];
 
   before(async () => {
-    cluster.manifests = await render(cluster.release, releaseNamespace);
+    // Secrets are readable only where asked (rbac.secretReadNamespaces): here, the clusters' namespace.
+    cluster.manifests = await render(cluster.release, releaseNamespace, { "rbac.secretReadNamespaces[0]": namespace });
     scoped.manifests = await render(scoped.release, releaseNamespace, { watchNamespace: namespace });
     // OwnerReferencesPermissionEnforcement (on in hardened clusters) checks that whoever sets
     // blockOwnerDeletion may update the owner's finalizers: the chart grants exactly that.
@@ -633,12 +659,19 @@ describe("the chart's RBAC runs a full backup and restore, and allows nothing mo
     const elsewhere: Attrs[] = [
       { verb: "list", resource: "openbaoclusters", group },
       { verb: "list", resource: "openbaoclusters", group, namespace: "default" },
-      { verb: "get", resource: "secrets", namespace: "default" },
       { verb: "create", resource: "jobs", group: "batch", namespace: "kube-system" },
     ];
     for (const attrs of elsewhere) {
       assert.equal(await can(cluster.saName, attrs), true, `default release: ${JSON.stringify(attrs)}`);
       assert.equal(await can(scoped.saName, attrs), false, `watchNamespace release: ${JSON.stringify(attrs)}`);
+    }
+    // No Secret outside the namespaces named in rbac.secretReadNamespaces (or watchNamespace).
+    for (const r of [cluster, scoped]) {
+      assert.equal(
+        await can(r.saName, { verb: "get", resource: "secrets", namespace: "default" }),
+        false,
+        `${r.release}: no Secret in default`,
+      );
     }
     // Each release elects on its own Lease.
     assert.notEqual(leaseName(cluster), leaseName(scoped));

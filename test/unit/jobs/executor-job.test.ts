@@ -95,9 +95,20 @@ describe("buildExecutorJob", () => {
     const job = buildExecutorJob(input(s3));
     assert.deepEqual(volumes(job)["openbao-tls"]?.secret, {
       secretName: "bao-tls-ca",
+      optional: true,
       items: [{ key: "ca.crt", path: "ca.crt" }],
     });
     assert.equal(env(job).BACKUP_CA_FILE, `${mounts(job)["openbao-tls"]}/ca.crt`);
+  });
+
+  test("Secret volumes are optional and named to the executor, which fails fast on a missing one", () => {
+    // Optional: a missing Secret must not hold the Pod in ContainerCreating until the deadline.
+    const job = buildExecutorJob(input(s3));
+    for (const volume of Object.values(volumes(job))) {
+      if (volume?.secret) assert.equal(volume.secret.optional, true, JSON.stringify(volume));
+    }
+    const required = (env(job).BACKUP_REQUIRED_SECRETS ?? "").split(",");
+    assert.ok(required.includes(`bao-tls-ca:${mounts(job)["openbao-tls"]}`), required.join(","));
   });
 
   test("S3 static keys: the credentials Secret is mounted; region, endpoint, path style, part size, concurrency in env", () => {
