@@ -35,7 +35,7 @@ export async function executorCommand(mode: "backup" | "restore", argv: readonly
   try {
     const options = { signal: controller.signal };
     // The Job's Secret volumes are optional: an empty one is a missing Secret, named at once.
-    checkRequiredSecrets(process.env.BACKUP_REQUIRED_SECRETS, process.env.CLUSTER_NAMESPACE);
+    checkRequiredSecrets(process.env);
     result =
       mode === "backup"
         ? await runBackup(loadBackupConfig(process.env, argv), options)

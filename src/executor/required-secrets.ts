@@ -1,13 +1,16 @@
 /**
- * The Secrets a Job's volumes should hold (BACKUP_REQUIRED_SECRETS, set by the operator's Job
- * builder as `<secret>:<mount dir>,…`). Those volumes are optional, so a missing Secret — or
- * one without the key the volume projects — starts the Pod with an empty directory instead of
- * holding it in ContainerCreating until the Job's deadline. This check turns that empty
- * directory into an immediate, named failure (`SecretNotFound`), before anything else runs.
- * It matters most where the operator may not read Secrets to check beforehand (the chart
- * grants that only in the namespaces it is told).
+ * The Secrets a Job's volumes should hold. The operator's Job builder lists them in
+ * BACKUP_REQUIRED_SECRETS as `<role>=<secret>,…`, the role naming the setting whose path the
+ * volume backs: `tls` → BACKUP_CA_FILE, `token` → BACKUP_TOKEN_FILE, `storage` →
+ * BACKUP_CREDENTIALS_DIR (paths stay in their own settings, where they are set and read once).
+ *
+ * Those volumes are optional, so a missing Secret — or one without the key the volume projects
+ * — starts the Pod with an empty directory instead of holding it in ContainerCreating until the
+ * Job's deadline. This check turns that into an immediate, named failure (`SecretNotFound`),
+ * before anything else runs. It matters most where the operator may not read Secrets to check
+ * beforehand (the chart grants that only in the namespaces it is told).
  */
-import { readdirSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 
 export class SecretNotFoundError extends Error {
   readonly secret: string;
@@ -18,22 +21,33 @@ export class SecretNotFoundError extends Error {
   }
 }
 
+export type SecretRole = "tls" | "token" | "storage";
+
 export interface RequiredSecret {
+  readonly role: SecretRole;
   readonly secret: string;
-  readonly dir: string;
 }
 
-/** Parses `name:/dir,name2:/dir2`; entries without both halves are ignored (never from the operator). */
+const roles: Readonly<Record<SecretRole, { readonly variable: string; readonly kind: "file" | "dir" }>> = {
+  tls: { variable: "BACKUP_CA_FILE", kind: "file" },
+  token: { variable: "BACKUP_TOKEN_FILE", kind: "file" },
+  storage: { variable: "BACKUP_CREDENTIALS_DIR", kind: "dir" },
+};
+
+function isRole(value: string): value is SecretRole {
+  return Object.hasOwn(roles, value);
+}
+
+/** Parses `tls=a,storage=b`; unknown roles and empty halves are ignored (never from the operator). */
 export function parseRequiredSecrets(value: string | undefined): RequiredSecret[] {
   return (value ?? "")
     .split(",")
     .map((entry) => entry.trim())
-    .filter((entry) => entry !== "")
     .flatMap((entry) => {
-      const at = entry.indexOf(":");
-      const secret = entry.slice(0, at);
-      const dir = entry.slice(at + 1);
-      return at > 0 && dir.startsWith("/") ? [{ secret, dir }] : [];
+      const at = entry.indexOf("=");
+      const role = entry.slice(0, at);
+      const secret = entry.slice(at + 1);
+      return at > 0 && secret !== "" && isRole(role) ? [{ role, secret }] : [];
     });
 }
 
@@ -46,14 +60,18 @@ function holdsKeys(dir: string): boolean {
   }
 }
 
-/** Throws SecretNotFoundError for the first required Secret whose directory is empty. */
-export function checkRequiredSecrets(value: string | undefined, namespace: string | undefined): void {
-  for (const { secret, dir } of parseRequiredSecrets(value)) {
-    if (holdsKeys(dir)) continue;
+/** Throws SecretNotFoundError for the first required Secret whose file or directory is empty. */
+export function checkRequiredSecrets(env: NodeJS.ProcessEnv): void {
+  const namespace = env.CLUSTER_NAMESPACE;
+  for (const { role, secret } of parseRequiredSecrets(env.BACKUP_REQUIRED_SECRETS)) {
+    const { variable, kind } = roles[role];
+    const path = env[variable];
+    if (path === undefined || path === "") continue; // nothing mounted for it: nothing to check
+    if (kind === "file" ? existsSync(path) : holdsKeys(path)) continue;
     const where = namespace ? ` in namespace ${namespace}` : "";
     throw new SecretNotFoundError(
       secret,
-      `Secret ${secret} does not exist${where}, or lacks the key this Job needs (its volume at ${dir} is empty): create it, or fix the reference in the OpenBaoCluster or OpenBaoRestore`,
+      `Secret ${secret} does not exist${where}, or lacks the key this Job needs (${variable} ${path} is missing): create it, or fix the reference in the OpenBaoCluster or OpenBaoRestore`,
     );
   }
 }

@@ -206,29 +206,30 @@ export function buildExecutorJob(input: ExecutorJobInput): V1Job {
   /**
    * A Secret volume, optional: a missing Secret (or key) must not leave the Pod stuck in
    * ContainerCreating until the deadline — the operator may not be allowed to read Secrets to
-   * check beforehand (least privilege). The executor is told which Secret each directory
-   * holds (BACKUP_REQUIRED_SECRETS) and fails at once with SecretNotFound, naming it.
+   * check beforehand (least privilege). The executor is told which Secret backs which setting
+   * (BACKUP_REQUIRED_SECRETS, `<role>=<secret>`) and fails at once with SecretNotFound.
    */
   const required: string[] = [];
   const secretMount = (
+    role: "tls" | "token" | "storage",
     name: string,
     path: string,
     secretName: string,
     items?: { key: string; path: string }[],
   ): void => {
     mount(name, path, { secret: { secretName, optional: true, ...(items ? { items } : {}) } });
-    required.push(`${secretName}:${path}`);
+    required.push(`${role}=${secretName}`);
   };
 
   if (input.tlsSecretName !== undefined) {
-    secretMount("openbao-tls", mountPaths.openbaoTls, input.tlsSecretName, [
+    secretMount("tls", "openbao-tls", mountPaths.openbaoTls, input.tlsSecretName, [
       { key: defaults.tlsCaKey, path: "ca.crt" },
     ]);
     vars.push({ name: "BACKUP_CA_FILE", value: `${mountPaths.openbaoTls}/ca.crt` });
   }
 
   if (input.target.credentialsSecretRef) {
-    secretMount("storage-credentials", mountPaths.storage, input.target.credentialsSecretRef.name);
+    secretMount("storage", "storage-credentials", mountPaths.storage, input.target.credentialsSecretRef.name);
   }
   // Always set, so an absent Secret means "ambient identity" rather than a guessed path.
   vars.push({ name: "BACKUP_CREDENTIALS_DIR", value: mountPaths.storage });
@@ -254,7 +255,7 @@ export function buildExecutorJob(input: ExecutorJobInput): V1Job {
       { name: "BACKUP_JWT_TOKEN_FILE", value: `${mountPaths.openbaoJwt}/token` },
     );
   } else {
-    secretMount("openbao-token", mountPaths.openbaoToken, input.auth.secretName, [
+    secretMount("token", "openbao-token", mountPaths.openbaoToken, input.auth.secretName, [
       { key: input.auth.secretKey, path: "token" },
     ]);
     // Backup and restore read the token from the same mounted path (SPEC §5 trap 7).

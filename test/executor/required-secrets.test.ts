@@ -31,7 +31,7 @@ test("an empty Secret volume: exit 1, SecretNotFound in the termination message,
       BACKUP_TOKEN_FILE: join(dir, "missing-token"),
       BACKUP_BUCKET: "b",
       BACKUP_CREDENTIALS_DIR: empty,
-      BACKUP_REQUIRED_SECRETS: `s3-credentials:${empty}`,
+      BACKUP_REQUIRED_SECRETS: "storage=s3-credentials",
       BACKUP_TERMINATION_MESSAGE_PATH: message,
     },
   });

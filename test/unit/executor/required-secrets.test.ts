@@ -18,35 +18,48 @@ describe("required Secrets of a Job", () => {
   after(() => rmSync(root, { recursive: true, force: true }));
 
   // What the kubelet leaves: keys as symlinks into ..data; an absent optional Secret leaves only ..data.
-  const present = join(root, "present");
-  mkdirSync(join(present, "..data"), { recursive: true });
-  writeFileSync(join(present, "..data", "ca.crt"), "pem");
-  symlinkSync("..data/ca.crt", join(present, "ca.crt"));
-  const empty = join(root, "empty");
-  mkdirSync(join(empty, "..data"), { recursive: true });
+  const tls = join(root, "tls");
+  mkdirSync(join(tls, "..data"), { recursive: true });
+  writeFileSync(join(tls, "..data", "ca.crt"), "pem");
+  symlinkSync("..data/ca.crt", join(tls, "ca.crt"));
+  const storage = join(root, "storage");
+  mkdirSync(join(storage, "..data"), { recursive: true });
+  const env = (required: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({
+    CLUSTER_NAMESPACE: "openbao",
+    BACKUP_CA_FILE: join(tls, "ca.crt"),
+    BACKUP_CREDENTIALS_DIR: storage,
+    BACKUP_REQUIRED_SECRETS: required,
+    ...extra,
+  });
 
-  test("parses name:dir pairs", () => {
-    assert.deepEqual(parseRequiredSecrets("a:/x,b-c.d:/y/z, ,bad,:/n,e:rel"), [
-      { secret: "a", dir: "/x" },
-      { secret: "b-c.d", dir: "/y/z" },
+  test("parses role=secret pairs, ignoring anything else", () => {
+    assert.deepEqual(parseRequiredSecrets("tls=a,storage=b-c.d, ,bad,=x,token=,other=y"), [
+      { role: "tls", secret: "a" },
+      { role: "storage", secret: "b-c.d" },
     ]);
     assert.deepEqual(parseRequiredSecrets(undefined), []);
   });
 
-  test("a volume holding keys passes; none required passes", () => {
-    checkRequiredSecrets(`tls:${present}`, "openbao");
-    checkRequiredSecrets(undefined, "openbao");
+  test("a present key passes; nothing required passes", () => {
+    checkRequiredSecrets(env("tls=bao-tls-ca"));
+    checkRequiredSecrets(env(""));
   });
 
-  test("an empty volume (or none at all) names the Secret, the namespace and the fix", () => {
-    for (const dir of [empty, join(root, "absent")]) {
+  test("an empty volume, or a missing key file, names the Secret, the namespace and the fix", () => {
+    const cases: [string, NodeJS.ProcessEnv][] = [
+      ["s3-credentials", env("tls=bao-tls-ca,storage=s3-credentials")],
+      ["bao-token", env("token=bao-token", { BACKUP_TOKEN_FILE: join(root, "token", "token") })],
+      ["other-ca", env("tls=other-ca", { BACKUP_CA_FILE: join(storage, "ca.crt") })],
+    ];
+    for (const [secret, e] of cases) {
       assert.throws(
-        () => checkRequiredSecrets(`tls:${present},s3-credentials:${dir}`, "openbao"),
+        () => checkRequiredSecrets(e),
         (err: unknown) =>
           err instanceof SecretNotFoundError &&
-          err.secret === "s3-credentials" &&
-          /Secret s3-credentials does not exist in namespace openbao/.test(err.message) &&
+          err.secret === secret &&
+          new RegExp(`Secret ${secret} does not exist in namespace openbao`).test(err.message) &&
           /create it, or fix the reference/.test(err.message),
+        secret,
       );
     }
   });

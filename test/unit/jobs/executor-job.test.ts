@@ -108,7 +108,7 @@ describe("buildExecutorJob", () => {
       if (volume?.secret) assert.equal(volume.secret.optional, true, JSON.stringify(volume));
     }
     const required = (env(job).BACKUP_REQUIRED_SECRETS ?? "").split(",");
-    assert.ok(required.includes(`bao-tls-ca:${mounts(job)["openbao-tls"]}`), required.join(","));
+    assert.ok(required.includes("tls=bao-tls-ca"), required.join(","));
   });
 
   test("S3 static keys: the credentials Secret is mounted; region, endpoint, path style, part size, concurrency in env", () => {
