@@ -56,6 +56,8 @@ export const Reason = {
   BackupJobRunning: "BackupJobRunning",
   PreUpgradeJobRunning: "PreUpgradeJobRunning",
   NoBackupRunning: "NoBackupRunning",
+  /** A backup is due but preflight refused it; the blocked reasons are in the message and an Event. */
+  BackupBlocked: "BackupBlocked",
   // BackupHealthy
   BackupSucceeded: "BackupSucceeded",
   BackupFailed: "BackupFailed",
@@ -67,8 +69,6 @@ export const Reason = {
   InvalidSchedule: "InvalidSchedule",
   /** The backup configuration cannot be used (e.g. a Secret it names does not exist). */
   InvalidConfiguration: "InvalidConfiguration",
-  /** Preflight failed; the reason's detail is in the message and in an Event. */
-  BackupBlocked: "BackupBlocked",
   // PreUpgradeSnapshotReady
   PreUpgradeBackupPending: "PreUpgradeBackupPending",
   PreUpgradeBackupRunning: "PreUpgradeBackupRunning",
@@ -89,6 +89,46 @@ export const Reason = {
   OperationLockOverridden: "OperationLockOverridden",
 } as const;
 export type ReasonValue = (typeof Reason)[keyof typeof Reason];
+
+/**
+ * The reasons each condition carries, with the status it has then. Every `Reason` belongs to
+ * exactly one condition (test/unit/api/constants.test.ts); docs/metrics-and-alerts.md lists
+ * the same (test/docs/metrics-docs.test.ts).
+ */
+export const conditionReasons: Readonly<
+  Record<ConditionType, readonly { readonly reason: ReasonValue; readonly status: "True" | "False" | "Unknown" }[]>
+> = {
+  BackingUp: [
+    { reason: Reason.BackupJobRunning, status: "True" },
+    { reason: Reason.PreUpgradeJobRunning, status: "True" },
+    { reason: Reason.NoBackupRunning, status: "False" },
+    { reason: Reason.BackupBlocked, status: "False" },
+  ],
+  BackupHealthy: [
+    { reason: Reason.BackupSucceeded, status: "True" },
+    { reason: Reason.BackupFailed, status: "False" },
+    { reason: Reason.BackupStale, status: "False" },
+    { reason: Reason.InvalidSchedule, status: "False" },
+    { reason: Reason.InvalidConfiguration, status: "False" },
+    { reason: Reason.NoBackupYet, status: "Unknown" },
+  ],
+  PreUpgradeSnapshotReady: [
+    { reason: Reason.PreUpgradeBackupSucceeded, status: "True" },
+    { reason: Reason.PreUpgradeBackupNotRequired, status: "True" },
+    { reason: Reason.PreUpgradeBackupPending, status: "False" },
+    { reason: Reason.PreUpgradeBackupRunning, status: "False" },
+    { reason: Reason.PreUpgradeBackupFailed, status: "False" },
+  ],
+  RestoreComplete: [
+    { reason: Reason.RestoreSucceeded, status: "True" },
+    { reason: Reason.RestoreValidating, status: "False" },
+    { reason: Reason.RestoreWaitingForLock, status: "False" },
+    { reason: Reason.RestoreRunning, status: "False" },
+    { reason: Reason.RestoreFailed, status: "False" },
+    { reason: Reason.RestoreValidationFailed, status: "False" },
+  ],
+  OperationLockOverride: [{ reason: Reason.OperationLockOverridden, status: "True" }],
+};
 
 /** Why preflight refused to start a Job (SPEC §3), for events, messages and `BackupBlocked`. */
 export const BlockedReason = {

@@ -210,7 +210,7 @@ export class BackupController {
       uid: cluster.metadata.uid,
     };
     if (plan.recorded) this.#d.metrics.recorded(cluster, plan.recorded);
-    this.#d.metrics.observe(cluster);
+    this.#d.metrics.observe(cluster, plan.blocked);
     for (const event of plan.events) {
       this.#d.log.info({ cluster: involved.name, namespace: involved.namespace, reason: event.reason }, event.message);
       await this.#d.events.record(involved, event.type, event.reason, event.message).catch((err: unknown) => {

@@ -166,6 +166,8 @@ export interface RecordedOutcome {
   readonly size: number | undefined;
   readonly durationMs: number | undefined;
   readonly retentionDeleted: number | undefined;
+  /** A successful backup whose retention could not delete an object, or could not run at all. */
+  readonly retentionFailed: boolean;
   readonly finishedAt: Date;
 }
 
@@ -182,6 +184,8 @@ export interface BackupPlan {
   readonly clearTrigger: boolean;
   readonly events: PlannedEvent[];
   readonly recorded: RecordedOutcome | undefined;
+  /** Why preflight refused a due backup this pass; empty when nothing was refused (metrics). */
+  readonly blocked: readonly BlockedReasonValue[];
   readonly requeueAfterMs: number | undefined;
 }
 
@@ -227,6 +231,7 @@ export function planBackup(obs: BackupObservation): BackupPlan {
   let recorded: RecordedOutcome | undefined;
   let createJob: JobRequest | undefined;
   let clearTrigger = false;
+  let blocked: BlockedReasonValue[] = [];
   const requeue: number[] = [];
   // observedGeneration lets a lifecycle controller tell a current PreUpgradeSnapshotReady
   // from one computed before its spec.version bump was seen.
@@ -429,6 +434,7 @@ export function planBackup(obs: BackupObservation): BackupPlan {
   if (want) {
     const blockers = preflight(obs, want.type, lock, readiness);
     if (blockers.length > 0) {
+      blocked = [...new Set(blockers.map((b) => b.reason))];
       const message = `${want.type} backup blocked: ${blockers.map((b) => b.message).join("; ")}`;
       if (getCondition(conditions, ConditionType.BackingUp)?.message !== message) {
         events.push({ type: "Warning", reason: EventReason.BackupBlocked, message });
@@ -509,6 +515,7 @@ export function planBackup(obs: BackupObservation): BackupPlan {
       clearTrigger,
       events,
       recorded,
+      blocked,
       requeueAfterMs: positive.length > 0 ? Math.min(...positive) : undefined,
     };
   }
@@ -681,6 +688,7 @@ function record(
     size: result?.size,
     durationMs: result?.durationMs,
     retentionDeleted: result?.retentionDeleted,
+    retentionFailed: ok && ((result?.retentionFailed ?? 0) > 0 || result?.retentionError === true),
     finishedAt,
   };
 }

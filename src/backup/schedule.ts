@@ -220,3 +220,42 @@ export function dueWindow(input: DueWindowInput): ScheduleDecision {
 export function isBackupStale(schedule: Schedule, since: Date, now: Date): boolean {
   return countWindows(schedule, since, now, 2) >= 2;
 }
+
+/** How many upcoming windows the schedule interval is measured over (its longest gap). */
+export const intervalWindows = 8;
+
+/**
+ * The longest gap between consecutive windows among the next `intervalWindows` windows after
+ * `now`, in seconds; undefined when the schedule has fewer than two more windows. Irregular
+ * schedules (weekdays only) get their longest gap, so "N intervals" is never shorter than N
+ * real gaps: alerts built on it can be late, never early.
+ */
+export function scheduleIntervalSeconds(schedule: Schedule, now: Date): number | undefined {
+  let previous = nextWindowAfter(schedule, now);
+  let longest: number | undefined;
+  for (let i = 1; previous !== null && i < intervalWindows; i++) {
+    const next = nextWindowAfter(schedule, previous);
+    if (next === null) break;
+    const gap = (next.getTime() - previous.getTime()) / 1000;
+    if (longest === undefined || gap > longest) longest = gap;
+    previous = next;
+  }
+  return longest;
+}
+
+/**
+ * The schedule interval of a `spec.backup` (see `scheduleIntervalSeconds`); undefined while it
+ * is suspended or its schedule is invalid, so nothing built on it can fire then.
+ */
+export function backupIntervalSeconds(
+  spec: { readonly schedule: string; readonly timeZone?: string | undefined; readonly suspend?: boolean | undefined },
+  now: Date,
+): number | undefined {
+  if (spec.suspend === true) return undefined;
+  try {
+    return scheduleIntervalSeconds(parseSchedule(spec.schedule, spec.timeZone ?? "UTC"), now);
+  } catch (err) {
+    if (err instanceof ScheduleError) return undefined;
+    throw err;
+  }
+}

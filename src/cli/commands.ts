@@ -20,6 +20,11 @@ export const commands: readonly Command[] = [
     run: async (argv) => (await import("../operator/command.ts")).operatorCommand(argv),
   },
   {
+    name: "monitor",
+    summary: "measure backup freshness from the buckets, independent of the operator",
+    run: async (argv) => (await import("../monitor/command.ts")).monitorCommand(argv),
+  },
+  {
     name: "backup",
     summary: "executor: stream one Raft snapshot into object storage",
     run: async (argv) => (await import("../executor/command.ts")).executorCommand("backup", argv),

@@ -18,6 +18,7 @@ import { OpenBaoError, redact } from "../openbao/errors.ts";
 import { KeyPartError, RetentionPolicyError } from "../snapshot/errors.ts";
 import { normalizePathPrefix } from "../snapshot/key.ts";
 import {
+  credentialsFromSecretData,
   type ObjectStore,
   openObjectStore,
   parseTarget,
@@ -478,18 +479,6 @@ async function locateFromCluster(args: ParsedArgs, clusterName?: string): Promis
   };
 }
 
-/** Secret key → credentials field; the same names the executor reads as files (target.ts). */
-const secretKeys: Record<string, keyof StorageCredentials> = {
-  accessKeyId: "accessKeyId",
-  secretAccessKey: "secretAccessKey",
-  sessionToken: "sessionToken",
-  region: "region",
-  caCert: "caCert",
-  "credentials.json": "credentialsJson",
-  accountKey: "accountKey",
-  connectionString: "connectionString",
-};
-
 async function readCredentialsSecret(kube: Kube, name: string): Promise<StorageCredentials> {
   let data: Record<string, string>;
   try {
@@ -505,15 +494,7 @@ async function readCredentialsSecret(kube: Kube, name: string): Promise<StorageC
     }
     throw kubeError(kube, `reading the credentials Secret ${kube.namespace}/${name}`, err);
   }
-  const out: StorageCredentials = {};
-  for (const [key, field] of Object.entries(secretKeys)) {
-    const raw = data[key];
-    if (raw === undefined) continue;
-    const text = Buffer.from(raw, "base64").toString("utf8");
-    const value = field === "caCert" || field === "credentialsJson" ? text : text.trim();
-    if (value.trim() !== "") out[field] = value;
-  }
-  return out;
+  return credentialsFromSecretData(data);
 }
 
 /** Closes the store, never failing the command because of it. */

@@ -127,6 +127,8 @@ export interface ReportedResult {
   readonly message: string | undefined;
   readonly retentionDeleted: number | undefined;
   readonly retentionFailed: number | undefined;
+  /** Retention could not run at all (its listing failed); the backup itself still counts. */
+  readonly retentionError?: boolean | undefined;
 }
 
 const maxReadChars = 8192;
@@ -190,5 +192,6 @@ export function parseResultLine(text: string | undefined): ReportedResult | unde
     message: sanitizedMessage(o.message),
     retentionDeleted: count(retention.deleted),
     retentionFailed: count(retention.failed),
+    retentionError: typeof retention.error === "string" && retention.error !== "" ? true : undefined,
   };
 }

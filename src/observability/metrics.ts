@@ -159,3 +159,20 @@ export function runtimeMetrics(registry: Registry): RuntimeMetrics {
   cache.set(registry, metrics);
   return metrics;
 }
+
+/**
+ * `openbao_backup_operator_leader`: 1 while this replica runs the controllers (it holds the
+ * leader Lease, or leader election is off), else 0. Unlike `leader_election_master_status` it
+ * exists without leader election too, so an alert can tell "no replica leads" (a sum of 0)
+ * from "no replica is scraped" (absent).
+ */
+export function operatorLeaderGauge(registry: Registry, isLeader: () => boolean): Gauge {
+  return new Gauge({
+    name: "openbao_backup_operator_leader",
+    help: "1 while this replica runs the controllers (holds the leader Lease, or leader election is off), else 0.",
+    registers: [registry],
+    collect() {
+      this.set(isLeader() ? 1 : 0);
+    },
+  });
+}

@@ -21,6 +21,7 @@ import { byControllerUid, byJob, controllerUids, jobOfPod } from "../kube/cache-
 import { trimJob, trimMetadata, trimPod } from "../kube/cache-shape.ts";
 import { eventRecorder } from "../kube/events.ts";
 import type { Logger } from "../observability/logger.ts";
+import { operatorLeaderGauge } from "../observability/metrics.ts";
 import { statefulSetNameOf } from "../readiness/decide.ts";
 import { type TrimmedStatefulSet, trimStatefulSet } from "../readiness/statefulset.ts";
 import { registerRestoreController } from "../restore/register.ts";
@@ -59,6 +60,8 @@ export function buildOperator(options: OperatorOptions): Manager {
     health: options.health,
     leaderElection: options.leaderElection,
   });
+  // Every replica exports it, so "no replica leads" is a sum of 0, and "no replica at all" an absent series.
+  operatorLeaderGauge(manager.registry, () => manager.isLeader());
   const ns = options.namespace === undefined ? {} : { namespace: options.namespace };
   const managed = `${Label.ManagedBy}=${LabelValue.ManagedBy}`;
   // The caches keep what the controllers read (see kube/cache-shape.ts), not whole objects.
@@ -105,7 +108,7 @@ export function buildOperator(options: OperatorOptions): Manager {
     batch: kc.makeApiClient(BatchV1Api),
     core: kc.makeApiClient(CoreV1Api),
     events: eventRecorder(kc.makeApiClient(CoreV1Api), manager.identity ?? "openbao-backup"),
-    metrics: backupMetrics(manager.registry),
+    metrics: backupMetrics(manager.registry, options.now),
     log: options.logger.child({ controller: "backup" }),
     now: options.now ?? (() => new Date()),
     image: options.image,

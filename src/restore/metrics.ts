@@ -5,6 +5,12 @@
  * reconcile of a cluster's restore, so a restarted or newly elected operator reports the
  * truth at once (SPEC §5 trap 9: every metric declared here is updated, and a test scrapes
  * them).
+ *
+ * The first failed restore must alert (issue 16). `openbao_restore_failure_total` is labelled
+ * by an open set of reason codes, so its series for a reason first appears already at 1 and
+ * `increase()` reads 0 there; the alert reads `openbao_restore_last_failure_timestamp_seconds`
+ * instead, recomputed from the Failed OpenBaoRestores (leader changes included). The
+ * reason-less counters start at 0 for every cluster with a restore.
  */
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import { fromTimestamp } from "../api/predicates.ts";
@@ -59,6 +65,10 @@ export function restoreMetrics(registry: Registry): RestoreMetrics {
     "openbao_restore_last_duration_seconds",
     "Duration of the last Completed restore of the cluster.",
   );
+  const lastFailure = gauge(
+    "openbao_restore_last_failure_timestamp_seconds",
+    "Unix time the last Failed OpenBaoRestore of the cluster finished; absent while none exists.",
+  );
 
   return {
     started(namespace, cluster) {
@@ -72,13 +82,19 @@ export function restoreMetrics(registry: Registry): RestoreMetrics {
     },
     observe(namespace, cluster, restores) {
       const labels = { namespace, cluster };
+      total.inc(labels, 0);
+      success.inc(labels, 0);
       inProgress.set(labels, restores.some((r) => r.status?.phase === "Running") ? 1 : 0);
       let last: { at: Date; restore: OpenBaoRestore } | undefined;
+      let failedAt: Date | undefined;
       for (const r of restores) {
+        const at = fromTimestamp(r.status?.completionTime);
+        if (r.status?.phase === "Failed" && at && (!failedAt || at > failedAt)) failedAt = at;
         if (r.status?.phase !== "Completed") continue;
-        const at = fromTimestamp(r.status.completionTime);
         if (at && (!last || at > last.at)) last = { at, restore: r };
       }
+      if (failedAt) lastFailure.set(labels, failedAt.getTime() / 1000);
+      else lastFailure.remove(labels);
       if (!last) return;
       lastSuccess.set(labels, last.at.getTime() / 1000);
       const size = last.restore.status?.snapshotSize;

@@ -263,10 +263,28 @@ export async function readCredentialsDir(dir: string): Promise<StorageCredential
       if (code === "ENOENT" || code === "ENOTDIR") continue;
       throw new TargetConfigError(`credentials.${file}`, `cannot be read from ${dir}: ${code ?? "unknown error"}`);
     }
-    const value = name === "caCert" || name === "credentialsJson" ? text : text.trim();
-    if (value.trim() !== "") out[name] = value;
+    setCredential(out, name, text);
   }
   return out;
+}
+
+/**
+ * The same credentials from a Secret's `data` (base64 values, keyed like the mounted files),
+ * for processes that read the Secret through the API (the CLI, the freshness monitor).
+ */
+export function credentialsFromSecretData(data: Readonly<Record<string, string>> | undefined): StorageCredentials {
+  const out: StorageCredentials = {};
+  for (const [name, key] of Object.entries(credentialFiles) as [keyof StorageCredentials, string][]) {
+    const raw = data?.[key];
+    if (raw !== undefined) setCredential(out, name, Buffer.from(raw, "base64").toString("utf8"));
+  }
+  return out;
+}
+
+/** Single-line values are trimmed; PEM and JSON are kept as written; empty means "not set". */
+function setCredential(out: StorageCredentials, name: keyof StorageCredentials, text: string): void {
+  const value = name === "caCert" || name === "credentialsJson" ? text : text.trim();
+  if (value.trim() !== "") out[name] = value;
 }
 
 /** The secret values among the credentials, for `redact`. */

@@ -15,7 +15,15 @@ export const cacheRoot: string = join(
   process.env.OPENBAO_BACKUP_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "openbao-backup"),
 );
 
-export type ServerName = "etcd" | "kube-apiserver" | "k8s-node" | "openbao" | "minio" | "fake-gcs-server" | "helm";
+export type ServerName =
+  | "etcd"
+  | "kube-apiserver"
+  | "k8s-node"
+  | "openbao"
+  | "minio"
+  | "fake-gcs-server"
+  | "helm"
+  | "prometheus";
 
 /** How a server binary is produced. */
 export type Recipe =
@@ -119,6 +127,26 @@ export const servers: readonly ServerSpec[] = [
     binary: "helm",
     label: "Helm v3.22.0",
     recipe: { kind: "install", module: "helm.sh/helm/v3/cmd/helm", version: "v3.22.0" },
+  },
+  {
+    // The chart's alert rules are unit-tested with promtool and evaluated by a real
+    // Prometheus scraping the operator. Module v0.316.0 is Prometheus v3.16.0; built without
+    // the `builtinassets` tag, so the web UI is absent (the HTTP API is all the tests use).
+    name: "prometheus",
+    binary: "prometheus",
+    label: "Prometheus and promtool v3.16.0",
+    recipe: {
+      kind: "wrapper",
+      dir: "prometheus",
+      pkgs: ["github.com/prometheus/prometheus/cmd/prometheus", "github.com/prometheus/prometheus/cmd/promtool"],
+      // A module build reports version "" otherwise (the release's Makefile stamps these).
+      ldflags: [
+        "-X github.com/prometheus/common/version.Version=3.16.0",
+        "-X github.com/prometheus/common/version.Branch=v0.316.0",
+        "-X github.com/prometheus/common/version.BuildUser=openbao-backup-test",
+        "-X github.com/prometheus/common/version.BuildDate=20261105-15:06:51",
+      ],
+    },
   },
 ];
 

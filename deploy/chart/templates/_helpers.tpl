@@ -56,3 +56,18 @@ app.kubernetes.io/part-of: openbao-backup
 {{- define "openbao-backup.leaseName" -}}
 {{- default (printf "%s-leader" (include "openbao-backup.fullname" .) | trunc 63 | trimSuffix "-") .Values.leaderElection.leaseName -}}
 {{- end -}}
+
+{{/* The freshness monitor's Pods: the same name and instance, component "monitor". */}}
+{{- define "openbao-backup.monitorSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "openbao-backup.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: monitor
+{{- end -}}
+
+{{- define "openbao-backup.monitorLabels" -}}
+helm.sh/chart: {{ include "openbao-backup.chart" . }}
+{{ include "openbao-backup.monitorSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: openbao-backup
+{{- end -}}

@@ -13,6 +13,7 @@ const outcome: RecordedOutcome = {
   size: 10,
   durationMs: 100,
   retentionDeleted: 0,
+  retentionFailed: false,
   finishedAt: new Date("2026-11-22T02:00:00Z"),
 };
 

@@ -56,3 +56,28 @@ test("every declared metric is updated", async () => {
   m.observe("ns", "bao", []);
   assert.match(await registry.metrics(), new RegExp(`^openbao_restore_in_progress${labels} 0$`, "m"));
 });
+
+test("the last failure is a gauge recomputed from the Failed restores, so the first one alerts", async () => {
+  const registry = new Registry();
+  const m = restoreMetrics(registry);
+  const labels = '{namespace="ns",cluster="bao"}';
+  m.observe("ns", "bao", [r("a", { phase: "Running", startTime: "2026-11-21T10:00:00Z" })]);
+  let text = await registry.metrics();
+  assert.match(text, new RegExp(`^openbao_restore_total${labels} 0$`, "m"), "counters start at 0");
+  assert.match(text, new RegExp(`^openbao_restore_success_total${labels} 0$`, "m"));
+  assert.doesNotMatch(text, /^openbao_restore_last_failure_timestamp_seconds\{/m, "no failure yet: no series");
+  m.observe("ns", "bao", [
+    r("a", { phase: "Failed", startTime: "2026-11-21T10:00:00Z", completionTime: "2026-11-21T10:00:05Z" }),
+    r("b", { phase: "Failed", completionTime: "2026-11-21T09:00:00Z" }),
+  ]);
+  text = await registry.metrics();
+  assert.match(
+    text,
+    new RegExp(
+      `^openbao_restore_last_failure_timestamp_seconds${labels} ${Date.parse("2026-11-21T10:00:05Z") / 1000}$`,
+      "m",
+    ),
+  );
+  m.observe("ns", "bao", []);
+  assert.doesNotMatch(await registry.metrics(), /^openbao_restore_last_failure_timestamp_seconds\{/m);
+});
