@@ -189,6 +189,11 @@ export const goodSpecs: GoodSpec[] = [
   },
   { name: "restore with JWT auth", object: restore("good-restore", restoreSpec) },
   {
+    // The source is the cluster's own spec.backup.target, resolved by the operator (issue 14).
+    name: "restore without a target, of the newest verified backup",
+    object: restore("good-restore-own-target", { ...restoreSpec, source: { key: "latest" } }),
+  },
+  {
     name: "forced restore overriding the lock, static token",
     object: restore("good-restore-force", {
       ...restoreSpec,
@@ -447,7 +452,6 @@ const restoreCases: [string, Record<string, unknown>, string][] = [
     { ...restoreSpec, source: { target: s3Target, key: "a/b.snap.json" } },
     "spec.source.key",
   ],
-  ["restore without target", { ...restoreSpec, source: { key: "a/b.snap" } }, "spec.source.target"],
   [
     "restore target pathPrefix with ..",
     { ...restoreSpec, source: { ...restoreSpec.source, target: { ...s3Target, pathPrefix: "../x" } } },
