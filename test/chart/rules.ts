@@ -14,9 +14,10 @@ import { helm, removeHelmHome } from "./helm.ts";
 
 export const shippedRulesFile: string = join(projectRoot, "deploy", "prometheus", "openbao-backup-rules.yaml");
 
-/** The values the shipped file is rendered with: a scrape job named `openbao-backup`. */
-export const shippedRuleValues: Readonly<Record<string, string>> = {
+/** The values the shipped file is rendered with: scrape jobs `openbao-backup` and `openbao-backup-monitor`. */
+export const shippedRuleValues: Readonly<Record<string, string | number>> = {
   "metrics.prometheusRule.operatorDown.selector": 'job="openbao-backup"',
+  "metrics.prometheusRule.monitorDown.selector": 'job="openbao-backup-monitor"',
 };
 
 export interface Rule {
@@ -37,10 +38,13 @@ function isRuleFile(value: unknown): value is RuleFile {
   return Array.isArray(groups) && groups.every((g) => Array.isArray((g as { rules?: unknown }).rules));
 }
 
-/** `spec` of the rendered PrometheusRule with `values` (`--set key=value`) on top of the defaults. */
-export async function renderRules(values: Readonly<Record<string, string>> = {}): Promise<RuleFile> {
-  const sets = Object.entries({ "metrics.prometheusRule.enabled": "true", ...values }).flatMap(([k, v]) => [
-    "--set-string",
+/**
+ * `spec` of the rendered PrometheusRule with `values` on top of the defaults: strings with
+ * `--set-string`, numbers with `--set` (values.schema.json types them).
+ */
+export async function renderRules(values: Readonly<Record<string, string | number>> = {}): Promise<RuleFile> {
+  const sets = Object.entries({ "metrics.prometheusRule.enabled": true, ...values }).flatMap(([k, v]) => [
+    typeof v === "string" ? "--set-string" : "--set",
     `${k}=${v}`,
   ]);
   const text = await helm([
@@ -63,7 +67,8 @@ export function ruleFileText(rules: RuleFile): string {
   const header = [
     "# OpenBao backup alerts as a plain Prometheus rule file, for Prometheus without the",
     "# prometheus-operator (with it, use the chart's PrometheusRule: metrics.prometheusRule.enabled).",
-    "# Scrape every operator replica's /metrics with `job_name: openbao-backup` and keep the",
+    "# Scrape every operator replica's /metrics with `job_name: openbao-backup`, the freshness",
+    "# monitor's (`bao-backup monitor`) with `job_name: openbao-backup-monitor`, and keep the",
     "# metrics' own labels (`honor_labels: true`). Generated from deploy/chart/templates/prometheusrule.yaml",
     "# by `node test/chart/rules.ts --write`; test/chart/alerts.test.ts checks it is in step.",
     "",
