@@ -102,6 +102,7 @@ export function rulesOf(manifests: readonly Manifest[]): { role: Manifest; rule:
 const resources: Record<string, { readonly prefix: string; readonly plural: string; readonly namespaced: boolean }> = {
   ServiceAccount: { prefix: "/api/v1", plural: "serviceaccounts", namespaced: true },
   Service: { prefix: "/api/v1", plural: "services", namespaced: true },
+  ConfigMap: { prefix: "/api/v1", plural: "configmaps", namespaced: true },
   Deployment: { prefix: "/apis/apps/v1", plural: "deployments", namespaced: true },
   PodDisruptionBudget: { prefix: "/apis/policy/v1", plural: "poddisruptionbudgets", namespaced: true },
   Role: { prefix: "/apis/rbac.authorization.k8s.io/v1", plural: "roles", namespaced: true },
