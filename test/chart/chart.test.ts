@@ -68,7 +68,11 @@ const version = "v1alpha1";
 const renders: Readonly<Record<string, Readonly<Record<string, string>>>> = {
   default: {},
   watchNamespace: { watchNamespace: namespace },
-  monitoring: { "metrics.serviceMonitor.enabled": "true", "metrics.prometheusRule.enabled": "true" },
+  monitoring: {
+    "metrics.serviceMonitor.enabled": "true",
+    "metrics.prometheusRule.enabled": "true",
+    "metrics.dashboard.enabled": "true",
+  },
   executorServiceAccounts: {
     "executor.serviceAccounts[0].cluster": clusterName,
     "executor.serviceAccounts[0].namespace": namespace,
@@ -80,8 +84,13 @@ const renders: Readonly<Record<string, Readonly<Record<string, string>>>> = {
 };
 
 const byKind = (manifests: readonly Manifest[], kind: string) => manifests.filter((m) => m.kind === kind);
+const componentOf = (m: Manifest) => m.metadata.labels?.["app.kubernetes.io/component"];
+/** The freshness monitor's manifests (component monitor), and everything else. */
+const monitorPart = (manifests: readonly Manifest[]) => manifests.filter((m) => componentOf(m) === "monitor");
+const operatorPart = (manifests: readonly Manifest[]) => manifests.filter((m) => componentOf(m) !== "monitor");
+/** The one `kind` of the operator (the monitor's own Deployment, ServiceAccount… are not counted). */
 const one = (manifests: readonly Manifest[], kind: string): Manifest => {
-  const found = byKind(manifests, kind);
+  const found = byKind(operatorPart(manifests), kind);
   assert.equal(found.length, 1, `exactly one ${kind}: ${found.map((m) => m.metadata.name).join(", ")}`);
   const [m] = found;
   assert.ok(m);
@@ -136,10 +145,48 @@ describe("Helm chart", () => {
             .filter((rule) => rule.resources?.includes("secrets"))
             .map(() => `${m.kind} ${m.metadata.namespace ?? ""}`.trim()),
         );
-    assert.deepEqual(secretRules(get("default")), []);
-    assert.deepEqual(secretRules(get("watchNamespace")), [`Role ${namespace}`]);
-    const named = await render(release, releaseNamespace, { "rbac.secretReadNamespaces[0]": namespace });
-    assert.deepEqual(secretRules(named), [`Role ${namespace}`]);
+    for (const part of [operatorPart, monitorPart]) {
+      assert.deepEqual(secretRules(part(get("default"))), []);
+      assert.deepEqual(secretRules(part(get("watchNamespace"))), [`Role ${namespace}`]);
+      const named = await render(release, releaseNamespace, { "rbac.secretReadNamespaces[0]": namespace });
+      assert.deepEqual(secretRules(part(named)), [`Role ${namespace}`]);
+    }
+  });
+
+  test("the freshness monitor: its own Deployment and ServiceAccount, no leader election, list OpenBaoClusters only", () => {
+    const m = monitorPart(get("default"));
+    assert.deepEqual(
+      m.map((x) => x.kind).sort(),
+      ["ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"].sort(),
+    );
+    const deployment = byKind(m, "Deployment")[0] as unknown as V1Deployment;
+    const pod = deployment.spec?.template.spec;
+    assert.equal(pod?.serviceAccountName, byKind(m, "ServiceAccount")[0]?.metadata.name);
+    const c = pod?.containers.find((x) => x.name === "monitor");
+    assert.deepEqual(c?.args?.slice(0, 1), ["monitor"]);
+    assert.equal(c?.securityContext?.readOnlyRootFilesystem, true);
+    assert.deepEqual(
+      rulesOf(m).map(({ rule }) => ({ apiGroups: rule.apiGroups, resources: rule.resources, verbs: rule.verbs })),
+      [{ apiGroups: ["openbao.org"], resources: ["openbaoclusters"], verbs: ["list"] }],
+    );
+    // Its Pods are not the operator's: the operator's Service, PDB and Deployment select none of them.
+    const podLabels = deployment.spec?.template.metadata?.labels ?? {};
+    const operatorSelector =
+      (one(get("default"), "Deployment") as unknown as V1Deployment).spec?.selector.matchLabels ?? {};
+    assert.ok(Object.entries(operatorSelector).some(([k, v]) => podLabels[k] !== v));
+    // The ServiceMonitor scrapes both Services.
+    const monitoring = get("monitoring");
+    const selector =
+      (one(monitoring, "ServiceMonitor") as { spec?: { selector?: { matchLabels?: Record<string, string> } } }).spec
+        ?.selector?.matchLabels ?? {};
+    const services = byKind(monitoring, "Service");
+    assert.equal(services.length, 2);
+    for (const svc of services) {
+      assert.ok(
+        Object.entries(selector).every(([k, v]) => svc.metadata.labels?.[k] === v),
+        svc.metadata.name,
+      );
+    }
   });
 
   test(
@@ -185,7 +232,7 @@ describe("Helm chart", () => {
   });
 
   test("default render: cluster-wide RBAC, Lease Role, 2 replicas with leader election, hardened Pod", () => {
-    const m = get("default");
+    const m = operatorPart(get("default"));
     assert.deepEqual(
       m.map((x) => x.kind).sort(),
       [
@@ -230,34 +277,54 @@ describe("Helm chart", () => {
   test("watchNamespace: a Role and RoleBinding in that namespace, no cluster-wide RBAC", () => {
     const m = get("watchNamespace");
     assert.equal(byKind(m, "ClusterRole").length + byKind(m, "ClusterRoleBinding").length, 0);
-    const roles = byKind(m, "Role");
+    const roles = byKind(operatorPart(m), "Role");
     assert.deepEqual(roles.map((r) => r.metadata.namespace).sort(), [namespace, releaseNamespace].sort());
+    assert.deepEqual(
+      byKind(monitorPart(m), "Role").map((r) => r.metadata.namespace),
+      [namespace],
+      "the monitor: a Role in the watched namespace",
+    );
     const env = new Map(operatorContainer(m).env?.map((e) => [e.name, e.value]));
     assert.equal(env.get("WATCH_NAMESPACE"), namespace);
   });
 
-  test("monitoring: ServiceMonitor and PrometheusRule with the three alerts on the operator's metrics", () => {
+  test("monitoring: ServiceMonitor and PrometheusRule with an alert for every silent failure", () => {
     const m = get("monitoring");
     one(m, "ServiceMonitor");
     const rule = one(m, "PrometheusRule") as Manifest & {
-      spec: { groups: { rules: { alert?: string; expr: string }[] }[] };
+      spec: { groups: { rules: { alert?: string; expr: string; annotations?: Record<string, string> }[] }[] };
     };
-    const alerts = new Map(rule.spec.groups.flatMap((g) => g.rules).map((r) => [r.alert, r.expr]));
-    assert.deepEqual([...alerts.keys()].sort(), [
+    const rules = rule.spec.groups.flatMap((g) => g.rules);
+    assert.deepEqual(rules.map((r) => r.alert).sort(), [
+      "OpenBaoBackupBlocked",
       "OpenBaoBackupFailing",
+      "OpenBaoBackupFreshnessUnknown",
+      "OpenBaoBackupMisconfigured",
       "OpenBaoBackupMissed",
+      "OpenBaoBackupMonitorDown",
+      "OpenBaoBackupNeverSucceeded",
+      "OpenBaoBackupOperatorDown",
+      "OpenBaoBackupRetentionFailing",
+      "OpenBaoBackupStale",
       "OpenBaoRestoreFailed",
     ]);
-    assert.match(alerts.get("OpenBaoBackupMissed") ?? "", /openbao_backup_last_success_timestamp_seconds/);
-    assert.match(alerts.get("OpenBaoBackupMissed") ?? "", /openbao_backup_next_scheduled_timestamp_seconds/);
-    assert.match(alerts.get("OpenBaoBackupMissed") ?? "", /> 2 \*/);
-    assert.match(alerts.get("OpenBaoBackupFailing") ?? "", /openbao_backup_consecutive_failures/);
-    assert.match(alerts.get("OpenBaoRestoreFailed") ?? "", /increase\(openbao_restore_failure_total\[/);
+    for (const r of rules) {
+      assert.equal(
+        r.annotations?.runbook_url,
+        `https://github.com/openbao/openbao-backup/blob/main/docs/troubleshooting.md#${(r.alert ?? "").toLowerCase()}`,
+      );
+    }
+    // The operator's and the monitor's absence are judged on their own scrape jobs.
+    const expr = (name: string) => rules.find((r) => r.alert === name)?.expr ?? "";
+    assert.match(expr("OpenBaoBackupOperatorDown"), new RegExp(`job="${release}-openbao-backup-metrics"`));
+    assert.match(expr("OpenBaoBackupMonitorDown"), new RegExp(`job="${release}-openbao-backup-monitor-metrics"`));
   });
 
   test("executor ServiceAccounts: optional, no token automount, and no RBAC at all", () => {
     const m = get("executorServiceAccounts");
-    const executors = byKind(m, "ServiceAccount").filter((s) => s.metadata.name !== `${release}-openbao-backup`);
+    const executors = byKind(operatorPart(m), "ServiceAccount").filter(
+      (s) => s.metadata.name !== `${release}-openbao-backup`,
+    );
     assert.deepEqual(
       executors.map((s) => `${s.metadata.namespace}/${s.metadata.name}`).sort(),
       [
@@ -267,7 +334,8 @@ describe("Helm chart", () => {
       ].sort(),
     );
     for (const sa of executors) assert.equal(sa.automountServiceAccountToken, false);
-    const subjects = [...byKind(m, "RoleBinding"), ...byKind(m, "ClusterRoleBinding")].flatMap(
+    const bindings = operatorPart(m);
+    const subjects = [...byKind(bindings, "RoleBinding"), ...byKind(bindings, "ClusterRoleBinding")].flatMap(
       (b) => (b.subjects as { name: string }[] | undefined) ?? [],
     );
     assert.ok(
@@ -525,6 +593,65 @@ describe("the chart's RBAC runs a full backup and restore, and allows nothing mo
     assertNoForbidden(proc);
     await proc.stop();
   });
+
+  test(
+    "the chart's freshness monitor, with only its own ServiceAccount's rights, reads the backup from the bucket",
+    {
+      timeout: 120_000,
+    },
+    async () => {
+      assert.ok(backupKey, "needs the backup of the previous test");
+      const monitor = monitorPart(cluster.manifests);
+      const saName = byKind(monitor, "ServiceAccount")[0]?.metadata.name ?? "";
+      const deployment = byKind(monitor, "Deployment")[0] as unknown as V1Deployment;
+      const container = deployment.spec?.template.spec?.containers.find((c) => c.name === "monitor");
+      assert.ok(saName && container);
+      const { token } = await kube.requestToken(releaseNamespace, saName, kube.apiAudiences[0], 3600);
+      const kubeconfig = join(scratch, "monitor.kubeconfig");
+      writeFileSync(kubeconfig, kube.kubeConfigForToken(token, saName).exportConfig(), { mode: 0o600 });
+      const port = await freePort();
+      const env: Record<string, string> = { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp" };
+      for (const e of container.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
+      env.HEALTH_PORT = String(port);
+      env.LOG_LEVEL = "debug";
+      const proc = startProcess({
+        name: "chart-monitor",
+        command: process.execPath,
+        // The chart's args, then a short interval (the last value of a flag wins).
+        args: [
+          join(projectRoot, "src", "cli", "main.ts"),
+          ...(container.args ?? []),
+          "--kubeconfig",
+          kubeconfig,
+          "--interval=10",
+        ],
+        env,
+      });
+      processes.push(proc);
+      const labels = `namespace="${namespace}",cluster="${clusterName}"`;
+      const created = Date.parse((await getCluster()).status?.backup?.lastBackupTime ?? "");
+      const text = await waitFor(
+        async () => {
+          const body = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+          return body.includes(`openbao_backup_storage_probe_success{${labels}} 1`) ? body : undefined;
+        },
+        { what: "the monitor to read the bucket", processes: [proc], timeoutMs: 90_000, intervalMs: 500 },
+      );
+      const newest = Number(
+        text
+          .split("\n")
+          .find((l) => l.startsWith(`openbao_backup_storage_newest_verified_timestamp_seconds{${labels}} `))
+          ?.split(" ")
+          .pop(),
+      );
+      assert.ok(
+        Math.abs(newest * 1000 - created) < 120_000,
+        `newest verified ${newest} near the recorded backup ${created}`,
+      );
+      assertNoForbidden(proc);
+      await proc.stop();
+    },
+  );
 
   test(
     "restore: a watchNamespace release (namespaced Role) runs an OpenBaoRestore to Completed",
