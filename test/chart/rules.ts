@@ -15,7 +15,7 @@ import { helm, removeHelmHome } from "./helm.ts";
 export const shippedRulesFile: string = join(projectRoot, "deploy", "prometheus", "openbao-backup-rules.yaml");
 
 /** The values the shipped file is rendered with: scrape jobs `openbao-backup` and `openbao-backup-monitor`. */
-export const shippedRuleValues: Readonly<Record<string, string | number>> = {
+export const shippedRuleValues: Readonly<Record<string, string | number | boolean>> = {
   "metrics.prometheusRule.operatorDown.selector": 'job="openbao-backup"',
   "metrics.prometheusRule.monitorDown.selector": 'job="openbao-backup-monitor"',
 };
@@ -42,7 +42,7 @@ function isRuleFile(value: unknown): value is RuleFile {
  * `spec` of the rendered PrometheusRule with `values` on top of the defaults: strings with
  * `--set-string`, numbers with `--set` (values.schema.json types them).
  */
-export async function renderRules(values: Readonly<Record<string, string | number>> = {}): Promise<RuleFile> {
+export async function renderRules(values: Readonly<Record<string, string | number | boolean>> = {}): Promise<RuleFile> {
   const sets = Object.entries({ "metrics.prometheusRule.enabled": true, ...values }).flatMap(([k, v]) => [
     typeof v === "string" ? "--set-string" : "--set",
     `${k}=${v}`,
