@@ -14,6 +14,7 @@ import type {
   GcsTargetSpec,
   ObservedSchedule,
   OpenBaoCluster,
+  OpenBaoClusterSpec,
   OperationLock,
   RestorePhase,
   S3TargetSpec,
@@ -318,7 +319,18 @@ export function clusterBlockers(cluster: Pick<OpenBaoCluster, "status">, type: B
 }
 
 /**
- * SPEC §3: a pre-upgrade snapshot is wanted when `spec.upgrade.preUpgradeSnapshot` is true,
+ * Whether pre-upgrade snapshots are switched on. The seeds name the switch two ways:
+ * `spec.upgrade.preUpgradeSnapshot` (the backups guide) and `spec.backup.preUpgradeSnapshot`
+ * (the BackupManager's configuration table); either turns it on, as `executorImage` is accepted
+ * beside `image`. Admission refuses the two set to different values; an object stored before
+ * that rule existed errs on the side of taking the snapshot (true wins).
+ */
+export function preUpgradeSnapshotEnabled(spec: Pick<OpenBaoClusterSpec, "upgrade" | "backup"> | undefined): boolean {
+  return spec?.upgrade?.preUpgradeSnapshot === true || spec?.backup?.preUpgradeSnapshot === true;
+}
+
+/**
+ * SPEC §3: a pre-upgrade snapshot is wanted when it is switched on (`preUpgradeSnapshotEnabled`),
  * backups are configured, and `spec.version` differs from the version running now (a cluster
  * with no `status.currentVersion` yet has nothing to protect).
  */
@@ -326,8 +338,8 @@ export function wantsPreUpgradeSnapshot(cluster: Pick<OpenBaoCluster, "spec" | "
   const spec = cluster.spec;
   const current = cluster.status?.currentVersion;
   return (
-    spec?.upgrade?.preUpgradeSnapshot === true &&
-    spec.backup !== undefined &&
+    preUpgradeSnapshotEnabled(spec) &&
+    spec?.backup !== undefined &&
     spec.version !== undefined &&
     current !== undefined &&
     current !== "" &&

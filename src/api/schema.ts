@@ -678,6 +678,9 @@ function backupSchema(): Schema {
         ],
       ),
       podAnnotations: stringMap("Annotations on the backup Job's Pod.", `${path}.podAnnotations`, "annotation"),
+      preUpgradeSnapshot: boolean(
+        "The same switch as spec.upgrade.preUpgradeSnapshot (the name in the BackupManager's configuration table); set either, or both to the same value.",
+      ),
     },
     {
       required: ["schedule", "target"],
@@ -713,7 +716,7 @@ function clusterSpecSchema(): Schema {
         "Upgrade settings; fields other than preUpgradeSnapshot belong to the lifecycle operator.",
         {
           preUpgradeSnapshot: boolean(
-            "Take one snapshot before upgrading to a new spec.version; the upgrade waits for PreUpgradeSnapshotReady.",
+            "Take one snapshot before upgrading to a new spec.version; the upgrade waits for PreUpgradeSnapshotReady. Also accepted as spec.backup.preUpgradeSnapshot.",
           ),
         },
         { extra: { "x-kubernetes-preserve-unknown-fields": true } },
@@ -726,6 +729,11 @@ function clusterSpecSchema(): Schema {
           "!(has(self.upgrade) && has(self.upgrade.preUpgradeSnapshot) && self.upgrade.preUpgradeSnapshot) || has(self.backup)",
           "spec.upgrade.preUpgradeSnapshot needs spec.backup (target and authentication) to take the snapshot: configure spec.backup or set preUpgradeSnapshot to false",
           { fieldPath: ".upgrade.preUpgradeSnapshot", reason: "FieldValueRequired" },
+        ),
+        rule(
+          "!(has(self.upgrade) && has(self.upgrade.preUpgradeSnapshot) && has(self.backup) && has(self.backup.preUpgradeSnapshot)) || self.upgrade.preUpgradeSnapshot == self.backup.preUpgradeSnapshot",
+          "spec.upgrade.preUpgradeSnapshot and spec.backup.preUpgradeSnapshot are two names of one switch and must not differ: set only one of them (or both to the same value)",
+          { fieldPath: ".backup.preUpgradeSnapshot", reason: "FieldValueInvalid" },
         ),
       ],
     },
@@ -784,13 +792,21 @@ function backupStatusSchema(): Schema {
     ),
     lastRecordedJob: string("The last Job whose result was recorded.", 63),
     preUpgrade: object(
-      "The pre-upgrade snapshot for the pending spec.version.",
+      "The pre-upgrade snapshot (rollback point) of the pending upgrade, or of the last one (endedAt).",
       {
         targetVersion: string("spec.version the snapshot protects an upgrade to.", 128),
         jobName: string("The current attempt's Job.", 63),
         key: string("Object key once the snapshot succeeded.", 1024),
         phase: { type: "string", enum: ["Pending", "Running", "Succeeded", "Failed"] },
         attempts: integer("Jobs created for this target version.", { format: "int32", minimum: 0 }),
+        fromVersion: string("status.currentVersion when this upgrade was first seen.", 128),
+        startedAt: time("When this upgrade was first seen; a new upgrade starts a new record."),
+        startedGeneration: integer("metadata.generation when this upgrade was first seen.", {
+          format: "int64",
+          minimum: 0,
+        }),
+        nextAttemptTime: time("After a failed attempt: the next attempt is not before this time."),
+        endedAt: time("When no upgrade was pending any more (completed or reverted): the record is history."),
       },
       { required: ["targetVersion", "phase", "attempts"] },
     ),

@@ -161,6 +161,11 @@ interface BackupSpecFields {
   serviceAccount?: { annotations?: Record<string, string> };
   podLabels?: Record<string, string>;
   podAnnotations?: Record<string, string>;
+  /**
+   * The seeds' second name of `spec.upgrade.preUpgradeSnapshot` (the BackupManager's table); read
+   * through `preUpgradeSnapshotEnabled`. Admission refuses the two set to different values.
+   */
+  preUpgradeSnapshot?: boolean;
 }
 
 export interface ExecutorResourcesSpec {
@@ -174,6 +179,7 @@ export interface OpenBaoClusterSpec {
   replicas?: number;
   version?: string;
   backup?: BackupSpec;
+  /** `preUpgradeSnapshot` is also accepted as `backup.preUpgradeSnapshot`: read `preUpgradeSnapshotEnabled`. */
   upgrade?: { preUpgradeSnapshot?: boolean };
 }
 
@@ -191,6 +197,16 @@ export interface PreUpgradeStatus {
   jobName?: string;
   /** The object key once the snapshot succeeded. */
   key?: string;
+  /** `status.currentVersion` when this upgrade was first seen: the version the snapshot protects. */
+  fromVersion?: string;
+  /** When this upgrade (episode) was first seen; a new episode starts fresh (src/backup/pre-upgrade.ts). */
+  startedAt?: Timestamp;
+  /** `metadata.generation` when this upgrade was first seen: tells apart episodes begun in one second. */
+  startedGeneration?: number;
+  /** After a failed attempt: not before this time. */
+  nextAttemptTime?: Timestamp;
+  /** When no upgrade was pending any more (completed or reverted): the record is history. */
+  endedAt?: Timestamp;
 }
 
 /**

@@ -25,6 +25,8 @@ import {
 import { isRestoreActive, toTimestamp } from "../api/predicates.ts";
 import type { OpenBaoCluster, OpenBaoRestore } from "../api/types.ts";
 import { buildExecutorJob } from "../jobs/executor-job.ts";
+import { labelValue } from "../jobs/names.ts";
+import { type CachedJob, type CachedPod, observeJob, ownedBy } from "../jobs/result.ts";
 import { byControllerUid, byJob, type IndexedCache } from "../kube/cache-indexes.ts";
 import { isConflict, isNotFound } from "../kube/errors.ts";
 import type { EventRecorder } from "../kube/events.ts";
@@ -40,9 +42,7 @@ import type { Logger } from "../observability/logger.ts";
 import { observedStatefulSet } from "../readiness/observe.ts";
 import type { TrimmedStatefulSet } from "../readiness/statefulset.ts";
 import { crashPoint } from "../runtime/crash-point.ts";
-import { labelValue } from "./job-name.ts";
 import type { BackupMetrics } from "./metrics.ts";
-import { type CachedJob, type CachedPod, observeJob, ownedBy } from "./observe.ts";
 import { type BackupPlan, type JobRequest, planBackup } from "./plan.ts";
 import { UnconfirmedResults } from "./unconfirmed.ts";
 
@@ -251,7 +251,7 @@ export class BackupController {
     if (request.window) annotations[Annotation.ScheduledTime] = toTimestamp(request.window);
     if (request.targetVersion) annotations[Annotation.TargetVersion] = request.targetVersion;
     if (request.attempt !== undefined) annotations[Annotation.Attempt] = String(request.attempt);
-    // Read back by observe.ts: a trigger still set after a crash is then known to be answered.
+    // Read back by jobs/result.ts: a trigger still set after a crash is then known to be answered.
     if (request.trigger !== undefined) annotations[Annotation.Trigger] = request.trigger;
     const spec = request.spec;
     const job = buildExecutorJob({

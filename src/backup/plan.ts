@@ -41,6 +41,7 @@ import {
   isLockHeld,
   observeSchedule,
   pendingTrigger,
+  preUpgradeSnapshotEnabled,
   type ResolvedBackupSpec,
   resolveBackupSpec,
   setCondition,
@@ -55,78 +56,21 @@ import type {
   OperationLock,
   PreUpgradeStatus,
 } from "../api/types.ts";
-import type { ReportedResult } from "../executor/result.ts";
+import { backupJobName, preUpgradeJobName } from "../jobs/names.ts";
+import { failureOf, type ObservedJob, resultWaitMs } from "../jobs/result.ts";
 import { type Readiness, readinessBlockers, readinessOf, statefulSetAddresses } from "../readiness/decide.ts";
 import type { ObservedStatefulSet } from "../readiness/statefulset.ts";
 import { formatDuration } from "../util/duration.ts";
-import { backupJobName, preUpgradeJobName } from "./job-name.ts";
+import {
+  afterFailedAttempt,
+  attemptNow,
+  attemptStarted,
+  currentEpisode,
+  endEpisode,
+  jobNameSeed,
+  mayRunUnder,
+} from "./pre-upgrade.ts";
 import { dueWindow, isBackupStale, nextWindowAfter, parseSchedule, type Schedule, ScheduleError } from "./schedule.ts";
-
-/** A Job this operator created for the cluster (owner reference with the cluster's UID). */
-export interface ObservedJob {
-  readonly name: string;
-  readonly phase: "Running" | "Succeeded" | "Failed";
-  readonly finishedAt: Date | undefined;
-  /** The Job's own failure reason (e.g. DeadlineExceeded) when it failed. */
-  readonly jobFailureReason: string | undefined;
-  /** The executor's termination message, parsed; undefined when absent or unreadable. */
-  readonly result: ReportedResult | undefined;
-  /** Whether a Pod of the Job has been seen with a terminated container: where the result is. */
-  readonly podTerminated: boolean;
-  /** The trigger value a manual Job answers (its `openbao.org/trigger` annotation). */
-  readonly trigger?: string | undefined;
-  /**
-   * What Kubernetes says about a failure the executor could not report itself: the Job's
-   * deadline, or the kernel killing the executor at its memory limit (observe.ts).
-   */
-  readonly explained?: JobFailureExplained | undefined;
-}
-
-export interface JobFailureExplained {
-  readonly reason: string;
-  readonly message: string;
-}
-
-/**
- * The reason and message to record for a finished Job that did not succeed, for backups and
- * restores alike. The Job's deadline outranks the executor's own report: the executor only
- * saw a SIGTERM ("Terminated"), the deadline is why. Otherwise the executor's report, then
- * what Kubernetes explains (OOMKilled), then a plain "no readable result".
- */
-export function failureOf(job: ObservedJob): { reason: string; message: string } {
-  const result = job.result;
-  if (job.explained && job.explained.reason === FailureReason.DeadlineExceeded) {
-    const reported = result?.ok === false && result.message ? `; the executor reported: ${result.message}` : "";
-    return { reason: job.explained.reason, message: `${job.explained.message}${reported}` };
-  }
-  if (result?.ok === false && result.reason) {
-    return { reason: result.reason, message: result.message || `Job ${job.name} failed (${result.reason})` };
-  }
-  if (job.explained) return job.explained;
-  if (job.phase === "Succeeded") {
-    return { reason: FailureReason.JobFailed, message: `Job ${job.name} succeeded but left no readable result` };
-  }
-  const reason = job.jobFailureReason ?? FailureReason.JobFailed;
-  return { reason, message: `Job ${job.name} failed (${reason}) without a readable result` };
-}
-
-/**
- * How long the result of a finished Job may lag behind the Job. Jobs and Pods arrive through
- * separate watches, so the Job's `Complete` can be seen before the Pod's terminated state that
- * carries the termination message; recording at that moment would call a good backup (or
- * restore) "succeeded but left no readable result". A Pod that is gone for good (deleted,
- * garbage-collected) leaves nothing to wait for, and the Job is recorded after this grace.
- */
-export const resultGraceMs = 30_000;
-
-/** How long to wait before recording finished `job`: 0 when its result can be recorded now. */
-export function resultWaitMs(job: ObservedJob, now: Date): number {
-  if (job.phase === "Running" || job.podTerminated || job.result !== undefined || !job.finishedAt) return 0;
-  // A Job stopped by its deadline is judged by the Job controller, which also deletes its Pod:
-  // there is no report to wait for, and waiting lets a short TTL collect the Job first (JobLost).
-  if (job.explained?.reason === FailureReason.DeadlineExceeded) return 0;
-  return Math.max(0, job.finishedAt.getTime() + resultGraceMs - now.getTime());
-}
 
 export interface BackupObservation {
   readonly cluster: OpenBaoCluster;
@@ -283,7 +227,8 @@ export function planBackup(obs: BackupObservation): BackupPlan {
       releaseLock();
     } else if (!job) {
       const age = now.getTime() - (fromTimestamp(current.createdAt)?.getTime() ?? 0);
-      if (resolved && age < jobCreateGraceMs && (ourLock || !isLockHeld(lock))) {
+      const lockAllows = type === BackupType.PreUpgrade ? mayRunUnder(lock) : ourLock || !isLockHeld(lock);
+      if (resolved && age < jobCreateGraceMs && lockAllows) {
         // Decided, but the create did not happen (or is not visible yet): make it so. A
         // manual decision was made for the trigger still pending (it is removed only after
         // the create): this Job answers it, or the trigger would start a second Job later.
@@ -384,12 +329,13 @@ export function planBackup(obs: BackupObservation): BackupPlan {
   // 4. Pre-upgrade snapshot state for the pending version.
   const preUpgradeWanted = wantsPreUpgradeSnapshot(cluster);
   if (preUpgradeWanted) {
-    const target = cluster.spec?.version ?? "";
-    if (!backup.preUpgrade || backup.preUpgrade.targetVersion !== target) {
-      backup.preUpgrade = { targetVersion: target, phase: "Pending", attempts: 0 };
-    }
+    backup.preUpgrade = currentEpisode(cluster, backup.preUpgrade ?? undefined, now);
     preUpgradeCondition(backup.preUpgrade, setCond);
-  } else if (cluster.spec?.upgrade?.preUpgradeSnapshot === true) {
+  } else {
+    const ended = endEpisode(backup.preUpgrade ?? undefined, now);
+    if (ended) backup.preUpgrade = ended;
+  }
+  if (!preUpgradeWanted && preUpgradeSnapshotEnabled(cluster.spec)) {
     setCond(
       ConditionType.PreUpgradeSnapshotReady,
       "True",
@@ -411,12 +357,11 @@ export function planBackup(obs: BackupObservation): BackupPlan {
             scheduleObservedAt: observedAt,
           })
         : undefined;
-    if (
-      preUpgradeWanted &&
-      pu &&
-      pu.phase !== "Succeeded" &&
-      !(pu.phase === "Failed" && pu.attempts >= limits.preUpgradeMaxAttempts)
-    ) {
+    const preUpgradeAttempt = preUpgradeWanted && pu ? attemptNow(pu, now) : undefined;
+    if (preUpgradeAttempt && !preUpgradeAttempt.attempt && preUpgradeAttempt.retryInMs !== undefined) {
+      requeue.push(preUpgradeAttempt.retryInMs);
+    }
+    if (preUpgradeAttempt?.attempt) {
       want = { type: BackupType.PreUpgrade, window: undefined, skippedWindows: 0, manual: false };
     } else if (schedDue?.due) {
       want = {
@@ -451,7 +396,7 @@ export function planBackup(obs: BackupObservation): BackupPlan {
       const attempt = want.type === BackupType.PreUpgrade ? (backup.preUpgrade?.attempts ?? 0) + 1 : undefined;
       const jobName =
         want.type === BackupType.PreUpgrade
-          ? preUpgradeJobName(name, backup.preUpgrade?.targetVersion ?? "", attempt ?? 1)
+          ? preUpgradeJobName(name, backup.preUpgrade ? jobNameSeed(backup.preUpgrade) : "", attempt ?? 1)
           : backupJobName(name, want.window ?? now);
       const job: CurrentJob = { name: jobName, type: want.type, createdAt: toTimestamp(now) };
       if (want.window) job.window = toTimestamp(want.window);
@@ -459,15 +404,18 @@ export function planBackup(obs: BackupObservation): BackupPlan {
       backup.lastAttemptTime = toTimestamp(now);
       if (want.window) backup.lastAttemptScheduledTime = toTimestamp(want.window);
       if (want.type === BackupType.PreUpgrade && backup.preUpgrade) {
-        backup.preUpgrade = { ...backup.preUpgrade, phase: "Running", attempts: attempt ?? 1, jobName };
+        backup.preUpgrade = attemptStarted(backup.preUpgrade, attempt ?? 1, jobName);
         preUpgradeCondition(backup.preUpgrade, setCond);
       }
-      lock = {
-        operation: LockOperation.Backup,
-        holder: LockHolder.Backup,
-        acquiredAt: toTimestamp(now),
-        message: `${want.type} backup Job ${jobName}`,
-      };
+      // A pre-upgrade snapshot under the lifecycle operator's Upgrade lock runs under it (pre-upgrade.ts).
+      if (lock?.holder !== LockHolder.Upgrade) {
+        lock = {
+          operation: LockOperation.Backup,
+          holder: LockHolder.Backup,
+          acquiredAt: toTimestamp(now),
+          message: `${want.type} backup Job ${jobName}`,
+        };
+      }
       createJob = jobRequest(
         cluster,
         jobName,
@@ -564,7 +512,9 @@ export function preflight(
       message: `OpenBaoRestore ${obs.activeRestores.join(", ")} is in progress`,
     });
   }
-  if (isLockHeld(lock) && lock.holder !== LockHolder.Backup) {
+  const allowed =
+    type === BackupType.PreUpgrade ? mayRunUnder(lock) : !isLockHeld(lock) || lock.holder === LockHolder.Backup;
+  if (isLockHeld(lock) && !allowed) {
     blockers.push({
       reason: BlockedReason.OperationLockHeld,
       message: `the operation lock is held by ${lock.holder} (${lock.operation})`,
@@ -626,7 +576,8 @@ function preUpgradeCondition(pu: PreUpgradeStatus, setCond: SetCond): void {
         c,
         "False",
         Reason.PreUpgradeBackupPending,
-        `pre-upgrade snapshot for ${pu.targetVersion} pending (${pu.attempts} of ${limits.preUpgradeMaxAttempts} attempts used)`,
+        `pre-upgrade snapshot for ${pu.targetVersion} pending (${pu.attempts} of ${limits.preUpgradeMaxAttempts} attempts used` +
+          (pu.nextAttemptTime ? `; next attempt at ${pu.nextAttemptTime})` : ")"),
       );
   }
 }
@@ -673,8 +624,7 @@ function record(
     backup.lastFailureMessage = message.slice(0, 4096);
     backup.lastFailureTime = toTimestamp(finishedAt);
     if (type === BackupType.PreUpgrade && backup.preUpgrade) {
-      const exhausted = backup.preUpgrade.attempts >= limits.preUpgradeMaxAttempts;
-      backup.preUpgrade = { ...backup.preUpgrade, phase: exhausted ? "Failed" : "Pending" };
+      backup.preUpgrade = afterFailedAttempt(backup.preUpgrade, finishedAt);
     }
     events.push({
       type: "Warning",

@@ -78,7 +78,7 @@ export const settings = [
   {
     env: "BACKUP_CREDENTIALS_DIR",
     flag: "credentials-dir",
-    help: `storage credentials, one file per key (default ${defaultPaths.credentialsDir}); absent: the provider's own credential chain (AWS_* variables or profile, GOOGLE_APPLICATION_CREDENTIALS or gcloud, Azure environment or CLI)`,
+    help: `directory of storage credentials, one file per key, named like the keys of the credentials Secret (default ${defaultPaths.credentialsDir}): s3 accessKeyId and secretAccessKey, optional sessionToken and region; gcs credentials.json (a service-account key); azure accountKey (with --azure-storage-account) or connectionString; any provider optional caCert (PEM CA of the storage endpoint); absent: the provider's own credential chain (AWS_* variables or profile, GOOGLE_APPLICATION_CREDENTIALS or gcloud, Azure environment or CLI)`,
   },
   // What to do
   { env: "BACKUP_TYPE", flag: "type", help: "scheduled | pre-upgrade", default: "scheduled" },

@@ -35,6 +35,11 @@ const tokenExpirationSeconds = 3600;
  * (`--job-ttl`, JOB_TTL_SECONDS, chart value `jobTTLSecondsAfterFinished`).
  */
 export const defaultJobTtlSeconds = 86_400;
+/**
+ * The executor's container name: the operator reads the result from this container's
+ * terminated state by name (jobs/result.ts), since a sidecar may be listed first.
+ */
+export const executorContainerName = "executor";
 /** The image's non-root user (distroless "nonroot"). */
 const runAsUser = 65_532;
 
@@ -324,7 +329,7 @@ export function buildExecutorJob(input: ExecutorJobInput): V1Job {
           volumes,
           containers: [
             {
-              name: "executor",
+              name: executorContainerName,
               image: input.image,
               args: [input.mode],
               env: vars,

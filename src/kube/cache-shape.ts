@@ -4,8 +4,8 @@
  * `managedFields` (server-side apply bookkeeping, often the largest part), kubectl's
  * last-applied copy of the whole object, and the Job's Pod template and the Pod's spec
  * (containers, volumes, env). The planners read Jobs and Pods through `observeJob` and
- * `podDone`: metadata (name, labels, annotations, owner references, resourceVersion) and
- * status only.
+ * `executorDone` (jobs/result.ts): metadata (name, labels, annotations, owner references,
+ * resourceVersion, deletionTimestamp) and status only.
  *
  * The transforms mutate the object handed to them (a freshly parsed list item or watch
  * event, not shared yet) and return it.

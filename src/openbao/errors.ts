@@ -39,4 +39,29 @@ export class OpenBaoError extends Error {
   }
 }
 
+/** go-multierror's first line: `1 error occurred:`, `2 errors occurred:`. */
+const multiErrorHeader = /^\d+ errors? occurred:$/;
+
+/**
+ * One readable line from OpenBao's error text. OpenBao wraps its errors with go-multierror,
+ * `"<n> error(s) occurred:\n\t* <first>\n\t* <second>\n\n"`: the count lines go (also those of
+ * nested lists), the items are kept in order and joined with "; ", an item's further lines are
+ * joined with a space. Any other text only has its line breaks, tabs and runs of spaces made one
+ * space. No word of an error is dropped.
+ */
+export function oneLineError(text: string): string {
+  const lines = text.split(/\r?\n/);
+  if (!multiErrorHeader.test(lines[0]?.trim() ?? "")) return text.replace(/\s+/g, " ").trim();
+  const items: string[] = [];
+  for (const raw of lines) {
+    const line = raw.trim();
+    const item = /^\*\s+(.*)$/.exec(line);
+    const content = (item ? (item[1] ?? "") : line).replace(/\s+/g, " ").trim();
+    if (content === "" || multiErrorHeader.test(content)) continue;
+    if (item || items.length === 0) items.push(content);
+    else items[items.length - 1] += ` ${content}`;
+  }
+  return items.join("; ");
+}
+
 export { redact } from "../util/redact.ts";

@@ -8,7 +8,7 @@ import type { IncomingMessage } from "node:http";
 import { Agent as HttpAgent, request as httpRequest } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { Readable } from "node:stream";
-import { OpenBaoError, redact } from "./errors.ts";
+import { OpenBaoError, oneLineError, redact } from "./errors.ts";
 
 export interface TlsSettings {
   /** PEM of the CA that signed OpenBao's serving certificates; system CAs when absent. */
@@ -173,15 +173,18 @@ function describeBody(text: string, res: IncomingMessage): string {
   return `${type}, ${text.length} bytes`;
 }
 
-/** OpenBao's own error strings, cut short and redacted. */
+/** OpenBao's own error strings as one line (`oneLineError`), cut short and redacted. */
 export function openBaoErrors(text: string): string {
   try {
     const parsed = JSON.parse(text) as { errors?: unknown };
-    if (Array.isArray(parsed.errors)) return redact(parsed.errors.map(String).join("; ").slice(0, 500));
+    if (Array.isArray(parsed.errors)) {
+      const errors = parsed.errors.map((e) => oneLineError(String(e))).filter((e) => e !== "");
+      return redact(errors.join("; ").slice(0, 500));
+    }
   } catch {
     // not JSON: fall through
   }
-  return /<html|<!doctype/i.test(text) ? "an HTML page" : redact(text.slice(0, 200));
+  return /<html|<!doctype/i.test(text) ? "an HTML page" : redact(oneLineError(text.slice(0, 200)));
 }
 
 export function errorForStatus(

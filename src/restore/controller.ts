@@ -39,9 +39,9 @@ import {
 import { isRestoreTerminal } from "../api/predicates.ts";
 import type { OpenBaoCluster, OpenBaoRestore, OpenBaoRestoreStatus, OperationLock } from "../api/types.ts";
 
-import { labelValue, restoreJobName } from "../backup/job-name.ts";
-import { type CachedJob, type CachedPod, observeJob, ownedBy } from "../backup/observe.ts";
 import { buildExecutorJob } from "../jobs/executor-job.ts";
+import { labelValue, restoreJobName } from "../jobs/names.ts";
+import { type CachedJob, type CachedPod, executorDone, observeJob, ownedBy } from "../jobs/result.ts";
 import { isConflict, isNotFound } from "../kube/errors.ts";
 import type { EventRecorder, InvolvedObject } from "../kube/events.ts";
 import { type Cache, createJobOnce, ensureServiceAccount, missingSecrets, ownerReference } from "../kube/objects.ts";
@@ -72,11 +72,6 @@ export interface RestoreControllerDeps {
 }
 
 const maxConflictRetries = 5;
-
-function podDone(pod: CachedPod): boolean {
-  const phase = pod.status?.phase;
-  return phase === "Succeeded" || phase === "Failed";
-}
 
 export class RestoreController {
   readonly #d: RestoreControllerDeps;
@@ -142,7 +137,7 @@ export class RestoreController {
       restore,
       cluster,
       job,
-      activeJobPods: pods.filter((p) => !podDone(p)).length,
+      activeJobPods: pods.filter((p) => !executorDone(p)).length,
       peers,
       missingSecrets: missing,
       now: this.#d.now(),

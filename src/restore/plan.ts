@@ -68,8 +68,8 @@ import type {
   RestorePhase,
   TargetSpec,
 } from "../api/types.ts";
-import { restoreJobName } from "../backup/job-name.ts";
-import { failureOf, type ObservedJob, resultWaitMs } from "../backup/plan.ts";
+import { restoreJobName } from "../jobs/names.ts";
+import { failureOf, type ObservedJob, resultWaitMs } from "../jobs/result.ts";
 import { readinessBlockers, readinessOf, statefulSetAddresses } from "../readiness/decide.ts";
 import type { ObservedStatefulSet } from "../readiness/statefulset.ts";
 

@@ -14,7 +14,7 @@ import { BatchV1Api, CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node
 import { Annotation, defaultJwtAudience, group, restoreNames } from "../api/constants.ts";
 import { isRestoreTerminal, restoreHoldingLock } from "../api/predicates.ts";
 import type { OpenBaoCluster, OpenBaoRestore } from "../api/types.ts";
-import type { CachedJob, CachedPod } from "../backup/observe.ts";
+import type { CachedJob, CachedPod } from "../jobs/result.ts";
 import { type EventRecorder, eventRecorder } from "../kube/events.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { TrimmedStatefulSet } from "../readiness/statefulset.ts";

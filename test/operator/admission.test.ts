@@ -99,6 +99,9 @@ describe("admission of OpenBaoCluster and OpenBaoRestore", () => {
       const named =
         (status.details?.causes ?? []).some((c) => c.field === bad.field) || status.message.includes(bad.field);
       assert.ok(named, `the rejection names ${bad.field}: ${status.message}`);
+      for (const field of bad.alsoNamed ?? []) {
+        assert.ok(status.message.includes(field), `the rejection names ${field} too: ${status.message}`);
+      }
     });
   }
 });

@@ -45,6 +45,8 @@ export interface BadSpec {
   updates?: BadUpdate[];
   /** The field the rejection must name, e.g. `spec.backup.schedule`. */
   field: string;
+  /** Further fields the rejection's message must name (two spellings of one switch that disagree). */
+  alsoNamed?: string[];
   fieldValidation?: "Strict";
   /** HTTP status of the rejection; 422 unless given. */
   code?: 400 | 422;
@@ -171,6 +173,29 @@ export const goodSpecs: GoodSpec[] = [
   },
   { name: "a cluster without backup", object: cluster("good-no-backup", { replicas: 1, version: "v2.5.0-rc.1" }) },
   {
+    // Issue 15 defect 7: the BackupManager's configuration table spells the switch this way.
+    name: "preUpgradeSnapshot under spec.backup",
+    object: cluster("good-pre-upgrade-backup", withBackup({ preUpgradeSnapshot: true })),
+    preserved: ["spec.backup.preUpgradeSnapshot"],
+  },
+  {
+    name: "preUpgradeSnapshot under spec.upgrade and spec.backup with the same value",
+    object: cluster("good-pre-upgrade-both", {
+      ...base,
+      upgrade: { preUpgradeSnapshot: true },
+      backup: { ...backup, preUpgradeSnapshot: true },
+    }),
+    preserved: ["spec.upgrade.preUpgradeSnapshot", "spec.backup.preUpgradeSnapshot"],
+  },
+  {
+    name: "preUpgradeSnapshot false under both",
+    object: cluster("good-pre-upgrade-both-off", {
+      ...base,
+      upgrade: { preUpgradeSnapshot: false },
+      backup: { ...backup, preUpgradeSnapshot: false },
+    }),
+  },
+  {
     name: "endpoints at a private dotted-quad IPv4, an ordinary IPv6 literal and a DNS name starting with digits",
     object: cluster(
       "good-endpoints",
@@ -245,7 +270,12 @@ export const hostileEndpoints: [string, string][] = [
   ["ideographic full stops (IDNA maps them to dots)", "http://169\u3002254\u3002169\u3002254"],
 ];
 
-const clusterCases: [string, Record<string, unknown>, string, Pick<BadSpec, "fieldValidation" | "code">?][] = [
+const clusterCases: [
+  string,
+  Record<string, unknown>,
+  string,
+  Pick<BadSpec, "fieldValidation" | "code" | "alsoNamed">?,
+][] = [
   ["schedule in words", withBackup({ schedule: "every day at 3" }), "spec.backup.schedule"],
   ["schedule with a seconds field", withBackup({ schedule: "0 0 3 * * *" }), "spec.backup.schedule"],
   ["schedule nickname @reboot", withBackup({ schedule: "@reboot" }), "spec.backup.schedule"],
@@ -439,6 +469,24 @@ const clusterCases: [string, Record<string, unknown>, string, Pick<BadSpec, "fie
     "preUpgradeSnapshot without backup",
     { replicas: 3, version: "2.4.1", upgrade: { preUpgradeSnapshot: true } },
     "spec.upgrade.preUpgradeSnapshot",
+  ],
+  // Issue 15 defect 7: the seeds spell the switch two ways; both are accepted, never disagreeing.
+  [
+    "preUpgradeSnapshot true under spec.upgrade, false under spec.backup",
+    { ...base, upgrade: { preUpgradeSnapshot: true }, backup: { ...backup, preUpgradeSnapshot: false } },
+    "spec.backup.preUpgradeSnapshot",
+    { alsoNamed: ["spec.upgrade.preUpgradeSnapshot"] },
+  ],
+  [
+    "preUpgradeSnapshot false under spec.upgrade, true under spec.backup",
+    { ...base, upgrade: { preUpgradeSnapshot: false }, backup: { ...backup, preUpgradeSnapshot: true } },
+    "spec.backup.preUpgradeSnapshot",
+    { alsoNamed: ["spec.upgrade.preUpgradeSnapshot"] },
+  ],
+  [
+    "preUpgradeSnapshot under spec.backup as a string",
+    withBackup({ preUpgradeSnapshot: "yes" }),
+    "spec.backup.preUpgradeSnapshot",
   ],
 ];
 

@@ -20,6 +20,7 @@ import {
   isRestoreTerminal,
   observeSchedule,
   pendingTrigger,
+  preUpgradeSnapshotEnabled,
   removeCondition,
   resolveBackupSpec,
   resolveTarget,
@@ -317,6 +318,36 @@ describe("cluster facts", () => {
     assert.ok(noBackup.spec);
     delete noBackup.spec.backup;
     assert.equal(wantsPreUpgradeSnapshot(noBackup), false);
+  });
+
+  test("preUpgradeSnapshotEnabled: spec.upgrade.preUpgradeSnapshot or its other spelling spec.backup.preUpgradeSnapshot", () => {
+    const backup = { schedule: "0 3 * * *", jwtAuthRole: "backup", target: { bucket: "b" } };
+    const cases: [string, OpenBaoCluster["spec"], boolean][] = [
+      ["no spec", undefined, false],
+      ["neither", { backup }, false],
+      ["spec.upgrade true", { backup, upgrade: { preUpgradeSnapshot: true } }, true],
+      ["spec.upgrade false", { backup, upgrade: { preUpgradeSnapshot: false } }, false],
+      ["spec.backup true", { backup: { ...backup, preUpgradeSnapshot: true } }, true],
+      ["spec.backup false", { backup: { ...backup, preUpgradeSnapshot: false } }, false],
+      ["both true", { backup: { ...backup, preUpgradeSnapshot: true }, upgrade: { preUpgradeSnapshot: true } }, true],
+      // Refused at admission; an object stored before the rule existed errs on the side of the snapshot.
+      [
+        "they disagree",
+        { backup: { ...backup, preUpgradeSnapshot: false }, upgrade: { preUpgradeSnapshot: true } },
+        true,
+      ],
+      ["spec.upgrade without the switch", { backup: { ...backup, preUpgradeSnapshot: true }, upgrade: {} }, true],
+    ];
+    for (const [name, spec, expected] of cases) assert.equal(preUpgradeSnapshotEnabled(spec), expected, name);
+  });
+
+  test("wantsPreUpgradeSnapshot: the switch spelled spec.backup.preUpgradeSnapshot counts the same", () => {
+    const c = cluster({ phase: "Running", initialized: true, currentVersion: "2.4.1" });
+    assert.ok(c.spec?.backup);
+    delete c.spec.upgrade;
+    assert.equal(wantsPreUpgradeSnapshot(c), false);
+    c.spec.backup.preUpgradeSnapshot = true;
+    assert.equal(wantsPreUpgradeSnapshot(c), true);
   });
 });
 

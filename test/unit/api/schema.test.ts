@@ -194,8 +194,25 @@ describe("admission tables (bad-specs.ts)", () => {
     assert.equal(new Set(names).size, names.length);
     for (const bad of badSpecs) {
       if (bad.fieldValidation === "Strict") continue; // the point: the field does not exist
-      const path = bad.field.replace(/\[\d+\]/g, ".[]");
-      assert.doesNotThrow(() => schemaAt(schemas[bad.object.kind], path), `${bad.name}: ${bad.field}`);
+      for (const field of [bad.field, ...(bad.alsoNamed ?? [])]) {
+        const path = field.replace(/\[\d+\]/g, ".[]");
+        assert.doesNotThrow(() => schemaAt(schemas[bad.object.kind], path), `${bad.name}: ${field}`);
+      }
+    }
+  });
+
+  test("a case that must name several fields has a rule whose message names them all", () => {
+    const messages = Object.values(schemas).flatMap((schema) =>
+      [...walk(schema, "")].flatMap(([, node]) => (node["x-kubernetes-validations"] ?? []).map((r) => r.message)),
+    );
+    const several = badSpecs.filter((bad) => (bad.alsoNamed ?? []).length > 0);
+    assert.ok(several.length > 0);
+    for (const bad of several) {
+      const fields = [bad.field, ...(bad.alsoNamed ?? [])];
+      assert.ok(
+        messages.some((m) => fields.every((f) => m.includes(f))),
+        `${bad.name}: no rule message names ${fields.join(" and ")}`,
+      );
     }
   });
 

@@ -5,14 +5,9 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { OpenBaoCluster } from "../../../src/api/types.ts";
-import {
-  type BackupPlan,
-  jobCreateGraceMs,
-  type ObservedJob,
-  planBackup,
-  resultGraceMs,
-} from "../../../src/backup/plan.ts";
+import { type BackupPlan, jobCreateGraceMs, planBackup } from "../../../src/backup/plan.ts";
 import type { ReportedResult } from "../../../src/executor/result.ts";
+import { type ObservedJob, resultGraceMs } from "../../../src/jobs/result.ts";
 
 const t = (iso: string): Date => new Date(iso);
 
@@ -459,28 +454,150 @@ describe("planBackup", () => {
       assert.equal(plan(c, t("2026-11-21T10:03:00Z")).createJob, undefined, "no second pre-upgrade Job");
     });
 
-    test("three failures: False/PreUpgradeBackupFailed and no fourth Job", () => {
-      let c = upgrading();
+    /** Runs attempts until none is left, each failing; returns the cluster and the Job names. */
+    function failAll(start: OpenBaoCluster, from: Date): { c: OpenBaoCluster; names: string[]; at: Date } {
+      let c = start;
+      let at = from;
       const names: string[] = [];
       for (let attempt = 1; attempt <= 3; attempt++) {
-        const p = plan(c, t(`2026-11-21T10:0${attempt}:00Z`));
+        const p = plan(c, at);
         assert.equal(p.createJob?.type, "pre-upgrade", `attempt ${attempt}`);
         names.push(p.createJob?.name ?? "");
         c = apply(c, p);
+        const end = new Date(at.getTime() + 30_000);
         c = apply(
           c,
           plan(
             c,
-            t(`2026-11-21T10:0${attempt}:30Z`),
-            names.map((n) => job(n, "Failed", failed("SnapshotFailed"))),
+            end,
+            names.map((n) => ({ ...job(n, "Failed", failed("SnapshotFailed")), finishedAt: end })),
           ),
         );
+        at = new Date(Date.parse(c.status?.backup?.preUpgrade?.nextAttemptTime ?? end.toISOString()));
       }
+      return { c, names, at };
+    }
+
+    test("three failures: False/PreUpgradeBackupFailed and no fourth Job", () => {
+      const { c, names, at } = failAll(upgrading(), t("2026-11-21T10:01:00Z"));
       assert.equal(new Set(names).size, 3, "each attempt has its own Job name");
       const ready = c.status?.conditions?.find((x) => x.type === "PreUpgradeSnapshotReady");
       assert.equal(ready?.status, "False");
       assert.equal(ready?.reason, "PreUpgradeBackupFailed");
-      assert.equal(plan(c, t("2026-11-21T10:09:00Z")).createJob, undefined, "no fourth attempt");
+      assert.equal(c.status?.backup?.preUpgrade?.nextAttemptTime, undefined, "no next attempt is announced");
+      assert.notEqual(plan(c, new Date(at.getTime() + 86_400_000)).createJob?.type, "pre-upgrade", "no fourth attempt");
+    });
+
+    test("defect 2: a failed attempt is retried after a backoff shown in status, not in the same pass", () => {
+      let c = upgrading();
+      const first = plan(c, t("2026-11-21T10:01:00Z"));
+      c = apply(c, first);
+      const end = t("2026-11-21T10:01:30Z");
+      const after = plan(c, end, [
+        { ...job(first.createJob?.name ?? "", "Failed", failed("StorageFailed")), finishedAt: end },
+      ]);
+      assert.equal(after.createJob, undefined, "no second attempt in the pass that recorded the failure");
+      const next = after.status?.backup.preUpgrade?.nextAttemptTime ?? "";
+      assert.ok(Date.parse(next) >= end.getTime() + 60_000, `next attempt at least a minute later: ${next}`);
+      c = apply(c, after);
+      const ready = c.status?.conditions?.find((x) => x.type === "PreUpgradeSnapshotReady");
+      assert.match(ready?.message ?? "", new RegExp(`next attempt at ${next}`));
+      const early = plan(c, new Date(Date.parse(next) - 1000));
+      assert.equal(early.createJob, undefined, "not before the announced time");
+      assert.equal(early.requeueAfterMs, 1000, "woken at the announced time");
+      assert.equal(plan(c, new Date(Date.parse(next))).createJob?.type, "pre-upgrade");
+      // Three attempts span minutes, not seconds: a storage blip of a few minutes does not use them all.
+      const { names, at } = failAll(upgrading(), t("2026-11-21T10:01:00Z"));
+      assert.equal(names.length, 3);
+      assert.ok(at.getTime() - t("2026-11-21T10:01:00Z").getTime() >= 10 * 60_000, `three attempts over ≥10 min`);
+    });
+
+    test("defect 1: a rollback point belongs to its upgrade; reverting clears it, and a new upgrade takes a new one", () => {
+      let c = upgrading();
+      const first = plan(c, t("2026-11-21T10:01:00Z"));
+      c = apply(c, first);
+      const done = t("2026-11-21T10:02:00Z");
+      c = apply(
+        c,
+        plan(c, done, [
+          { ...job(first.createJob?.name ?? "", "Succeeded", ok("openbao/bao/old.snap")), finishedAt: done },
+        ]),
+      );
+      assert.equal(c.status?.conditions?.find((x) => x.type === "PreUpgradeSnapshotReady")?.status, "True");
+      // Reverted before the upgrade happened: no upgrade pending, the rollback point is not kept as current.
+      if (c.spec) c.spec.version = "2.4.0";
+      c = apply(
+        c,
+        plan(c, t("2026-11-22T10:00:00Z"), [job(first.createJob?.name ?? "", "Succeeded", ok("openbao/bao/old.snap"))]),
+      );
+      assert.ok(c.status?.backup?.preUpgrade?.endedAt, "the rollback point is kept as history of an ended upgrade");
+      assert.equal(
+        c.status?.conditions?.find((x) => x.type === "PreUpgradeSnapshotReady")?.reason,
+        "PreUpgradeBackupNotRequired",
+      );
+      // Days later, the same upgrade again: a fresh snapshot, under a Job name the old Job cannot answer to.
+      if (c.spec) c.spec.version = "2.5.0";
+      const again = plan(c, t("2026-11-25T10:00:00Z"), [
+        job(first.createJob?.name ?? "", "Succeeded", ok("openbao/bao/old.snap")),
+      ]);
+      const ready = again.status?.conditions?.find((x) => x.type === "PreUpgradeSnapshotReady");
+      assert.notEqual(ready?.status, "True", "the old snapshot is not this upgrade's rollback point");
+      assert.equal(again.createJob?.type, "pre-upgrade");
+      assert.notEqual(again.createJob?.name, first.createJob?.name, "never adopts the old Job");
+    });
+
+    test("defect 1: two upgrades begun within one second still get different Job names", () => {
+      let c = upgrading();
+      c.metadata.generation = 2;
+      const at = t("2026-11-21T10:01:00Z");
+      const first = plan(c, at);
+      c = apply(c, first);
+      c = apply(c, plan(c, at, [{ ...job(first.createJob?.name ?? "", "Succeeded", ok("k1")), finishedAt: at }]));
+      if (c.spec) c.spec.version = "2.4.0";
+      c.metadata.generation = 3;
+      c = apply(c, plan(c, at, [job(first.createJob?.name ?? "", "Succeeded", ok("k1"))]));
+      if (c.spec) c.spec.version = "2.5.0";
+      c.metadata.generation = 4;
+      const second = plan(c, at, [job(first.createJob?.name ?? "", "Succeeded", ok("k1"))]);
+      assert.equal(second.createJob?.type, "pre-upgrade");
+      assert.notEqual(second.createJob?.name, first.createJob?.name);
+    });
+
+    test("defect 1: Failed is cleared by going back to the running version", () => {
+      let { c } = failAll(upgrading(), t("2026-11-21T10:01:00Z"));
+      if (c.spec) c.spec.version = "2.4.0";
+      c = apply(c, plan(c, t("2026-11-21T12:00:00Z")));
+      if (c.spec) c.spec.version = "2.5.0";
+      const p = plan(c, t("2026-11-21T12:01:00Z"));
+      assert.equal(p.createJob?.type, "pre-upgrade", "a new upgrade gets new attempts");
+      assert.equal(p.status?.backup.preUpgrade?.attempts, 1);
+    });
+
+    test("defect 3: under the lifecycle operator's Upgrade lock the snapshot runs, and the lock stays the upgrade's", () => {
+      let c = upgrading();
+      const upgradeLock = {
+        operation: "Upgrade" as const,
+        holder: "openbaocluster/upgrade" as const,
+        acquiredAt: "2026-11-21T10:00:50Z",
+        message: "upgrade to 2.5.0",
+      };
+      c = { ...c, status: { ...c.status, phase: "Upgrading" as const, operationLock: upgradeLock } };
+      const p = plan(c, t("2026-11-21T10:01:00Z"));
+      assert.equal(p.createJob?.type, "pre-upgrade", `blocked: ${p.blocked.join(", ")}`);
+      assert.deepEqual(p.status?.operationLock, upgradeLock, "the snapshot runs under the Upgrade lock, unchanged");
+      c = apply(c, p);
+      const end = t("2026-11-21T10:02:00Z");
+      const rec = plan(c, end, [
+        { ...job(p.createJob?.name ?? "", "Succeeded", ok("openbao/bao/pu.snap")), finishedAt: end },
+      ]);
+      assert.deepEqual(rec.status?.operationLock, upgradeLock, "recording the result leaves the Upgrade lock alone");
+      c = apply(c, rec);
+      assert.equal(c.status?.conditions?.find((x) => x.type === "PreUpgradeSnapshotReady")?.status, "True");
+      // A scheduled or manual backup stays blocked by the Upgrade lock.
+      c.metadata.annotations = { "openbao.org/trigger-backup": "now" };
+      const manual = plan(c, t("2026-11-21T10:03:00Z"));
+      assert.equal(manual.createJob, undefined);
+      assert.ok(manual.blocked.includes("OperationLockHeld") || manual.blocked.includes("UpgradeInProgress"));
     });
   });
 });

@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { OpenBaoCluster, OpenBaoRestore, OperationLock } from "../../../src/api/types.ts";
-import { resultGraceMs } from "../../../src/backup/plan.ts";
 import type { ReportedResult } from "../../../src/executor/result.ts";
+import { resultGraceMs } from "../../../src/jobs/result.ts";
 import {
   deletionGraceMs,
   holdsLock,

@@ -8,7 +8,7 @@ import {
   preUpgradeJobName,
   restoreJobName,
   shortHash,
-} from "../../../src/backup/job-name.ts";
+} from "../../../src/jobs/names.ts";
 
 const dnsLabel = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const labelValuePattern = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;

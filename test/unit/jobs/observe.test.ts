@@ -9,9 +9,10 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { controlCharacterPattern, jsRegExp } from "../../../src/api/patterns.ts";
 import type { OpenBaoCluster } from "../../../src/api/types.ts";
-import { type CachedJob, type CachedPod, observeJob, terminationMessage } from "../../../src/backup/observe.ts";
 import { planBackup } from "../../../src/backup/plan.ts";
 import { maxReportedMessageChars, parseResultLine } from "../../../src/executor/result.ts";
+import { executorContainerName } from "../../../src/jobs/executor-job.ts";
+import { type CachedJob, type CachedPod, observeJob, terminationMessage } from "../../../src/jobs/result.ts";
 
 /** A marker that must never reach status or an Event when it is outside `message`. */
 const marker = "RAW-TERMINATION-TEXT-7f3a";
@@ -60,7 +61,9 @@ function cachedJob(phase: "Succeeded" | "Failed"): CachedJob {
 function podWith(message: string | undefined, finishedAt = "2026-11-21T10:01:29Z"): CachedPod {
   return {
     metadata: { name: `${jobName}-abcde` },
-    status: { containerStatuses: [{ state: { terminated: { exitCode: 0, finishedAt, message } } }] },
+    status: {
+      containerStatuses: [{ name: executorContainerName, state: { terminated: { exitCode: 0, finishedAt, message } } }],
+    },
   } as CachedPod;
 }
 
@@ -209,7 +212,10 @@ describe("a hostile termination message is a failed Job with a clear reason", ()
     const observed = observeJob(cachedJob("Failed"), []);
     assert.equal(observed.result, undefined);
     assert.equal(observed.podTerminated, false);
-    const running = { metadata: { name: "p" }, status: { containerStatuses: [{ state: { running: {} } }] } };
+    const running = {
+      metadata: { name: "p" },
+      status: { containerStatuses: [{ name: executorContainerName, state: { running: {} } }] },
+    };
     const early = observeJob(cachedJob("Succeeded"), [running as CachedPod]);
     assert.equal(early.podTerminated, false, "a Job seen Complete before its Pod's report waits for it");
     assert.equal(terminationMessage([{ metadata: { name: "p" }, status: {} } as CachedPod]), undefined);

@@ -5,8 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { type CachedJob, type CachedPod, observeJob } from "../../../src/backup/observe.ts";
-import { failureOf, resultWaitMs } from "../../../src/backup/plan.ts";
+import { type CachedJob, type CachedPod, failureOf, observeJob, resultWaitMs } from "../../../src/jobs/result.ts";
 import { trimJob, trimPod } from "../../../src/kube/cache-shape.ts";
 
 const finished = "2026-12-05T10:00:00Z";
