@@ -10,7 +10,7 @@ import { Annotation } from "../../src/api/constants.ts";
 import type { ProviderName } from "../executor/targets.ts";
 import { printServerLogsOnFailure, waitFor } from "../servers/process.ts";
 import { nodeTierSkip } from "./gate.ts";
-import { operatorNamespace, startWorld, type World } from "./world.ts";
+import { operatorNamespace, operatorPodSelector, startWorld, type World } from "./world.ts";
 
 const providers: readonly ProviderName[] = ["s3", "gcs", "azure"];
 const clusterOf = (p: ProviderName): string => `bao-${p}`;
@@ -53,7 +53,10 @@ describe(
     }
 
     test("the chart's operator Deployment runs on the node, Ready, from the checkout's image", async () => {
-      const pods = await world.core.listNamespacedPod({ namespace: operatorNamespace });
+      const pods = await world.core.listNamespacedPod({
+        namespace: operatorNamespace,
+        labelSelector: operatorPodSelector,
+      });
       assert.equal(pods.items.length, 1);
       const pod = pods.items[0];
       assert.equal(pod?.spec?.nodeName, world.node.nodeName);
@@ -78,13 +81,18 @@ describe(
         assert.equal(b?.consecutiveFailures ?? 0, 0, `${b?.lastFailureReason}: ${b?.lastFailureMessage}`);
         const key = b?.lastBackupName;
         assert.ok(key, "lastBackupName recorded from the Pod's termination message");
-        const jobs = await world.jobsOf(cluster);
-        const manual = jobs.find((j) => j.metadata?.annotations?.[Annotation.Trigger] === `manual-${provider}`);
-        assert.ok(manual?.metadata?.name, "the manual Job");
-        assert.ok(
-          manual.status?.conditions?.some((c) => c.type === "Complete" && c.status === "True"),
-          "Complete, as the real Job controller says",
+        // The operator records the executor's result as soon as its container terminated; the
+        // Job controller marks the Job Complete a moment later.
+        const manual = await waitFor(
+          async () =>
+            (await world.jobsOf(cluster)).find(
+              (j) =>
+                j.metadata?.annotations?.[Annotation.Trigger] === `manual-${provider}` &&
+                j.status?.conditions?.some((c) => c.type === "Complete" && c.status === "True"),
+            ),
+          { what: "the manual Job Complete, as the real Job controller says", timeoutMs: 60_000 },
         );
+        assert.ok(manual.metadata?.name, "the manual Job");
         const { terminated } = await podOfFinishedJob(manual.metadata.name);
         assert.equal(terminated?.exitCode, 0);
         assert.match(
@@ -144,13 +152,16 @@ describe(
         150_000,
       );
       await world.patchCluster(cluster, { spec: { backup: { schedule: "0 3 * * *" } } });
-      const scheduled = (await world.jobsOf(cluster)).filter(
-        (j) => j.metadata?.annotations?.[Annotation.ScheduledTime],
+      const job = await waitFor(
+        async () =>
+          (await world.jobsOf(cluster)).find(
+            (j) =>
+              j.metadata?.annotations?.[Annotation.ScheduledTime] &&
+              j.status?.conditions?.some((c) => c.type === "Complete" && c.status === "True"),
+          ),
+        { what: "a Job carrying its cron window, Complete", timeoutMs: 60_000 },
       );
-      assert.ok(scheduled.length >= 1, "a Job carrying its cron window");
-      const job = scheduled[0];
-      assert.ok(job?.metadata?.name);
-      assert.ok(job.status?.conditions?.some((c) => c.type === "Complete" && c.status === "True"));
+      assert.ok(job.metadata?.name);
       assert.equal((await podOfFinishedJob(job.metadata.name)).terminated?.exitCode, 0);
       assert.equal(done.status?.backup?.consecutiveFailures ?? 0, 0);
       assert.ok(

@@ -17,7 +17,7 @@ import { type HttpsFixtureServer, serveHttps } from "../servers/https-json.ts";
 import { printServerLogsOnFailure, waitFor } from "../servers/process.ts";
 import { issueCertificate } from "../servers/tls.ts";
 import { nodeTierSkip } from "./gate.ts";
-import { namespace, operatorNamespace, startWorld, type World } from "./world.ts";
+import { namespace, operatorNamespace, operatorPodSelector, startWorld, type World } from "./world.ts";
 
 const clusters = ["hung", "oom", "deleted", "ttl", "gc", "probe"];
 /** Short, so the TTL controller's collection is seen within the test. */
@@ -89,7 +89,10 @@ describe(
     });
 
     async function operatorMetrics(): Promise<string> {
-      const pods = await world.core.listNamespacedPod({ namespace: operatorNamespace });
+      const pods = await world.core.listNamespacedPod({
+        namespace: operatorNamespace,
+        labelSelector: operatorPodSelector,
+      });
       const ip = pods.items[0]?.status?.podIP;
       assert.ok(ip, "the operator Pod has an IP on the bridge");
       // The host reaches Pod IPs directly: the bridge is a host interface.
@@ -201,7 +204,10 @@ describe(
       const events = (await warnings("hung")).filter((e) => e.startsWith("BackupFailed"));
       assert.equal(events.length, 1, events.join("\n"));
       assert.match(events[0] ?? "", /DeadlineExceeded/);
-      assert.equal(metric(await operatorMetrics(), "openbao_backup_failure_total", { cluster: "hung" }), 1);
+      assert.equal(
+        metric(await operatorMetrics(), "openbao_backup_failure_total", { cluster: "hung", type: "manual" }),
+        1,
+      );
       assert.equal((await world.getCluster("hung")).status?.operationLock ?? null, null, "the lock is released");
     });
 

@@ -37,6 +37,8 @@ import { buildImages } from "./image.ts";
 
 export const namespace = "openbao";
 export const operatorNamespace = "openbao-backup-system";
+/** The operator's Pods (the chart also runs the freshness monitor in that namespace). */
+export const operatorPodSelector = "app.kubernetes.io/component=operator";
 const group = "openbao.org";
 const version = "v1alpha1";
 const clusterPath = { group, version, namespace, plural: "openbaoclusters" };
@@ -320,7 +322,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       },
       async operatorLog() {
         if (options.operator === false) return "";
-        const pods = await core.listNamespacedPod({ namespace: operatorNamespace });
+        const pods = await core.listNamespacedPod({ namespace: operatorNamespace, labelSelector: operatorPodSelector });
         const pod = pods.items[0]?.metadata?.name;
         return pod ? core.readNamespacedPodLog({ namespace: operatorNamespace, name: pod }) : "";
       },
