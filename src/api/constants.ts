@@ -153,6 +153,8 @@ export const FailureReason = {
   JobLost: "JobLost",
   /** The kernel killed the executor at its container memory limit. */
   OOMKilled: "OOMKilled",
+  /** A restore took the operation lock over (`overrideOperationLock`) and the Job was stopped (src/lock/). */
+  LockOverridden: "LockOverridden",
 } as const;
 
 // ── events ──────────────────────────────────────────────────────────────────────────────────
@@ -236,6 +238,7 @@ export const Annotation = {
 } as const;
 
 // ── the operation lock ──────────────────────────────────────────────────────────────────────
+// Its names only; every decision about it (acquire, renew, override, release, recovery) is in src/lock/.
 
 export const LockOperation = {
   Backup: "Backup",

@@ -1,10 +1,10 @@
 /**
  * Small pure helpers beside the API types: conditions, restore phases, the defaults of
  * `spec.backup`, schedule observation, preflight facts about a cluster. No I/O and no clock:
- * `now` is always a parameter.
+ * `now` is always a parameter. The operation lock has a module of its own: src/lock/.
  */
 import type { BackupTypeValue, BlockedReasonValue, ConditionType } from "./constants.ts";
-import { Annotation, BlockedReason, defaults, LockHolder, restoreLockHolderPrefix } from "./constants.ts";
+import { Annotation, BlockedReason, defaults } from "./constants.ts";
 import type {
   AzureTargetSpec,
   BackupSpec,
@@ -15,7 +15,6 @@ import type {
   ObservedSchedule,
   OpenBaoCluster,
   OpenBaoClusterSpec,
-  OperationLock,
   RestorePhase,
   S3TargetSpec,
   TargetSpec,
@@ -345,21 +344,4 @@ export function wantsPreUpgradeSnapshot(cluster: Pick<OpenBaoCluster, "spec" | "
     current !== "" &&
     spec.version !== current
   );
-}
-
-// ── the operation lock ──────────────────────────────────────────────────────────────────────
-
-export function isLockHeld(lock: OperationLock | null | undefined): lock is OperationLock {
-  return lock !== undefined && lock !== null;
-}
-
-export function isBackupLock(lock: OperationLock | null | undefined): boolean {
-  return isLockHeld(lock) && lock.holder === LockHolder.Backup;
-}
-
-/** The OpenBaoRestore name holding the lock, if a restore holds it. */
-export function restoreHoldingLock(lock: OperationLock | null | undefined): string | undefined {
-  return isLockHeld(lock) && lock.holder.startsWith(restoreLockHolderPrefix)
-    ? lock.holder.slice(restoreLockHolderPrefix.length)
-    : undefined;
 }

@@ -1,8 +1,10 @@
 /**
  * The BackupManager's act layer: observe (caches) → `planBackup` (pure) → perform, in this
- * order: the status write (optimistic: the object's resourceVersion is the precondition, a
- * conflict re-reads and re-plans), events and metrics, the ServiceAccount and the Job, and
- * last the trigger annotation (removed only if it still holds the value that was honoured).
+ * order: a displaced Job's deletion (a restore took its lock over, src/lock/: deleted before
+ * the status write forgets it, so a crash in between never leaves it running untracked), the
+ * status write (optimistic: the object's resourceVersion is the precondition, a conflict
+ * re-reads and re-plans), events and metrics, the ServiceAccount and the Job, and last the
+ * trigger annotation (removed only if it still holds the value that was honoured).
  * Nothing here decides; every branch is in plan.ts.
  */
 import {
@@ -98,6 +100,7 @@ export class BackupController {
       if (applied) this.#d.metrics.recorded(cluster, applied);
       const plan = await this.#plan(cluster);
       try {
+        if (plan.deleteJob) await this.#deleteJob(namespace, plan.deleteJob);
         if (plan.recorded) crashPoint("backup.before-result-recorded");
         if (plan.status) await this.#writeStatus(cluster, plan);
         if (plan.status && plan.createJob) crashPoint("backup.after-lock");
@@ -175,6 +178,15 @@ export class BackupController {
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
+    }
+  }
+
+  async #deleteJob(namespace: string, name: string): Promise<void> {
+    try {
+      // Background: the Job goes at once, its Pods get SIGTERM; a restore waits for them (src/lock/work.ts).
+      await this.#d.batch.deleteNamespacedJob({ name, namespace, propagationPolicy: "Background" });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
     }
   }
 

@@ -11,8 +11,12 @@
  *   Job (named after the current second) never takes the name of an existing Job;
  * - a Job's result is recorded exactly once: recording clears `currentJob` and releases the
  *   lock in one write, and only the Job named in `currentJob` is ever recorded;
- * - an owned lock never blocks forever: released when its Job ends, when its Job is gone,
- *   and when `spec.backup` is removed (after the running Job ends);
+ * - the lock is decided by src/lock/ (lock.ts holds its invariants): taken in the status write
+ *   that records the Job, released when its Job ends or is gone, when no Job holds it, and
+ *   when `spec.backup` is removed (after the running Job ends); a Job is (re-)created only
+ *   under it;
+ * - a Job whose lock a restore took over (`overrideOperationLock`) is stopped and recorded
+ *   once as a `LockOverridden` failure, unless it had already succeeded (issue 15, defect 4);
  * - a blocked run changes nothing but conditions and events, keeps the manual trigger and
  *   re-checks soon (trap 11: never silent);
  * - a trigger is honoured once: the Job answering it carries its value, so a trigger still
@@ -31,14 +35,12 @@ import {
   type EventReasonValue,
   FailureReason,
   LockHolder,
-  LockOperation,
   limits,
   Reason,
 } from "../api/constants.ts";
 import {
   fromTimestamp,
   getCondition,
-  isLockHeld,
   observeSchedule,
   pendingTrigger,
   preUpgradeSnapshotEnabled,
@@ -58,6 +60,10 @@ import type {
 } from "../api/types.ts";
 import { backupJobName, preUpgradeJobName } from "../jobs/names.ts";
 import { failureOf, type ObservedJob, resultWaitMs } from "../jobs/result.ts";
+import { displacedBy, displacedFailure } from "../lock/displaced.ts";
+import { isBackupLock } from "../lock/holder.ts";
+import { decideLock, type LockDecision, type LockRequest, mayRun, releaseLock } from "../lock/lock.ts";
+import { leftOverBackupLock } from "../lock/orphans.ts";
 import { type Readiness, readinessBlockers, readinessOf, statefulSetAddresses } from "../readiness/decide.ts";
 import type { ObservedStatefulSet } from "../readiness/statefulset.ts";
 import { formatDuration } from "../util/duration.ts";
@@ -68,7 +74,6 @@ import {
   currentEpisode,
   endEpisode,
   jobNameSeed,
-  mayRunUnder,
 } from "./pre-upgrade.ts";
 import { dueWindow, isBackupStale, nextWindowAfter, parseSchedule, type Schedule, ScheduleError } from "./schedule.ts";
 
@@ -125,6 +130,8 @@ export interface BackupPlan {
   /** The status to write (optimistically), or undefined when nothing changed. */
   readonly status: StatusWrite | undefined;
   readonly createJob: JobRequest | undefined;
+  /** The running Job to delete before the status write: a restore took its lock over (src/lock/displaced.ts). */
+  readonly deleteJob: string | undefined;
   readonly clearTrigger: boolean;
   readonly events: PlannedEvent[];
   readonly recorded: RecordedOutcome | undefined;
@@ -174,6 +181,7 @@ export function planBackup(obs: BackupObservation): BackupPlan {
   const events: PlannedEvent[] = [];
   let recorded: RecordedOutcome | undefined;
   let createJob: JobRequest | undefined;
+  let deleteJob: string | undefined;
   let clearTrigger = false;
   let blocked: BlockedReasonValue[] = [];
   const requeue: number[] = [];
@@ -190,9 +198,8 @@ export function planBackup(obs: BackupObservation): BackupPlan {
     };
     conditions = [...setCondition(conditions, input, now)];
   };
-  const ourLock = lock?.holder === LockHolder.Backup;
-  const releaseLock = (): void => {
-    if (lock?.holder === LockHolder.Backup) lock = null;
+  const releaseOurs = (): void => {
+    lock = releaseLock(lock, LockHolder.Backup);
   };
   const spec = cluster.spec?.backup;
   const readiness = readinessOf(cluster, obs.statefulSet);
@@ -217,18 +224,29 @@ export function planBackup(obs: BackupObservation): BackupPlan {
     const type = currentJobType(current);
     answered = trigger !== undefined && job?.trigger === trigger;
     const resultWait = job ? resultWaitMs(job, now) : 0;
+    const displacing = displacedBy(lock);
     if (resultWait > 0) {
       // Finished, but its Pod's report is not visible yet: the Job stays in flight until it is.
       requeue.push(resultWait);
+    } else if (displacing !== undefined && job?.phase !== "Succeeded") {
+      // A restore took the lock over while this Job was in flight: stop it and say so, once.
+      // A failed Job is kept for its logs; one not cached yet is stopped by the restore when
+      // it shows up (src/lock/displaced.ts); the restore keeps the lock (src/lock/lock.ts, 6).
+      if (job?.phase === "Running") deleteJob = current.name;
+      recorded = record(backup, displacedJob(current.name, displacing, job, now), type, now, events);
+      backup.currentJob = null;
+      backup.lastRecordedJob = current.name;
     } else if (job && job.phase !== "Running") {
       recorded = record(backup, job, type, now, events);
       backup.currentJob = null;
       backup.lastRecordedJob = job.name;
-      releaseLock();
+      releaseOurs();
     } else if (!job) {
       const age = now.getTime() - (fromTimestamp(current.createdAt)?.getTime() ?? 0);
-      const lockAllows = type === BackupType.PreUpgrade ? mayRunUnder(lock) : ourLock || !isLockHeld(lock);
-      if (resolved && age < jobCreateGraceMs && lockAllows) {
+      const decision = decideLock(lock, lockRequest(type, current.name), now);
+      if (resolved && age < jobCreateGraceMs && mayRun(decision)) {
+        // A Job never runs without its lock: a lock freed meanwhile (by hand) is taken again.
+        lock = lockAfter(decision, lock);
         // Decided, but the create did not happen (or is not visible yet): make it so. A
         // manual decision was made for the trigger still pending (it is removed only after
         // the create): this Job answers it, or the trigger would start a second Job later.
@@ -256,17 +274,18 @@ export function planBackup(obs: BackupObservation): BackupPlan {
         recorded = record(backup, lost, type, now, events);
         backup.currentJob = null;
         backup.lastRecordedJob = current.name;
-        releaseLock();
-        events.push({
-          type: "Warning",
-          reason: EventReason.LockRecovered,
-          message: `Job ${current.name} disappeared before it finished; released the operation lock`,
-        });
+        if (isBackupLock(lock)) {
+          releaseOurs();
+          events.push({
+            type: "Warning",
+            reason: EventReason.LockRecovered,
+            message: `Job ${current.name} disappeared before it finished; released the operation lock`,
+          });
+        }
       }
     }
-  } else if (ourLock) {
-    // A backup lock with no Job in flight can only be left over: release it.
-    releaseLock();
+  } else if (leftOverBackupLock(lock, undefined)) {
+    releaseOurs();
     events.push({
       type: "Normal",
       reason: EventReason.LockRecovered,
@@ -407,15 +426,9 @@ export function planBackup(obs: BackupObservation): BackupPlan {
         backup.preUpgrade = attemptStarted(backup.preUpgrade, attempt ?? 1, jobName);
         preUpgradeCondition(backup.preUpgrade, setCond);
       }
-      // A pre-upgrade snapshot under the lifecycle operator's Upgrade lock runs under it (pre-upgrade.ts).
-      if (lock?.holder !== LockHolder.Upgrade) {
-        lock = {
-          operation: LockOperation.Backup,
-          holder: LockHolder.Backup,
-          acquiredAt: toTimestamp(now),
-          message: `${want.type} backup Job ${jobName}`,
-        };
-      }
+      // Preflight refused a lock held by others; a pre-upgrade snapshot under the lifecycle
+      // operator's Upgrade lock shares it, leaving it as it is (src/lock/lock.ts).
+      lock = lockAfter(decideLock(lock, lockRequest(want.type, jobName), now), lock);
       createJob = jobRequest(
         cluster,
         jobName,
@@ -460,6 +473,7 @@ export function planBackup(obs: BackupObservation): BackupPlan {
     return {
       status: changed ? next : undefined,
       createJob,
+      deleteJob,
       clearTrigger,
       events,
       recorded,
@@ -467,6 +481,29 @@ export function planBackup(obs: BackupObservation): BackupPlan {
       requeueAfterMs: positive.length > 0 ? Math.min(...positive) : undefined,
     };
   }
+}
+
+function lockRequest(type: BackupTypeValue, jobName: string): LockRequest {
+  return { operation: "Backup", type, message: `${type} backup Job ${jobName}` };
+}
+
+/** The lock to hold after `decision`: taken when acquired; kept (ours, or the upgrade's we share) otherwise. */
+function lockAfter(decision: LockDecision, lock: OperationLock | null): OperationLock | null {
+  return decision.kind === "acquire" ? decision.lock : lock;
+}
+
+/** A Job in flight whose lock `restore` took over, as the failure it is (src/lock/displaced.ts). */
+function displacedJob(name: string, restore: string, seen: ObservedJob | undefined, now: Date): ObservedJob {
+  const explained = displacedFailure(name, restore);
+  return {
+    name,
+    phase: "Failed",
+    finishedAt: seen?.finishedAt ?? now,
+    jobFailureReason: explained.reason,
+    result: undefined,
+    podTerminated: false,
+    explained,
+  };
 }
 
 /** Whether `jobName` is a Job of this cluster that exists or whose result was recorded. */
@@ -512,12 +549,11 @@ export function preflight(
       message: `OpenBaoRestore ${obs.activeRestores.join(", ")} is in progress`,
     });
   }
-  const allowed =
-    type === BackupType.PreUpgrade ? mayRunUnder(lock) : !isLockHeld(lock) || lock.holder === LockHolder.Backup;
-  if (isLockHeld(lock) && !allowed) {
+  const decision = decideLock(lock, lockRequest(type, ""), obs.now);
+  if (decision.kind === "wait") {
     blockers.push({
       reason: BlockedReason.OperationLockHeld,
-      message: `the operation lock is held by ${lock.holder} (${lock.operation})`,
+      message: `the operation lock is held by ${decision.holder.holder} (${decision.holder.operation})`,
     });
   }
   if (obs.jobs.some((j) => j.phase === "Running")) {

@@ -13,15 +13,14 @@
  * Attempts are spaced (defect 2): after a failed attempt the next waits `retryBackoffMs`,
  * shown in `nextAttemptTime`, so a storage blip of a few minutes does not use all three.
  *
- * The lock protocol for lifecycle operators (defect 3, docs/install.md):
- * - the snapshot runs under the Backup lock, which the operator takes and releases;
- * - or, when the lifecycle operator already holds the Upgrade lock (it took it, then waits for
- *   `PreUpgradeSnapshotReady`), under that lock: the operator neither replaces nor releases it;
- * - every other holder (a restore) blocks it, as it blocks every backup.
+ * The lock protocol for lifecycle operators (defect 3, docs/lifecycle-operators.md) is decided
+ * in src/lock/lock.ts: the snapshot runs under the Backup lock, which the operator takes and
+ * releases, or under the lifecycle operator's Upgrade lock when it already holds it (shared:
+ * neither replaced nor released); a restore holding the lock blocks it, as it blocks every backup.
  */
-import { LockHolder, limits } from "../api/constants.ts";
-import { fromTimestamp, isLockHeld, toTimestamp } from "../api/predicates.ts";
-import type { OpenBaoCluster, OperationLock, PreUpgradeStatus } from "../api/types.ts";
+import { limits } from "../api/constants.ts";
+import { fromTimestamp, toTimestamp } from "../api/predicates.ts";
+import type { OpenBaoCluster, PreUpgradeStatus } from "../api/types.ts";
 
 /** Wait before attempt n+1 after attempt n failed: 2 min, then 8 min (three attempts span ≥ 10 min). */
 export function retryBackoffMs(attemptsUsed: number): number {
@@ -106,9 +105,4 @@ export function afterFailedAttempt(pu: PreUpgradeStatus, finishedAt: Date): PreU
 export function attemptStarted(pu: PreUpgradeStatus, attempt: number, jobName: string): PreUpgradeStatus {
   const { nextAttemptTime: _dropped, ...rest } = pu;
   return { ...rest, phase: "Running", attempts: attempt, jobName };
-}
-
-/** Whether a pre-upgrade Job may run (and be re-created) under `lock`: free, ours, or the upgrade's. */
-export function mayRunUnder(lock: OperationLock | null | undefined): boolean {
-  return !isLockHeld(lock) || lock.holder === LockHolder.Backup || lock.holder === LockHolder.Upgrade;
 }

@@ -6,7 +6,9 @@
  *   2. take the lock: PUT the cluster's /status with its resourceVersion;
  *   3. write the restore's /status (PUT with resourceVersion), then its events and metrics;
  *   4. release the lock (PUT the cluster's /status with its resourceVersion);
- *   5. delete or create the Job (AlreadyExists is checked for ownership);
+ *   5. delete the backup Jobs the restore displaced (after the lock write, so the backup can
+ *      neither re-create nor restart them: src/lock/lock.ts), then delete or create the
+ *      restore's own Job (AlreadyExists is checked for ownership);
  *   6. remove the finalizer (optimistic, after the lock is released).
  *
  * A conflict (409) at any write re-reads the restore and the cluster from the API server and
@@ -14,7 +16,8 @@
  * a terminal status, a finalizer in place). Nothing here decides; every branch is in plan.ts.
  *
  * A lock whose OpenBaoRestore no longer exists at all (its finalizer removed by hand) is
- * released when that name is reconciled: cluster events map a lock holder to its key.
+ * released when that name is reconciled: cluster events map a lock holder to its key
+ * (src/lock/orphans.ts).
  */
 import {
   type BatchV1Api,
@@ -45,6 +48,9 @@ import { type CachedJob, type CachedPod, executorDone, observeJob, ownedBy } fro
 import { isConflict, isNotFound } from "../kube/errors.ts";
 import type { EventRecorder, InvolvedObject } from "../kube/events.ts";
 import { type Cache, createJobOnce, ensureServiceAccount, missingSecrets, ownerReference } from "../kube/objects.ts";
+import { heldBy } from "../lock/holder.ts";
+import { orphanedRestoreLock } from "../lock/orphans.ts";
+import { observeBackupWork } from "../lock/work.ts";
 import type { Logger } from "../observability/logger.ts";
 import { observedStatefulSet } from "../readiness/observe.ts";
 import type { TrimmedStatefulSet } from "../readiness/statefulset.ts";
@@ -143,6 +149,9 @@ export class RestoreController {
       now: this.#d.now(),
       defaultImage: this.#d.image,
       statefulSet: cluster ? observedStatefulSet(this.#d.statefulSets, cluster) : undefined,
+      backupWork: cluster
+        ? observeBackupWork(cluster, this.#d.jobs.list(namespace), this.#d.pods.list(namespace))
+        : { runningJobs: [], activePods: 0 },
     });
   }
 
@@ -162,6 +171,7 @@ export class RestoreController {
     }
     if (plan.lock?.kind === "release" && target)
       target = await this.#releaseLock(target, restoreLockHolder(restore.metadata.name ?? ""));
+    for (const displaced of plan.deleteBackupJobs) await this.#deleteJob(namespace, displaced);
     if (plan.deleteJob) await this.#deleteJob(namespace, plan.deleteJob);
     if (plan.createJob && target) await this.#createJob(current, target, plan.createJob);
     if (plan.removeFinalizer) {
@@ -314,14 +324,13 @@ export class RestoreController {
   }
 
   async #releaseLock(cluster: OpenBaoCluster, holder: string): Promise<OpenBaoCluster> {
-    if (cluster.status?.operationLock?.holder !== holder) return cluster;
+    if (!heldBy(cluster.status?.operationLock, holder)) return cluster;
     return this.#writeLock(cluster, null);
   }
 
   /** The restore `name` is gone for good: free any cluster lock still naming it. */
   async #releaseOrphanLock(namespace: string, name: string): Promise<void> {
-    const holder = restoreLockHolder(name);
-    const held = this.#d.clusters.list(namespace).filter((c) => c.status?.operationLock?.holder === holder);
+    const held = this.#d.clusters.list(namespace).filter((c) => orphanedRestoreLock(c.status?.operationLock, name));
     if (held.length === 0) return;
     if (await this.#getRestore(namespace, name)) return; // the cache lags; its own reconcile follows
     for (const cached of held) {
@@ -353,7 +362,8 @@ export class RestoreController {
   async #deleteJob(namespace: string, name: string): Promise<void> {
     try {
       // Background: the Job goes at once; its Pods are stopped by the garbage collector, and
-      // the planner waits for them before it releases the lock.
+      // the planner waits for them before it releases the lock (or, for displaced backup
+      // Jobs, before it starts the restore).
       await this.#d.batch.deleteNamespacedJob({ name, namespace, propagationPolicy: "Background" });
     } catch (err) {
       if (!isNotFound(err)) throw err;

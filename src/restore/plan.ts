@@ -7,7 +7,7 @@
  *
  *   (new) ─► Validating ─┬─► Running ─┬─► Completed
  *            │   ▲  wait │            └─► Failed   (Job failed / lost)
- *            │   └───────┘
+ *            │   └───────┘  (for the lock, an older restore, or a backup to stop)
  *            └─► Failed  (cluster missing, not initialized / upgrading without force,
  *                         no auth, a Secret missing, overrideOperationLock without force)
  *
@@ -15,14 +15,20 @@
  * always moves it on. Invariants (each covered by a scenario test with a fixed clock):
  * - terminal phases never change: a Completed or Failed restore only releases a lock it
  *   still holds and drops its finalizer;
- * - the lock is taken (an optimistic write on the cluster) before the restore says Running,
- *   and the Job is created only after both, so a Job never runs without the lock; a lock
- *   taken by a pass that crashed before its status write is recognised as ours and reused;
+ * - the lock is decided by src/lock/ (lock.ts holds its invariants): taken (an optimistic
+ *   write on the cluster) before the restore says Running, and the Job is created only after
+ *   both, so a Job never runs without the lock; a lock taken by a pass that crashed before its
+ *   status write is recognised as ours and kept;
  * - a restore waits (Validating, message naming the operation and holder) while a backup,
- *   an upgrade or another restore holds the lock, and behind older unfinished restores of the
- *   same cluster (first come, first served). With `overrideOperationLock` + `force` it takes
- *   the lock from a backup or an upgrade (Warning Event, `OperationLockOverride` condition),
- *   never from another restore: two restores of one cluster never run at once;
+ *   an upgrade or another restore holds the lock, while a backup Job of the cluster is in
+ *   flight, and behind older unfinished restores of the same cluster (first come, first
+ *   served). With `overrideOperationLock` + `force` it takes the lock from a backup or an
+ *   upgrade (Warning Event, `OperationLockOverride` condition), never from another restore:
+ *   two restores of one cluster never run at once;
+ * - no restore Job runs beside a backup (issue 15, defect 4): holding the lock, the restore
+ *   starts its Job only once no backup Job or Pod of the cluster runs; with override it deletes
+ *   the backup Jobs it displaces. The wait ends at the backup Job deadline since the lock was
+ *   taken (src/lock/displaced.ts), so a Pod nobody can stop does not hold it forever;
  * - the lock is released when the Job's result is recorded (status first, then the lock, so a
  *   crash in between is repaired by the next pass), when the Job is lost, and — through the
  *   finalizer — when the restore is deleted: its Job is deleted first and the lock released
@@ -39,15 +45,12 @@ import {
   type EventReasonValue,
   FailureReason,
   LockHolder,
-  LockOperation,
   latestSnapshotKey,
   Reason,
   restoreFinalizer,
-  restoreLockHolder,
 } from "../api/constants.ts";
 import {
   fromTimestamp,
-  isLockHeld,
   isRestoreTerminal,
   isUpgrading,
   type ResolvedAuth,
@@ -55,7 +58,6 @@ import {
   resolveAuth,
   resolveTarget,
   resolveTlsSecretName,
-  restoreHoldingLock,
   setCondition,
   toTimestamp,
 } from "../api/predicates.ts";
@@ -70,6 +72,10 @@ import type {
 } from "../api/types.ts";
 import { restoreJobName } from "../jobs/names.ts";
 import { failureOf, type ObservedJob, resultWaitMs } from "../jobs/result.ts";
+import { type BackupWork, waitForBackupWork } from "../lock/displaced.ts";
+import { describeLock, holdsLock } from "../lock/holder.ts";
+import { decideLock } from "../lock/lock.ts";
+import { deletionGraceMs, releaseOnDeletion } from "../lock/orphans.ts";
 import { readinessBlockers, readinessOf, statefulSetAddresses } from "../readiness/decide.ts";
 import type { ObservedStatefulSet } from "../readiness/statefulset.ts";
 
@@ -104,6 +110,11 @@ export interface RestoreObservation {
   readonly defaultImage: string;
   /** The StatefulSet the cluster describes, if it exists (readiness and addresses without a lifecycle operator). */
   readonly statefulSet?: ObservedStatefulSet | undefined;
+  /**
+   * Backup Jobs and Pods of the cluster still running (src/lock/work.ts); the Job in flight is
+   * read from the cluster's status. A restore never starts its Job beside them.
+   */
+  readonly backupWork: Pick<BackupWork, "runningJobs" | "activePods">;
 }
 
 /** Everything the controller needs to build the restore Job and its ServiceAccount. */
@@ -158,6 +169,8 @@ export interface RestorePlan {
   readonly createJob: RestoreJobRequest | undefined;
   /** Name of the restore's Job to delete (the restore is being deleted while it runs). */
   readonly deleteJob: string | undefined;
+  /** Backup Jobs of the cluster to delete: the restore took the lock over from them (src/lock/displaced.ts). */
+  readonly deleteBackupJobs: readonly string[];
   readonly removeFinalizer: boolean;
   readonly events: PlannedEvent[];
   /** A restore Job was started by this pass. */
@@ -172,9 +185,7 @@ export interface RestorePlan {
 export const jobCreateGraceMs = 120_000;
 /** How soon a waiting restore re-checks the lock (cluster events wake it earlier). */
 export const lockRecheckMs = 30_000;
-/** A deleted restore waits this long for its Job's Pods to stop before it releases the lock anyway. */
-export const deletionGraceMs = 120_000;
-/** Re-check interval while a deleted restore's Job and Pods go away. */
+/** Re-check interval while a deleted restore's Job and Pods go away (src/lock/orphans.ts bounds the wait). */
 export const deletionRecheckMs = 2000;
 
 /** `<cluster>-restore`: the ServiceAccount of restore Jobs, which OpenBao's restore role binds. */
@@ -186,14 +197,6 @@ function deepEqual(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
-/** Whether `lock` was taken by this very OpenBaoRestore (not a deleted namesake before it). */
-export function holdsLock(restore: OpenBaoRestore, lock: OperationLock | null | undefined): boolean {
-  if (!isLockHeld(lock) || lock.holder !== restoreLockHolder(restore.metadata.name ?? "")) return false;
-  const acquired = fromTimestamp(lock.acquiredAt);
-  const created = fromTimestamp(restore.metadata.creationTimestamp);
-  return acquired === undefined || created === undefined || acquired.getTime() >= created.getTime();
-}
-
 function ordered(a: { createdAt: Date | undefined; name: string }, b: { createdAt: Date | undefined; name: string }) {
   const ta = a.createdAt?.getTime() ?? 0;
   const tb = b.createdAt?.getTime() ?? 0;
@@ -203,12 +206,6 @@ function ordered(a: { createdAt: Date | undefined; name: string }, b: { createdA
 /** `latest` read as what it means, for messages; a key as itself. */
 function describeKey(key: string): string {
   return key === latestSnapshotKey ? "the newest verified backup (latest)" : key;
-}
-
-function describeLock(lock: OperationLock): string {
-  const since = lock.acquiredAt ? ` since ${lock.acquiredAt}` : "";
-  const what = lock.message ? `: ${lock.message}` : "";
-  return `${lock.operation} (${lock.holder})${since}${what}`;
 }
 
 export function planRestore(obs: RestoreObservation): RestorePlan {
@@ -232,6 +229,7 @@ export function planRestore(obs: RestoreObservation): RestorePlan {
   let lockChange: LockChange | undefined;
   let createJob: RestoreJobRequest | undefined;
   let deleteJob: string | undefined;
+  let deleteBackupJobs: readonly string[] = [];
   let started = false;
   let finished: RestoreOutcome | undefined;
   let secretsToCheck: string[] = [];
@@ -290,10 +288,10 @@ export function planRestore(obs: RestoreObservation): RestorePlan {
           );
         }
         requeue.push(deletionRecheckMs);
-      } else if (obs.activeJobPods > 0 && waited < deletionGraceMs) {
+      } else if (releaseOnDeletion(obs.activeJobPods, waited) === "wait") {
         requeue.push(Math.min(deletionRecheckMs, deletionGraceMs - waited));
       } else {
-        if (obs.activeJobPods > 0) {
+        if (releaseOnDeletion(obs.activeJobPods, waited) === "release-anyway") {
           event(
             "Warning",
             EventReason.LockRecovered,
@@ -364,28 +362,36 @@ export function planRestore(obs: RestoreObservation): RestorePlan {
   const force = spec.force === true;
   const override = force && spec.overrideOperationLock === true;
 
-  let take: LockChange | undefined;
+  const decision = decideLock(
+    lock,
+    {
+      operation: "Restore",
+      restore,
+      override,
+      message: `OpenBaoRestore ${name} restores ${describeKey(spec.source.key)}`,
+    },
+    now,
+  );
+  const inFlight = target.status?.backup?.currentJob?.name ?? undefined;
   let wait: string | undefined;
-  if (ours) {
-    // Taken by an earlier pass that did not get as far as its status write.
-  } else if (isLockHeld(lock) && restoreHoldingLock(lock) !== undefined && restoreHoldingLock(lock) !== name) {
-    wait = `another restore holds the operation lock: ${describeLock(lock)}; restores of one cluster never run at once`;
-  } else if (isLockHeld(lock) && restoreHoldingLock(lock) === undefined) {
-    if (override) take = { kind: "acquire", lock: newLock(), overridden: lock };
-    else
-      wait = `waiting for the operation lock, held by ${describeLock(lock)}${
-        lock.holder === LockHolder.Upgrade ? " (spec.overrideOperationLock with spec.force takes it over)" : ""
-      }`;
-  } else {
-    // Free, or left over by a deleted OpenBaoRestore of the same name (acquired before this one existed).
-    const ahead = override
-      ? undefined
-      : obs.peers
-          .filter((p) => p.name !== name && !p.deleting && !isRestoreTerminal(p.phase))
-          .filter((p) => ordered(p, { name, createdAt: fromTimestamp(restore.metadata.creationTimestamp) }) < 0)
-          .sort(ordered)[0];
+  if (decision.kind === "wait") {
+    const holder = decision.holder;
+    wait =
+      holder.operation === "Restore"
+        ? `another restore holds the operation lock: ${describeLock(holder)}; restores of one cluster never run at once`
+        : `waiting for the operation lock, held by ${describeLock(holder)}${
+            holder.holder === LockHolder.Upgrade ? " (spec.overrideOperationLock with spec.force takes it over)" : ""
+          }`;
+  } else if (decision.kind === "acquire" && !override) {
+    const ahead = obs.peers
+      .filter((p) => p.name !== name && !p.deleting && !isRestoreTerminal(p.phase))
+      .filter((p) => ordered(p, { name, createdAt: fromTimestamp(restore.metadata.creationTimestamp) }) < 0)
+      .sort(ordered)[0];
     if (ahead) wait = `queued behind OpenBaoRestore ${ahead.name}, an older restore of cluster ${spec.cluster}`;
-    else take = { kind: "acquire", lock: newLock(), overridden: undefined };
+    else if (inFlight !== undefined) {
+      // Never take the lock from under a backup Job in flight (src/lock/lock.ts, invariant 7).
+      wait = `waiting for backup Job ${inFlight} of cluster ${spec.cluster} to finish`;
+    }
   }
 
   if (wait !== undefined) {
@@ -397,7 +403,7 @@ export function planRestore(obs: RestoreObservation): RestorePlan {
     return finish();
   }
 
-  // 5. Start: lock (if not ours yet), Running, the Job.
+  // 5. Take the lock (unless ours already), wait for the backup work it displaces, then start.
   if (obs.missingSecrets === undefined) {
     // The controller looks the Secrets up and plans again; nothing is started unchecked.
     secretsToCheck = secretNames(target);
@@ -408,14 +414,15 @@ export function planRestore(obs: RestoreObservation): RestorePlan {
   }
   const request = jobRequest(target);
   if (!request) return finish(); // unreachable: validate() refused a spec without auth
-  if (take?.kind === "acquire") {
-    lockChange = take;
-    if (take.overridden) {
-      const message = `took the operation lock of cluster ${spec.cluster} from ${describeLock(take.overridden)} (spec.overrideOperationLock with spec.force)`;
-      event("Warning", EventReason.OperationLockOverridden, message);
-      event("Warning", EventReason.OperationLockOverridden, `OpenBaoRestore ${name} ${message}`, "cluster");
-      setCond(ConditionType.OperationLockOverride, "True", Reason.OperationLockOverridden, message);
-    } else if (isLockHeld(lock)) {
+  if (decision.kind === "override") {
+    lockChange = { kind: "acquire", lock: decision.lock, overridden: decision.displaced };
+    const message = `took the operation lock of cluster ${spec.cluster} from ${describeLock(decision.displaced)} (spec.overrideOperationLock with spec.force)`;
+    event("Warning", EventReason.OperationLockOverridden, message);
+    event("Warning", EventReason.OperationLockOverridden, `OpenBaoRestore ${name} ${message}`, "cluster");
+    setCond(ConditionType.OperationLockOverride, "True", Reason.OperationLockOverridden, message);
+  } else if (decision.kind === "acquire") {
+    lockChange = { kind: "acquire", lock: decision.lock, overridden: undefined };
+    if (decision.replaced) {
       event(
         "Normal",
         EventReason.LockRecovered,
@@ -424,7 +431,35 @@ export function planRestore(obs: RestoreObservation): RestorePlan {
       );
     }
   }
-  event("Normal", EventReason.LockAcquired, `holding the operation lock of cluster ${spec.cluster}`);
+  // The pass that writes the lock says so; a later pass holding it (renew) does not repeat it.
+  if (lockChange) event("Normal", EventReason.LockAcquired, `holding the operation lock of cluster ${spec.cluster}`);
+  // Since when the restore holds the lock (a hand-written lock without a readable time: since its creation).
+  const heldSince =
+    decision.kind === "renew"
+      ? (fromTimestamp(decision.lock.acquiredAt) ?? fromTimestamp(restore.metadata.creationTimestamp) ?? now)
+      : now;
+  const displaced = waitForBackupWork(
+    { inFlight, ...obs.backupWork },
+    {
+      cluster: spec.cluster,
+      override,
+      since: heldSince,
+      deadlineSeconds: target.spec?.backup?.activeDeadlineSeconds ?? defaults.activeDeadlineSeconds,
+      now,
+    },
+  );
+  if (displaced.kind === "wait") {
+    deleteBackupJobs = displaced.stop;
+    status.phase = "Validating";
+    if (before.message !== displaced.message) event("Normal", EventReason.RestoreValidating, displaced.message);
+    status.message = displaced.message;
+    setCond(ConditionType.RestoreComplete, "False", Reason.RestoreWaitingForLock, displaced.message);
+    requeue.push(displaced.recheckMs);
+    return finish();
+  }
+  if (displaced.kind === "overdue") {
+    event("Warning", override ? EventReason.OperationLockOverridden : EventReason.RestoreValidating, displaced.message);
+  }
   status.phase = "Running";
   status.startTime = toTimestamp(now);
   // "latest" is resolved by the Job; its result records the key it chose.
@@ -440,15 +475,6 @@ export function planRestore(obs: RestoreObservation): RestorePlan {
   );
   requeue.push(jobCreateGraceMs);
   return finish();
-
-  function newLock(): OperationLock {
-    return {
-      operation: LockOperation.Restore,
-      holder: restoreLockHolder(name),
-      acquiredAt: toTimestamp(now),
-      message: `OpenBaoRestore ${name} restores ${describeKey(spec.source.key)}`.slice(0, 1024),
-    };
-  }
 
   /** The first reason the restore cannot run, as a message naming the field and the fix. */
   function validate(): string | undefined {
@@ -574,6 +600,7 @@ export function planRestore(obs: RestoreObservation): RestorePlan {
       status: deepEqual(status, before) ? undefined : status,
       createJob,
       deleteJob,
+      deleteBackupJobs,
       removeFinalizer,
       events,
       started,

@@ -5,17 +5,21 @@
  * - its cluster: any change (the lock released by a backup or an upgrade, the phase) re-checks
  *   every unfinished restore of that cluster at once, and a lock held by a restore that no
  *   longer exists wakes that name so the lock is recovered;
- * - its Job (owner reference) and the Job's Pods (the termination message lands on the Pod).
+ * - its Job (owner reference) and the Job's Pods (the termination message lands on the Pod);
+ * - the cluster's backup Jobs and Pods: a restore holding the lock starts only once none of them
+ *   runs (src/lock/displaced.ts), so their end wakes the cluster's unfinished restores.
  *
  * Shares the operator's informers (the Manager returns one informer per resource), API
  * clients and registry; everything but the informers and the image has a default.
  */
 import { BatchV1Api, CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
-import { Annotation, defaultJwtAudience, group, restoreNames } from "../api/constants.ts";
-import { isRestoreTerminal, restoreHoldingLock } from "../api/predicates.ts";
+import { Annotation, defaultJwtAudience, group, Label, LabelValue, restoreNames } from "../api/constants.ts";
+import { isRestoreTerminal } from "../api/predicates.ts";
 import type { OpenBaoCluster, OpenBaoRestore } from "../api/types.ts";
+import { labelValue } from "../jobs/names.ts";
 import type { CachedJob, CachedPod } from "../jobs/result.ts";
 import { type EventRecorder, eventRecorder } from "../kube/events.ts";
+import { restoreHoldingLock } from "../lock/holder.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { TrimmedStatefulSet } from "../readiness/statefulset.ts";
 import { type Controller, enqueueOwner } from "../runtime/controller.ts";
@@ -66,6 +70,23 @@ export function registerRestoreController(manager: Manager, deps: RestoreRegistr
   });
   const jobOwner = enqueueOwner({ kind: restoreNames.kind, group, controllerOnly: true });
   const { restores, jobs } = deps;
+  /** Unfinished (or deleting) restores of the cluster whose name or label value is `cluster`. */
+  const restoresOf = (namespace: string, matches: (cluster: string) => boolean): string[] =>
+    restores
+      .list(namespace)
+      .filter(
+        (r) =>
+          matches(r.spec.cluster) &&
+          (!isRestoreTerminal(r.status?.phase) || r.metadata.deletionTimestamp !== undefined),
+      )
+      .map((r) => `${namespace}/${r.metadata.name ?? ""}`);
+  /** A backup Job or Pod (by its labels) wakes the restores of its cluster. */
+  const backupWorkOwner = (object: { metadata?: { namespace?: string; labels?: Record<string, string> } }) => {
+    const labels = object.metadata?.labels;
+    const cluster = labels?.[Label.Cluster];
+    if (labels?.[Label.Component] !== LabelValue.ComponentBackup || cluster === undefined) return [];
+    return restoresOf(object.metadata?.namespace ?? "", (name) => labelValue(name) === cluster);
+  };
   return manager
     .controller({
       name: "restore",
@@ -76,25 +97,23 @@ export function registerRestoreController(manager: Manager, deps: RestoreRegistr
     .watch(deps.clusters, (cluster) => {
       const namespace = cluster.metadata?.namespace ?? "";
       const name = cluster.metadata?.name;
-      const keys = restores
-        .list(namespace)
-        .filter(
-          (r) =>
-            r.spec.cluster === name &&
-            (!isRestoreTerminal(r.status?.phase) || r.metadata.deletionTimestamp !== undefined),
-        )
-        .map((r) => `${namespace}/${r.metadata.name ?? ""}`);
+      const keys = restoresOf(namespace, (c) => c === name);
       const holder = restoreHoldingLock(cluster.status?.operationLock);
       if (holder !== undefined) keys.push(`${namespace}/${holder}`);
       return keys;
     })
-    .watch(jobs, jobOwner)
+    .watch(jobs, (job) => [...keys(jobOwner(job)), ...backupWorkOwner(job)])
     .watch(deps.pods, (pod) => {
       const namespace = pod.metadata?.namespace ?? "";
       const named = pod.metadata?.annotations?.[Annotation.RestoreName];
       if (named) return `${namespace}/${named}`;
       const jobName = pod.metadata?.labels?.["job-name"];
       const job = jobName ? jobs.get(namespace, jobName) : undefined;
-      return job ? jobOwner(job) : undefined;
+      return [...keys(job ? jobOwner(job) : undefined), ...backupWorkOwner(pod)];
     });
+}
+
+function keys(mapped: Iterable<string> | string | undefined): string[] {
+  if (mapped === undefined) return [];
+  return typeof mapped === "string" ? [mapped] : [...mapped];
 }

@@ -9,6 +9,7 @@
  * once every member serves the restored data.
  */
 import assert from "node:assert/strict";
+import { createServer, type Socket } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { OpenBaoCluster, OpenBaoRestore } from "../../src/api/types.ts";
@@ -20,7 +21,7 @@ import { namespace, type RestoreStack, startRestoreStack } from "./restore-stack
 printServerLogsOnFailure();
 printJobRunnerOnFailure();
 
-const clusters = ["bao-s3", "bao-gcs", "bao-azure", "waits", "override", "fails", "deleted"];
+const clusters = ["bao-s3", "bao-gcs", "bao-azure", "waits", "override", "displaced", "fails", "deleted"];
 const condition = (o: OpenBaoRestore | OpenBaoCluster, type: string) =>
   o.status?.conditions?.find((c) => c.type === type);
 const secretCount = 12;
@@ -200,6 +201,89 @@ describe("RestoreManager end to end", () => {
     );
     assert.equal(job?.spec?.template.spec?.containers[0]?.env?.find((e) => e.name === "BACKUP_FORCE")?.value, "true");
     assert.equal(await lockOf("override"), null);
+  });
+
+  test("override + force while a backup Job runs: the backup is stopped first; no restore beside it, no free lock while it runs", async (t) => {
+    await stack.createCluster("displaced", "s3");
+    await writeSecrets("displaced");
+    const key = await stack.backup("displaced", "base");
+    await damage("displaced");
+    // The next backup hangs mid-upload: its storage accepts connections and never answers.
+    const sockets = new Set<Socket>();
+    const blackhole = createServer((socket) => {
+      sockets.add(socket);
+      socket.on("close", () => sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => blackhole.listen(0, "127.0.0.1", resolve));
+    const address = blackhole.address();
+    assert.ok(address && typeof address === "object");
+    const violations: string[] = [];
+    let sampling = true;
+    try {
+      const stuck = { ...stack.target("s3"), endpoint: `http://127.0.0.1:${address.port}` };
+      await stack.patchCluster("displaced", { spec: { backup: { target: stuck } } });
+      await stack.patchCluster("displaced", { metadata: { annotations: { "openbao.org/trigger-backup": "stuck" } } });
+      const backupJob = await until("the backup Job runs, waiting on its storage", async () => {
+        const name = (await stack.getCluster("displaced")).status?.backup?.currentJob?.name;
+        const run = stack.runner.runs.find((r) => r.jobName === name);
+        return run?.startedAt !== undefined && run.exitedAt === undefined && sockets.size > 0 && name;
+      });
+      // The defect's invariant, sampled throughout: while the backup's executor runs, the lock is held.
+      const backupRun = () => stack.runner.runs.find((r) => r.jobName === backupJob);
+      const sampler = (async () => {
+        while (sampling) {
+          const lock = await lockOf("displaced");
+          if (lock === null && backupRun()?.exitedAt === undefined) violations.push(`lock free at ${Date.now()}`);
+          await sleep(100);
+        }
+      })();
+      await stack.createRestore("restore-displaced", {
+        cluster: "displaced",
+        source: { target: stack.target("s3"), key },
+        jwtAuthRole: "restore",
+        force: true,
+        overrideOperationLock: true,
+      });
+      const done = await stack.waitRestore("restore-displaced", "Completed");
+      sampling = false;
+      await sampler;
+      await assertRestored("displaced");
+
+      const stopped = backupRun();
+      t.diagnostic(`backup run: ${stopped?.outcome}, notes: ${stopped?.notes.join("; ")}`);
+      assert.equal(stopped?.outcome, "JobDeleted", "the displaced backup Job was deleted mid-run");
+      const restoreJob = (await stack.jobs()).find(
+        (j) => j.metadata?.annotations?.["openbao.org/restore-name"] === "restore-displaced",
+      )?.metadata?.name;
+      const restoreRun = stack.runner.runs.find((r) => r.jobName === restoreJob);
+      assert.ok(stopped?.exitedAt !== undefined && restoreRun?.startedAt !== undefined);
+      assert.ok(
+        stopped.exitedAt <= restoreRun.startedAt,
+        `the restore started ${restoreRun.startedAt - stopped.exitedAt} ms after the backup stopped, never beside it`,
+      );
+      assert.deepEqual(violations, [], "the lock was never free while the backup ran");
+
+      const c = await stack.getCluster("displaced");
+      t.diagnostic(`lastFailureMessage: ${c.status?.backup?.lastFailureMessage}`);
+      assert.equal(c.status?.backup?.lastFailureReason, "LockOverridden", "recorded as a failure, not as a success");
+      assert.match(c.status?.backup?.lastFailureMessage ?? "", /OpenBaoRestore restore-displaced/);
+      assert.equal(c.status?.backup?.currentJob ?? null, null);
+      const failedEvent = (await stack.eventsOf("displaced")).find(
+        (e) => e.type === "Warning" && e.reason === "BackupFailed" && /overrideOperationLock/.test(e.message ?? ""),
+      );
+      assert.ok(failedEvent, "a Warning Event on the cluster names the override");
+      assert.equal(condition(done, "OperationLockOverride")?.status, "True");
+      const messages = (await stack.eventsOf("restore-displaced")).map((e) => e.message ?? "");
+      assert.ok(
+        messages.some((m) => m.includes(`stopping backup Job ${backupJob}`)),
+        `the restore said what it waited for: ${messages.join(" | ")}`,
+      );
+      assert.equal(await lockOf("displaced"), null, "released after the restore");
+    } finally {
+      sampling = false;
+      for (const socket of sockets) socket.destroy();
+      blackhole.close();
+    }
   });
 
   describe("failures: Failed with a precise message, lock released, OpenBao untouched", () => {

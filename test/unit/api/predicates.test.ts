@@ -1,21 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import {
-  Annotation,
-  BlockedReason,
-  Condition,
-  LockHolder,
-  Reason,
-  restoreLockHolder,
-} from "../../../src/api/constants.ts";
+import { Annotation, BlockedReason, Condition, Reason } from "../../../src/api/constants.ts";
 import {
   canTransitionRestore,
   clusterBlockers,
   fromTimestamp,
   getCondition,
-  isBackupLock,
   isConditionTrue,
-  isLockHeld,
   isRestoreActive,
   isRestoreTerminal,
   observeSchedule,
@@ -24,7 +15,6 @@ import {
   removeCondition,
   resolveBackupSpec,
   resolveTarget,
-  restoreHoldingLock,
   setCondition,
   toTimestamp,
   wantsPreUpgradeSnapshot,
@@ -34,7 +24,6 @@ import type {
   Condition as ConditionT,
   OpenBaoCluster,
   OpenBaoClusterStatus,
-  OperationLock,
   RestorePhase,
   TargetSpec,
 } from "../../../src/api/types.ts";
@@ -348,30 +337,6 @@ describe("cluster facts", () => {
     assert.equal(wantsPreUpgradeSnapshot(c), false);
     c.spec.backup.preUpgradeSnapshot = true;
     assert.equal(wantsPreUpgradeSnapshot(c), true);
-  });
-});
-
-describe("operation lock", () => {
-  const backup: OperationLock = { operation: "Backup", holder: LockHolder.Backup, acquiredAt: "2025-03-04T05:06:07Z" };
-  const restore: OperationLock = {
-    operation: "Restore",
-    holder: restoreLockHolder("r1"),
-    acquiredAt: "2025-03-04T05:06:07Z",
-  };
-
-  test("holders", () => {
-    assert.equal(isLockHeld(null), false);
-    assert.equal(isLockHeld(undefined), false);
-    assert.equal(isBackupLock(backup), true);
-    assert.equal(isBackupLock(restore), false);
-    assert.equal(restoreHoldingLock(restore), "r1");
-    assert.equal(restoreHoldingLock(backup), undefined);
-  });
-
-  test("the types refuse a holder that does not match its operation", () => {
-    // @ts-expect-error Backup is held by openbaocluster/backup only
-    const wrong: OperationLock = { operation: "Backup", holder: "openbaorestore/r1", acquiredAt: "x" };
-    assert.ok(wrong);
   });
 });
 

@@ -388,6 +388,67 @@ describe("planBackup", () => {
     assert.equal(ended.status?.backup.nextScheduledBackup, undefined);
   });
 
+  test("a Job re-created after a crash, whose lock was freed meanwhile, takes the lock again", () => {
+    let c = observed();
+    c = apply(c, plan(c, t("2026-11-21T10:01:00Z")));
+    c.status = { ...c.status, operationLock: null };
+    const p = plan(c, t("2026-11-21T10:01:20Z"), []);
+    assert.equal(p.createJob?.name, "backup-bao-20261121-100100");
+    assert.equal(p.status?.operationLock?.holder, "openbaocluster/backup", "a Job never runs without its lock");
+  });
+
+  describe("defect 4: a restore took the lock over (overrideOperationLock)", () => {
+    const restoreLock = {
+      operation: "Restore" as const,
+      holder: "openbaorestore/urgent" as const,
+      acquiredAt: "2026-11-21T10:01:10Z",
+    };
+    function displaced(): OpenBaoCluster {
+      let c = observed();
+      c = apply(c, plan(c, t("2026-11-21T10:01:00Z")));
+      return { ...c, status: { ...c.status, operationLock: restoreLock } };
+    }
+
+    test("the running Job is deleted and recorded once as LockOverridden; the restore keeps the lock", () => {
+      let c = displaced();
+      const name = "backup-bao-20261121-100100";
+      const p = plan(c, t("2026-11-21T10:01:11Z"), [job(name, "Running")], { restores: ["urgent"] });
+      assert.equal(p.deleteJob, name);
+      assert.equal(p.recorded?.ok, false);
+      assert.equal(p.status?.backup.lastFailureReason, "LockOverridden");
+      assert.equal(p.status?.backup.consecutiveFailures, 1);
+      assert.equal(p.status?.backup.currentJob, null);
+      assert.deepEqual(p.status?.operationLock, restoreLock);
+      assert.ok(!p.events.some((e) => e.reason === "LockRecovered"), "nothing was released");
+      assert.ok(
+        p.events.some(
+          (e) => e.type === "Warning" && e.reason === "BackupFailed" && /OpenBaoRestore urgent/.test(e.message),
+        ),
+      );
+      assert.equal(p.createJob, undefined, "and nothing new starts under the restore's lock");
+      c = apply(c, p);
+      const again = plan(c, t("2026-11-21T10:01:12Z"), [], { restores: ["urgent"] });
+      assert.equal(again.recorded, undefined);
+      assert.equal(again.deleteJob, undefined);
+    });
+
+    test("a Job not visible yet is not re-created: recorded as displaced, never as lost", () => {
+      const p = plan(displaced(), t("2026-11-21T10:01:11Z"), [], { restores: ["urgent"] });
+      assert.equal(p.createJob, undefined);
+      assert.equal(p.deleteJob, undefined, "never deleted by a name read from status (it may be someone else's)");
+      assert.equal(p.status?.backup.lastFailureReason, "LockOverridden");
+    });
+
+    test("a Job that failed (stopped) keeps its logs; its failure is the override's", () => {
+      const name = "backup-bao-20261121-100100";
+      const p = plan(displaced(), t("2026-11-21T10:01:20Z"), [job(name, "Failed", failed("Interrupted"))], {
+        restores: ["urgent"],
+      });
+      assert.equal(p.deleteJob, undefined);
+      assert.equal(p.status?.backup.lastFailureReason, "LockOverridden");
+    });
+  });
+
   test("a leftover backup lock with no Job in flight is released", () => {
     const c = observed();
     c.status = {
@@ -571,6 +632,37 @@ describe("planBackup", () => {
       const p = plan(c, t("2026-11-21T12:01:00Z"));
       assert.equal(p.createJob?.type, "pre-upgrade", "a new upgrade gets new attempts");
       assert.equal(p.status?.backup.preUpgrade?.attempts, 1);
+    });
+
+    test("defect 4: a restore overriding the Upgrade lock stops the pre-upgrade Job; the attempt counts as failed", () => {
+      let c = upgrading();
+      const upgradeLock = {
+        operation: "Upgrade" as const,
+        holder: "openbaocluster/upgrade" as const,
+        acquiredAt: "2026-11-21T10:00:50Z",
+      };
+      c = { ...c, status: { ...c.status, phase: "Upgrading" as const, operationLock: upgradeLock } };
+      const p = plan(c, t("2026-11-21T10:01:00Z"));
+      const name = p.createJob?.name ?? "";
+      c = apply(c, p);
+      c = {
+        ...c,
+        status: {
+          ...c.status,
+          operationLock: { operation: "Restore", holder: "openbaorestore/urgent", acquiredAt: "2026-11-21T10:01:05Z" },
+        },
+      };
+      const stopped = plan(c, t("2026-11-21T10:01:06Z"), [job(name, "Running")], { restores: ["urgent"] });
+      assert.equal(stopped.deleteJob, name);
+      assert.equal(stopped.status?.backup.preUpgrade?.phase, "Pending");
+      assert.ok(
+        stopped.status?.backup.preUpgrade?.nextAttemptTime,
+        "retried after the backoff, like any failed attempt",
+      );
+      assert.equal(stopped.status?.operationLock?.holder, "openbaorestore/urgent");
+      assert.ok(
+        stopped.events.some((e) => e.reason === "PreUpgradeBackupFailed" && /overrideOperationLock/.test(e.message)),
+      );
     });
 
     test("defect 3: under the lifecycle operator's Upgrade lock the snapshot runs, and the lock stays the upgrade's", () => {

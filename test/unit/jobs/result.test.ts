@@ -257,6 +257,7 @@ describe("restores read the same result", () => {
       missingSecrets: [],
       now: new Date(now),
       defaultImage: "img:1",
+      backupWork: { runningJobs: [], activePods: 0 },
       ...extra,
     });
     const start = planRestore(observe("2026-11-21T10:00:10Z"));

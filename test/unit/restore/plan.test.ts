@@ -8,9 +8,9 @@ import { describe, test } from "node:test";
 import type { OpenBaoCluster, OpenBaoRestore, OperationLock } from "../../../src/api/types.ts";
 import type { ReportedResult } from "../../../src/executor/result.ts";
 import { resultGraceMs } from "../../../src/jobs/result.ts";
+import { holdsLock } from "../../../src/lock/holder.ts";
+import { deletionGraceMs } from "../../../src/lock/orphans.ts";
 import {
-  deletionGraceMs,
-  holdsLock,
   jobCreateGraceMs,
   type ObservedJob,
   planRestore,
@@ -86,6 +86,7 @@ function obs(w: World, now: Date, extra: Partial<RestoreObservation> = {}): Rest
     missingSecrets: [],
     now,
     defaultImage: "img:1",
+    backupWork: { runningJobs: [], activePods: 0 },
     ...extra,
   };
 }
@@ -340,6 +341,75 @@ describe("planRestore: the operation lock", () => {
     const p = planRestore(obs(w, t("2026-11-21T10:00:02Z")));
     assert.equal(p.lock?.kind, "acquire");
     assert.ok(p.events.some((e) => e.on === "cluster" && e.reason === "LockRecovered"));
+  });
+});
+
+describe("planRestore: backup work beside the restore (issue 15, defect 4)", () => {
+  const inFlight = (lock: OperationLock | null): OpenBaoCluster => {
+    const c = cluster({ operationLock: lock });
+    c.status = {
+      ...c.status,
+      backup: { currentJob: { name: "backup-bao-1", type: "manual", createdAt: "2026-11-21T09:59:00Z" } },
+    };
+    return c;
+  };
+  const busy = { runningJobs: ["backup-bao-1"], activePods: 1 };
+
+  test("without override, a backup Job in flight is waited for without taking the lock, even a free one", () => {
+    const w: World = { restore: restore(), cluster: inFlight(null) };
+    const p = planRestore(obs(w, t("2026-11-21T10:00:01Z"), { backupWork: busy }));
+    assert.equal(p.lock, undefined, "the lock is not taken from under a backup in flight");
+    assert.equal(p.createJob, undefined);
+    assert.deepEqual(p.deleteBackupJobs, [], "nothing is stopped without override");
+    assert.equal(p.status?.phase, "Validating");
+    assert.match(p.status?.message ?? "", /waiting for backup Job backup-bao-1 of cluster bao to finish/);
+    assert.equal(cond(p, "RestoreComplete")?.reason, "RestoreWaitingForLock");
+  });
+
+  test("without override, Pods of a deleted backup Job still stopping: lock taken, Job held back, nothing deleted", () => {
+    let w: World = { restore: restore(), cluster: cluster() };
+    const p = planRestore(obs(w, t("2026-11-21T10:00:01Z"), { backupWork: { runningJobs: [], activePods: 1 } }));
+    assert.equal(p.lock?.kind, "acquire");
+    assert.equal(p.createJob, undefined);
+    assert.deepEqual(p.deleteBackupJobs, []);
+    assert.match(
+      p.status?.message ?? "",
+      /holding the operation lock of cluster bao: waiting for 1 Pod of a stopped backup Job/,
+    );
+    assert.ok(p.events.some((e) => e.reason === "LockAcquired"));
+    w = apply(w, p);
+    const next = planRestore(obs(w, t("2026-11-21T10:00:05Z")));
+    assert.equal(next.status?.phase, "Running");
+    assert.ok(next.createJob);
+    assert.equal(next.lock, undefined, "the lock it holds is kept as it is");
+    assert.ok(!next.events.some((e) => e.reason === "LockAcquired"), "said once, by the pass that took it");
+  });
+
+  test("override of an upgrade's lock while a pre-upgrade Job runs under it: the Job is stopped first", () => {
+    const c = inFlight(lockOf("openbaocluster/upgrade"));
+    c.status = { ...c.status, phase: "Upgrading", upgrade: { to: "2.5.0" } };
+    const w: World = { restore: restore({ force: true, overrideOperationLock: true }), cluster: c };
+    const p = planRestore(obs(w, t("2026-11-21T10:00:01Z"), { backupWork: busy }));
+    assert.equal(p.lock?.kind === "acquire" && p.lock.overridden?.holder, "openbaocluster/upgrade");
+    assert.deepEqual(p.deleteBackupJobs, ["backup-bao-1"]);
+    assert.equal(p.createJob, undefined);
+    assert.equal(cond(p, "OperationLockOverride")?.status, "True");
+  });
+
+  test("deleted while it waits for a displaced backup: it holds the lock, so it releases it", () => {
+    const w0: World = {
+      restore: restore({ force: true, overrideOperationLock: true }),
+      cluster: inFlight(lockOf("openbaocluster/backup")),
+    };
+    const w = apply(w0, planRestore(obs(w0, t("2026-11-21T10:00:01Z"), { backupWork: busy })));
+    assert.equal(w.cluster?.status?.operationLock?.holder, "openbaorestore/r1");
+    const deleted = {
+      ...w,
+      restore: { ...w.restore, metadata: { ...w.restore.metadata, deletionTimestamp: "2026-11-21T10:00:02Z" } },
+    };
+    const p = planRestore(obs(deleted, t("2026-11-21T10:00:03Z"), { backupWork: busy }));
+    assert.equal(p.lock?.kind, "release");
+    assert.equal(p.removeFinalizer, true);
   });
 });
 
