@@ -67,7 +67,7 @@ export const Reason = {
   NoBackupYet: "NoBackupYet",
   /** The schedule or time zone cannot be used (e.g. a zone missing from the tz database). */
   InvalidSchedule: "InvalidSchedule",
-  /** The backup configuration cannot be used (e.g. a Secret it names does not exist). */
+  /** spec.backup cannot be used (e.g. no authentication configured); a missing Secret is SecretNotFound instead. */
   InvalidConfiguration: "InvalidConfiguration",
   // PreUpgradeSnapshotReady
   PreUpgradeBackupPending: "PreUpgradeBackupPending",

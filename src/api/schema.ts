@@ -24,7 +24,9 @@
  * `BackupHealthy` condition and an Event, reason `InvalidSchedule` / `InvalidConfiguration`):
  * whether a time zone exists in the tz database; a cron step larger than its field's range
  * (a step of 90 minutes) or a range written backwards (`5-1`); a schedule that never fires (`0 0 31 2 *`); a
- * `maxAge` beyond Go's ~292-year limit; whether the named Secrets exist and hold the keys.
+ * `maxAge` beyond Go's ~292-year limit. Whether the named Secrets exist and hold the keys is
+ * checked at run time instead: preflight blocks the backup with `SecretNotFound` where the
+ * operator may read Secrets, and the Job fails at once with `SecretNotFound` where it may not.
  */
 import { loadYaml, type V1CustomResourceDefinition } from "@kubernetes/client-node";
 import {
