@@ -6,13 +6,14 @@
  * passes through `redact` with the credentials' secret values.
  */
 import { parseArgs } from "node:util";
-import { CoreV1Api, CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
+import { CoreV1Api, CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
 import { clusterNames, group, version } from "../api/constants.ts";
 import type { OpenBaoCluster } from "../api/types.ts";
 import { ScheduleError } from "../backup/schedule.ts";
 import { ConfigError, loadBackupConfig } from "../executor/config.ts";
 import { classify, VerificationError } from "../executor/failure.ts";
 import { defaultPaths, settings, UsageError } from "../executor/settings.ts";
+import { KubeConfigError, loadKubeConfig } from "../kube/config.ts";
 import { apiStatus } from "../kube/errors.ts";
 import { OpenBaoError, redact } from "../openbao/errors.ts";
 import { KeyPartError, RetentionPolicyError } from "../snapshot/errors.ts";
@@ -214,16 +215,13 @@ export interface Kube {
 
 /** `--kubeconfig`, else `KUBECONFIG`, else the default locations (~/.kube/config, in-cluster). */
 export function openKube(args: ParsedArgs): Kube {
-  const config = new KubeConfig();
   const path = str(args, "kubeconfig") ?? process.env.KUBECONFIG;
+  let config: KubeConfig;
   try {
-    if (path) config.loadFromFile(path);
-    else config.loadFromDefault();
+    config = loadKubeConfig(path);
   } catch (err) {
-    throw new KubeProblem(
-      exitCodes.config,
-      `cannot load the kubeconfig ${path ?? "(default)"}: ${err instanceof Error ? err.message : String(err)}; pass --kubeconfig <file>`,
-    );
+    if (!(err instanceof KubeConfigError)) throw err;
+    throw new KubeProblem(exitCodes.config, `${err.message}; pass --kubeconfig <file>`);
   }
   const cluster = config.getCurrentCluster();
   if (!cluster) {

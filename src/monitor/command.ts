@@ -4,8 +4,9 @@
  * `max by (namespace, cluster)`.
  */
 import { parseArgs } from "node:util";
-import { CoreV1Api, CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
+import { CoreV1Api, CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
 import { exitCodes } from "../cli/exit-codes.ts";
+import { KubeConfigError, loadKubeConfig } from "../kube/config.ts";
 import { apiStatus, isForbidden } from "../kube/errors.ts";
 import { createLogger } from "../observability/logger.ts";
 import { Manager, runUntilStopped } from "../runtime/manager.ts";
@@ -106,15 +107,12 @@ export async function monitorCommand(argv: readonly string[]): Promise<number> {
     return exitCodes.config;
   }
 
-  const kubeConfig = new KubeConfig();
+  let kubeConfig: KubeConfig;
   try {
-    if (settings.kubeconfig) kubeConfig.loadFromFile(settings.kubeconfig);
-    else kubeConfig.loadFromDefault();
+    kubeConfig = loadKubeConfig(settings.kubeconfig);
   } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-    process.stderr.write(
-      `bao-backup monitor: cannot load the kubeconfig ${settings.kubeconfig ?? "(default)"} (${reason}); pass --kubeconfig or run in a cluster\n`,
-    );
+    if (!(err instanceof KubeConfigError)) throw err;
+    process.stderr.write(`bao-backup monitor: ${err.message}; pass --kubeconfig or run in a cluster\n`);
     return exitCodes.config;
   }
 

@@ -3,10 +3,11 @@
  * `KUBECONFIG`, `~/.kube/config`) or in-cluster. Exits non-zero when leadership is lost,
  * so Kubernetes restarts it as a fresh candidate.
  */
-import { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig } from "@kubernetes/client-node";
 import { defaultJwtAudience, jwtAudienceEnv } from "../api/constants.ts";
 import { exitCodes } from "../cli/exit-codes.ts";
 import { defaultJobTtlSeconds } from "../jobs/executor-job.ts";
+import { KubeConfigError, loadKubeConfig } from "../kube/config.ts";
 import { createLogger } from "../observability/logger.ts";
 import { runUntilStopped } from "../runtime/manager.ts";
 import { buildOperator, defaultWorkers } from "./operator.ts";
@@ -72,7 +73,6 @@ export async function operatorCommand(argv: readonly string[]): Promise<number> 
     process.stderr.write("bao-backup operator: --workers (OPERATOR_WORKERS) must be a whole number from 1 to 256\n");
     return exitCodes.config;
   }
-  const kubeConfig = new KubeConfig();
   const jobTtl = Number(flags.get("job-ttl") ?? process.env.JOB_TTL_SECONDS ?? String(defaultJobTtlSeconds));
   // Below a minute the Job controller could collect a finished Job inside the 30 s the operator
   // waits for its Pod's report, and a good backup would be recorded as lost.
@@ -83,14 +83,12 @@ export async function operatorCommand(argv: readonly string[]): Promise<number> 
     return exitCodes.config;
   }
   const path = flags.get("kubeconfig") ?? process.env.KUBECONFIG;
+  let kubeConfig: KubeConfig;
   try {
-    if (path) kubeConfig.loadFromFile(path);
-    else kubeConfig.loadFromDefault();
+    kubeConfig = loadKubeConfig(path);
   } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-    process.stderr.write(
-      `bao-backup operator: cannot load the kubeconfig ${path ?? "(default)"} (${reason}); pass --kubeconfig or run in a cluster\n`,
-    );
+    if (!(err instanceof KubeConfigError)) throw err;
+    process.stderr.write(`bao-backup operator: ${err.message}; pass --kubeconfig or run in a cluster\n`);
     return exitCodes.config;
   }
   const namespace = flags.get("namespace") ?? process.env.WATCH_NAMESPACE ?? undefined;

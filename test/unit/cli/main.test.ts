@@ -66,3 +66,18 @@ test("operator --job-ttl below a minute is refused naming the flag, before any c
   assert.doesNotMatch(ok.stderr, /--job-ttl/);
   assert.match(ok.stderr, /cannot load the kubeconfig/);
 });
+
+test("monitor: bad settings and a missing kubeconfig are refused by name, exit 1", () => {
+  for (const [flag, value, named] of [
+    ["--interval", "5", /--interval \(MONITOR_INTERVAL_SECONDS\) must be a whole number from 10 to 86400, got "5"/],
+    ["--probe-timeout", "0", /--probe-timeout \(MONITOR_PROBE_TIMEOUT_SECONDS\)/],
+    ["--concurrency", "many", /--concurrency \(MONITOR_CONCURRENCY\)/],
+  ] as const) {
+    const r = run("monitor", flag, value, "--kubeconfig", "/nonexistent");
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, named);
+  }
+  const r = run("monitor", "--kubeconfig", "/nonexistent");
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /cannot load the kubeconfig \/nonexistent \(ENOENT\); pass --kubeconfig or run in a cluster/);
+});
