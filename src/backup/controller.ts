@@ -40,6 +40,7 @@ import {
   missingSecrets,
   ownerReference,
 } from "../kube/objects.ts";
+import { getObject, replaceStatus, retryOnConflict } from "../kube/status.ts";
 import type { Logger } from "../observability/logger.ts";
 import { observedStatefulSet } from "../readiness/observe.ts";
 import type { TrimmedStatefulSet } from "../readiness/statefulset.ts";
@@ -89,41 +90,47 @@ export class BackupController {
 
   async reconcile(key: string): Promise<{ requeueAfterMs?: number } | undefined> {
     const [namespace = "", name = ""] = key.split("/");
-    let cluster = this.#d.clusters.get(namespace, name);
+    const cluster = this.#d.clusters.get(namespace, name);
     if (!cluster) {
       this.#d.metrics.forget(namespace, name);
       this.#unconfirmed.settled(key);
       return undefined;
     }
-    for (let attempt = 0; ; attempt++) {
-      const applied = this.#unconfirmed.confirmed(key, cluster.status?.backup?.lastRecordedJob ?? undefined);
-      if (applied) this.#d.metrics.recorded(cluster, applied);
-      const plan = await this.#plan(cluster);
-      try {
-        if (plan.deleteJob) await this.#deleteJob(namespace, plan.deleteJob);
-        if (plan.recorded) crashPoint("backup.before-result-recorded");
-        if (plan.status) await this.#writeStatus(cluster, plan);
-        if (plan.status && plan.createJob) crashPoint("backup.after-lock");
-      } catch (err) {
-        const recordedJob = plan.status?.backup.lastRecordedJob;
-        if (plan.recorded && recordedJob && !isConflict(err)) {
-          // No answer: the write may have applied. Counted once the cluster shows it (unconfirmed.ts).
-          this.#unconfirmed.lost(key, recordedJob, plan.recorded);
-        }
-        if (!isConflict(err) || attempt >= maxConflictRetries) throw err;
-        // Someone else wrote the cluster (the lifecycle operator, a user): re-read, re-plan.
-        const fresh = await this.#getFresh(namespace, name);
-        if (!fresh) return undefined;
-        cluster = fresh;
-        continue;
+    const written = await retryOnConflict(
+      cluster,
+      maxConflictRetries,
+      // Someone else wrote the cluster (the lifecycle operator, a user): re-read, re-plan.
+      () => getObject<OpenBaoCluster>(this.#d.custom, clusterNames, namespace, name),
+      (current) => this.#planAndWrite(key, current),
+    );
+    if (!written) return undefined;
+    await this.#perform(written.cluster, written.plan);
+    const { requeueAfterMs } = written.plan;
+    return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
+  }
+
+  /** Plans from `cluster` and makes the plan's writes that precede everything else. */
+  async #planAndWrite(key: string, cluster: OpenBaoCluster): Promise<{ cluster: OpenBaoCluster; plan: BackupPlan }> {
+    const applied = this.#unconfirmed.confirmed(key, cluster.status?.backup?.lastRecordedJob ?? undefined);
+    if (applied) this.#d.metrics.recorded(cluster, applied);
+    const plan = await this.#plan(cluster);
+    try {
+      if (plan.deleteJob) await this.#deleteJob(cluster.metadata.namespace ?? "", plan.deleteJob);
+      if (plan.recorded) crashPoint("backup.before-result-recorded");
+      if (plan.status)
+        await replaceStatus(this.#d.custom, clusterNames, cluster, { ...cluster.status, ...plan.status });
+      if (plan.status && plan.createJob) crashPoint("backup.after-lock");
+    } catch (err) {
+      const recordedJob = plan.status?.backup.lastRecordedJob;
+      if (plan.recorded && recordedJob && !isConflict(err)) {
+        // No answer: the write may have applied. Counted once the cluster shows it (unconfirmed.ts).
+        this.#unconfirmed.lost(key, recordedJob, plan.recorded);
       }
-      if (plan.recorded) this.#unconfirmed.settled(key);
-      const after: OpenBaoCluster = plan.status
-        ? { ...cluster, status: { ...cluster.status, ...plan.status } }
-        : cluster;
-      await this.#perform(after, plan);
-      return plan.requeueAfterMs === undefined ? undefined : { requeueAfterMs: plan.requeueAfterMs };
+      throw err;
     }
+    if (plan.recorded) this.#unconfirmed.settled(key);
+    const after: OpenBaoCluster = plan.status ? { ...cluster, status: { ...cluster.status, ...plan.status } } : cluster;
+    return { cluster: after, plan };
   }
 
   async #plan(cluster: OpenBaoCluster): Promise<BackupPlan> {
@@ -166,21 +173,6 @@ export class BackupController {
     return missingSecrets(this.#d.core, namespace, names);
   }
 
-  async #getFresh(namespace: string, name: string): Promise<OpenBaoCluster | undefined> {
-    try {
-      return (await this.#d.custom.getNamespacedCustomObject({
-        group,
-        version,
-        namespace,
-        plural: clusterNames.plural,
-        name,
-      })) as OpenBaoCluster;
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
-  }
-
   async #deleteJob(namespace: string, name: string): Promise<void> {
     try {
       // Background: the Job goes at once, its Pods get SIGTERM; a restore waits for them (src/lock/work.ts).
@@ -188,29 +180,6 @@ export class BackupController {
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
-  }
-
-  /** PUT /status with the resourceVersion we planned from: a concurrent write makes it fail (409). */
-  async #writeStatus(cluster: OpenBaoCluster, plan: BackupPlan): Promise<void> {
-    if (!plan.status) return;
-    const body = {
-      apiVersion,
-      kind: clusterNames.kind,
-      metadata: {
-        name: cluster.metadata.name,
-        namespace: cluster.metadata.namespace,
-        resourceVersion: cluster.metadata.resourceVersion,
-      },
-      status: { ...cluster.status, ...plan.status },
-    };
-    await this.#d.custom.replaceNamespacedCustomObjectStatus({
-      group,
-      version,
-      namespace: cluster.metadata.namespace ?? "",
-      plural: clusterNames.plural,
-      name: cluster.metadata.name ?? "",
-      body,
-    });
   }
 
   async #perform(cluster: OpenBaoCluster, plan: BackupPlan): Promise<void> {

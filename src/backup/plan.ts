@@ -163,10 +163,32 @@ function deepEqual(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
-function currentJobType(job: CurrentJob): BackupTypeValue {
-  return job.type;
+/**
+ * The status being planned, and what the pass will do, as the steps below build it up.
+ * `planBackup` owns it; each step reads the observation and adds to it.
+ */
+interface Draft {
+  readonly obs: BackupObservation;
+  readonly now: Date;
+  readonly name: string;
+  readonly backup: BackupStatus;
+  lock: OperationLock | null;
+  conditions: Condition[];
+  readonly setCond: SetCond;
+  readonly events: PlannedEvent[];
+  readonly requeue: number[];
+  recorded: RecordedOutcome | undefined;
+  createJob: JobRequest | undefined;
+  deleteJob: string | undefined;
+  clearTrigger: boolean;
+  blocked: BlockedReasonValue[];
 }
 
+/**
+ * One pass, in named steps: settle the Job in flight; without a usable `spec.backup` stop
+ * there; read the schedule; follow the pre-upgrade episode; choose what is due; preflight
+ * and start it; judge health.
+ */
 export function planBackup(obs: BackupObservation): BackupPlan {
   const { cluster, now } = obs;
   const before = {
@@ -174,38 +196,39 @@ export function planBackup(obs: BackupObservation): BackupPlan {
     operationLock: cluster.status?.operationLock ?? null,
     conditions: cluster.status?.conditions ?? [],
   };
-  const name = cluster.metadata.name ?? "";
-  const backup: BackupStatus = structuredClone(before.backup);
-  let lock: OperationLock | null = before.operationLock;
-  let conditions: Condition[] = before.conditions;
-  const events: PlannedEvent[] = [];
-  let recorded: RecordedOutcome | undefined;
-  let createJob: JobRequest | undefined;
-  let deleteJob: string | undefined;
-  let clearTrigger = false;
-  let blocked: BlockedReasonValue[] = [];
-  const requeue: number[] = [];
   // observedGeneration lets a lifecycle controller tell a current PreUpgradeSnapshotReady
   // from one computed before its spec.version bump was seen.
   const generation = cluster.metadata.generation;
-  const setCond: SetCond = (type, status, reason, message) => {
-    const input = {
-      type,
-      status,
-      reason,
-      message,
-      ...(generation === undefined ? {} : { observedGeneration: generation }),
-    };
-    conditions = [...setCondition(conditions, input, now)];
-  };
-  const releaseOurs = (): void => {
-    lock = releaseLock(lock, LockHolder.Backup);
+  const draft: Draft = {
+    obs,
+    now,
+    name: cluster.metadata.name ?? "",
+    backup: structuredClone(before.backup),
+    lock: before.operationLock,
+    conditions: before.conditions,
+    setCond: (type, status, reason, message) => {
+      const input = {
+        type,
+        status,
+        reason,
+        message,
+        ...(generation === undefined ? {} : { observedGeneration: generation }),
+      };
+      draft.conditions = [...setCondition(draft.conditions, input, now)];
+    },
+    events: [],
+    requeue: [],
+    recorded: undefined,
+    createJob: undefined,
+    deleteJob: undefined,
+    clearTrigger: false,
+    blocked: [],
   };
   const spec = cluster.spec?.backup;
   const readiness = readinessOf(cluster, obs.statefulSet);
   const resolved = spec
     ? resolveBackupSpec(spec, {
-        clusterName: name,
+        clusterName: draft.name,
         defaultImage: obs.defaultImage,
         memberAddresses:
           readiness.source === "StatefulSet"
@@ -214,118 +237,173 @@ export function planBackup(obs: BackupObservation): BackupPlan {
       })
     : undefined;
 
-  // 1. The Job in flight: record its result once, re-create it, or declare it lost.
   const trigger = pendingTrigger(cluster);
-  /** The pending trigger is the request the Job in flight answers (left by a crash before its removal). */
-  let answered = false;
-  const current = backup.currentJob ?? undefined;
-  if (current) {
-    const job = obs.jobs.find((j) => j.name === current.name);
-    const type = currentJobType(current);
-    answered = trigger !== undefined && job?.trigger === trigger;
-    const resultWait = job ? resultWaitMs(job, now) : 0;
-    const displacing = displacedBy(lock);
-    if (resultWait > 0) {
-      // Finished, but its Pod's report is not visible yet: the Job stays in flight until it is.
-      requeue.push(resultWait);
-    } else if (displacing !== undefined && job?.phase !== "Succeeded") {
-      // A restore took the lock over while this Job was in flight: stop it and say so, once.
-      // A failed Job is kept for its logs; one not cached yet is stopped by the restore when
-      // it shows up (src/lock/displaced.ts); the restore keeps the lock (src/lock/lock.ts, 6).
-      if (job?.phase === "Running") deleteJob = current.name;
-      recorded = record(backup, displacedJob(current.name, displacing, job, now), type, now, events);
-      backup.currentJob = null;
-      backup.lastRecordedJob = current.name;
-    } else if (job && job.phase !== "Running") {
-      recorded = record(backup, job, type, now, events);
-      backup.currentJob = null;
-      backup.lastRecordedJob = job.name;
-      releaseOurs();
-    } else if (!job) {
-      const age = now.getTime() - (fromTimestamp(current.createdAt)?.getTime() ?? 0);
-      const decision = decideLock(lock, lockRequest(type, current.name), now);
-      if (resolved && age < jobCreateGraceMs && mayRun(decision)) {
-        // A Job never runs without its lock: a lock freed meanwhile (by hand) is taken again.
-        lock = lockAfter(decision, lock);
-        // Decided, but the create did not happen (or is not visible yet): make it so. A
-        // manual decision was made for the trigger still pending (it is removed only after
-        // the create): this Job answers it, or the trigger would start a second Job later.
-        const answers = type === BackupType.Manual ? trigger : undefined;
-        answered = answers !== undefined;
-        createJob = jobRequest(
-          cluster,
-          current.name,
-          type,
-          fromTimestamp(current.window),
-          resolved,
-          backup.preUpgrade,
-          answers,
-        );
-        requeue.push(jobCreateGraceMs - age);
-      } else {
-        const lost: ObservedJob = {
-          name: current.name,
-          phase: "Failed",
-          finishedAt: now,
-          jobFailureReason: FailureReason.JobLost,
-          result: undefined,
-          podTerminated: false,
-        };
-        recorded = record(backup, lost, type, now, events);
-        backup.currentJob = null;
-        backup.lastRecordedJob = current.name;
-        if (isBackupLock(lock)) {
-          releaseOurs();
-          events.push({
-            type: "Warning",
-            reason: EventReason.LockRecovered,
-            message: `Job ${current.name} disappeared before it finished; released the operation lock`,
-          });
-        }
-      }
-    }
-  } else if (leftOverBackupLock(lock, undefined)) {
-    releaseOurs();
-    events.push({
-      type: "Normal",
-      reason: EventReason.LockRecovered,
-      message: "released a backup operation lock that no Job holds",
-    });
-  }
-  const inFlight = backup.currentJob ?? undefined;
-  if (answered) clearTrigger = true;
+  const answered = settleInFlight(draft, resolved, trigger);
+  if (answered) draft.clearTrigger = true;
   /** A trigger still waiting for a Job of its own. */
   const request = answered ? undefined : trigger;
 
-  // 2. No spec.backup: nothing to schedule; keep the lock only while a Job still runs.
   if (!spec || !resolved) {
-    if (spec && !resolved) {
-      setCond(
-        ConditionType.BackupHealthy,
-        "False",
-        Reason.InvalidConfiguration,
-        "spec.backup names no OpenBao authentication: set jwtAuthRole or tokenSecretRef",
-      );
-    }
-    delete backup.nextScheduledBackup;
-    setBackingUp(inFlight, setCond);
-    return finish();
+    withoutBackupSpec(draft, spec !== undefined);
+    return finish(draft, before);
   }
+  const { schedule, observedAt } = followSchedule(draft, spec, resolved, readiness);
+  const preUpgradeWanted = followPreUpgrade(draft);
+  const want = dueWork(draft, schedule, resolved, observedAt, preUpgradeWanted, request);
+  if (want) start(draft, want, resolved, readiness, request);
+  setBackingUp(
+    draft.backup.currentJob ?? undefined,
+    draft.setCond,
+    want !== undefined && draft.createJob === undefined,
+  );
+  health(draft.backup, schedule, observedAt, now, draft.setCond);
+  return finish(draft, before);
+}
 
-  // 3. The schedule.
+function finish(
+  draft: Draft,
+  before: { backup: BackupStatus; operationLock: OperationLock | null; conditions: Condition[] },
+): BackupPlan {
+  const next: StatusWrite = { backup: draft.backup, operationLock: draft.lock, conditions: draft.conditions };
+  const positive = draft.requeue.filter((ms) => ms > 0);
+  return {
+    status: deepEqual(next, before) ? undefined : next,
+    createJob: draft.createJob,
+    deleteJob: draft.deleteJob,
+    clearTrigger: draft.clearTrigger,
+    events: draft.events,
+    recorded: draft.recorded,
+    blocked: draft.blocked,
+    requeueAfterMs: positive.length > 0 ? Math.min(...positive) : undefined,
+  };
+}
+
+/**
+ * Step 1, the Job in flight: wait for its report, record its result once, stop it when a
+ * restore took its lock over, re-create it when the create did not happen, or declare it
+ * lost. Returns whether the pending trigger is the request this Job answers (left by a crash
+ * before the trigger's removal).
+ */
+function settleInFlight(draft: Draft, resolved: ResolvedBackupSpec | undefined, trigger: string | undefined): boolean {
+  const { backup, now, obs } = draft;
+  const current = backup.currentJob ?? undefined;
+  if (!current) {
+    if (leftOverBackupLock(draft.lock, undefined)) {
+      draft.lock = releaseLock(draft.lock, LockHolder.Backup);
+      draft.events.push({
+        type: "Normal",
+        reason: EventReason.LockRecovered,
+        message: "released a backup operation lock that no Job holds",
+      });
+    }
+    return false;
+  }
+  const job = obs.jobs.find((j) => j.name === current.name);
+  const type = current.type;
+  const answered = trigger !== undefined && job?.trigger === trigger;
+  const resultWait = job ? resultWaitMs(job, now) : 0;
+  const displacing = displacedBy(draft.lock);
+  if (resultWait > 0) {
+    // Finished, but its Pod's report is not visible yet: the Job stays in flight until it is.
+    draft.requeue.push(resultWait);
+    return answered;
+  }
+  if (displacing !== undefined && job?.phase !== "Succeeded") {
+    // A restore took the lock over while this Job was in flight: stop it and say so, once.
+    // A failed Job is kept for its logs; one not cached yet is stopped by the restore when
+    // it shows up (src/lock/displaced.ts); the restore keeps the lock (src/lock/lock.ts, 6).
+    if (job?.phase === "Running") draft.deleteJob = current.name;
+    recordEnded(draft, displacedJob(current.name, displacing, job, now), type, false);
+    return answered;
+  }
+  if (job) {
+    if (job.phase !== "Running") recordEnded(draft, job, type, true);
+    return answered;
+  }
+  const age = now.getTime() - (fromTimestamp(current.createdAt)?.getTime() ?? 0);
+  const decision = decideLock(draft.lock, lockRequest(type, current.name), now);
+  if (resolved && age < jobCreateGraceMs && mayRun(decision)) {
+    // A Job never runs without its lock: a lock freed meanwhile (by hand) is taken again.
+    draft.lock = lockAfter(decision, draft.lock);
+    // Decided, but the create did not happen (or is not visible yet): make it so. A
+    // manual decision was made for the trigger still pending (it is removed only after
+    // the create): this Job answers it, or the trigger would start a second Job later.
+    const answers = type === BackupType.Manual ? trigger : undefined;
+    draft.createJob = jobRequest(
+      obs.cluster,
+      current.name,
+      type,
+      fromTimestamp(current.window),
+      resolved,
+      backup.preUpgrade,
+      answers,
+    );
+    draft.requeue.push(jobCreateGraceMs - age);
+    return answers !== undefined;
+  }
+  const lost: ObservedJob = {
+    name: current.name,
+    phase: "Failed",
+    finishedAt: now,
+    jobFailureReason: FailureReason.JobLost,
+    result: undefined,
+    podTerminated: false,
+  };
+  const heldLock = isBackupLock(draft.lock);
+  recordEnded(draft, lost, type, heldLock);
+  if (heldLock) {
+    draft.events.push({
+      type: "Warning",
+      reason: EventReason.LockRecovered,
+      message: `Job ${current.name} disappeared before it finished; released the operation lock`,
+    });
+  }
+  return answered;
+}
+
+/** Records the Job in flight as ended and forgets it; `release` frees the backup's lock. */
+function recordEnded(draft: Draft, job: ObservedJob, type: BackupTypeValue, release: boolean): void {
+  draft.recorded = record(draft.backup, job, type, draft.now, draft.events);
+  draft.backup.currentJob = null;
+  draft.backup.lastRecordedJob = job.name;
+  if (release) draft.lock = releaseLock(draft.lock, LockHolder.Backup);
+}
+
+/** Step 2, no usable `spec.backup`: nothing to schedule; the lock stays only while a Job still runs. */
+function withoutBackupSpec(draft: Draft, specPresent: boolean): void {
+  if (specPresent) {
+    draft.setCond(
+      ConditionType.BackupHealthy,
+      "False",
+      Reason.InvalidConfiguration,
+      "spec.backup names no OpenBao authentication: set jwtAuthRole or tokenSecretRef",
+    );
+  }
+  delete draft.backup.nextScheduledBackup;
+  setBackingUp(draft.backup.currentJob ?? undefined, draft.setCond);
+}
+
+/** Step 3, the schedule: parse it (an invalid one is a condition and one event), note changes, the next window. */
+function followSchedule(
+  draft: Draft,
+  spec: NonNullable<NonNullable<OpenBaoCluster["spec"]>["backup"]>,
+  resolved: ResolvedBackupSpec,
+  readiness: Readiness,
+): { schedule: Schedule | undefined; observedAt: Date } {
+  const { backup, now } = draft;
   let schedule: Schedule | undefined;
   try {
     schedule = parseSchedule(resolved.schedule, resolved.timeZone);
   } catch (err) {
     if (!(err instanceof ScheduleError)) throw err;
-    if (getCondition(conditions, ConditionType.BackupHealthy)?.reason !== Reason.InvalidSchedule) {
-      events.push({ type: "Warning", reason: EventReason.ScheduleInvalid, message: err.message });
+    if (getCondition(draft.conditions, ConditionType.BackupHealthy)?.reason !== Reason.InvalidSchedule) {
+      draft.events.push({ type: "Warning", reason: EventReason.ScheduleInvalid, message: err.message });
     }
-    setCond(ConditionType.BackupHealthy, "False", Reason.InvalidSchedule, err.message);
+    draft.setCond(ConditionType.BackupHealthy, "False", Reason.InvalidSchedule, err.message);
   }
   const observed = observeSchedule(spec, backup.observedSchedule, now);
   if (observed.changed && backup.observedSchedule) {
-    events.push({
+    draft.events.push({
       type: "Normal",
       reason: EventReason.ScheduleChanged,
       message: `schedule is now "${resolved.schedule}" (${resolved.timeZone})${resolved.suspend ? ", suspended" : ""}`,
@@ -337,150 +415,149 @@ export function planBackup(obs: BackupObservation): BackupPlan {
       ? { source: readiness.source, statefulSet: readiness.statefulSet.name }
       : { source: readiness.source };
   const observedAt = fromTimestamp(observed.observed.observedTime) ?? now;
-  if (schedule && !resolved.suspend) {
-    const next = nextWindowAfter(schedule, now);
-    if (next) {
-      backup.nextScheduledBackup = toTimestamp(next);
-      requeue.push(next.getTime() - now.getTime());
-    } else delete backup.nextScheduledBackup;
+  const next = schedule && !resolved.suspend ? nextWindowAfter(schedule, now) : undefined;
+  if (next) {
+    backup.nextScheduledBackup = toTimestamp(next);
+    draft.requeue.push(next.getTime() - now.getTime());
   } else delete backup.nextScheduledBackup;
+  return { schedule, observedAt };
+}
 
-  // 4. Pre-upgrade snapshot state for the pending version.
-  const preUpgradeWanted = wantsPreUpgradeSnapshot(cluster);
-  if (preUpgradeWanted) {
+/** Step 4, the pre-upgrade episode of the pending version (src/backup/pre-upgrade.ts). Returns whether one is wanted. */
+function followPreUpgrade(draft: Draft): boolean {
+  const { backup, now } = draft;
+  const cluster = draft.obs.cluster;
+  const wanted = wantsPreUpgradeSnapshot(cluster);
+  if (wanted) {
     backup.preUpgrade = currentEpisode(cluster, backup.preUpgrade ?? undefined, now);
-    preUpgradeCondition(backup.preUpgrade, setCond);
-  } else {
-    const ended = endEpisode(backup.preUpgrade ?? undefined, now);
-    if (ended) backup.preUpgrade = ended;
+    preUpgradeCondition(backup.preUpgrade, draft.setCond);
+    return true;
   }
-  if (!preUpgradeWanted && preUpgradeSnapshotEnabled(cluster.spec)) {
-    setCond(
+  const ended = endEpisode(backup.preUpgrade ?? undefined, now);
+  if (ended) backup.preUpgrade = ended;
+  if (preUpgradeSnapshotEnabled(cluster.spec)) {
+    draft.setCond(
       ConditionType.PreUpgradeSnapshotReady,
       "True",
       Reason.PreUpgradeBackupNotRequired,
       "no upgrade is pending: spec.version equals status.currentVersion",
     );
   }
+  return false;
+}
 
-  // 5. What should run now, if nothing is in flight.
-  let want: Want | undefined;
-  if (!inFlight) {
-    const pu = backup.preUpgrade;
-    const schedDue =
-      schedule && !resolved.suspend
-        ? dueWindow({
-            schedule,
-            now,
-            lastAttemptScheduledTime: fromTimestamp(backup.lastAttemptScheduledTime),
-            scheduleObservedAt: observedAt,
-          })
-        : undefined;
-    const preUpgradeAttempt = preUpgradeWanted && pu ? attemptNow(pu, now) : undefined;
-    if (preUpgradeAttempt && !preUpgradeAttempt.attempt && preUpgradeAttempt.retryInMs !== undefined) {
-      requeue.push(preUpgradeAttempt.retryInMs);
-    }
-    if (preUpgradeAttempt?.attempt) {
-      want = { type: BackupType.PreUpgrade, window: undefined, skippedWindows: 0, manual: false };
-    } else if (schedDue?.due) {
-      want = {
-        type: BackupType.Scheduled,
-        window: schedDue.window,
-        skippedWindows: schedDue.skippedWindows,
-        manual: request !== undefined,
-      };
-    } else if (request !== undefined) {
-      want = { type: BackupType.Manual, window: undefined, skippedWindows: 0, manual: true };
-    }
+/** Step 5, what should run now: nothing while a Job is in flight; else a pre-upgrade attempt, a due window, a manual request. */
+function dueWork(
+  draft: Draft,
+  schedule: Schedule | undefined,
+  resolved: ResolvedBackupSpec,
+  observedAt: Date,
+  preUpgradeWanted: boolean,
+  request: string | undefined,
+): Want | undefined {
+  const { backup, now } = draft;
+  if (backup.currentJob) return undefined;
+  const pu = backup.preUpgrade;
+  const preUpgradeAttempt = preUpgradeWanted && pu ? attemptNow(pu, now) : undefined;
+  if (preUpgradeAttempt?.attempt) {
+    return { type: BackupType.PreUpgrade, window: undefined, skippedWindows: 0, manual: false };
   }
-
-  // 6. Preflight, then start.
-  if (want) {
-    const blockers = preflight(obs, want.type, lock, readiness);
-    if (blockers.length > 0) {
-      blocked = [...new Set(blockers.map((b) => b.reason))];
-      const message = `${want.type} backup blocked: ${blockers.map((b) => b.message).join("; ")}`;
-      if (getCondition(conditions, ConditionType.BackingUp)?.message !== message) {
-        events.push({ type: "Warning", reason: EventReason.BackupBlocked, message });
-      }
-      setCond(ConditionType.BackingUp, "False", Reason.BackupBlocked, message);
-      requeue.push(blockedRecheckMs);
-    } else if (want.type === BackupType.Manual && jobNameTaken(obs, backup, backupJobName(name, now))) {
-      // A manual Job is named after the current second, and a Job of this cluster already has
-      // that name (a window's Job that ended within the same second). Creating it would adopt
-      // that Job and record its result a second time, and the request would never run: wait
-      // for the next second instead (a sub-second delay, so no condition or event).
-      requeue.push(1000 - (now.getTime() % 1000));
-    } else {
-      const attempt = want.type === BackupType.PreUpgrade ? (backup.preUpgrade?.attempts ?? 0) + 1 : undefined;
-      const jobName =
-        want.type === BackupType.PreUpgrade
-          ? preUpgradeJobName(name, backup.preUpgrade ? jobNameSeed(backup.preUpgrade) : "", attempt ?? 1)
-          : backupJobName(name, want.window ?? now);
-      const job: CurrentJob = { name: jobName, type: want.type, createdAt: toTimestamp(now) };
-      if (want.window) job.window = toTimestamp(want.window);
-      backup.currentJob = job;
-      backup.lastAttemptTime = toTimestamp(now);
-      if (want.window) backup.lastAttemptScheduledTime = toTimestamp(want.window);
-      if (want.type === BackupType.PreUpgrade && backup.preUpgrade) {
-        backup.preUpgrade = attemptStarted(backup.preUpgrade, attempt ?? 1, jobName);
-        preUpgradeCondition(backup.preUpgrade, setCond);
-      }
-      // Preflight refused a lock held by others; a pre-upgrade snapshot under the lifecycle
-      // operator's Upgrade lock shares it, leaving it as it is (src/lock/lock.ts).
-      lock = lockAfter(decideLock(lock, lockRequest(want.type, jobName), now), lock);
-      createJob = jobRequest(
-        cluster,
-        jobName,
-        want.type,
-        want.window,
-        resolved,
-        backup.preUpgrade,
-        want.manual ? request : undefined,
-      );
-      clearTrigger = clearTrigger || want.manual;
-      if (want.manual)
-        events.push({
-          type: "Normal",
-          reason: EventReason.ManualBackupRequested,
-          message: `manual backup requested (${Annotation.TriggerBackup}=${request ?? ""})`,
-        });
-      if (want.skippedWindows > 0) {
-        events.push({
-          type: "Normal",
-          reason: EventReason.BackupCatchUp,
-          message: `${want.skippedWindows} missed window(s) collapse into one catch-up backup for ${toTimestamp(want.window ?? now)}`,
-        });
-      }
-      events.push({
-        type: "Normal",
-        reason:
-          want.type === BackupType.PreUpgrade ? EventReason.PreUpgradeBackupCreated : EventReason.BackupJobCreated,
-        message: `created ${want.type} backup Job ${jobName}`,
-      });
-    }
-  }
-  setBackingUp(backup.currentJob ?? undefined, setCond, want !== undefined && createJob === undefined);
-
-  // 7. Health: the last attempt failed, or the last good backup is two windows old.
-  health(backup, schedule, observedAt, now, setCond);
-  return finish();
-
-  function finish(): BackupPlan {
-    const next: StatusWrite = { backup, operationLock: lock, conditions };
-    const changed = !deepEqual(next, before);
-    const positive = requeue.filter((ms) => ms > 0);
+  if (preUpgradeAttempt?.retryInMs !== undefined) draft.requeue.push(preUpgradeAttempt.retryInMs);
+  const schedDue =
+    schedule && !resolved.suspend
+      ? dueWindow({
+          schedule,
+          now,
+          lastAttemptScheduledTime: fromTimestamp(backup.lastAttemptScheduledTime),
+          scheduleObservedAt: observedAt,
+        })
+      : undefined;
+  if (schedDue?.due) {
     return {
-      status: changed ? next : undefined,
-      createJob,
-      deleteJob,
-      clearTrigger,
-      events,
-      recorded,
-      blocked,
-      requeueAfterMs: positive.length > 0 ? Math.min(...positive) : undefined,
+      type: BackupType.Scheduled,
+      window: schedDue.window,
+      skippedWindows: schedDue.skippedWindows,
+      manual: request !== undefined,
     };
   }
+  if (request !== undefined) return { type: BackupType.Manual, window: undefined, skippedWindows: 0, manual: true };
+  return undefined;
+}
+
+/** Step 6, preflight, then start: take the lock in the status write that names the Job, and ask for the Job. */
+function start(
+  draft: Draft,
+  want: Want,
+  resolved: ResolvedBackupSpec,
+  readiness: Readiness,
+  request: string | undefined,
+): void {
+  const { backup, now, obs, name } = draft;
+  const blockers = preflight(obs, want.type, draft.lock, readiness);
+  if (blockers.length > 0) {
+    draft.blocked = [...new Set(blockers.map((b) => b.reason))];
+    const message = `${want.type} backup blocked: ${blockers.map((b) => b.message).join("; ")}`;
+    if (getCondition(draft.conditions, ConditionType.BackingUp)?.message !== message) {
+      draft.events.push({ type: "Warning", reason: EventReason.BackupBlocked, message });
+    }
+    draft.setCond(ConditionType.BackingUp, "False", Reason.BackupBlocked, message);
+    draft.requeue.push(blockedRecheckMs);
+    return;
+  }
+  if (want.type === BackupType.Manual && jobNameTaken(obs, backup, backupJobName(name, now))) {
+    // A manual Job is named after the current second, and a Job of this cluster already has
+    // that name (a window's Job that ended within the same second). Creating it would adopt
+    // that Job and record its result a second time, and the request would never run: wait
+    // for the next second instead (a sub-second delay, so no condition or event).
+    draft.requeue.push(1000 - (now.getTime() % 1000));
+    return;
+  }
+  const attempt = want.type === BackupType.PreUpgrade ? (backup.preUpgrade?.attempts ?? 0) + 1 : undefined;
+  const jobName =
+    want.type === BackupType.PreUpgrade
+      ? preUpgradeJobName(name, backup.preUpgrade ? jobNameSeed(backup.preUpgrade) : "", attempt ?? 1)
+      : backupJobName(name, want.window ?? now);
+  const job: CurrentJob = { name: jobName, type: want.type, createdAt: toTimestamp(now) };
+  if (want.window) job.window = toTimestamp(want.window);
+  backup.currentJob = job;
+  backup.lastAttemptTime = toTimestamp(now);
+  if (want.window) backup.lastAttemptScheduledTime = toTimestamp(want.window);
+  if (want.type === BackupType.PreUpgrade && backup.preUpgrade) {
+    backup.preUpgrade = attemptStarted(backup.preUpgrade, attempt ?? 1, jobName);
+    preUpgradeCondition(backup.preUpgrade, draft.setCond);
+  }
+  // Preflight refused a lock held by others; a pre-upgrade snapshot under the lifecycle
+  // operator's Upgrade lock shares it, leaving it as it is (src/lock/lock.ts).
+  draft.lock = lockAfter(decideLock(draft.lock, lockRequest(want.type, jobName), now), draft.lock);
+  draft.createJob = jobRequest(
+    obs.cluster,
+    jobName,
+    want.type,
+    want.window,
+    resolved,
+    backup.preUpgrade,
+    want.manual ? request : undefined,
+  );
+  draft.clearTrigger = draft.clearTrigger || want.manual;
+  if (want.manual) {
+    draft.events.push({
+      type: "Normal",
+      reason: EventReason.ManualBackupRequested,
+      message: `manual backup requested (${Annotation.TriggerBackup}=${request ?? ""})`,
+    });
+  }
+  if (want.skippedWindows > 0) {
+    draft.events.push({
+      type: "Normal",
+      reason: EventReason.BackupCatchUp,
+      message: `${want.skippedWindows} missed window(s) collapse into one catch-up backup for ${toTimestamp(want.window ?? now)}`,
+    });
+  }
+  draft.events.push({
+    type: "Normal",
+    reason: want.type === BackupType.PreUpgrade ? EventReason.PreUpgradeBackupCreated : EventReason.BackupJobCreated,
+    message: `created ${want.type} backup Job ${jobName}`,
+  });
 }
 
 function lockRequest(type: BackupTypeValue, jobName: string): LockRequest {

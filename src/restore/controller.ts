@@ -45,9 +45,10 @@ import type { OpenBaoCluster, OpenBaoRestore, OpenBaoRestoreStatus, OperationLoc
 import { buildExecutorJob } from "../jobs/executor-job.ts";
 import { labelValue, restoreJobName } from "../jobs/names.ts";
 import { type CachedJob, type CachedPod, executorDone, observeJob, ownedBy } from "../jobs/result.ts";
-import { isConflict, isNotFound } from "../kube/errors.ts";
+import { isNotFound } from "../kube/errors.ts";
 import type { EventRecorder, InvolvedObject } from "../kube/events.ts";
 import { type Cache, createJobOnce, ensureServiceAccount, missingSecrets, ownerReference } from "../kube/objects.ts";
+import { getObject, replaceStatus, retryOnConflict } from "../kube/status.ts";
 import { heldBy } from "../lock/holder.ts";
 import { orphanedRestoreLock } from "../lock/orphans.ts";
 import { observeBackupWork } from "../lock/work.ts";
@@ -90,31 +91,36 @@ export class RestoreController {
     const slash = key.indexOf("/");
     const namespace = key.slice(0, slash);
     const name = key.slice(slash + 1);
-    let restore = this.#d.restores.get(namespace, name);
+    const restore = this.#d.restores.get(namespace, name);
     if (!restore) {
       await this.#releaseOrphanLock(namespace, name);
       return undefined;
     }
-    let cluster = await this.#cluster(restore, false);
-    for (let attempt = 0; ; attempt++) {
-      let plan = this.#plan(restore, cluster, undefined);
-      if (plan.secretsToCheck.length > 0) {
-        plan = this.#plan(restore, cluster, await this.#missingSecrets(namespace, plan.secretsToCheck));
-      }
-      try {
-        await this.#perform(restore, cluster, plan);
-      } catch (err) {
-        if (!isConflict(err) || attempt >= maxConflictRetries) throw err;
-        // Someone else wrote the restore or the cluster in between: re-read both, plan again.
-        const fresh = await this.#getRestore(namespace, name);
-        if (!fresh) return undefined;
-        restore = fresh;
-        cluster = await this.#cluster(restore, true);
-        continue;
-      }
-      this.#observeMetrics(namespace, restore.spec.cluster);
-      return plan.requeueAfterMs === undefined ? undefined : { requeueAfterMs: plan.requeueAfterMs };
-    }
+    const first = { restore, cluster: await this.#cluster(restore, false) };
+    const done = await retryOnConflict(
+      first,
+      maxConflictRetries,
+      // Someone else wrote the restore or the cluster in between: re-read both, plan again.
+      async () => {
+        const fresh = await getObject<OpenBaoRestore>(this.#d.custom, restoreNames, namespace, name);
+        return fresh && { restore: fresh, cluster: await this.#cluster(fresh, true) };
+      },
+      async (current) => {
+        let plan = this.#plan(current.restore, current.cluster, undefined);
+        if (plan.secretsToCheck.length > 0) {
+          plan = this.#plan(
+            current.restore,
+            current.cluster,
+            await this.#missingSecrets(namespace, plan.secretsToCheck),
+          );
+        }
+        await this.#perform(current.restore, current.cluster, plan);
+        return plan;
+      },
+    );
+    if (!done) return undefined;
+    this.#observeMetrics(namespace, restore.spec.cluster);
+    return done.requeueAfterMs === undefined ? undefined : { requeueAfterMs: done.requeueAfterMs };
   }
 
   #plan(
@@ -235,33 +241,7 @@ export class RestoreController {
       // A finished restore only needs the cluster to release a lock it holds; the cache has it then.
       return undefined;
     }
-    try {
-      return (await this.#d.custom.getNamespacedCustomObject({
-        group,
-        version,
-        namespace,
-        plural: clusterNames.plural,
-        name: restore.spec.cluster,
-      })) as OpenBaoCluster;
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
-  }
-
-  async #getRestore(namespace: string, name: string): Promise<OpenBaoRestore | undefined> {
-    try {
-      return (await this.#d.custom.getNamespacedCustomObject({
-        group,
-        version,
-        namespace,
-        plural: restoreNames.plural,
-        name,
-      })) as OpenBaoRestore;
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
+    return getObject<OpenBaoCluster>(this.#d.custom, clusterNames, namespace, restore.spec.cluster);
   }
 
   #missingSecrets(namespace: string, names: readonly string[]): Promise<string[]> {
@@ -282,45 +262,13 @@ export class RestoreController {
     )) as OpenBaoRestore;
   }
 
-  async #writeStatus(restore: OpenBaoRestore, status: OpenBaoRestoreStatus): Promise<OpenBaoRestore> {
-    return (await this.#d.custom.replaceNamespacedCustomObjectStatus({
-      group,
-      version,
-      namespace: restore.metadata.namespace ?? "",
-      plural: restoreNames.plural,
-      name: restore.metadata.name ?? "",
-      body: {
-        apiVersion,
-        kind: restoreNames.kind,
-        metadata: {
-          name: restore.metadata.name,
-          namespace: restore.metadata.namespace,
-          resourceVersion: restore.metadata.resourceVersion,
-        },
-        status,
-      },
-    })) as OpenBaoRestore;
+  #writeStatus(restore: OpenBaoRestore, status: OpenBaoRestoreStatus): Promise<OpenBaoRestore> {
+    return replaceStatus(this.#d.custom, restoreNames, restore, status);
   }
 
-  /** PUT the cluster's /status with the resourceVersion we planned from: never a blind merge (SPEC §5 trap 5). */
-  async #writeLock(cluster: OpenBaoCluster, lock: OperationLock | null): Promise<OpenBaoCluster> {
-    return (await this.#d.custom.replaceNamespacedCustomObjectStatus({
-      group,
-      version,
-      namespace: cluster.metadata.namespace ?? "",
-      plural: clusterNames.plural,
-      name: cluster.metadata.name ?? "",
-      body: {
-        apiVersion,
-        kind: clusterNames.kind,
-        metadata: {
-          name: cluster.metadata.name,
-          namespace: cluster.metadata.namespace,
-          resourceVersion: cluster.metadata.resourceVersion,
-        },
-        status: { ...cluster.status, operationLock: lock },
-      },
-    })) as OpenBaoCluster;
+  /** The lock is part of the cluster's /status: written with the resourceVersion we planned from. */
+  #writeLock(cluster: OpenBaoCluster, lock: OperationLock | null): Promise<OpenBaoCluster> {
+    return replaceStatus(this.#d.custom, clusterNames, cluster, { ...cluster.status, operationLock: lock });
   }
 
   async #releaseLock(cluster: OpenBaoCluster, holder: string): Promise<OpenBaoCluster> {
@@ -332,7 +280,7 @@ export class RestoreController {
   async #releaseOrphanLock(namespace: string, name: string): Promise<void> {
     const held = this.#d.clusters.list(namespace).filter((c) => orphanedRestoreLock(c.status?.operationLock, name));
     if (held.length === 0) return;
-    if (await this.#getRestore(namespace, name)) return; // the cache lags; its own reconcile follows
+    if (await getObject(this.#d.custom, restoreNames, namespace, name)) return; // the cache lags; its own reconcile follows
     for (const cached of held) {
       try {
         await this.#writeLock(cached, null);
