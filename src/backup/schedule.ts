@@ -21,6 +21,7 @@
  */
 import { Cron } from "croner";
 import { cronSchedulePattern, jsRegExp, timeZonePattern } from "../api/patterns.ts";
+import { ConfigLayerError } from "../util/coded-error.ts";
 
 const cronShape = jsRegExp(cronSchedulePattern);
 const zoneShape = jsRegExp(timeZonePattern);
@@ -33,14 +34,12 @@ export const maxCountedWindows = 1000;
 export type ScheduleField = "spec.backup.schedule" | "spec.backup.timeZone";
 
 /** A schedule or time zone that cannot be used. The message names the field and the fix. */
-export class ScheduleError extends Error {
-  readonly code = "InvalidSchedule";
+export class ScheduleError extends ConfigLayerError<"InvalidSchedule"> {
   readonly field: ScheduleField;
   readonly value: string;
 
   constructor(field: ScheduleField, value: string, problem: string) {
-    super(`${field}: ${JSON.stringify(value)} ${problem}`);
-    this.name = "ScheduleError";
+    super("InvalidSchedule", `${field}: ${JSON.stringify(value)} ${problem}`);
     this.field = field;
     this.value = value;
   }

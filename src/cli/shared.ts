@@ -9,14 +9,12 @@ import { parseArgs } from "node:util";
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
 import { clusterNames, group, version } from "../api/constants.ts";
 import type { OpenBaoCluster } from "../api/types.ts";
-import { ScheduleError } from "../backup/schedule.ts";
-import { ConfigError, loadBackupConfig } from "../executor/config.ts";
-import { classify, VerificationError } from "../executor/failure.ts";
+import { loadBackupConfig } from "../executor/config.ts";
+import { classify, layered, VerificationError } from "../executor/failure.ts";
 import { defaultPaths, settings, UsageError } from "../executor/settings.ts";
-import { KubeConfigError, loadKubeConfig } from "../kube/config.ts";
+import { KubeConfigError, KubeLayerError, loadKubeConfig } from "../kube/config.ts";
 import { apiStatus } from "../kube/errors.ts";
-import { OpenBaoError, redact } from "../openbao/errors.ts";
-import { KeyPartError, RetentionPolicyError } from "../snapshot/errors.ts";
+import { redact } from "../openbao/errors.ts";
 import { normalizePathPrefix } from "../snapshot/key.ts";
 import {
   credentialsFromSecretData,
@@ -25,13 +23,10 @@ import {
   parseTarget,
   readCredentialsDir,
   type StorageCredentials,
-  StorageError,
   secretValues,
   type Target,
-  TargetConfigError,
   type TargetSpec,
 } from "../storage/index.ts";
-import { DurationError } from "../util/duration.ts";
 import { type ExitCode, exitCodes } from "./exit-codes.ts";
 
 export { UsageError };
@@ -155,12 +150,18 @@ export function humanAge(ms: number): string {
 
 // ── errors → exit codes ─────────────────────────────────────────────────────────────────────
 
-/** Thrown for a Kubernetes-side problem, with the exit code it maps to. */
-export class KubeProblem extends Error {
-  readonly exitCode: ExitCode;
-  constructor(exitCode: ExitCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "KubeProblem";
+/** The exit codes a `KubeProblem` can carry. */
+export type KubeProblemExitCode = typeof exitCodes.config | typeof exitCodes.auth;
+
+/**
+ * Thrown for a Kubernetes-side problem, with the exit code it maps to: `KubeAccessDenied`
+ * (exit 2) when the API server refused the credentials or RBAC forbids the call, otherwise
+ * `KubeMisconfigured` (exit 1).
+ */
+export class KubeProblem extends KubeLayerError<"KubeAccessDenied" | "KubeMisconfigured"> {
+  readonly exitCode: KubeProblemExitCode;
+  constructor(exitCode: KubeProblemExitCode, message: string, options?: { cause?: unknown }) {
+    super(exitCode === exitCodes.auth ? "KubeAccessDenied" : "KubeMisconfigured", message, options);
     this.exitCode = exitCode;
   }
 }
@@ -168,25 +169,40 @@ export class KubeProblem extends Error {
 /** A check that failed after the bytes were read (verify): exit 6. */
 export { VerificationError };
 
+/**
+ * The CLI's exit code, by layer then code. Unlike the executor's `classify` (which it falls
+ * back to, as for a restore): an unreachable OpenBao is exit 3 (the CLI has not found a
+ * member yet), an invalid schedule is exit 1, and a `KubeProblem` is the exit code it names.
+ */
 export function exitCodeOf(err: unknown): ExitCode {
-  if (err instanceof KubeProblem) return err.exitCode;
-  if (err instanceof ScheduleError) return exitCodes.config;
-  if (err instanceof OpenBaoError) {
-    if (err.code === "AuthFailed" || err.code === "PermissionDenied") return exitCodes.auth;
-    if (err.code === "Unreachable") return exitCodes.leaderDiscovery;
-    return exitCodes.snapshot;
+  const coded = layered(err);
+  switch (coded?.layer) {
+    case "kube":
+      switch (coded.code) {
+        case "KubeAccessDenied":
+          return exitCodes.auth;
+        case "KubeMisconfigured":
+          return exitCodes.config;
+      }
+      // The kubeconfig loader's and the raw API client's errors: as the executor's classify.
+      break;
+    case "config":
+      return exitCodes.config;
+    case "openbao":
+      switch (coded.code) {
+        case "AuthFailed":
+        case "PermissionDenied":
+          return exitCodes.auth;
+        case "Unreachable":
+          return exitCodes.leaderDiscovery;
+        default:
+          return exitCodes.snapshot;
+      }
+    case "storage":
+      return exitCodes.storage;
+    default:
+      break;
   }
-  if (
-    err instanceof ConfigError ||
-    err instanceof UsageError ||
-    err instanceof TargetConfigError ||
-    err instanceof KeyPartError ||
-    err instanceof DurationError ||
-    err instanceof RetentionPolicyError
-  ) {
-    return exitCodes.config;
-  }
-  if (err instanceof StorageError) return exitCodes.storage;
   return classify(err, [], "restore").exitCode;
 }
 
@@ -453,8 +469,9 @@ async function locateFromCluster(args: ParsedArgs, clusterName?: string): Promis
     const parsed = parseTarget(spec as TargetSpec);
     target = { ...parsed, pathPrefix: normalizePathPrefix(parsed.pathPrefix) };
   } catch (err) {
-    if (err instanceof TargetConfigError || err instanceof KeyPartError) {
-      throw new KubeProblem(exitCodes.config, `OpenBaoCluster ${kube.namespace}/${name} spec.backup.${err.message}`, {
+    const coded = layered(err);
+    if (coded?.layer === "config" && (coded.code === "InvalidTarget" || coded.code === "InvalidKeyPart")) {
+      throw new KubeProblem(exitCodes.config, `OpenBaoCluster ${kube.namespace}/${name} spec.backup.${coded.message}`, {
         cause: err,
       });
     }

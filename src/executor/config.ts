@@ -16,16 +16,17 @@ import { type RetentionPolicy, validateRetentionPolicy } from "../snapshot/reten
 // Direct imports, not storage/index.ts: that module loads every provider SDK, and a Job needs one.
 import { TargetConfigError } from "../storage/errors.ts";
 import { endpointHostProblem, parseTarget, type Target, type TargetSpec } from "../storage/target.ts";
+import { ConfigLayerError } from "../util/coded-error.ts";
 import { DurationError, parseDuration } from "../util/duration.ts";
 import { defaultPaths, resolveSettings, type SettingName, settings } from "./settings.ts";
 
-export class ConfigError extends Error {
+/** An executor setting that cannot be used; the message names the variable and its flag. */
+export class ConfigError extends ConfigLayerError<"InvalidConfig"> {
   /** The environment variable to fix. */
   readonly variable: string;
   constructor(variable: string, message: string, options?: { cause?: unknown }) {
     const flag = settings.find((s) => s.env === variable)?.flag;
-    super(`${variable}${flag ? ` (--${flag})` : ""}: ${message}`, options);
-    this.name = "ConfigError";
+    super("InvalidConfig", `${variable}${flag ? ` (--${flag})` : ""}: ${message}`, options);
     this.variable = variable;
   }
 }

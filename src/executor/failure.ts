@@ -4,23 +4,56 @@
  * the last line of defence before they reach the termination message and stdout.
  */
 import { type ExitCode, exitCodes } from "../cli/exit-codes.ts";
-import { OpenBaoError, redact } from "../openbao/errors.ts";
-import { KeyPartError, ManifestError, RetentionPolicyError, SnapshotArchiveError } from "../snapshot/errors.ts";
-import { StorageError, TargetConfigError } from "../storage/errors.ts";
-import { DurationError } from "../util/duration.ts";
-import { ConfigError } from "./config.ts";
-import { SecretNotFoundError } from "./required-secrets.ts";
+import type { KubeLayerError } from "../kube/config.ts";
+import { type OpenBaoError, redact } from "../openbao/errors.ts";
+import type { SnapshotArchiveErrorCode, SnapshotLayerError } from "../snapshot/errors.ts";
+import type { StorageError } from "../storage/errors.ts";
+import { CodedError, type ConfigLayerError, isCoded } from "../util/coded-error.ts";
 import type { Failure } from "./result.ts";
-import { UsageError } from "./settings.ts";
 
-/** A verification step failed after the bytes moved (size, checksum, manifest). */
-export class VerificationError extends Error {
-  readonly reason: string;
-  constructor(reason: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "VerificationError";
+/** Why a verification step failed; recorded as the failure reason (`lastFailureReason`). */
+export type VerificationReason =
+  | "ObjectMissing"
+  | "SizeMismatch"
+  | "ChecksumMismatch"
+  | "ManifestMissing"
+  | "ManifestInvalid"
+  | "NoVerifiedBackup"
+  | "RestoreNotServed"
+  /** `confirm` found no verified backup with the Job's key id. */
+  | "BackupNotFound"
+  /** A stored archive that failed inspection on restore. */
+  | SnapshotArchiveErrorCode;
+
+/**
+ * A verification step failed after the bytes moved (size, checksum, manifest). The base of
+ * the verification layer; its `code` is its `reason`.
+ */
+export class VerificationError extends CodedError<VerificationReason> {
+  readonly layer = "verification";
+  /** The same as `code`. */
+  readonly reason: VerificationReason;
+  constructor(reason: VerificationReason, message: string, options?: { cause?: unknown }) {
+    super(reason, message, options);
     this.reason = reason;
   }
+}
+
+/**
+ * Every coded error, as the union of the layers' bases: narrowing by `layer` narrows `code`
+ * to that layer's codes, so a misspelt `case` does not compile.
+ */
+export type LayeredError =
+  | ConfigLayerError
+  | OpenBaoError
+  | StorageError
+  | SnapshotLayerError
+  | VerificationError
+  | KubeLayerError;
+
+/** Each layer extends `CodedError` once, with its own `layer`, so every coded error is one of them. */
+export function layered(err: unknown): LayeredError | undefined {
+  return isCoded(err) ? (err as LayeredError) : undefined;
 }
 
 export interface Classified {
@@ -30,8 +63,10 @@ export interface Classified {
 }
 
 /**
- * In restore mode a corrupt archive is a stored object failing verification (6); in backup
- * mode it is what OpenBao sent (4).
+ * By layer, then by code. In restore mode a corrupt archive is a stored object failing
+ * verification (6); in backup mode it is what OpenBao sent (4). What no case claims (a
+ * Kubernetes error, an invalid schedule, which the executor never meets, an uncoded error)
+ * is `Terminated` when a signal stopped it, else `Unexpected`.
  */
 export function classify(
   err: unknown,
@@ -40,29 +75,48 @@ export function classify(
 ): Classified {
   const message = redact(err instanceof Error ? err.message : String(err), secrets);
   const as = (exitCode: ExitCode, reason: string): Classified => ({ exitCode, reason, message });
-  if (err instanceof SecretNotFoundError) return as(exitCodes.config, "SecretNotFound");
-  if (err instanceof ConfigError || err instanceof UsageError) return as(exitCodes.config, "InvalidConfig");
-  if (err instanceof TargetConfigError || err instanceof KeyPartError) return as(exitCodes.config, "InvalidConfig");
-  if (err instanceof DurationError || err instanceof RetentionPolicyError) return as(exitCodes.config, "InvalidConfig");
-  if (err instanceof VerificationError) return as(exitCodes.verification, err.reason);
-  if (err instanceof ManifestError) return as(exitCodes.verification, "ManifestInvalid");
-  if (err instanceof SnapshotArchiveError)
-    return as(mode === "restore" ? exitCodes.verification : exitCodes.snapshot, err.code);
-  if (err instanceof OpenBaoError) {
-    switch (err.code) {
-      case "AuthFailed":
-      case "PermissionDenied":
-        return as(exitCodes.auth, err.code);
-      case "NoLeader":
-        return as(exitCodes.leaderDiscovery, err.code);
-      case "Unreachable":
-        // Unreachable during discovery is a NoLeader; here it happened mid-run.
-        return as(exitCodes.snapshot, "OpenBaoUnreachable");
-      default:
-        return as(exitCodes.snapshot, err.code);
-    }
+  const coded = layered(err);
+  switch (coded?.layer) {
+    case "config":
+      switch (coded.code) {
+        case "SecretNotFound":
+          return as(exitCodes.config, coded.code);
+        case "InvalidSchedule":
+          break;
+        default:
+          return as(exitCodes.config, "InvalidConfig");
+      }
+      break;
+    case "verification":
+      return as(exitCodes.verification, coded.code);
+    case "snapshot":
+      switch (coded.code) {
+        case "ManifestInvalid":
+          return as(exitCodes.verification, coded.code);
+        case "SnapshotCorrupt":
+        case "SnapshotTruncated":
+          return as(mode === "restore" ? exitCodes.verification : exitCodes.snapshot, coded.code);
+      }
+      break;
+    case "openbao":
+      switch (coded.code) {
+        case "AuthFailed":
+        case "PermissionDenied":
+          return as(exitCodes.auth, coded.code);
+        case "NoLeader":
+          return as(exitCodes.leaderDiscovery, coded.code);
+        case "Unreachable":
+          // Unreachable during discovery is a NoLeader; here it happened mid-run.
+          return as(exitCodes.snapshot, "OpenBaoUnreachable");
+        default:
+          return as(exitCodes.snapshot, coded.code);
+      }
+    case "storage":
+      return as(exitCodes.storage, `Storage${coded.code}`);
+    case "kube":
+    case undefined:
+      break;
   }
-  if (err instanceof StorageError) return as(exitCodes.storage, `Storage${err.code}`);
   // SIGTERM (the Job's deadline, a deleted Pod) aborts whatever was in flight.
   if (err instanceof Error && (err.name === "AbortError" || /terminated by signal/.test(err.message))) {
     return as(exitCodes.snapshot, "Terminated");

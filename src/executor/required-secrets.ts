@@ -11,12 +11,13 @@
  * beforehand (the chart grants that only in the namespaces it is told).
  */
 import { existsSync, readdirSync } from "node:fs";
+import { ConfigLayerError } from "../util/coded-error.ts";
 
-export class SecretNotFoundError extends Error {
+export class SecretNotFoundError extends ConfigLayerError<"SecretNotFound"> {
+  /** The Secret's name. */
   readonly secret: string;
   constructor(secret: string, message: string) {
-    super(message);
-    this.name = "SecretNotFoundError";
+    super("SecretNotFound", message);
     this.secret = secret;
   }
 }

@@ -9,6 +9,8 @@
  * the provider's own credential chain, a missing token file an error naming the flag, and
  * no termination message is written unless asked for.
  */
+import { ConfigLayerError } from "../util/coded-error.ts";
+
 export interface Setting {
   readonly env: string;
   readonly flag: string;
@@ -82,6 +84,7 @@ export const settings = [
   },
   // What to do
   { env: "BACKUP_TYPE", flag: "type", help: "scheduled | pre-upgrade", default: "scheduled" },
+
   {
     env: "BACKUP_KEY",
     flag: "key",
@@ -115,10 +118,10 @@ export const settings = [
 
 export type SettingName = (typeof settings)[number]["env"];
 
-export class UsageError extends Error {
+/** A command line that cannot be used (an unknown option, a stray argument, a refused request). */
+export class UsageError extends ConfigLayerError<"InvalidUsage"> {
   constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
+    super("InvalidUsage", message);
   }
 }
 

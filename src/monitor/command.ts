@@ -6,6 +6,7 @@
 import { parseArgs } from "node:util";
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
 import { exitCodes } from "../cli/exit-codes.ts";
+import { UsageError } from "../executor/settings.ts";
 import { KubeConfigError, loadKubeConfig } from "../kube/config.ts";
 import { apiStatus, isForbidden } from "../kube/errors.ts";
 import { createLogger } from "../observability/logger.ts";
@@ -31,7 +32,8 @@ Options (environment variable in brackets):
   --health-port PORT        /healthz, /readyz, /metrics [HEALTH_PORT] (default ${defaults.port})
 `;
 
-class FlagError extends Error {}
+/** A flag or variable out of range; the command reports it with its help and exits 1. */
+export class FlagError extends UsageError {}
 
 function wholeNumber(value: string | undefined, fallback: number, flag: string, min: number, max: number): number {
   if (value === undefined || value === "") return fallback;

@@ -1,8 +1,11 @@
 /**
  * Errors from talking to OpenBao. Each has a stable `code` the executor maps to an exit
  * category (SPEC §4) and a message that names the member and the fix; tokens and JWTs
- * never appear in them (see `redact`).
+ * never appear in them (see `redact`). `OpenBaoError` is the base of the OpenBao layer
+ * (util/coded-error.ts).
  */
+import { CodedError } from "../util/coded-error.ts";
+
 export type OpenBaoErrorCode =
   /** Connection refused, DNS, TLS handshake, timeout. */
   | "Unreachable"
@@ -19,8 +22,8 @@ export type OpenBaoErrorCode =
   /** The answer was not what the API promises (HTML, redirect, oversized, not JSON). */
   | "BadResponse";
 
-export class OpenBaoError extends Error {
-  readonly code: OpenBaoErrorCode;
+export class OpenBaoError extends CodedError<OpenBaoErrorCode> {
+  readonly layer = "openbao";
   /** HTTP status, when the server answered. */
   readonly status: number | undefined;
   /** The member the call went to. */
@@ -31,9 +34,7 @@ export class OpenBaoError extends Error {
     message: string,
     options: { cause?: unknown; status?: number | undefined; address?: string | undefined } = {},
   ) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = "OpenBaoError";
-    this.code = code;
+    super(code, message, options);
     this.status = options.status;
     this.address = options.address;
   }

@@ -12,6 +12,7 @@
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest, type RequestOptions } from "node:https";
 import type { KubeConfig } from "@kubernetes/client-node";
+import { KubeLayerError } from "../kube/config.ts";
 
 /** `T` as it travels as JSON: every `Date` of the typed client models is an RFC 3339 string. */
 export type Wire<T> = T extends Date
@@ -22,15 +23,14 @@ export type Wire<T> = T extends Date
       ? { [K in keyof T]: Wire<T[K]> }
       : T;
 
-export class KubeApiError extends Error {
+export class KubeApiError extends KubeLayerError<"KubeApiFailed"> {
   /** HTTP status of the answer; undefined when there was none (connection error, timeout). */
   readonly statusCode: number | undefined;
   /** `reason` of the returned Status, e.g. "NotFound", "Expired", "Forbidden". */
   readonly reason: string | undefined;
 
   constructor(message: string, options: { statusCode?: number; reason?: string; cause?: unknown } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = "KubeApiError";
+    super("KubeApiFailed", message, options);
     this.statusCode = options.statusCode;
     this.reason = options.reason;
   }

@@ -5,45 +5,52 @@
  * to the executor: configuration errors (`InvalidKeyPart`, `InvalidRetentionPolicy`) are
  * category 1, archive errors (`SnapshotCorrupt`, `SnapshotTruncated`) category 4, a bad
  * manifest on restore category 6.
+ *
+ * Key parts and retention policies are configuration, so their errors belong to the
+ * configuration layer (`ConfigLayerError`); manifests and archives to the snapshot layer
+ * (`SnapshotLayerError`). See util/coded-error.ts.
  */
+import { CodedError, ConfigLayerError } from "../util/coded-error.ts";
+
+export type SnapshotErrorCode = "ManifestInvalid" | SnapshotArchiveErrorCode;
+
+/** The snapshot layer: stored or streamed snapshot data that is not what it should be. */
+export abstract class SnapshotLayerError<Code extends SnapshotErrorCode = SnapshotErrorCode> extends CodedError<Code> {
+  readonly layer = "snapshot";
+}
 
 /** A part of an object key (`pathPrefix`, `namespace`, `cluster`, …) that cannot be used. */
-export class KeyPartError extends Error {
-  readonly code = "InvalidKeyPart";
+export class KeyPartError extends ConfigLayerError<"InvalidKeyPart"> {
   /** The configuration field at fault, e.g. `pathPrefix`. */
   readonly field: string;
 
   constructor(field: string, message: string) {
-    super(`${field}: ${message}`);
-    this.name = "KeyPartError";
+    super("InvalidKeyPart", `${field}: ${message}`);
     this.field = field;
   }
 }
 
 /** A manifest (`<key>.json`) that does not parse or does not describe what it should. */
-export class ManifestError extends Error {
-  readonly code = "ManifestInvalid";
+export class ManifestError extends SnapshotLayerError<"ManifestInvalid"> {
   /** The manifest field at fault, when one is. */
   readonly field: string | undefined;
 
   constructor(message: string, options: { field?: string; cause?: unknown } = {}) {
     super(
+      "ManifestInvalid",
       options.field ? `manifest field "${options.field}": ${message}` : `manifest: ${message}`,
-      options.cause === undefined ? undefined : { cause: options.cause },
+      options,
     );
-    this.name = "ManifestError";
     this.field = options.field;
   }
 }
 
 /** A retention policy that cannot be applied (the planner refuses rather than guesses). */
-export class RetentionPolicyError extends Error {
-  readonly code = "InvalidRetentionPolicy";
+export class RetentionPolicyError extends ConfigLayerError<"InvalidRetentionPolicy"> {
   readonly field: string;
 
   constructor(field: string, message: string) {
-    super(`retention.${field}: ${message}`);
-    this.name = "RetentionPolicyError";
+    super("InvalidRetentionPolicy", `retention.${field}: ${message}`);
     this.field = field;
   }
 }
@@ -74,8 +81,7 @@ export type SnapshotArchiveProblem =
   | "checksums";
 
 /** The snapshot stream is not a complete, intact OpenBao Raft snapshot archive. */
-export class SnapshotArchiveError extends Error {
-  readonly code: SnapshotArchiveErrorCode;
+export class SnapshotArchiveError extends SnapshotLayerError<SnapshotArchiveErrorCode> {
   readonly problem: SnapshotArchiveProblem;
   /** The archive member concerned, when one is. */
   readonly file: string | undefined;
@@ -86,12 +92,7 @@ export class SnapshotArchiveError extends Error {
     message: string,
     options: { file?: string; cause?: unknown } = {},
   ) {
-    super(
-      `${code === "SnapshotTruncated" ? "truncated" : "corrupt"} snapshot: ${message}`,
-      options.cause === undefined ? undefined : { cause: options.cause },
-    );
-    this.name = "SnapshotArchiveError";
-    this.code = code;
+    super(code, `${code === "SnapshotTruncated" ? "truncated" : "corrupt"} snapshot: ${message}`, options);
     this.problem = problem;
     this.file = options.file;
   }

@@ -8,7 +8,11 @@
  * Messages are built here from the provider's status and error code, never copied whole from
  * an SDK, and pass through `redact` with the credentials' secret values: no secret reaches a
  * log line, an event or a status field through an error.
+ *
+ * `StorageError` is the base of the storage layer; `TargetConfigError` belongs to the
+ * configuration layer (util/coded-error.ts).
  */
+import { CodedError, ConfigLayerError } from "../util/coded-error.ts";
 import { redact } from "../util/redact.ts";
 import type { Provider } from "./target.ts";
 
@@ -42,17 +46,15 @@ export interface StorageErrorOptions {
   status?: number | undefined;
 }
 
-export class StorageError extends Error {
-  readonly code: StorageErrorCode;
+export class StorageError extends CodedError<StorageErrorCode> {
+  readonly layer = "storage";
   readonly provider: Provider | undefined;
   readonly operation: StorageOperation | undefined;
   readonly key: string | undefined;
   readonly status: number | undefined;
 
   constructor(code: StorageErrorCode, message: string, options: StorageErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = "StorageError";
-    this.code = code;
+    super(code, message, options);
     this.provider = options.provider;
     this.operation = options.operation;
     this.key = options.key;
@@ -61,14 +63,12 @@ export class StorageError extends Error {
 }
 
 /** A `target` (or credentials Secret) that cannot work; `field` is the one to fix. */
-export class TargetConfigError extends Error {
-  readonly code = "InvalidTarget";
+export class TargetConfigError extends ConfigLayerError<"InvalidTarget"> {
   /** e.g. `target.partSize`, `credentials.accountKey`. */
   readonly field: string;
 
   constructor(field: string, message: string) {
-    super(`${field}: ${message}`);
-    this.name = "TargetConfigError";
+    super("InvalidTarget", `${field}: ${message}`);
     this.field = field;
   }
 }

@@ -9,6 +9,7 @@
  * Arithmetic is exact (BigInt nanoseconds) and bounded by Go's limit (2^63-1 ns, about 292
  * years), so a value OpenBao or Kubernetes tooling accepts never means something else here.
  */
+import { ConfigLayerError } from "./coded-error.ts";
 
 const unitNanoseconds: Readonly<Record<string, bigint>> = {
   ns: 1n,
@@ -32,14 +33,15 @@ const acceptedForms =
   'use a number followed by a unit (ns, us, ms, s, m, h, d), optionally repeated, e.g. "168h", "7d", "90m", "30s", "1h30m"';
 
 /** A duration that cannot be parsed. `value` is the input exactly as given. */
-export class DurationError extends Error {
-  readonly code = "InvalidDuration";
+export class DurationError extends ConfigLayerError<"InvalidDuration"> {
   readonly value: string;
   readonly field: string | undefined;
 
   constructor(value: string, problem: string, field?: string) {
-    super(`${field ? `${field}: ` : ""}invalid duration ${JSON.stringify(value)}: ${problem}; ${acceptedForms}`);
-    this.name = "DurationError";
+    super(
+      "InvalidDuration",
+      `${field ? `${field}: ` : ""}invalid duration ${JSON.stringify(value)}: ${problem}; ${acceptedForms}`,
+    );
     this.value = value;
     this.field = field;
   }

@@ -15,7 +15,7 @@ export interface Outcome {
   readonly note?: string;
 }
 
-/** Refused: something auth-setup did not create would have been overwritten. Exit 1. */
+/** Refused: something auth-setup did not create would have been overwritten. Exit 1 (code `InvalidUsage`). */
 export class Refused extends UsageError {}
 
 export function refusal(conflicts: readonly Conflict[]): Refused {
