@@ -1,8 +1,10 @@
 /**
  * `bao-backup prune`: what retention would delete, and why, using the same planner the
  * executor runs after each backup (src/snapshot/retention.ts): only this cluster's scheduled
- * snapshots in the standard key format are candidates, the newest is always kept,
- * pre-upgrade snapshots and foreign objects are never touched.
+ * snapshots in the standard key format are candidates, only verified ones (with a manifest)
+ * count toward --max-count, the newest verified one is always kept, pre-upgrade snapshots and
+ * foreign objects are never touched. Snapshots without a manifest that are kept are listed
+ * apart, so a person sees the leftovers of failed runs.
  *
  * Deleting needs an explicit `--yes`: without `--dry-run` or `--yes` nothing happens and the
  * command exits 1, so a mistyped command line never deletes backups.
@@ -13,6 +15,7 @@ import {
   type ListedObject,
   planRetention,
   type RetentionPolicy,
+  type UnverifiedReason,
   validateRetentionPolicy,
 } from "../snapshot/retention.ts";
 import { StorageError } from "../storage/index.ts";
@@ -42,6 +45,11 @@ Applies retention to a cluster's backups, or with --dry-run only shows what it w
 and why. The policy is --max-count / --max-age when given, else the cluster's
 spec.backup.retention (needs --kubeconfig). The newest backup, pre-upgrade snapshots and
 objects not in the standard key format are never deleted.
+
+Only verified backups (with a manifest) count toward --max-count. A backup without a manifest
+(left by a failed run) takes no slot: it is listed as not verified, and deleted only once it
+is older than the newest verified backup and beyond the policy (older than every verified
+backup kept, or than --max-age).
 
   --dry-run                show the plan, delete nothing
   --yes                    delete (required: without --dry-run or --yes nothing happens)
@@ -89,6 +97,12 @@ function policyFrom(args: ParsedArgs, located: Located): { policy: RetentionPoli
   validateRetentionPolicy(policy);
   return { policy, source: `spec.backup.retention of ${located.namespace}/${located.cluster}` };
 }
+
+const unverifiedText: Record<UnverifiedReason, string> = {
+  "newer-than-verified": "newer than the newest verified backup (a backup may be writing its manifest now)",
+  "no-verified": "there is no verified backup to compare it with",
+  "within-policy": "within the policy",
+};
 
 function describePolicy(policy: RetentionPolicy): string {
   const parts: string[] = [];
@@ -138,8 +152,13 @@ export async function pruneCommand(argv: readonly string[]): Promise<number> {
       failed = result.failed.map((f) => ({ key: f.key, error: f.error.message }));
     }
 
-    const reasonText = (reason: "max-count" | "max-age", key: string): string => {
-      if (reason === "max-count") return `beyond the ${policy.maxCount} newest (max-count)`;
+    const reasonText = (reason: "max-count" | "max-age", key: string, unverified: boolean): string => {
+      if (reason === "max-count") {
+        return unverified
+          ? "no manifest, older than every verified backup kept (max-count)"
+          : `beyond the ${policy.maxCount} newest (max-count)`;
+      }
+      const tag = unverified ? "no manifest, " : "";
       const match = /(\d{4})-(\d{2})-(\d{2})T(\d{2})-(\d{2})-(\d{2})Z-[0-9a-f]{8}\.snap$/.exec(key);
       const age = match
         ? now.getTime() -
@@ -152,7 +171,7 @@ export async function pruneCommand(argv: readonly string[]): Promise<number> {
             Number(match[6]),
           )
         : undefined;
-      return `older than ${policy.maxAgeMs === undefined ? "?" : formatDuration(policy.maxAgeMs)}${age === undefined ? "" : ` (age ${humanAge(age)})`} (max-age)`;
+      return `${tag}older than ${policy.maxAgeMs === undefined ? "?" : formatDuration(policy.maxAgeMs)}${age === undefined ? "" : ` (age ${humanAge(age)})`} (max-age)`;
     };
 
     if (format === "json") {
@@ -161,6 +180,7 @@ export async function pruneCommand(argv: readonly string[]): Promise<number> {
         policy: { ...policy, source },
         delete: plan.delete,
         keep: plan.keep,
+        unverified: plan.unverified,
         ignored: plan.ignored,
         ...(dryRun ? {} : { deleted, failed }),
       });
@@ -176,11 +196,19 @@ export async function pruneCommand(argv: readonly string[]): Promise<number> {
         out.push(dryRun ? `Would delete ${deletions.length} backup(s):` : `Deleting ${deletions.length} backup(s):`);
         for (const d of deletions) {
           const withManifest = plan.delete.some((m) => m.object === "manifest" && m.snapshot === d.key);
-          out.push(`  ${d.key}${withManifest ? " (+ manifest)" : ""}: ${reasonText(d.reason, d.key)}`);
+          out.push(
+            `  ${d.key}${withManifest ? " (+ manifest)" : ""}: ${reasonText(d.reason, d.key, d.unverified === true)}`,
+          );
         }
       }
       out.push(`Keeping ${keptSnapshots.length} backup(s):`);
       for (const k of keptSnapshots) out.push(`  ${k.key}: ${k.reason}`);
+      if (plan.unverified.length > 0) {
+        out.push(
+          `Keeping ${plan.unverified.length} backup(s) WITHOUT a manifest (not verified, not counted; check with bao-backup verify):`,
+        );
+        for (const u of plan.unverified) out.push(`  ${u.key}: ${unverifiedText[u.reason]}`);
+      }
       if (plan.ignored.length > 0) {
         out.push(`Never touched (${plan.ignored.length}):`);
         for (const i of plan.ignored) out.push(`  ${i.key}: ${i.reason}`);

@@ -165,7 +165,11 @@ async function abortAbandonedUploads(config: BackupConfig, store: ObjectStore, s
   }
 }
 
-/** Retention after a verified success; never fatal to the backup (SPEC §4). */
+/**
+ * Retention after a verified success; never fatal to the backup (SPEC §4). Only verified
+ * snapshots count; those without a manifest are kept until the planner may delete them, and
+ * reported (count in the result, keys in the human line).
+ */
 async function applyRetention(
   config: BackupConfig,
   store: ObjectStore,
@@ -189,10 +193,13 @@ async function applyRetention(
       (d) => d.object === "snapshot" && outcome.deleted.includes(d.key),
     ).length;
     const keptSnapshots = plan.keep.filter((k) => k.object === "snapshot").length;
+    const unverified = plan.unverified.map((u) => u.key);
     return {
       kept: keptSnapshots,
       deleted: snapshotsDeleted,
       failed: outcome.failed.length,
+      // Orphans are kept and named so a person sees them (`bao-backup verify`, `prune --dry-run`).
+      ...(unverified.length > 0 ? { unverified: unverified.length, unverifiedKeys: unverified } : {}),
       ...(outcome.failed.length > 0
         ? {
             error: `could not delete ${outcome.failed.length} object(s), first: ${outcome.failed[0]?.error.message ?? ""}`,

@@ -13,9 +13,18 @@ export const resultFormatVersion = 1;
 const maxMessageChars = 1000;
 
 export interface RetentionOutcome {
+  /** Verified snapshots kept (with a manifest, or the one just written). */
   readonly kept: number;
+  /** Snapshots deleted, verified or not. */
   readonly deleted: number;
   readonly failed: number;
+  /**
+   * Snapshots without a manifest that retention kept (absent when none): leftovers of failed
+   * runs, or a run still writing its manifest. They take no `maxCount` slot.
+   */
+  readonly unverified?: number;
+  /** Their keys, newest first: for the human line only, never in the termination message. */
+  readonly unverifiedKeys?: readonly string[];
   /** Set when retention could not run at all (listing failed); the backup still counts. */
   readonly error?: string;
 }
@@ -71,11 +80,26 @@ export interface Failure {
 export type ExecutorResult = BackupSuccess | RestoreSuccess | Failure;
 
 export function resultLine(result: ExecutorResult): string {
-  const shaped =
-    result.ok === false && result.message.length > maxMessageChars
-      ? { ...result, message: `${result.message.slice(0, maxMessageChars)}…` }
-      : result;
+  let shaped: ExecutorResult = result;
+  if (result.ok === false && result.message.length > maxMessageChars) {
+    shaped = { ...result, message: `${result.message.slice(0, maxMessageChars)}…` };
+  } else if (result.ok && result.mode === "backup" && result.retention?.unverifiedKeys !== undefined) {
+    // A list of keys could outgrow the 4096 bytes Kubernetes keeps: the count stays, the keys go.
+    const { unverifiedKeys: _keys, ...retention } = result.retention;
+    shaped = { ...result, retention };
+  }
   return JSON.stringify({ v: resultFormatVersion, ...shaped });
+}
+
+/** How many unverified keys the human line names before it says how many more there are. */
+const maxUnverifiedKeysShown = 5;
+
+function unverifiedText(retention: RetentionOutcome): string {
+  if (!retention.unverified) return "";
+  const keys = retention.unverifiedKeys ?? [];
+  const shown = keys.slice(0, maxUnverifiedKeysShown).join(", ");
+  const more = keys.length > maxUnverifiedKeysShown ? ` and ${keys.length - maxUnverifiedKeysShown} more` : "";
+  return `, kept ${retention.unverified} without a manifest (not verified, not counted${shown ? `: ${shown}${more}` : ""})`;
 }
 
 export function humanLine(result: ExecutorResult): string {
@@ -91,7 +115,7 @@ export function humanLine(result: ExecutorResult): string {
     return `restored ${result.key}${which} (${mib} MiB, sha256 ${result.sha256.slice(0, 12)}…) in ${seconds}s${sealed}`;
   }
   const retention = result.retention
-    ? `; retention kept ${result.retention.kept}, deleted ${result.retention.deleted}, failed ${result.retention.failed}${result.retention.error ? ` (${result.retention.error})` : ""}`
+    ? `; retention kept ${result.retention.kept}, deleted ${result.retention.deleted}, failed ${result.retention.failed}${unverifiedText(result.retention)}${result.retention.error ? ` (${result.retention.error})` : ""}`
     : "";
   return `backed up ${result.key} (${mib} MiB, raft index ${result.raftIndex}, sha256 ${result.sha256.slice(0, 12)}…) in ${seconds}s${retention}`;
 }

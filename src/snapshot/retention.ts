@@ -3,21 +3,36 @@
  * a cluster's prefix, decide which objects to delete. Pure: the clock is `ctx.now`, nothing is
  * read or deleted here.
  *
+ * A scheduled snapshot is *verified* when its manifest `<key>.json` is in the listing (it is
+ * written only after the snapshot was verified) or it is `ctx.justWritten` (this run has just
+ * verified it). A snapshot without a manifest is *unverified*: the leftover of a run that failed
+ * after its upload, a snapshot whose manifest was deleted before its own delete failed, or a
+ * run in progress that has not written its manifest yet.
+ *
  * Invariants, each covered by a test:
  * - only scheduled snapshots of this cluster in the standard key format are candidates;
  *   pre-upgrade snapshots, other clusters' objects and anything unrecognised are never deleted;
  * - age comes from the timestamp in the key (the run's start), never from `lastModified`;
- * - the newest candidate and the key just written are never deleted, whatever the policy;
- * - `maxCount` keeps the N newest; `maxAge` deletes what is strictly older than the age;
- *   with both, an object is deleted when either says so; with neither, nothing is deleted;
+ * - only verified snapshots count: `maxCount` keeps the N newest verified ones, and `newest`
+ *   is the newest verified one; an unverified snapshot never takes a slot;
+ * - the newest verified snapshot and the key just written are never deleted, whatever the
+ *   policy, and neither is an unverified snapshot newer than the newest verified one (or any
+ *   unverified snapshot when none is verified): it may be a run writing its manifest now;
+ * - `maxAge` deletes what is strictly older than the age; with both, an object is deleted when
+ *   either says so; with neither, nothing is deleted. For an unverified snapshot older than
+ *   the newest verified one, `maxCount` deletes it when it is older than every verified
+ *   snapshot kept, and `maxAge` when it is strictly older than the age;
+ * - an unverified snapshot that is kept is reported in `unverified`, never in `keep`;
  * - a deleted snapshot's manifest is deleted with it; a kept snapshot's manifest is kept;
  *   a manifest whose snapshot is not in the listing is left alone;
- * - every listed object appears exactly once in `keep`, `delete` or `ignored`.
+ * - every listed object appears exactly once in `keep`, `unverified`, `delete` or `ignored`.
  *
  * Order of deletion: `delete` lists, oldest first, each snapshot's manifest immediately before
  * the snapshot. Performing them in that order means a failure part-way never leaves an orphan
  * manifest (which retention would then never clean up); a snapshot left without its manifest
- * is still a candidate and is deleted by the next run.
+ * is unverified from then on, and the next run deletes it by the rule that deleted it here (it
+ * is older than the newest verified snapshot, and older than the age or than every verified
+ * snapshot kept).
  */
 import { RetentionPolicyError } from "./errors.ts";
 import { type ClusterLocation, createKeyParser, type ParsedKey, snapshotKeyOfManifest } from "./key.ts";
@@ -49,6 +64,12 @@ export interface RetentionContext extends ClusterLocation {
 export type KeepReason = "newest" | "just-written" | "within-policy" | "manifest-of-kept";
 export type DeleteReason = "max-count" | "max-age";
 export type IgnoreReason = "pre-upgrade" | "orphan-manifest" | "foreign";
+/**
+ * Why a snapshot without a manifest is kept: it is newer than the newest verified snapshot
+ * (perhaps a run writing its manifest right now), there is no verified snapshot to compare it
+ * with, or the policy does not delete it yet.
+ */
+export type UnverifiedReason = "newer-than-verified" | "no-verified" | "within-policy";
 
 export interface KeepDecision {
   key: string;
@@ -63,6 +84,8 @@ export interface DeleteDecision {
   reason: DeleteReason;
   /** The snapshot this object belongs to (the key itself for a snapshot). */
   snapshot: string;
+  /** Present on a snapshot without a manifest (never verified, or its manifest already gone). */
+  unverified?: true;
 }
 
 export interface IgnoreDecision {
@@ -70,14 +93,24 @@ export interface IgnoreDecision {
   reason: IgnoreReason;
 }
 
+export interface UnverifiedDecision {
+  key: string;
+  reason: UnverifiedReason;
+}
+
 export interface RetentionPlan {
-  /** Newest first. */
+  /** Verified snapshots and their manifests, newest first. */
   keep: KeepDecision[];
   /** Oldest first; each manifest just before its snapshot. Perform in this order. */
   delete: DeleteDecision[];
   /** In listing order. */
   ignored: IgnoreDecision[];
-  /** The newest scheduled snapshot (never deleted), or null when there is none. */
+  /**
+   * Snapshots without a manifest that are kept, newest first: they never count toward
+   * `maxCount`; a person should look at them (`bao-backup verify`).
+   */
+  unverified: UnverifiedDecision[];
+  /** The newest verified scheduled snapshot (never deleted), or null when there is none. */
   newest: string | null;
 }
 
@@ -85,7 +118,10 @@ interface Candidate {
   key: string;
   parsed: ParsedKey;
   listed: boolean;
+  verified: boolean;
 }
+
+type Fate = { keep: KeepReason } | { delete: DeleteReason } | { unverified: UnverifiedReason };
 
 /** Throws `RetentionPolicyError` for values the planner cannot apply safely. */
 export function validateRetentionPolicy(policy: RetentionPolicy): void {
@@ -118,7 +154,7 @@ export function planRetention(
     position.set(key, position.size);
     const parsed = parse(key);
     if (parsed?.kind === "scheduled") {
-      candidates.set(key, { key, parsed, listed: true });
+      candidates.set(key, { key, parsed, listed: true, verified: false });
       continue;
     }
     if (parsed?.kind === "pre-upgrade") {
@@ -136,7 +172,11 @@ export function planRetention(
 
   const justWritten = parse(ctx.justWritten);
   if (justWritten?.kind === "scheduled" && !candidates.has(ctx.justWritten)) {
-    candidates.set(ctx.justWritten, { key: ctx.justWritten, parsed: justWritten, listed: false });
+    candidates.set(ctx.justWritten, { key: ctx.justWritten, parsed: justWritten, listed: false, verified: true });
+  }
+  const hasManifest = new Set(manifests.map((m) => m.snapshot));
+  for (const candidate of candidates.values()) {
+    candidate.verified = candidate.key === ctx.justWritten || hasManifest.has(candidate.key);
   }
 
   // Newest first; same second → higher key first, so the order is total and deterministic.
@@ -144,9 +184,21 @@ export function planRetention(
     (a, b) => b.parsed.time.getTime() - a.parsed.time.getTime() || (a.key < b.key ? 1 : a.key > b.key ? -1 : 0),
   );
 
-  const fate = new Map<string, { keep: KeepReason } | { delete: DeleteReason }>();
-  ordered.forEach((candidate, position) => {
-    fate.set(candidate.key, decide(candidate, position, policy, ctx.justWritten, now));
+  // Verified snapshots first: only they hold a slot, and they bound what an unverified one may lose.
+  const rank = new Map(ordered.map((c, i) => [c.key, i]));
+  const verified = ordered.filter((c) => c.verified);
+  const fate = new Map<string, Fate>();
+  let oldestKeptVerified = -1;
+  verified.forEach((candidate, slot) => {
+    const decision = decide(candidate, slot, policy, ctx.justWritten, now);
+    fate.set(candidate.key, decision);
+    if ("keep" in decision) oldestKeptVerified = rank.get(candidate.key) ?? -1;
+  });
+  const newestVerified = verified[0] === undefined ? undefined : rank.get(verified[0].key);
+  ordered.forEach((candidate, index) => {
+    if (!candidate.verified) {
+      fate.set(candidate.key, decideUnverified(candidate, index, newestVerified, oldestKeptVerified, policy, now));
+    }
   });
 
   const manifestOf = new Map<string, string>();
@@ -162,17 +214,26 @@ export function planRetention(
   }
 
   const keep: KeepDecision[] = [];
+  const unverified: UnverifiedDecision[] = [];
   const deletions: DeleteDecision[] = [];
   for (const candidate of ordered) {
     const decision = fate.get(candidate.key);
     const manifest = manifestOf.get(candidate.key);
     if (decision === undefined) continue;
-    if ("keep" in decision) {
+    if ("unverified" in decision) {
+      unverified.push({ key: candidate.key, reason: decision.unverified });
+    } else if ("keep" in decision) {
       if (candidate.listed) keep.push({ key: candidate.key, object: "snapshot", reason: decision.keep });
       if (manifest !== undefined) keep.push({ key: manifest, object: "manifest", reason: "manifest-of-kept" });
     } else {
       // Collected newest first, reversed below; push the snapshot first so the manifest precedes it.
-      deletions.push({ key: candidate.key, object: "snapshot", reason: decision.delete, snapshot: candidate.key });
+      deletions.push({
+        key: candidate.key,
+        object: "snapshot",
+        reason: decision.delete,
+        snapshot: candidate.key,
+        ...(candidate.verified ? {} : { unverified: true as const }),
+      });
       if (manifest !== undefined) {
         deletions.push({ key: manifest, object: "manifest", reason: decision.delete, snapshot: candidate.key });
       }
@@ -181,21 +242,38 @@ export function planRetention(
   deletions.reverse();
   ignored.sort((a, b) => (position.get(a.key) ?? 0) - (position.get(b.key) ?? 0));
 
-  return { keep, delete: deletions, ignored, newest: ordered[0]?.key ?? null };
+  return { keep, delete: deletions, ignored, unverified, newest: verified[0]?.key ?? null };
 }
 
-function decide(
-  candidate: Candidate,
-  position: number,
-  policy: RetentionPolicy,
-  justWritten: string,
-  now: number,
-): { keep: KeepReason } | { delete: DeleteReason } {
-  if (position === 0) return { keep: "newest" };
+/** A verified snapshot, by its slot among the verified ones (0 = newest verified). */
+function decide(candidate: Candidate, slot: number, policy: RetentionPolicy, justWritten: string, now: number): Fate {
+  if (slot === 0) return { keep: "newest" };
   if (candidate.key === justWritten) return { keep: "just-written" };
-  if (policy.maxCount !== undefined && position >= policy.maxCount) return { delete: "max-count" };
+  if (policy.maxCount !== undefined && slot >= policy.maxCount) return { delete: "max-count" };
   if (policy.maxAgeMs !== undefined && now - candidate.parsed.time.getTime() > policy.maxAgeMs) {
     return { delete: "max-age" };
   }
   return { keep: "within-policy" };
+}
+
+/**
+ * A snapshot without a manifest, by its position among all candidates (newest first). It takes
+ * no slot; it is deleted only when it is older than the newest verified snapshot and either
+ * older than every verified snapshot kept (`maxCount`) or strictly older than `maxAge`.
+ */
+function decideUnverified(
+  candidate: Candidate,
+  position: number,
+  newestVerified: number | undefined,
+  oldestKeptVerified: number,
+  policy: RetentionPolicy,
+  now: number,
+): Fate {
+  if (newestVerified === undefined) return { unverified: "no-verified" };
+  if (position < newestVerified) return { unverified: "newer-than-verified" };
+  if (policy.maxCount !== undefined && position > oldestKeptVerified) return { delete: "max-count" };
+  if (policy.maxAgeMs !== undefined && now - candidate.parsed.time.getTime() > policy.maxAgeMs) {
+    return { delete: "max-age" };
+  }
+  return { unverified: "within-policy" };
 }

@@ -227,7 +227,7 @@ describe("list, verify and prune against MinIO", () => {
     assert.equal(dry.code, 0, show(dry));
     assert.match(dry.stdout, /Would delete 2 backup\(s\):/);
     assert.match(dry.stdout, new RegExp(`${seeded.copy} \\(\\+ manifest\\): older than 3d12h \\(age 5d`));
-    assert.match(dry.stdout, new RegExp(`${seeded.noManifest}: older than 3d12h`));
+    assert.match(dry.stdout, new RegExp(`${seeded.noManifest}: no manifest, older than 3d12h \\(age 4d`));
     assert.match(dry.stdout, new RegExp(`${seeded.preUpgrade}: pre-upgrade`));
     assert.match(dry.stdout, /notes\.txt: foreign/);
     assert.match(dry.stdout, /nothing was deleted/);
@@ -259,6 +259,43 @@ describe("list, verify and prune against MinIO", () => {
     const again = await runCli(["prune", ...flags, "--yes", "--max-count", "3"], storageEnv);
     assert.equal(again.code, 0);
     assert.match(again.stdout, /Nothing to delete\./);
+  });
+
+  test("prune: a backup without a manifest takes no --max-count slot and is listed apart (issue 18)", async () => {
+    // Left: the two real backups and shaMismatch (2 days), all with a manifest. A leftover of a
+    // failed run (1 day, no manifest) sits between them, one newer than all is being written.
+    const leftover = key(1, "000000a1");
+    const inProgress = key(-1 / 1440, "000000a2"); // stamped a minute after now: after every real backup
+    await target.put(leftover, Buffer.from("unverified"));
+    await target.put(inProgress, Buffer.from("unverified"));
+    const before = await target.keys("openbao/");
+    const dry = await runCli(["prune", ...flags, "--dry-run", "--max-count", "3"], storageEnv);
+    assert.equal(dry.code, 0, show(dry));
+    assert.match(
+      dry.stdout,
+      /Nothing to delete\./,
+      "before issue 18 the leftover took a slot and pushed out a verified backup",
+    );
+    assert.match(dry.stdout, /Keeping 3 backup\(s\):/);
+    assert.match(dry.stdout, /Keeping 2 backup\(s\) WITHOUT a manifest/);
+    assert.match(dry.stdout, new RegExp(`${inProgress}: newer than the newest verified backup`));
+    assert.match(dry.stdout, new RegExp(`${leftover}: within the policy`));
+    const plan = json<{ delete: unknown[]; unverified: { key: string; reason: string }[] }>(
+      await runCli(["prune", ...flags, "--dry-run", "--max-count", "2", "-o", "json"], storageEnv),
+    );
+    assert.deepEqual(
+      plan.unverified.map((u) => [u.key, u.reason]),
+      [[inProgress, "newer-than-verified"]],
+    );
+    const applied = await runCli(["prune", ...flags, "--yes", "--max-count", "2"], storageEnv);
+    assert.equal(applied.code, 0, show(applied));
+    assert.match(applied.stdout, new RegExp(`${leftover}: no manifest, older than every verified backup kept`));
+    const after = await target.keys("openbao/");
+    assert.deepEqual(
+      before.filter((k) => !after.includes(k)).sort(),
+      [leftover, seeded.shaMismatch, `${seeded.shaMismatch}.json`].sort(),
+    );
+    assert.ok(after.includes(inProgress), "a snapshot newer than the newest verified is never deleted");
   });
 });
 

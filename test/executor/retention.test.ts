@@ -2,6 +2,8 @@
  * Issue 4 acceptance, retention inside the backup run (SPEC §4, §5 trap 1): only this
  * cluster's standard keys are candidates, the newest and the just-written key survive,
  * pre-upgrade and foreign objects are never touched, and every page of a listing is seen.
+ * Issue 18: only verified snapshots (with a manifest) count; one without is kept and reported
+ * until it is older than the newest verified one and beyond the policy.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -90,10 +92,33 @@ describe("retention in the backup run (MinIO)", () => {
   });
 
   test("a listing of 1,500 keys is read to the end (trap 1: no 1,000-key ceiling)", async () => {
-    await seed("many", 1500, "scheduled", false);
+    await seed("many", 750, "scheduled", true);
     const run = await backup("many", { BACKUP_RETENTION_MAX_COUNT: "2" });
     assert.equal(run.code, 0, run.stderr + run.raw);
-    assert.deepEqual(run.result?.retention, { kept: 2, deleted: 1499, failed: 0 });
-    assert.equal((await target.keys("openbao/many/")).length, 3, "just written + its manifest + the newest seeded");
+    assert.deepEqual(run.result?.retention, { kept: 2, deleted: 749, failed: 0 });
+    assert.equal(
+      (await target.keys("openbao/many/")).length,
+      4,
+      "just written + the newest seeded, each with its manifest",
+    );
+  });
+
+  test("a snapshot without a manifest takes no maxCount slot, is reported, and goes once older than every verified one kept", async () => {
+    const recentLeftover = await seed("orphans", 1, "scheduled", false); // 1 day old
+    const verified = await seed("orphans", 2, "scheduled", true, 1); // 2 and 3 days old
+    const oldLeftover = await seed("orphans", 1, "scheduled", false, 3); // 4 days old
+    const run = await backup("orphans", { BACKUP_RETENTION_MAX_COUNT: "3" });
+    assert.equal(run.code, 0, run.stderr + run.raw);
+    const written = String(run.result?.key);
+    // Before issue 18 the recent leftover took a slot and the verified backup of 3 days ago went.
+    assert.deepEqual(run.result?.retention, { kept: 3, deleted: 1, failed: 0, unverified: 1 });
+    assert.match(run.stdout, /kept 1 without a manifest \(not verified, not counted: openbao\/orphans\/\S+\.snap\)/);
+    assert.ok(run.stdout.includes(String(recentLeftover[0])), run.stdout);
+    assert.ok(!run.raw.includes(String(recentLeftover[0])), "the termination message carries the count, not the keys");
+    assert.deepEqual(
+      (await target.keys("openbao/orphans/")).sort(),
+      [written, `${written}.json`, ...recentLeftover, ...verified.flatMap((k) => [k, `${k}.json`])].sort(),
+    );
+    assert.ok(oldLeftover[0] && !(await target.keys("openbao/orphans/")).includes(oldLeftover[0]));
   });
 });

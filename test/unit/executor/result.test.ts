@@ -9,9 +9,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import {
+  type BackupSuccess,
   humanLine,
   parseResultLine,
   type RestoreSuccess,
+  resultLine,
   writeTerminationMessage,
 } from "../../../src/executor/result.ts";
 
@@ -62,5 +64,51 @@ describe("human line of a restore", () => {
     const parsed = parseResultLine(line);
     assert.equal(parsed?.key, success.key);
     assert.equal(parsed?.ok, true);
+  });
+});
+
+describe("retention in a backup's report (issue 18)", () => {
+  const backup: BackupSuccess = {
+    mode: "backup",
+    ok: true,
+    key: "openbao/bao/2026-01-02T00-00-00Z-0a1b2c3d.snap",
+    size: 1024 * 1024,
+    sha256: success.sha256,
+    durationMs: 2000,
+    raftIndex: 42,
+    raftTerm: 2,
+    openbaoVersion: "2.4.1",
+    startedAt: "2026-01-02T00:00:00.000Z",
+    retention: { kept: 3, deleted: 1, failed: 0 },
+  };
+  const orphans = Array.from({ length: 7 }, (_, i) => `openbao/bao/2026-01-01T0${i}-00-00Z-0000000${i}.snap`);
+
+  test("the human line names the snapshots kept without a manifest, at most five", () => {
+    assert.match(humanLine(backup), /retention kept 3, deleted 1, failed 0$/);
+    const one = humanLine({
+      ...backup,
+      retention: { kept: 3, deleted: 1, failed: 0, unverified: 1, unverifiedKeys: [orphans[0] ?? ""] },
+    });
+    assert.match(
+      one,
+      /retention kept 3, deleted 1, failed 0, kept 1 without a manifest \(not verified, not counted: \S+0{8}\.snap\)$/,
+    );
+    const many = humanLine({
+      ...backup,
+      retention: { kept: 3, deleted: 1, failed: 0, unverified: 7, unverifiedKeys: orphans },
+    });
+    assert.ok(orphans.slice(0, 5).every((k) => many.includes(k)));
+    assert.ok(!many.includes(orphans[5] ?? ""));
+    assert.match(many, /kept 7 without a manifest .* and 2 more\)$/);
+  });
+
+  test("the termination message carries the count, never the keys", () => {
+    const line = resultLine({
+      ...backup,
+      retention: { kept: 3, deleted: 1, failed: 0, unverified: 7, unverifiedKeys: orphans },
+    });
+    const parsed = JSON.parse(line) as { retention: Record<string, unknown> };
+    assert.deepEqual(parsed.retention, { kept: 3, deleted: 1, failed: 0, unverified: 7 });
+    assert.equal(parseResultLine(line)?.retentionDeleted, 1);
   });
 });
