@@ -149,7 +149,7 @@ export const FailureReason = {
   DeadlineExceeded: "DeadlineExceeded",
   /** The Job failed without a readable termination message. */
   JobFailed: "JobFailed",
-  /** The Job disappeared before it finished. */
+  /** The Job disappeared before it reported, and storage holds no backup of it (or could not be asked). */
   JobLost: "JobLost",
   /** The kernel killed the executor at its container memory limit. */
   OOMKilled: "OOMKilled",
@@ -176,6 +176,8 @@ export const EventReason = {
   LockReleased: "LockReleased",
   /** A lock whose Job disappeared, or whose owner stopped existing, was released. */
   LockRecovered: "LockRecovered",
+  /** A backup Job disappeared before its result was read: a confirm Job looks for its backup in storage. */
+  BackupResultMissing: "BackupResultMissing",
   PreUpgradeBackupCreated: "PreUpgradeBackupCreated",
   PreUpgradeBackupSucceeded: "PreUpgradeBackupSucceeded",
   PreUpgradeBackupFailed: "PreUpgradeBackupFailed",
@@ -235,6 +237,13 @@ export const Annotation = {
   Attempt: "openbao.org/attempt",
   /** On a restore Job: the full OpenBaoRestore name. */
   RestoreName: "openbao.org/restore-name",
+  /**
+   * On a backup Job: the 8 hex digits its snapshot key ends in (`…-<key-id>.snap`), so a Job
+   * and its backup are matched whatever time the key carries (the run's start, not the window).
+   */
+  KeyId: "openbao.org/key-id",
+  /** On a confirm Job: the backup Job whose lost result it looks for in storage. */
+  Confirms: "openbao.org/confirms",
 } as const;
 
 // ── the operation lock ──────────────────────────────────────────────────────────────────────

@@ -789,6 +789,15 @@ function backupStatusSchema(): Schema {
         type: { type: "string", enum: ["scheduled", "manual", "pre-upgrade"] },
         window: time("The cron window it runs for (scheduled Jobs)."),
         createdAt: time("When the operator decided to create it."),
+        keyId: string("The 8 hex digits its snapshot key ends in (annotation openbao.org/key-id on the Job).", 8),
+        confirm: object(
+          "Set when the Job disappeared before its result was read: the Job looking for its backup in storage.",
+          {
+            job: string("The confirm Job's name.", 63),
+            startedAt: time("When the loss was seen."),
+          },
+          { required: ["job", "startedAt"] },
+        ),
       },
       { required: ["name", "type", "createdAt"], extra: { nullable: true } },
     ),

@@ -265,6 +265,13 @@ export interface CurrentJob {
   /** The cron window (scheduled Jobs). */
   window?: Timestamp;
   createdAt: Timestamp;
+  /** The 8 hex digits the Job's snapshot key ends in (`BACKUP_KEY_ID`): how storage is searched if its result is lost. */
+  keyId?: string;
+  /**
+   * Set when the Job disappeared before its result was read: the confirm Job looking for its
+   * backup in storage, and when the loss was seen. The Job is recorded once that answers.
+   */
+  confirm?: { job: string; startedAt: Timestamp };
 }
 
 interface LockCommon {

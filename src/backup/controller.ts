@@ -234,9 +234,14 @@ export class BackupController {
     if (request.attempt !== undefined) annotations[Annotation.Attempt] = String(request.attempt);
     // Read back by jobs/result.ts: a trigger still set after a crash is then known to be answered.
     if (request.trigger !== undefined) annotations[Annotation.Trigger] = request.trigger;
+    if (request.keyId !== undefined) annotations[Annotation.KeyId] = request.keyId;
+    if (request.confirms !== undefined) annotations[Annotation.Confirms] = request.confirms;
     const spec = request.spec;
+    // Retention runs after a stored backup only: never after a pre-upgrade snapshot (those keys
+    // are not candidates anyway), never in a confirm Job (it only reads).
+    const retention = request.type !== BackupType.PreUpgrade && request.confirms === undefined;
     const job = buildExecutorJob({
-      mode: "backup",
+      mode: request.confirms === undefined ? "backup" : "confirm",
       name: request.name,
       namespace,
       owner,
@@ -256,11 +261,11 @@ export class BackupController {
       target: spec.target,
       extraEnv: {
         BACKUP_TYPE: request.type === BackupType.PreUpgrade ? "pre-upgrade" : "scheduled",
-        // Retention never runs after a pre-upgrade snapshot: those keys are not candidates anyway.
-        ...(request.type !== BackupType.PreUpgrade && spec.retention?.maxCount !== undefined
+        ...(request.keyId === undefined ? {} : { BACKUP_KEY_ID: request.keyId }),
+        ...(retention && spec.retention?.maxCount !== undefined
           ? { BACKUP_RETENTION_MAX_COUNT: String(spec.retention.maxCount) }
           : {}),
-        ...(request.type !== BackupType.PreUpgrade && spec.retention?.maxAge !== undefined
+        ...(retention && spec.retention?.maxAge !== undefined
           ? { BACKUP_RETENTION_MAX_AGE: spec.retention.maxAge }
           : {}),
       },

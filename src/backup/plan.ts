@@ -58,7 +58,7 @@ import type {
   OperationLock,
   PreUpgradeStatus,
 } from "../api/types.ts";
-import { backupJobName, preUpgradeJobName } from "../jobs/names.ts";
+import { backupJobName, backupKeyId, confirmJobName, preUpgradeJobName } from "../jobs/names.ts";
 import { failureOf, type ObservedJob, resultWaitMs } from "../jobs/result.ts";
 import { displacedBy, displacedFailure } from "../lock/displaced.ts";
 import { isBackupLock } from "../lock/holder.ts";
@@ -100,6 +100,10 @@ export interface JobRequest {
   readonly attempt: number | undefined;
   /** The trigger value this Job answers: stamped on it as the `openbao.org/trigger` annotation. */
   readonly trigger: string | undefined;
+  /** The 8 hex digits the snapshot key ends in (`BACKUP_KEY_ID`, annotation `openbao.org/key-id`). */
+  readonly keyId?: string | undefined;
+  /** A confirm Job: the backup Job whose lost result it looks for in storage. */
+  readonly confirms?: string | undefined;
 }
 
 export interface PlannedEvent {
@@ -316,6 +320,16 @@ function settleInFlight(draft: Draft, resolved: ResolvedBackupSpec | undefined, 
     recordEnded(draft, displacedJob(current.name, displacing, job, now), type, false);
     return answered;
   }
+  if (current.confirm) {
+    confirmLost(draft, current, current.confirm, resolved);
+    return answered;
+  }
+  if (job?.phase === "Succeeded" && job.result === undefined && resolved && current.keyId !== undefined) {
+    // Succeeded, but its report is gone (or unreadable): storage knows whether it stored a backup.
+    // (A Job from before key ids is recorded as the Job says: "no readable result".)
+    startConfirm(draft, current, resolved, `Job ${current.name} succeeded but its Pod is gone with its report`);
+    return answered;
+  }
   if (job) {
     if (job.phase !== "Running") recordEnded(draft, job, type, true);
     return answered;
@@ -329,28 +343,142 @@ function settleInFlight(draft: Draft, resolved: ResolvedBackupSpec | undefined, 
     // manual decision was made for the trigger still pending (it is removed only after
     // the create): this Job answers it, or the trigger would start a second Job later.
     const answers = type === BackupType.Manual ? trigger : undefined;
-    draft.createJob = jobRequest(
-      obs.cluster,
-      current.name,
-      type,
-      fromTimestamp(current.window),
-      resolved,
-      backup.preUpgrade,
-      answers,
-    );
+    draft.createJob = {
+      ...jobRequest(
+        obs.cluster,
+        current.name,
+        type,
+        fromTimestamp(current.window),
+        resolved,
+        backup.preUpgrade,
+        answers,
+      ),
+      keyId: current.keyId,
+    };
     draft.requeue.push(jobCreateGraceMs - age);
     return answers !== undefined;
   }
+  startConfirm(draft, current, resolved, `Job ${current.name} disappeared before its result was read`);
+  return answered;
+}
+
+/**
+ * The Job in flight is gone (or its report is): before anything is recorded, a confirm Job
+ * looks in storage for the backup whose key ends in the Job's key id (issue 15, defect 6), so
+ * a backup that was stored is recorded as stored, and the same event always gives the same
+ * record. Without a target to search (spec.backup removed) or a key id (a Job created before
+ * key ids were recorded), the loss is recorded at once.
+ */
+function startConfirm(draft: Draft, current: CurrentJob, resolved: ResolvedBackupSpec | undefined, what: string): void {
+  if (!resolved || current.keyId === undefined) {
+    const why = resolved
+      ? "it has no key id to look for in storage"
+      : "spec.backup is gone, so storage cannot be searched";
+    recordLost(draft, current, `${what}; ${why}`);
+    return;
+  }
+  const job = confirmJobName(current.name);
+  draft.backup.currentJob = { ...current, confirm: { job, startedAt: toTimestamp(draft.now) } };
+  draft.createJob = confirmRequest(draft, current, job, resolved, current.keyId);
+  draft.requeue.push(jobCreateGraceMs);
+  draft.events.push({
+    type: "Warning",
+    reason: EventReason.BackupResultMissing,
+    message: `${what}; Job ${job} looks in storage for its backup (key id ${current.keyId})`,
+  });
+}
+
+/** Step 1 for a Job whose result was lost: wait for the confirm Job, then record what storage says. */
+function confirmLost(
+  draft: Draft,
+  current: CurrentJob,
+  confirm: NonNullable<CurrentJob["confirm"]>,
+  resolved: ResolvedBackupSpec | undefined,
+): void {
+  const { now, obs } = draft;
+  const check = obs.jobs.find((j) => j.name === confirm.job);
+  if (!check) {
+    const age = now.getTime() - (fromTimestamp(confirm.startedAt)?.getTime() ?? 0);
+    if (resolved && current.keyId !== undefined && age < jobCreateGraceMs) {
+      // Decided, not yet visible (or the create did not happen): make it so.
+      draft.createJob = confirmRequest(draft, current, confirm.job, resolved, current.keyId);
+      draft.requeue.push(jobCreateGraceMs - age);
+      return;
+    }
+    recordLost(
+      draft,
+      current,
+      `Job ${current.name} disappeared before its result was read, and so did Job ${confirm.job} that was to look for its backup in storage`,
+    );
+    return;
+  }
+  if (check.phase === "Running") return;
+  const wait = resultWaitMs(check, now);
+  if (wait > 0) {
+    draft.requeue.push(wait);
+    return;
+  }
+  const found = check.phase === "Succeeded" && check.result?.ok === true && check.result.key !== undefined;
+  if (found && check.result) {
+    // The backup's own facts, from its manifest; the confirm's duration and retention are not the backup's.
+    const result = { ...check.result, durationMs: undefined, retentionDeleted: undefined, retentionFailed: undefined };
+    recordEnded(draft, { ...check, name: current.name, result }, current.type, true, confirm.job);
+    return;
+  }
+  if (check.result?.reason === notFoundReason) {
+    recordLost(
+      draft,
+      current,
+      `Job ${current.name} disappeared before its result was read, and storage holds no backup of it (key id ${current.keyId ?? "?"}, checked by Job ${confirm.job})`,
+    );
+    return;
+  }
+  const { reason, message } = failureOf(check);
+  recordLost(
+    draft,
+    current,
+    `Job ${current.name} disappeared before its result was read, and Job ${confirm.job} could not look for its backup in storage: ${reason}: ${message}`,
+  );
+}
+
+/** The confirm executor's reason when no backup with the key id is in storage (src/executor/confirm.ts). */
+const notFoundReason = "BackupNotFound";
+
+function confirmRequest(
+  draft: Draft,
+  current: CurrentJob,
+  name: string,
+  resolved: ResolvedBackupSpec,
+  keyId: string,
+): JobRequest {
+  return {
+    ...jobRequest(
+      draft.obs.cluster,
+      name,
+      current.type,
+      fromTimestamp(current.window),
+      resolved,
+      draft.backup.preUpgrade,
+      undefined,
+    ),
+    keyId,
+    confirms: current.name,
+  };
+}
+
+/** Records the Job in flight as lost (JobLost, with `message`), releasing the lock it held. */
+function recordLost(draft: Draft, current: CurrentJob, message: string): void {
   const lost: ObservedJob = {
     name: current.name,
     phase: "Failed",
-    finishedAt: now,
+    finishedAt: draft.now,
     jobFailureReason: FailureReason.JobLost,
     result: undefined,
     podTerminated: false,
+    explained: { reason: FailureReason.JobLost, message },
   };
   const heldLock = isBackupLock(draft.lock);
-  recordEnded(draft, lost, type, heldLock);
+  recordEnded(draft, lost, current.type, heldLock);
   if (heldLock) {
     draft.events.push({
       type: "Warning",
@@ -358,12 +486,14 @@ function settleInFlight(draft: Draft, resolved: ResolvedBackupSpec | undefined, 
       message: `Job ${current.name} disappeared before it finished; released the operation lock`,
     });
   }
-  return answered;
 }
 
-/** Records the Job in flight as ended and forgets it; `release` frees the backup's lock. */
-function recordEnded(draft: Draft, job: ObservedJob, type: BackupTypeValue, release: boolean): void {
-  draft.recorded = record(draft.backup, job, type, draft.now, draft.events);
+/**
+ * Records the Job in flight as ended and forgets it; `release` frees the backup's lock.
+ * `foundBy` names the confirm Job that found its backup in storage after its result was lost.
+ */
+function recordEnded(draft: Draft, job: ObservedJob, type: BackupTypeValue, release: boolean, foundBy?: string): void {
+  draft.recorded = record(draft.backup, job, type, draft.now, draft.events, foundBy);
   draft.backup.currentJob = null;
   draft.backup.lastRecordedJob = job.name;
   if (release) draft.lock = releaseLock(draft.lock, LockHolder.Backup);
@@ -517,7 +647,8 @@ function start(
     want.type === BackupType.PreUpgrade
       ? preUpgradeJobName(name, backup.preUpgrade ? jobNameSeed(backup.preUpgrade) : "", attempt ?? 1)
       : backupJobName(name, want.window ?? now);
-  const job: CurrentJob = { name: jobName, type: want.type, createdAt: toTimestamp(now) };
+  const keyId = backupKeyId(obs.cluster.metadata.namespace ?? "", jobName, obs.cluster.metadata.uid ?? "");
+  const job: CurrentJob = { name: jobName, type: want.type, createdAt: toTimestamp(now), keyId };
   if (want.window) job.window = toTimestamp(want.window);
   backup.currentJob = job;
   backup.lastAttemptTime = toTimestamp(now);
@@ -529,15 +660,18 @@ function start(
   // Preflight refused a lock held by others; a pre-upgrade snapshot under the lifecycle
   // operator's Upgrade lock shares it, leaving it as it is (src/lock/lock.ts).
   draft.lock = lockAfter(decideLock(draft.lock, lockRequest(want.type, jobName), now), draft.lock);
-  draft.createJob = jobRequest(
-    obs.cluster,
-    jobName,
-    want.type,
-    want.window,
-    resolved,
-    backup.preUpgrade,
-    want.manual ? request : undefined,
-  );
+  draft.createJob = {
+    ...jobRequest(
+      obs.cluster,
+      jobName,
+      want.type,
+      want.window,
+      resolved,
+      backup.preUpgrade,
+      want.manual ? request : undefined,
+    ),
+    keyId,
+  };
   draft.clearTrigger = draft.clearTrigger || want.manual;
   if (want.manual) {
     draft.events.push({
@@ -702,6 +836,7 @@ function record(
   type: BackupTypeValue,
   now: Date,
   events: PlannedEvent[],
+  foundBy?: string,
 ): RecordedOutcome {
   const finishedAt = job.finishedAt ?? now;
   const result = job.result;
@@ -721,7 +856,11 @@ function record(
     events.push({
       type: "Normal",
       reason: type === BackupType.PreUpgrade ? EventReason.PreUpgradeBackupSucceeded : EventReason.BackupSucceeded,
-      message: `Job ${job.name} stored ${result.key} (${result.size ?? "?"} bytes)`,
+      message:
+        `Job ${job.name} stored ${result.key} (${result.size ?? "?"} bytes)` +
+        (foundBy === undefined
+          ? ""
+          : `; its result was lost, and Job ${foundBy} found the backup and its manifest in storage`),
     });
     if ((result.retentionFailed ?? 0) > 0) {
       events.push({

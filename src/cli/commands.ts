@@ -35,6 +35,11 @@ export const commands: readonly Command[] = [
     run: async (argv) => (await import("../executor/command.ts")).executorCommand("restore", argv),
   },
   {
+    name: "confirm",
+    summary: "executor: find the stored backup of a Job whose result was lost (by its key id)",
+    run: async (argv) => (await import("../executor/command.ts")).executorCommand("confirm", argv),
+  },
+  {
     name: "list",
     summary: "list a cluster's backups (key, size, age, raft index, verified)",
     run: async (argv) => (await import("./list.ts")).listCommand(argv),

@@ -46,7 +46,8 @@ export async function runBackup(config: BackupConfig, options: RunOptions = {}):
     cluster: config.cluster.name,
     time: started,
     kind: config.kind,
-    random: newKeyId(),
+    // The Job's key id when the operator gave one: its backup can then be found without its report.
+    random: config.keyId ?? newKeyId(),
   });
   let uploaded = false;
   try {

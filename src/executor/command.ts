@@ -1,10 +1,12 @@
 /**
- * The `backup` and `restore` subcommands: load the configuration, run, report through the
- * termination message and one human line, and exit with the category code.
+ * The executor's subcommands — `backup`, `restore` and `confirm` (src/executor/confirm.ts):
+ * load the configuration, run, report through the termination message and one human line,
+ * and exit with the category code.
  */
 import { exitCodes } from "../cli/exit-codes.ts";
 import { runBackup } from "./backup.ts";
-import { loadBackupConfig, loadRestoreConfig, terminationMessageTarget } from "./config.ts";
+import { ConfigError, loadBackupConfig, loadRestoreConfig, terminationMessageTarget } from "./config.ts";
+import { runConfirm } from "./confirm.ts";
 import { failureResult, stoppedBySignal } from "./failure.ts";
 import { outsideKubernetes, restoreFlags } from "./help.ts";
 import { checkRequiredSecrets } from "./required-secrets.ts";
@@ -12,15 +14,22 @@ import { runRestore } from "./restore.ts";
 import { type ExecutorResult, humanLine, writeTerminationMessage } from "./result.ts";
 import { settingsHelp } from "./settings.ts";
 
-function help(mode: "backup" | "restore"): string {
-  const what =
-    mode === "backup"
-      ? "Streams one Raft snapshot from the OpenBao leader into object storage, verifies it, writes its manifest and applies retention."
-      : `Streams a stored snapshot (BACKUP_KEY) into OpenBao after checking it against its manifest. ${restoreFlags}`;
+type Mode = "backup" | "restore" | "confirm";
+
+const descriptions: Record<Mode, string> = {
+  backup:
+    "Streams one Raft snapshot from the OpenBao leader into object storage, verifies it, writes its manifest and applies retention.",
+  restore: `Streams a stored snapshot (BACKUP_KEY) into OpenBao after checking it against its manifest. ${restoreFlags}`,
+  confirm:
+    "Looks in storage for the backup of one backup Job whose result was lost: the newest verified snapshot of BACKUP_TYPE whose key ends in -<BACKUP_KEY_ID>.snap (the Job's openbao.org/key-id annotation). Reads only; never contacts OpenBao. Exit 0 and its facts when found; exit 6 (BackupNotFound) when not. The operator runs it before it records such a Job.",
+};
+
+function help(mode: Mode): string {
+  const what = descriptions[mode];
   return `Usage: bao-backup ${mode} [--option value]...\n\n${what}\n\n${outsideKubernetes}\n\nEvery option can also be given as the environment variable shown.\n\n${settingsHelp()}\n\nExit codes: 0 ok, 1 configuration, 2 auth, 3 leader discovery, 4 snapshot, 5 storage, 6 verification.\n`;
 }
 
-export async function executorCommand(mode: "backup" | "restore", argv: readonly string[]): Promise<number> {
+export async function executorCommand(mode: Mode, argv: readonly string[]): Promise<number> {
   if (argv.includes("--help") || argv.includes("-h")) {
     process.stdout.write(help(mode));
     return exitCodes.ok;
@@ -36,10 +45,7 @@ export async function executorCommand(mode: "backup" | "restore", argv: readonly
     const options = { signal: controller.signal };
     // The Job's Secret volumes are optional: an empty one is a missing Secret, named at once.
     checkRequiredSecrets(process.env);
-    result =
-      mode === "backup"
-        ? await runBackup(loadBackupConfig(process.env, argv), options)
-        : await runRestore(loadRestoreConfig(process.env, argv), options);
+    result = await run(mode, argv, options);
   } catch (err) {
     result = failureResult(mode, err, { secrets: [], key: undefined, started, now: new Date() });
   } finally {
@@ -53,4 +59,23 @@ export async function executorCommand(mode: "backup" | "restore", argv: readonly
   else process.stderr.write(`${line}\n`);
   if (writeProblem) process.stderr.write(`${writeProblem}\n`);
   return result.ok ? exitCodes.ok : result.exitCode;
+}
+
+async function run(mode: Mode, argv: readonly string[], options: { signal: AbortSignal }): Promise<ExecutorResult> {
+  switch (mode) {
+    case "backup":
+      return runBackup(loadBackupConfig(process.env, argv), options);
+    case "restore":
+      return runRestore(loadRestoreConfig(process.env, argv), options);
+    case "confirm": {
+      const config = loadBackupConfig(process.env, argv);
+      if (config.keyId === undefined) {
+        throw new ConfigError(
+          "BACKUP_KEY_ID",
+          "is required: the 8 hex digits the backup's key ends in (the Job's openbao.org/key-id annotation)",
+        );
+      }
+      return runConfirm(config, config.keyId);
+    }
+  }
 }

@@ -68,6 +68,8 @@ export interface BackupConfig extends CommonConfig {
   readonly cluster: ClusterRef;
   readonly kind: SnapshotKind;
   readonly retention: RetentionPolicy | undefined;
+  /** The 8 hex digits the key ends in (`BACKUP_KEY_ID`); random when absent. */
+  readonly keyId: string | undefined;
 }
 
 export interface RestoreConfig extends CommonConfig {
@@ -344,7 +346,11 @@ export function loadBackupConfig(env: NodeJS.ProcessEnv, argv: readonly string[]
   if (kind !== "scheduled" && kind !== "pre-upgrade") {
     throw new ConfigError("BACKUP_TYPE", `must be scheduled or pre-upgrade, got ${JSON.stringify(kind)}`);
   }
-  return { mode: "backup", cluster, ...common(s, env, argv, cluster), kind, retention: retention(s) };
+  const keyId = s.get("BACKUP_KEY_ID")?.trim() || undefined;
+  if (keyId !== undefined && !/^[0-9a-f]{8}$/.test(keyId)) {
+    throw new ConfigError("BACKUP_KEY_ID", `must be exactly 8 lower-case hex digits, got ${JSON.stringify(keyId)}`);
+  }
+  return { mode: "backup", cluster, ...common(s, env, argv, cluster), kind, retention: retention(s), keyId };
 }
 
 /**

@@ -71,7 +71,7 @@ export interface Classified {
 export function classify(
   err: unknown,
   secrets: readonly string[] = [],
-  mode: "backup" | "restore" = "backup",
+  mode: "backup" | "restore" | "confirm" = "backup",
 ): Classified {
   const message = redact(err instanceof Error ? err.message : String(err), secrets);
   const as = (exitCode: ExitCode, reason: string): Classified => ({ exitCode, reason, message });
@@ -126,7 +126,7 @@ export function classify(
 
 /** The result line of a failed run: classified, redacted, timed from `started`. */
 export function failureResult(
-  mode: "backup" | "restore",
+  mode: "backup" | "restore" | "confirm",
   err: unknown,
   context: { secrets: readonly string[]; key: string | undefined; started: Date; now: Date },
 ): Failure {

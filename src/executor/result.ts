@@ -64,8 +64,26 @@ export interface RestoreSuccess {
   readonly sealed?: true;
 }
 
+/** `confirm`: the backup of a Job whose result was lost, found in storage (src/executor/confirm.ts). */
+export interface BackupConfirmed {
+  readonly mode: "confirm";
+  readonly ok: true;
+  readonly key: string;
+  /** The backup's facts, from its manifest. */
+  readonly size: number;
+  readonly sha256: string;
+  readonly raftIndex: number;
+  readonly raftTerm: number;
+  readonly openbaoVersion: string | undefined;
+  /** When the backup was taken (its manifest's `created`). */
+  readonly created: string;
+  /** This run's own start and duration (not the backup's). */
+  readonly startedAt: string;
+  readonly durationMs: number;
+}
+
 export interface Failure {
-  readonly mode: "backup" | "restore";
+  readonly mode: "backup" | "restore" | "confirm";
   readonly ok: false;
   readonly exitCode: ExitCode;
   /** Short stable code, e.g. "SnapshotFailed", for status.lastFailureReason. */
@@ -77,7 +95,7 @@ export interface Failure {
   readonly startedAt: string;
 }
 
-export type ExecutorResult = BackupSuccess | RestoreSuccess | Failure;
+export type ExecutorResult = BackupSuccess | RestoreSuccess | BackupConfirmed | Failure;
 
 export function resultLine(result: ExecutorResult): string {
   let shaped: ExecutorResult = result;
@@ -107,6 +125,9 @@ export function humanLine(result: ExecutorResult): string {
   if (!result.ok)
     return `bao-backup ${result.mode} failed (${result.reason}, exit ${result.exitCode}) after ${seconds}s: ${result.message}`;
   const mib = (result.size / 1024 / 1024).toFixed(1);
+  if (result.mode === "confirm") {
+    return `found ${result.key} (${mib} MiB, raft index ${result.raftIndex}, sha256 ${result.sha256.slice(0, 12)}…, taken ${result.created}) with its manifest, in ${seconds}s`;
+  }
   if (result.mode === "restore") {
     const which = result.latest ? " (the newest verified backup)" : "";
     const sealed = result.sealed

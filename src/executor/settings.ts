@@ -84,7 +84,11 @@ export const settings = [
   },
   // What to do
   { env: "BACKUP_TYPE", flag: "type", help: "scheduled | pre-upgrade", default: "scheduled" },
-
+  {
+    env: "BACKUP_KEY_ID",
+    flag: "key-id",
+    help: "8 lower-case hex digits the new snapshot's key ends in (default: random); the operator passes the Job's openbao.org/key-id, which confirm looks for",
+  },
   {
     env: "BACKUP_KEY",
     flag: "key",

@@ -44,7 +44,8 @@ export const executorContainerName = "executor";
 const runAsUser = 65_532;
 
 export interface ExecutorJobInput {
-  readonly mode: "backup" | "restore";
+  /** The executor subcommand: `confirm` looks in storage for the backup of a Job whose result was lost. */
+  readonly mode: "backup" | "restore" | "confirm";
   readonly name: string;
   readonly namespace: string;
   readonly owner: V1OwnerReference;

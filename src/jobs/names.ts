@@ -5,6 +5,7 @@
  *   backup-<cluster>-<yyyymmdd-hhmmss>          scheduled and manual backups (UTC window / request time)
  *   pre-upgrade-<cluster>-<hash(version)>-<n>   pre-upgrade snapshot n (1–3) for one target version
  *   restore-<restore>-<uid[0:8]>                one per OpenBaoRestore object
+ *   confirm-<backup Job>                        looks for a lost backup Job's snapshot in storage
  *
  * Every name is a DNS label of at most 63 characters, for any valid object name up to 253.
  * The same input always gives the same name, so a restarted operator finds the Job it made
@@ -92,4 +93,21 @@ export function labelValue(name: string): string {
   const budget = limits.maxLabelValueLength;
   if (name.length < budget && /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name)) return name;
   return fitName(name, budget);
+}
+
+/**
+ * `confirm-<backup Job name>` (shortened like the others): the one Job that looks in storage
+ * for the backup of a Job that disappeared before its result was read.
+ */
+export function confirmJobName(backupJob: string): string {
+  const budget = limits.maxJobNameLength - "confirm-".length;
+  return `confirm-${fitName(backupJob, budget)}`;
+}
+
+/**
+ * The 8 hex digits a backup Job's snapshot key ends in: derived from the Job's namespace, name
+ * and owner, so the same Job always names the same id and storage can be searched for it.
+ */
+export function backupKeyId(namespace: string, jobName: string, ownerUid: string): string {
+  return shortHash(`${namespace}/${jobName}/${ownerUid}`);
 }

@@ -193,21 +193,33 @@ describe("planBackup", () => {
     assert.equal(p.status?.backup.consecutiveFailures ?? 0, 0);
   });
 
-  test("a finished Job whose Pod never reports is recorded as failed once the grace ends", () => {
+  test("a finished Job whose Pod never reports is looked for in storage once the grace ends", () => {
     let c = observed();
     c = apply(c, plan(c, t("2026-11-21T10:01:00Z")));
     const finishedAt = t("2026-11-21T10:01:20Z");
     const gone = [{ ...job("backup-bao-20261121-100100", "Succeeded"), finishedAt, podTerminated: false }];
+    const waiting = plan(c, new Date(finishedAt.getTime() + resultGraceMs - 1000), gone);
+    assert.equal(waiting.recorded, undefined);
+    assert.equal(waiting.requeueAfterMs, 1000, "the report may still come: wait out the grace");
+    // Then storage is asked (defect 6), and what it says is recorded: here, nothing stored.
     const end = new Date(finishedAt.getTime() + resultGraceMs);
     const p = plan(c, end, gone);
-    assert.equal(p.recorded?.ok, false);
-    assert.match(p.status?.backup.lastFailureMessage ?? "", /succeeded but left no readable result/);
-    assert.equal(p.status?.operationLock, null);
-    // A Pod that terminated with an unreadable message is a failure at once: nothing more will come.
-    const unreadable = plan(c, t("2026-11-21T10:01:21Z"), [
+    assert.equal(p.recorded, undefined);
+    assert.equal(p.createJob?.confirms, "backup-bao-20261121-100100");
+    c = apply(c, p);
+    const confirm = p.createJob?.name ?? "";
+    const recorded = plan(c, new Date(end.getTime() + 10_000), [
+      ...gone,
+      job(confirm, "Failed", failed("BackupNotFound")),
+    ]);
+    assert.equal(recorded.recorded?.ok, false);
+    assert.match(recorded.status?.backup.lastFailureMessage ?? "", /storage holds no backup of it/);
+    assert.doesNotMatch(recorded.status?.operationLock?.message ?? "", /100100/, "its lock is released");
+    // A Pod that terminated with an unreadable message: nothing more will come, storage is asked at once.
+    const unreadable = plan(apply(observed(), plan(observed(), t("2026-11-21T10:01:00Z"))), t("2026-11-21T10:01:21Z"), [
       { ...job("backup-bao-20261121-100100", "Succeeded"), finishedAt },
     ]);
-    assert.equal(unreadable.recorded?.ok, false);
+    assert.equal(unreadable.createJob?.confirms, "backup-bao-20261121-100100");
   });
 
   test("catch-up: missed windows collapse into one run for the latest window", () => {
@@ -334,13 +346,21 @@ describe("planBackup", () => {
       assert.equal(done.clearTrigger, true);
     });
 
-    test("a Job lost after the grace never ran: the trigger is still honoured, once", () => {
-      const { c } = crashedAfterStatusWrite();
-      const p = plan(c, new Date(decidedAt.getTime() + jobCreateGraceMs + 1000), []);
-      assert.equal(p.status?.backup.lastFailureReason, "JobLost");
-      assert.equal(p.createJob?.type, "manual");
-      assert.equal(p.createJob?.trigger, "now");
-      assert.equal(p.clearTrigger, true);
+    test("a Job lost after the grace never ran: storage is asked, then the trigger is still honoured, once", () => {
+      const { c, name } = crashedAfterStatusWrite();
+      const lostAt = new Date(decidedAt.getTime() + jobCreateGraceMs + 1000);
+      const p = plan(c, lostAt, []);
+      assert.equal(p.createJob?.confirms, name, "a confirm Job looks for its backup first");
+      assert.equal(p.clearTrigger, false, "the request is not answered yet");
+      const confirming = apply(c, p, false);
+      const confirm = p.createJob?.name ?? "";
+      const done = plan(confirming, new Date(lostAt.getTime() + 20_000), [
+        job(confirm, "Failed", failed("BackupNotFound")),
+      ]);
+      assert.equal(done.status?.backup.lastFailureReason, "JobLost");
+      assert.equal(done.createJob?.type, "manual");
+      assert.equal(done.createJob?.trigger, "now");
+      assert.equal(done.clearTrigger, true);
     });
   });
 
@@ -364,15 +384,115 @@ describe("planBackup", () => {
     assert.equal(next.clearTrigger, true);
   });
 
-  test("trap 5: a Job that vanished is recorded as lost and the lock released", () => {
+  test("trap 5: a Job that vanished, and whose backup storage does not hold, is recorded as lost and the lock released", () => {
     let c = triggered();
     c = apply(c, plan(c, t("2026-11-21T10:01:00Z")));
     assert.ok(c.status?.backup?.currentJob);
-    const p = plan(c, new Date(t("2026-11-21T10:01:00Z").getTime() + jobCreateGraceMs + 1000), []);
-    assert.equal(p.createJob, undefined);
-    assert.equal(p.status?.operationLock, null);
-    assert.equal(p.status?.backup.lastFailureReason, "JobLost");
-    assert.equal(p.status?.backup.consecutiveFailures, 1);
+    const lostAt = new Date(t("2026-11-21T10:01:00Z").getTime() + jobCreateGraceMs + 1000);
+    const p = plan(c, lostAt, []);
+    assert.equal(p.recorded, undefined, "nothing is recorded before storage is asked");
+    c = apply(c, p);
+    const confirm = c.status?.backup?.currentJob?.confirm?.job ?? "";
+    const done = plan(c, new Date(lostAt.getTime() + 30_000), [job(confirm, "Failed", failed("BackupNotFound"))]);
+    assert.equal(done.createJob, undefined);
+    assert.equal(done.status?.operationLock, null);
+    assert.equal(done.status?.backup.lastFailureReason, "JobLost");
+    assert.equal(done.status?.backup.consecutiveFailures, 1);
+  });
+
+  describe("defect 6: a Job whose result was lost is recorded as what storage holds", () => {
+    const decided = t("2026-11-21T10:01:00Z");
+    const lostAt = new Date(decided.getTime() + jobCreateGraceMs + 1000);
+    function started(): { c: OpenBaoCluster; name: string; keyId: string } {
+      let c = triggered();
+      const p = plan(c, decided);
+      c = apply(c, p);
+      const keyId = p.createJob?.keyId ?? "";
+      assert.match(keyId, /^[0-9a-f]{8}$/, "the key id is decided with the Job");
+      assert.equal(c.status?.backup?.currentJob?.keyId, keyId, "and recorded with it");
+      return { c, name: p.createJob?.name ?? "", keyId };
+    }
+    function lost(): { c: OpenBaoCluster; name: string; keyId: string; confirm: string } {
+      const s = started();
+      const p = plan(s.c, lostAt, []);
+      assert.equal(p.recorded, undefined, "not recorded as lost");
+      assert.equal(p.createJob?.confirms, s.name);
+      assert.equal(p.createJob?.keyId, s.keyId);
+      assert.equal(p.createJob?.name, `confirm-${s.name}`);
+      assert.ok(
+        p.events.some((e) => e.type === "Warning" && e.reason === "BackupResultMissing" && e.message.includes(s.keyId)),
+      );
+      const c = apply(s.c, p);
+      assert.equal(c.status?.operationLock?.holder, "openbaocluster/backup", "the lock is kept while storage is asked");
+      return { ...s, c, confirm: p.createJob?.name ?? "" };
+    }
+
+    test("a stored backup found by the confirm Job is recorded as a success, with the backup's facts", () => {
+      const { c, name, confirm } = lost();
+      const p = plan(c, new Date(lostAt.getTime() + 20_000), [job(confirm, "Succeeded", ok("ns/bao/k.snap"))]);
+      assert.equal(p.recorded?.ok, true);
+      assert.equal(p.recorded?.durationMs, undefined, "the confirm's duration is not the backup's");
+      assert.equal(p.status?.backup.lastBackupName, "ns/bao/k.snap");
+      assert.equal(p.status?.backup.lastBackupSHA256, "a".repeat(64));
+      assert.equal(p.status?.backup.lastRecordedJob, name, "recorded as the lost Job");
+      assert.equal(p.status?.backup.consecutiveFailures, 0);
+      assert.equal(p.status?.backup.currentJob, null);
+      assert.equal(p.status?.operationLock, null);
+      assert.ok(p.events.some((e) => e.reason === "BackupSucceeded" && e.message.includes(confirm)));
+      assert.ok(!p.events.some((e) => e.reason === "BackupFailed" || e.reason === "LockRecovered"));
+    });
+
+    test("the same loss always gives the same record: replanned from the same state, the same confirm Job", () => {
+      const s = started();
+      const a = plan(s.c, lostAt, []);
+      const b = plan(s.c, new Date(lostAt.getTime() + 5000), []);
+      assert.equal(a.createJob?.name, b.createJob?.name);
+      const { c, confirm } = lost();
+      const notVisible = plan(c, new Date(lostAt.getTime() + 1000), []);
+      assert.equal(
+        notVisible.createJob?.name,
+        confirm,
+        "a confirm Job not visible yet is re-created, not a second one",
+      );
+      assert.equal(notVisible.recorded, undefined);
+    });
+
+    test("a confirm Job that is itself lost records the loss, saying so", () => {
+      const { c, confirm } = lost();
+      const p = plan(c, new Date(lostAt.getTime() + jobCreateGraceMs + 1000), []);
+      assert.equal(p.status?.backup.lastFailureReason, "JobLost");
+      assert.match(p.status?.backup.lastFailureMessage ?? "", new RegExp(`and so did Job ${confirm}`));
+    });
+
+    test("storage that cannot be asked: JobLost, with the confirm Job's reason", () => {
+      const { c, confirm } = lost();
+      const p = plan(c, new Date(lostAt.getTime() + 20_000), [job(confirm, "Failed", failed("StorageAuthDenied"))]);
+      assert.equal(p.status?.backup.lastFailureReason, "JobLost");
+      assert.match(
+        p.status?.backup.lastFailureMessage ?? "",
+        /could not look for its backup in storage: StorageAuthDenied/,
+      );
+    });
+
+    test("a Job that succeeded but whose Pod (and report) is gone is confirmed in storage too", () => {
+      const s = started();
+      const gone: ObservedJob = { ...job(s.name, "Succeeded"), podTerminated: false };
+      const waiting = plan(s.c, t("2026-11-21T10:02:40Z"), [gone]);
+      assert.equal(waiting.recorded, undefined, "the report may still arrive");
+      const p = plan(s.c, new Date(t("2026-11-21T10:02:30Z").getTime() + resultGraceMs + 1000), [gone]);
+      assert.equal(p.recorded, undefined, "not recorded as 'no readable result'");
+      assert.equal(p.createJob?.confirms, s.name);
+    });
+
+    test("a Job from before key ids (none recorded) is recorded as lost at once, saying why", () => {
+      const s = started();
+      const current = s.c.status?.backup?.currentJob;
+      assert.ok(current);
+      delete current.keyId;
+      const p = plan(s.c, lostAt, []);
+      assert.equal(p.status?.backup.lastFailureReason, "JobLost");
+      assert.match(p.status?.backup.lastFailureMessage ?? "", /no key id/);
+    });
   });
 
   test("trap 5: spec.backup removed mid-run keeps the lock until the Job ends, then releases it", () => {
@@ -598,8 +718,10 @@ describe("planBackup", () => {
       );
       // Days later, the same upgrade again: a fresh snapshot, under a Job name the old Job cannot answer to.
       if (c.spec) c.spec.version = "2.5.0";
+      const window = c.status?.backup?.currentJob?.name ?? "";
       const again = plan(c, t("2026-11-25T10:00:00Z"), [
         job(first.createJob?.name ?? "", "Succeeded", ok("openbao/bao/old.snap")),
+        job(window, "Succeeded", ok("openbao/bao/window.snap")),
       ]);
       const ready = again.status?.conditions?.find((x) => x.type === "PreUpgradeSnapshotReady");
       assert.notEqual(ready?.status, "True", "the old snapshot is not this upgrade's rollback point");
