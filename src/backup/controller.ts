@@ -7,13 +7,7 @@
  * trigger annotation (removed only if it still holds the value that was honoured).
  * Nothing here decides; every branch is in plan.ts.
  */
-import {
-  type BatchV1Api,
-  type CoreV1Api,
-  type CustomObjectsApi,
-  PatchStrategy,
-  setHeaderOptions,
-} from "@kubernetes/client-node";
+import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import {
   Annotation,
   apiVersion,
@@ -31,7 +25,7 @@ import { labelValue } from "../jobs/names.ts";
 import { type CachedJob, type CachedPod, observeJob, ownedBy } from "../jobs/result.ts";
 import { byControllerUid, byJob, type IndexedCache } from "../kube/cache-indexes.ts";
 import { isConflict, isNotFound } from "../kube/errors.ts";
-import type { EventRecorder } from "../kube/events.ts";
+import type { ManagerDeps } from "../kube/manager-deps.ts";
 import {
   type Cache,
   type CachedServiceAccount,
@@ -41,36 +35,21 @@ import {
   ownerReference,
 } from "../kube/objects.ts";
 import { getObject, replaceStatus, retryOnConflict } from "../kube/status.ts";
-import type { Logger } from "../observability/logger.ts";
 import { observedStatefulSet } from "../readiness/observe.ts";
-import type { TrimmedStatefulSet } from "../readiness/statefulset.ts";
 import { crashPoint } from "../runtime/crash-point.ts";
 import type { BackupMetrics } from "./metrics.ts";
 import { type BackupPlan, type JobRequest, planBackup } from "./plan.ts";
 import { UnconfirmedResults } from "./unconfirmed.ts";
 
-export interface BackupControllerDeps {
-  readonly clusters: Cache<OpenBaoCluster>;
+export interface BackupControllerDeps extends ManagerDeps {
   /** Indexed by `byControllerUid`. */
   readonly jobs: IndexedCache<CachedJob>;
   /** Indexed by `byJob`. */
   readonly pods: IndexedCache<CachedPod>;
   readonly restores: Cache<OpenBaoRestore>;
-  /** StatefulSets, trimmed (readiness/statefulset.ts): readiness of clusters no lifecycle operator manages. */
-  readonly statefulSets?: Cache<TrimmedStatefulSet>;
   /** ServiceAccounts the operator created: one found here as wanted needs no request. */
   readonly serviceAccounts?: Cache<CachedServiceAccount>;
-  readonly custom: CustomObjectsApi;
-  readonly batch: BatchV1Api;
-  readonly core: CoreV1Api;
-  readonly events: EventRecorder;
   readonly metrics: BackupMetrics;
-  readonly log: Logger;
-  readonly now: () => Date;
-  readonly image: string;
-  readonly jwtAudience: string;
-  /** `ttlSecondsAfterFinished` of the Jobs (operator `--job-ttl`); the builder's default when absent. */
-  readonly jobTtlSeconds?: number | undefined;
 }
 
 const maxConflictRetries = 3;

@@ -19,13 +19,7 @@
  * released when that name is reconciled: cluster events map a lock holder to its key
  * (src/lock/orphans.ts).
  */
-import {
-  type BatchV1Api,
-  type CoreV1Api,
-  type CustomObjectsApi,
-  PatchStrategy,
-  setHeaderOptions,
-} from "@kubernetes/client-node";
+import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import {
   Annotation,
   apiVersion,
@@ -46,36 +40,22 @@ import { buildExecutorJob } from "../jobs/executor-job.ts";
 import { labelValue, restoreJobName } from "../jobs/names.ts";
 import { type CachedJob, type CachedPod, executorDone, observeJob, ownedBy } from "../jobs/result.ts";
 import { isNotFound } from "../kube/errors.ts";
-import type { EventRecorder, InvolvedObject } from "../kube/events.ts";
+import type { InvolvedObject } from "../kube/events.ts";
+import type { ManagerDeps } from "../kube/manager-deps.ts";
 import { type Cache, createJobOnce, ensureServiceAccount, missingSecrets, ownerReference } from "../kube/objects.ts";
 import { getObject, replaceStatus, retryOnConflict } from "../kube/status.ts";
 import { heldBy } from "../lock/holder.ts";
 import { orphanedRestoreLock } from "../lock/orphans.ts";
 import { observeBackupWork } from "../lock/work.ts";
-import type { Logger } from "../observability/logger.ts";
 import { observedStatefulSet } from "../readiness/observe.ts";
-import type { TrimmedStatefulSet } from "../readiness/statefulset.ts";
 import type { RestoreMetrics } from "./metrics.ts";
 import { type PlannedEvent, planRestore, type RestoreJobRequest, type RestorePlan } from "./plan.ts";
 
-export interface RestoreControllerDeps {
-  readonly clusters: Cache<OpenBaoCluster>;
+export interface RestoreControllerDeps extends ManagerDeps {
   readonly restores: Cache<OpenBaoRestore>;
   readonly jobs: Cache<CachedJob>;
   readonly pods: Cache<CachedPod>;
-  /** StatefulSets (trimmed): readiness and member addresses of clusters no lifecycle operator manages. */
-  readonly statefulSets?: Cache<TrimmedStatefulSet> | undefined;
-  readonly custom: CustomObjectsApi;
-  readonly batch: BatchV1Api;
-  readonly core: CoreV1Api;
-  readonly events: EventRecorder;
   readonly metrics: RestoreMetrics;
-  readonly log: Logger;
-  readonly now: () => Date;
-  readonly image: string;
-  readonly jwtAudience: string;
-  /** `ttlSecondsAfterFinished` of the Jobs (operator `--job-ttl`); the builder's default when absent. */
-  readonly jobTtlSeconds?: number | undefined;
 }
 
 const maxConflictRetries = 5;
