@@ -5,7 +5,8 @@
  * status write (optimistic: the object's resourceVersion is the precondition, a conflict
  * re-reads and re-plans), events and metrics, the ServiceAccount and the Job, and last the
  * trigger annotation (removed only if it still holds the value that was honoured).
- * Nothing here decides; every branch is in plan.ts.
+ * Nothing here decides; every branch is in plan.ts. The status write and its conflict re-read
+ * are src/kube/status.ts, shared with the RestoreManager.
  */
 import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import {

@@ -21,7 +21,14 @@
  *   re-checks soon (trap 11: never silent);
  * - a trigger is honoured once: the Job answering it carries its value, so a trigger still
  *   present after a crash (status written, annotation not yet removed) is recognised as
- *   answered, cleared, and never starts a second Job.
+ *   answered, cleared, and never starts a second Job;
+ * - a Job whose result is lost (the Job gone, or its Pod with its report) is recorded only
+ *   after a confirm Job looked in storage for the snapshot ending in its key id: the success it
+ *   was when found, `JobLost` otherwise (issue 15, defect 6).
+ *
+ * Where the rest lives: the operation lock in src/lock/ (lock.ts holds its invariants), a Job
+ * and its Pods turned into a result in src/jobs/result.ts, the cron windows in schedule.ts, the
+ * rollback point in pre-upgrade.ts, the optimistic status write in src/kube/status.ts.
  */
 import {
   Annotation,

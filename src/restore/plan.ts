@@ -35,6 +35,10 @@
  *   once the Job and its Pods are gone (or after `deletionGraceMs`, so it never blocks forever);
  * - a result is recorded exactly once: only the transition out of Running records it, and
  *   that transition is an optimistic status write.
+ *
+ * Where the rest lives: the operation lock in src/lock/ (lock.ts holds its invariants), the
+ * Job's result in src/jobs/result.ts (shared with backups; nothing here imports src/backup/),
+ * the optimistic status writes in src/kube/status.ts.
  */
 import {
   BackupType,
