@@ -28,6 +28,23 @@ export const mountPaths = {
   awsToken: "/var/run/secrets/eks.amazonaws.com/serviceaccount",
 } as const;
 
+/**
+ * The name of the `roleArn` token volume: the one the EKS Pod Identity webhook
+ * (github.com/aws/amazon-eks-pod-identity-webhook, pkg/handler/handler.go) gives its own.
+ * The webhook mutates every Pod whose ServiceAccount carries `eks.amazonaws.com/role-arn` and
+ * recognises its token by volume NAME, never by path: it adds a volume `aws-iam-token` unless
+ * the Pod has one of that name, and, per container, a mount of it at
+ * /var/run/secrets/eks.amazonaws.com/serviceaccount unless the container has a mount of that
+ * name (`getPodSpecPatch`, `addEnvToContainer`). Under any other name our volume at that path
+ * gets a second mount at the same path, the Pod is rejected ("mountPath … must be unique") and
+ * the Job never starts. Under this name the webhook leaves the volume and the mount alone, and
+ * adds no AWS_ROLE_ARN / AWS_WEB_IDENTITY_TOKEN_FILE because ours are set (it only adds
+ * missing region / regional-STS variables), so `target.roleArn` is the role used. Recent
+ * webhook releases also check that a volume of this name is a projected token with their
+ * audience and path `token`, and otherwise leave the whole Pod unmutated — no collision either.
+ */
+export const awsTokenVolumeName = "aws-iam-token";
+
 /** Projected tokens live one hour; the kubelet refreshes them long before. */
 const tokenExpirationSeconds = 3600;
 /**
@@ -273,7 +290,9 @@ export function buildExecutorJob(input: ExecutorJobInput): V1Job {
 
   const roleArn = roleArnOf(input.target);
   if (roleArn) {
-    mount("aws-web-identity", mountPaths.awsToken, {
+    // Named, mounted and projected like the EKS webhook's own token (see awsTokenVolumeName),
+    // so a ServiceAccount that also carries `eks.amazonaws.com/role-arn` cannot collide.
+    mount(awsTokenVolumeName, mountPaths.awsToken, {
       projected: {
         sources: [
           {

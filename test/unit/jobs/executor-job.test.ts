@@ -140,11 +140,59 @@ describe("buildExecutorJob", () => {
 
   test("S3 IRSA: roleArn projects a token for sts.amazonaws.com and sets the AWS web-identity env", () => {
     const job = buildExecutorJob(input({ ...s3, roleArn: "arn:aws:iam::123456789012:role/backup" }));
-    const projected = volumes(job)["aws-web-identity"]?.projected?.sources?.[0]?.serviceAccountToken;
+    const projected = volumes(job)["aws-iam-token"]?.projected?.sources?.[0]?.serviceAccountToken;
     assert.equal(projected?.audience, "sts.amazonaws.com");
     assert.equal(env(job).AWS_ROLE_ARN, "arn:aws:iam::123456789012:role/backup");
-    assert.equal(env(job).AWS_WEB_IDENTITY_TOKEN_FILE, `${mounts(job)["aws-web-identity"]}/token`);
+    assert.equal(env(job).AWS_WEB_IDENTITY_TOKEN_FILE, `${mounts(job)["aws-iam-token"]}/token`);
     assert.equal(volumes(job)["storage-credentials"], undefined, "no credentials Secret");
+  });
+
+  /*
+   * Issue 18: the EKS Pod Identity webhook (aws/amazon-eks-pod-identity-webhook,
+   * pkg/handler/handler.go) mutates the Pod when the ServiceAccount carries
+   * `eks.amazonaws.com/role-arn`. It adds its volume unless one is NAMED `aws-iam-token` (the
+   * current release also wants it projected for its audience with path `token`), a mount at
+   * /var/run/secrets/eks.amazonaws.com/serviceaccount unless a mount of that NAME exists, and
+   * the web-identity env unless AWS_ROLE_ARN or AWS_WEB_IDENTITY_TOKEN_FILE is set. The real
+   * apiserver check is test/operator/irsa-webhook.test.ts.
+   */
+  const webhookPath = "/var/run/secrets/eks.amazonaws.com/serviceaccount";
+
+  test("S3 IRSA, ServiceAccount with the EKS annotation: the webhook finds its own token and adds nothing", () => {
+    for (const mode of ["backup", "restore", "confirm"] as const) {
+      const job = buildExecutorJob(input({ ...s3, roleArn: "arn:aws:iam::123456789012:role/backup" }, jwt, { mode }));
+      // Skips its volume: one of its name, projected for sts.amazonaws.com at path "token".
+      const named = (pod(job)?.volumes ?? []).filter((v) => v.name === "aws-iam-token");
+      assert.equal(named.length, 1, mode);
+      assert.deepEqual(
+        named[0]?.projected?.sources?.map((s) => s.serviceAccountToken),
+        [{ audience: "sts.amazonaws.com", expirationSeconds: 3600, path: "token" }],
+      );
+      // Skips its mount: the container mounts that name, and nothing else, at the webhook's path.
+      const atPath = (container(job)?.volumeMounts ?? []).filter((m) => m.mountPath === webhookPath);
+      assert.deepEqual(
+        atPath.map((m) => m.name),
+        ["aws-iam-token"],
+        mode,
+      );
+      // Skips its env: ours point at that token, so target.roleArn is the role used.
+      assert.equal(env(job).AWS_ROLE_ARN, "arn:aws:iam::123456789012:role/backup");
+      assert.equal(env(job).AWS_WEB_IDENTITY_TOKEN_FILE, `${webhookPath}/token`);
+    }
+  });
+
+  test("S3 IRSA, ServiceAccount without the annotation: the same Pod (the webhook does nothing)", () => {
+    // The Job does not depend on the ServiceAccount's annotations: the webhook is what differs.
+    const job = buildExecutorJob(input({ ...s3, roleArn: "arn:aws:iam::123456789012:role/backup" }));
+    assert.deepEqual(Object.keys(volumes(job)).sort(), ["aws-iam-token", "openbao-jwt", "openbao-tls"]);
+  });
+
+  test("no roleArn: nothing of the webhook's, so an annotated ServiceAccount gets its token injected cleanly", () => {
+    const job = buildExecutorJob(input(s3));
+    assert.equal(volumes(job)["aws-iam-token"], undefined);
+    assert.ok(!(container(job)?.volumeMounts ?? []).some((m) => m.mountPath === webhookPath));
+    assert.equal(env(job).AWS_ROLE_ARN, undefined);
+    assert.equal(env(job).AWS_WEB_IDENTITY_TOKEN_FILE, undefined);
   });
 
   test("ambient identity (S3 default chain, GCS ADC, Azure managed identity): no credentials volume at all", () => {
@@ -155,7 +203,7 @@ describe("buildExecutorJob", () => {
     ] as ResolvedTarget[]) {
       const job = buildExecutorJob(input(target));
       assert.equal(volumes(job)["storage-credentials"], undefined, target.provider);
-      assert.equal(volumes(job)["aws-web-identity"], undefined, target.provider);
+      assert.equal(volumes(job)["aws-iam-token"], undefined, target.provider);
     }
   });
 
