@@ -239,6 +239,7 @@ export class BackupController {
       auth: spec.auth,
       tlsSecretName: spec.tlsSecretName,
       target: spec.target,
+      sizeHint: request.sizeHint,
       extraEnv: {
         BACKUP_TYPE: request.type === BackupType.PreUpgrade ? "pre-upgrade" : "scheduled",
         ...(request.keyId === undefined ? {} : { BACKUP_KEY_ID: request.keyId }),
@@ -248,6 +249,7 @@ export class BackupController {
         ...(retention && spec.retention?.maxAge !== undefined
           ? { BACKUP_RETENTION_MAX_AGE: spec.retention.maxAge }
           : {}),
+        ...(request.sizeHint === undefined ? {} : { BACKUP_SIZE_HINT: String(request.sizeHint) }),
       },
     });
     if ((await createJobOnce(this.#d.batch, job, cluster.metadata.uid)) === "foreign") {

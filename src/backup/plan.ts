@@ -111,6 +111,8 @@ export interface JobRequest {
   readonly keyId?: string | undefined;
   /** A confirm Job: the backup Job whose lost result it looks for in storage. */
   readonly confirms?: string | undefined;
+  /** Bytes the snapshot is expected to reach (`BACKUP_SIZE_HINT`): the part size is raised to fit it. */
+  readonly sizeHint?: number | undefined;
 }
 
 export interface PlannedEvent {
@@ -150,6 +152,13 @@ export interface BackupPlan {
   readonly blocked: readonly BlockedReasonValue[];
   readonly requeueAfterMs: number | undefined;
 }
+
+/**
+ * A backup Job is told to expect the last backup's size × this (`BACKUP_SIZE_HINT`): the
+ * executor raises the part size so that size fits the provider's part limit (10,000 parts on
+ * S3), leaving room for the snapshot to double before a backup could fail with StorageTooLarge.
+ */
+export const sizeHintHeadroom = 2;
 
 /** A Job named in `currentJob` but not (yet) visible is re-created within this grace. */
 export const jobCreateGraceMs = 120_000;
@@ -470,6 +479,8 @@ function confirmRequest(
     ),
     keyId,
     confirms: current.name,
+    // It only reads: no upload to size.
+    sizeHint: undefined,
   };
 }
 
@@ -729,6 +740,12 @@ function jobNameTaken(obs: BackupObservation, backup: BackupStatus, jobName: str
   return backup.lastRecordedJob === jobName || obs.jobs.some((j) => j.name === jobName);
 }
 
+/** The size hint for a new upload: the last backup's size with headroom, when known. */
+function sizeHint(lastBackupSize: number | undefined): number | undefined {
+  const hint = (lastBackupSize ?? 0) * sizeHintHeadroom;
+  return hint > 0 && Number.isSafeInteger(hint) ? hint : undefined;
+}
+
 function jobRequest(
   cluster: OpenBaoCluster,
   name: string,
@@ -746,6 +763,7 @@ function jobRequest(
     targetVersion: type === BackupType.PreUpgrade ? (preUpgrade?.targetVersion ?? cluster.spec?.version) : undefined,
     attempt: type === BackupType.PreUpgrade ? preUpgrade?.attempts : undefined,
     trigger,
+    sizeHint: sizeHint(cluster.status?.backup?.lastBackupSize),
   };
 }
 

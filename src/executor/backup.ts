@@ -69,6 +69,8 @@ export async function runBackup(config: BackupConfig, options: RunOptions = {}):
       upload = await store.upload(key, inspector, {
         contentType: "application/gzip",
         metadata: { cluster: config.cluster.name, namespace: config.cluster.namespace, backup_type: config.kind },
+        // The expected size raises the part size before the provider's part limit (storage/parts.ts).
+        ...(config.sizeHint === undefined ? {} : { sizeHint: config.sizeHint }),
         signal,
       });
     } catch (err) {

@@ -70,6 +70,8 @@ export interface BackupConfig extends CommonConfig {
   readonly retention: RetentionPolicy | undefined;
   /** The 8 hex digits the key ends in (`BACKUP_KEY_ID`); random when absent. */
   readonly keyId: string | undefined;
+  /** Expected snapshot size in bytes (`BACKUP_SIZE_HINT`), passed to the upload's part plan. */
+  readonly sizeHint: number | undefined;
 }
 
 export interface RestoreConfig extends CommonConfig {
@@ -110,7 +112,9 @@ function integer(s: Settings, name: SettingName, min: number): number | undefine
   if (raw === undefined) return undefined;
   if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number, got ${JSON.stringify(raw)}`);
   const value = Number(raw);
-  if (!Number.isSafeInteger(value) || value < min) throw new ConfigError(name, `must be at least ${min}, got ${raw}`);
+  if (!Number.isSafeInteger(value))
+    throw new ConfigError(name, `must be at most ${Number.MAX_SAFE_INTEGER}, got ${raw}`);
+  if (value < min) throw new ConfigError(name, `must be at least ${min}, got ${raw}`);
   return value;
 }
 
@@ -350,7 +354,16 @@ export function loadBackupConfig(env: NodeJS.ProcessEnv, argv: readonly string[]
   if (keyId !== undefined && !/^[0-9a-f]{8}$/.test(keyId)) {
     throw new ConfigError("BACKUP_KEY_ID", `must be exactly 8 lower-case hex digits, got ${JSON.stringify(keyId)}`);
   }
-  return { mode: "backup", cluster, ...common(s, env, argv, cluster), kind, retention: retention(s), keyId };
+  const sizeHint = integer(s, "BACKUP_SIZE_HINT", 1);
+  return {
+    mode: "backup",
+    cluster,
+    ...common(s, env, argv, cluster),
+    kind,
+    retention: retention(s),
+    keyId,
+    sizeHint,
+  };
 }
 
 /**

@@ -72,6 +72,11 @@ export const settings = [
   },
   { env: "BACKUP_CONCURRENCY", flag: "concurrency", help: "parts in flight, 1–16", default: "3" },
   {
+    env: "BACKUP_SIZE_HINT",
+    flag: "size-hint",
+    help: "expected snapshot size in bytes, not a promise (the operator passes the last backup's size × 2): the part size is raised so that this size fits the provider's part limit; a snapshot that still outgrows partSize × that limit fails early with StorageTooLarge",
+  },
+  {
     env: "BACKUP_INSECURE_SKIP_VERIFY",
     flag: "insecure-skip-verify",
     help: "skip storage TLS verification",

@@ -19,6 +19,7 @@ import { awsWebIdentityAudience, defaults } from "../api/constants.ts";
 import type { ResolvedAuth, ResolvedTarget } from "../api/predicates.ts";
 import type { ExecutorResourcesSpec } from "../api/types.ts";
 import { defaultPaths } from "../executor/settings.ts";
+import { planParts } from "../storage/parts.ts";
 
 export const mountPaths = {
   storage: "/etc/bao-backup/storage",
@@ -88,6 +89,8 @@ export interface ExecutorJobInput {
   /** The CA Secret to mount; undefined when every member is `http://` (nothing to verify). */
   readonly tlsSecretName: string | undefined;
   readonly target: ResolvedTarget;
+  /** The size the upload is expected to reach (BACKUP_SIZE_HINT): memory follows the part size it raises. */
+  readonly sizeHint?: number | undefined;
   /** Mode-specific settings (BACKUP_TYPE, retention, BACKUP_KEY, BACKUP_FORCE…). */
   readonly extraEnv: Readonly<Record<string, string>>;
 }
@@ -154,6 +157,24 @@ const baselineBytes = 256 * 1024 * 1024;
  * one more part of headroom plus Node's baseline keeps large parts from being OOM-killed
  * while small ones stay cheap. Request equals limit, so the scheduler reserves it.
  */
+/**
+ * The part size and concurrency the executor will upload with: the size hint raises the part
+ * size exactly as the executor does (src/storage/parts.ts), and the memory must follow it. A
+ * hint no part size can hold leaves the configured one (the upload then fails with TooLarge).
+ */
+export function uploadSizing(
+  target: ResolvedTarget,
+  sizeHint: number | undefined,
+): Pick<ResolvedTarget, "partSize" | "concurrency"> {
+  if (sizeHint === undefined) return target;
+  try {
+    const { partSize } = planParts(target.provider ?? defaults.provider, target.partSize, { sizeHint });
+    return { partSize: Math.max(partSize, target.partSize), concurrency: target.concurrency };
+  } catch {
+    return target;
+  }
+}
+
 export function executorMemory(target: Pick<ResolvedTarget, "partSize" | "concurrency">): string {
   const bytes = target.partSize * (target.concurrency + 2) + baselineBytes;
   return `${Math.ceil(bytes / (1024 * 1024))}Mi`;
@@ -356,7 +377,7 @@ export function buildExecutorJob(input: ExecutorJobInput): V1Job {
               volumeMounts: mounts,
               terminationMessagePath: defaultPaths.terminationMessage,
               terminationMessagePolicy: "File",
-              resources: executorResources(input.target, input.resources),
+              resources: executorResources(uploadSizing(input.target, input.sizeHint), input.resources),
               securityContext: {
                 readOnlyRootFilesystem: true,
                 allowPrivilegeEscalation: false,

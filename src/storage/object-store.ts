@@ -20,6 +20,7 @@
  */
 import type { Readable } from "node:stream";
 import type { StorageError } from "./errors.ts";
+import type { PartLimits } from "./parts.ts";
 import type { Provider } from "./target.ts";
 
 export interface ObjectInfo {
@@ -37,10 +38,26 @@ export interface ObjectHead extends ObjectInfo {
 export interface UploadOptions {
   /** Exact size when known in advance: lets the store choose a part size that fits its part limit. */
   readonly contentLength?: number;
+  /**
+   * Expected size in bytes, not a promise (a snapshot's size is unknown until it ends): the
+   * part size is raised so this fits the provider's part limit. A stream that still outgrows
+   * `partSize × maxParts` is refused with `TooLarge` before that, nothing stored. Ignored when
+   * `contentLength` is given.
+   */
+  readonly sizeHint?: number;
   readonly contentType?: string;
   /** User metadata: keys `[a-z][a-z0-9_]*` (valid for S3, GCS and Azure alike), values printable ASCII. */
   readonly metadata?: Readonly<Record<string, string>>;
   readonly signal?: AbortSignal;
+}
+
+/** How a store is built, beyond its target and credentials (the stores' constructors). */
+export interface StoreOptions {
+  /**
+   * The provider's part limits (parts.ts `partLimits`), lowered by tests so that a small
+   * object crosses them through the real upload path. Never set in production.
+   */
+  readonly partLimits?: PartLimits;
 }
 
 export interface UploadResult {

@@ -15,7 +15,7 @@
 import { Readable } from "node:stream";
 import { StorageError } from "./errors.ts";
 import type { UploadOptions, UploadResult } from "./object-store.ts";
-import { formatBytes, type PartPlan, planParts, tooManyPartsError } from "./parts.ts";
+import { formatBytes, type PartLimits, type PartPlan, planParts, tooManyPartsError } from "./parts.ts";
 import type { Provider } from "./target.ts";
 
 const metadataKey = /^[a-z][a-z0-9_]{0,62}$/;
@@ -183,15 +183,18 @@ export async function streamUpload(params: StreamUploadParams): Promise<number> 
 }
 
 export interface UploadObjectParams extends Omit<StreamUploadParams, "plan" | "send"> {
-  /** `target.partSize`; raised for this upload when a known size needs it (parts.ts). */
+  /** `target.partSize`; raised for this upload when a known or expected size needs it (parts.ts). */
   readonly configuredPartSize: number;
+  /** The provider's part limits: `partLimits[provider]` unless a test lowered them (StoreOptions). */
+  readonly limits: PartLimits;
   /** Runs the SDK upload of `body` with the planned part size and the checked metadata. */
   readonly send: (body: Readable, plan: PartPlan, metadata: Record<string, string>) => Promise<void>;
 }
 
 /** `ObjectStore.upload` for every provider: plan parts, check metadata, stream through the guard. */
 export async function uploadObject(params: UploadObjectParams): Promise<UploadResult> {
-  const plan = planParts(params.provider, params.configuredPartSize, params.options.contentLength);
+  const { contentLength, sizeHint } = params.options;
+  const plan = planParts(params.provider, params.configuredPartSize, { contentLength, sizeHint }, params.limits);
   const metadata = checkMetadata(params.options.metadata);
   const size = await streamUpload({ ...params, plan, send: (body) => params.send(body, plan, metadata) });
   return { key: params.key, size, partSize: plan.partSize };

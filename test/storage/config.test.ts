@@ -1,16 +1,15 @@
 /**
  * Pure logic of the storage layer, no servers: target parsing and defaults, the credentials
- * directory, part planning, error classification and redaction, and which credentials and
- * endpoints each provider selects.
+ * directory, error classification and redaction, and which credentials and endpoints each
+ * provider selects. Part planning is in test/unit/storage/parts.test.ts.
  */
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { azureBufferCount, azureCredentialMode, azureServiceUrl } from "../../src/storage/azure/store.ts";
-import { classify, redact, StorageError, TargetConfigError } from "../../src/storage/errors.ts";
+import { classify, redact, TargetConfigError } from "../../src/storage/errors.ts";
 import { gcsSendsCredentials, parseGcsCredentials } from "../../src/storage/gcs/store.ts";
-import { partLimits, planParts } from "../../src/storage/parts.ts";
 import { s3CredentialMode, stsEndpointFor } from "../../src/storage/s3/client.ts";
 import {
   parseTarget,
@@ -151,42 +150,6 @@ describe("readCredentialsDir", () => {
     assert.ok(secrets.includes("Zm9vYmFy=="));
     assert.ok(secrets.includes("-----BEGIN PRIVATE KEY-----\nMIIE\n"));
     assert.ok(!secrets.includes("AKIAPUBLIC"), "an access key id is an identifier, not a secret");
-  });
-});
-
-describe("planParts", () => {
-  test("uses the configured size when the size is unknown or fits", () => {
-    assert.deepEqual(planParts("s3", 10 * MiB), { partSize: 10 * MiB, maxBytes: 10 * MiB * 10_000 });
-    assert.equal(planParts("s3", 10 * MiB, 10 * MiB * 10_000).partSize, 10 * MiB);
-    assert.equal(planParts("azure", 10 * MiB, 10 * MiB * 50_000).partSize, 10 * MiB);
-  });
-
-  test("raises the part size (to a whole MiB) when a known size needs more than 10,000 S3 parts", () => {
-    const size = 10 * MiB * 10_000 + 1;
-    const plan = planParts("s3", 10 * MiB, size);
-    assert.equal(plan.partSize, 11 * MiB);
-    assert.ok(Math.ceil(size / plan.partSize) <= 10_000);
-    assert.equal(planParts("s3", 5 * MiB, 200 * 1024 * MiB).partSize, 21 * MiB);
-  });
-
-  test("Azure allows 50,000 blocks before raising", () => {
-    assert.equal(planParts("azure", 5 * MiB, 200 * 1024 * MiB).partSize, 5 * MiB);
-    assert.equal(planParts("azure", 5 * MiB, 300 * 1024 * MiB).partSize, 7 * MiB);
-  });
-
-  test("GCS chunks are rounded up to 256 KiB and never limited in count", () => {
-    const plan = planParts("gcs", 5 * MiB + 1);
-    assert.equal(plan.partSize, 5 * MiB + 256 * 1024);
-    assert.equal(plan.maxBytes, Number.POSITIVE_INFINITY);
-    assert.equal(planParts("gcs", 10 * MiB, 4 * 1024 ** 4).partSize, 10 * MiB);
-  });
-
-  test("refuses an object larger than the provider can store", () => {
-    const limits = partLimits.s3;
-    assert.throws(
-      () => planParts("s3", 10 * MiB, limits.maxParts * limits.maxPartSize + 1),
-      (err: unknown) => err instanceof StorageError && err.code === "TooLarge" && /5 GiB/.test(err.message),
-    );
   });
 });
 

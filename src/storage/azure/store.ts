@@ -38,9 +38,11 @@ import type {
   ObjectHead,
   ObjectInfo,
   ObjectStore,
+  StoreOptions,
   UploadOptions,
   UploadResult,
 } from "../object-store.ts";
+import { type PartLimits, partLimits } from "../parts.ts";
 import { deleteEach, guardDownload } from "../streams.ts";
 import { type AzureTarget, type StorageCredentials, secretValues } from "../target.ts";
 import { type Agents, createAgents, tlsSettings } from "../tls.ts";
@@ -179,12 +181,14 @@ export class AzureObjectStore implements ObjectStore {
   readonly provider = "azure";
   readonly location: string;
   readonly #target: AzureTarget;
+  readonly #limits: PartLimits;
   readonly #container: ContainerClient;
   readonly #agents: Agents;
   readonly #error: ReturnType<typeof errorMapper>;
 
-  constructor(target: AzureTarget, credentials: StorageCredentials) {
+  constructor(target: AzureTarget, credentials: StorageCredentials, options: StoreOptions = {}) {
     this.#target = target;
+    this.#limits = options.partLimits ?? partLimits.azure;
     this.location = `azure://${target.azure.storageAccount}/${target.bucket}`;
     const secrets = secretValues(credentials);
     this.#error = errorMapper("azure", this.location, secrets, azureErrorFacts);
@@ -206,6 +210,7 @@ export class AzureObjectStore implements ObjectStore {
       source,
       options,
       configuredPartSize: this.#target.partSize,
+      limits: this.#limits,
       send: async (body, plan, metadata) => {
         await blob.uploadStream(body, plan.partSize, azureBufferCount(this.#target.concurrency), {
           metadata,

@@ -38,9 +38,11 @@ import type {
   ObjectHead,
   ObjectInfo,
   ObjectStore,
+  StoreOptions,
   UploadOptions,
   UploadResult,
 } from "../object-store.ts";
+import { type PartLimits, partLimits } from "../parts.ts";
 import { deleteEach, guardDownload } from "../streams.ts";
 import { type GcsTarget, type StorageCredentials, secretValues } from "../target.ts";
 import { type Agents, createAgents, tlsSettings } from "../tls.ts";
@@ -119,14 +121,16 @@ export class GcsObjectStore implements ObjectStore {
   readonly provider = "gcs";
   readonly location: string;
   readonly #target: GcsTarget;
+  readonly #limits: PartLimits;
   readonly #storage: Storage;
   readonly #api: string;
   readonly #sendAuth: boolean;
   readonly #agents: Agents;
   readonly #error: ReturnType<typeof errorMapper>;
 
-  constructor(target: GcsTarget, credentials: StorageCredentials) {
+  constructor(target: GcsTarget, credentials: StorageCredentials, options: StoreOptions = {}) {
     this.#target = target;
+    this.#limits = options.partLimits ?? partLimits.gcs;
     this.location = `gcs://${target.bucket}`;
     this.#error = errorMapper("gcs", this.location, secretValues(credentials), gcsErrorFacts);
     this.#agents = createAgents(tlsSettings(target, credentials), target.concurrency + 4);
@@ -198,6 +202,7 @@ export class GcsObjectStore implements ObjectStore {
       source,
       options,
       configuredPartSize: this.#target.partSize,
+      limits: this.#limits,
       send: async (body, plan, metadata) => {
         const sink = file.createWriteStream({
           resumable: true,

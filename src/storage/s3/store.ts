@@ -36,9 +36,11 @@ import type {
   ObjectHead,
   ObjectInfo,
   ObjectStore,
+  StoreOptions,
   UploadOptions,
   UploadResult,
 } from "../object-store.ts";
+import { type PartLimits, partLimits } from "../parts.ts";
 import { guardDownload } from "../streams.ts";
 import type { S3Target, StorageCredentials } from "../target.ts";
 import { secretValues } from "../target.ts";
@@ -68,9 +70,11 @@ export class S3ObjectStore implements ObjectStore {
   readonly #client: S3Client;
   readonly #agents: Agents;
   readonly #error: ReturnType<typeof errorMapper>;
+  readonly #limits: PartLimits;
 
-  constructor(target: S3Target, credentials: StorageCredentials, options: S3ClientOptions = {}) {
+  constructor(target: S3Target, credentials: StorageCredentials, options: S3ClientOptions & StoreOptions = {}) {
     this.#target = target;
+    this.#limits = options.partLimits ?? partLimits.s3;
     this.location = `s3://${target.bucket}`;
     this.#error = errorMapper("s3", this.location, secretValues(credentials), s3ErrorFacts);
     this.#agents = createAgents(tlsSettings(target, credentials), target.concurrency + 4);
@@ -84,6 +88,7 @@ export class S3ObjectStore implements ObjectStore {
       source,
       options,
       configuredPartSize: this.#target.partSize,
+      limits: this.#limits,
       send: async (body, plan, metadata) => {
         const upload = new Upload({
           client: this.#client,

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { OpenBaoCluster } from "../../../src/api/types.ts";
-import { type BackupPlan, jobCreateGraceMs, planBackup } from "../../../src/backup/plan.ts";
+import { type BackupPlan, jobCreateGraceMs, planBackup, sizeHintHeadroom } from "../../../src/backup/plan.ts";
 import type { ReportedResult } from "../../../src/executor/result.ts";
 import { type ObservedJob, resultGraceMs } from "../../../src/jobs/result.ts";
 
@@ -400,6 +400,17 @@ describe("planBackup", () => {
     assert.equal(done.status?.backup.consecutiveFailures, 1);
   });
 
+  test("issue 18: a backup Job expects the last backup's size × 2 (BACKUP_SIZE_HINT); the first has no hint", () => {
+    let c = observed();
+    const first = plan(c, t("2026-11-21T10:01:00Z"));
+    assert.equal(first.createJob?.sizeHint, undefined, "nothing known yet");
+    c = apply(c, first);
+    c = apply(c, plan(c, t("2026-11-21T10:01:30Z"), [job(first.createJob?.name ?? "", "Succeeded", ok("k1"))]));
+    assert.equal(c.status?.backup?.lastBackupSize, 1234);
+    const second = plan(c, t("2026-11-21T10:02:00Z"));
+    assert.equal(second.createJob?.sizeHint, 1234 * sizeHintHeadroom);
+  });
+
   describe("defect 6: a Job whose result was lost is recorded as what storage holds", () => {
     const decided = t("2026-11-21T10:01:00Z");
     const lostAt = new Date(decided.getTime() + jobCreateGraceMs + 1000);
@@ -419,6 +430,7 @@ describe("planBackup", () => {
       assert.equal(p.createJob?.confirms, s.name);
       assert.equal(p.createJob?.keyId, s.keyId);
       assert.equal(p.createJob?.name, `confirm-${s.name}`);
+      assert.equal(p.createJob?.sizeHint, undefined, "a confirm Job uploads nothing");
       assert.ok(
         p.events.some((e) => e.type === "Warning" && e.reason === "BackupResultMissing" && e.message.includes(s.keyId)),
       );

@@ -88,6 +88,11 @@ describe("executor configuration", () => {
     ["unknown provider", { ...base, BACKUP_PROVIDER: "ftp" }, [], /^BACKUP_PROVIDER .*s3, gcs, azure/],
     ["part size below 5 MiB", { ...base, BACKUP_PART_SIZE: "1024" }, [], /^BACKUP_PART_SIZE/],
     ["concurrency over 16", { ...base, BACKUP_CONCURRENCY: "17" }, [], /^BACKUP_CONCURRENCY/],
+    ["zero size hint", { ...base, BACKUP_SIZE_HINT: "0" }, [], /^BACKUP_SIZE_HINT \(--size-hint\): must be at least 1/],
+    ["negative size hint", { ...base, BACKUP_SIZE_HINT: "-5" }, [], /^BACKUP_SIZE_HINT .*whole number/],
+    ["size hint with a unit", { ...base, BACKUP_SIZE_HINT: "100Gi" }, [], /^BACKUP_SIZE_HINT .*whole number/],
+    ["fractional size hint", { ...base, BACKUP_SIZE_HINT: "1.5e9" }, [], /^BACKUP_SIZE_HINT .*whole number/],
+    ["size hint past 2^53", { ...base, BACKUP_SIZE_HINT: "9007199254740993" }, [], /^BACKUP_SIZE_HINT .*at most/],
     ["non-numeric concurrency", { ...base, BACKUP_CONCURRENCY: "three" }, [], /^BACKUP_CONCURRENCY .*whole number/],
     ["pathPrefix with ..", { ...base, BACKUP_PATH_PREFIX: "a/../b" }, [], /^BACKUP_PATH_PREFIX/],
     ["bad duration", { ...base, BACKUP_RETENTION_MAX_AGE: "a week" }, [], /^BACKUP_RETENTION_MAX_AGE/],
@@ -130,6 +135,13 @@ describe("executor configuration", () => {
       );
     });
   }
+
+  test("BACKUP_SIZE_HINT (--size-hint) is optional: bytes the upload's part size is planned for", () => {
+    assert.equal(loadBackupConfig(base, []).sizeHint, undefined);
+    assert.equal(loadBackupConfig({ ...base, BACKUP_SIZE_HINT: "" }, []).sizeHint, undefined);
+    assert.equal(loadBackupConfig({ ...base, BACKUP_SIZE_HINT: " 214748364800 " }, []).sizeHint, 200 * 1024 ** 3);
+    assert.equal(loadBackupConfig({ ...base, BACKUP_SIZE_HINT: "5" }, ["--size-hint", "1048576"]).sizeHint, 1048576);
+  });
 
   test("restore requires BACKUP_KEY and refuses a manifest key", () => {
     assert.throws(() => loadRestoreConfig(base, []), /BACKUP_KEY/);

@@ -259,6 +259,20 @@ describe("buildExecutorJob", () => {
     assert.equal(env(small).NODE_OPTIONS, "--max-semi-space-size=1");
   });
 
+  test("a size hint that raises the part size raises the memory with it (issue 18: any size)", () => {
+    const GiB = 1024 ** 3;
+    // 200 GiB on S3 needs parts of ceil(200 GiB / 10,000) → 21 MiB: memory follows.
+    const hinted = buildExecutorJob(input(s3, jwt, { sizeHint: 200 * GiB }));
+    assert.equal(container(hinted)?.resources?.limits?.memory, `${21 * 5 + 256}Mi`);
+    // A hint the configured parts already hold changes nothing; GCS has no part limit.
+    assert.equal(container(buildExecutorJob(input(s3, jwt, { sizeHint: GiB })))?.resources?.limits?.memory, "306Mi");
+    const gcs: ResolvedTarget = { provider: "gcs", bucket: "b", partSize: 10485760, concurrency: 3 };
+    assert.equal(
+      container(buildExecutorJob(input(gcs, jwt, { sizeHint: 200 * GiB })))?.resources?.limits?.memory,
+      "306Mi",
+    );
+  });
+
   test("spec.backup.resources over the computed values: a limit alone is also the request, never request > limit", () => {
     const resources = (spec: ExecutorJobInput["resources"]) =>
       container(buildExecutorJob(input(s3, jwt, { resources: spec })))?.resources;
