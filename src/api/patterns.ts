@@ -122,6 +122,19 @@ export const azureStorageAccountPattern = "^[a-z0-9]{3,24}$";
 /** A GCP project ID (6–30 characters), or a legacy domain-scoped one (`example.com:project`). */
 export const gcsProjectPattern = "^[a-z][a-z0-9.:-]*[a-z0-9]$";
 
+/**
+ * An SSE-KMS key for S3: a key id, key ARN, alias (`alias/<name>`) or alias ARN on AWS, a key
+ * name on S3-compatible stores (MinIO's KMS). No spaces, no control characters.
+ */
+export const s3KmsKeyIdPattern = "^[A-Za-z0-9][A-Za-z0-9:/_.+=@-]*$";
+
+/** A Cloud KMS key for GCS (CMEK): `projects/<p>/locations/<l>/keyRings/<r>/cryptoKeys/<k>`, no version. */
+export const gcsKmsKeyNamePattern =
+  "^projects/[A-Za-z0-9_.:-]+/locations/[A-Za-z0-9_-]+/keyRings/[A-Za-z0-9_-]+/cryptoKeys/[A-Za-z0-9_-]+$";
+
+/** An Azure encryption scope: 3–63 lower-case letters, digits and single hyphens (length checked separately). */
+export const azureEncryptionScopePattern = "^[a-z0-9]+(-[a-z0-9]+)*$";
+
 /** An AWS region, or any similar token for S3-compatible stores. */
 export const regionPattern = "^[A-Za-z0-9][A-Za-z0-9_.-]*$";
 

@@ -41,6 +41,7 @@ import {
 } from "./constants.ts";
 import {
   azureContainerPattern,
+  azureEncryptionScopePattern,
   azureStorageAccountPattern,
   bucketPattern,
   canonicalIPv4EndpointPattern,
@@ -55,6 +56,7 @@ import {
   embeddedIPv4EndpointPattern,
   emptySegmentPattern,
   endpointPattern,
+  gcsKmsKeyNamePattern,
   gcsProjectPattern,
   labelValuePattern,
   linkLocalEndpointPattern,
@@ -65,6 +67,7 @@ import {
   reasonCodePattern,
   regionPattern,
   roleArnPattern,
+  s3KmsKeyIdPattern,
   secretKeyPattern,
   sha256Pattern,
   timeZonePattern,
@@ -374,6 +377,104 @@ function authRules(path: string): ValidationRule[] {
   ];
 }
 
+/**
+ * `target.encryption`: one object whose fields belong to one provider each (S3 `type` and
+ * `kmsKeyId`, GCS `kmsKeyName`, Azure `encryptionScope`); which ones a target may use is
+ * decided by `encryptionProviderRules` on the target, where the provider is known.
+ */
+function encryptionSchema(path: string): Schema {
+  const at = `${path}.encryption`;
+  return object(
+    "Server-side encryption of every object a backup writes (the snapshot and its manifest), checked on the stored object right after the upload: a store that reports anything else fails the backup (reason EncryptionMismatch) and the objects are removed. One provider's fields: s3 type (+ kmsKeyId), gcs kmsKeyName, azure encryptionScope. Reading needs no setting: restores, list and verify work unchanged.",
+    {
+      type: {
+        type: "string",
+        description:
+          "S3 only: AES256 (SSE-S3, keys managed by the store) or aws:kms (SSE-KMS: the store's KMS, with kmsKeyId or its default key).",
+        enum: ["AES256", "aws:kms"],
+      },
+      kmsKeyId: string(
+        'S3 with type aws:kms only: the KMS key (key id, key ARN, "alias/<name>" or alias ARN; on MinIO the name of a key of its KMS). Absent: the store\'s default KMS key. The backup identity needs kms:GenerateDataKey on it, restores kms:Decrypt.',
+        2048,
+        [
+          rule(
+            `self.matches(${re(s3KmsKeyIdPattern)})`,
+            `${at}.kmsKeyId must be a KMS key id, key ARN or alias such as "alias/openbao-backups" (no spaces)`,
+          ),
+        ],
+      ),
+      kmsKeyName: string(
+        "GCS only: the Cloud KMS key (CMEK) objects are encrypted with, projects/<project>/locations/<location>/keyRings/<ring>/cryptoKeys/<key>. The bucket's Cloud Storage service agent needs roles/cloudkms.cryptoKeyEncrypterDecrypter on it.",
+        1024,
+        [
+          rule(
+            '!self.contains("/cryptoKeyVersions/")',
+            `${at}.kmsKeyName names a key version: give the key itself (…/cryptoKeys/<key>); GCS encrypts with its primary version`,
+          ),
+          rule(
+            `self.contains("/cryptoKeyVersions/") || self.matches(${re(gcsKmsKeyNamePattern)})`,
+            `${at}.kmsKeyName must be a Cloud KMS key: projects/<project>/locations/<location>/keyRings/<ring>/cryptoKeys/<key>`,
+          ),
+        ],
+      ),
+      encryptionScope: string(
+        "Azure only: the storage account's encryption scope blocks and blobs are written with (create it first, e.g. az storage account encryption-scope create).",
+        63,
+        [
+          rule(
+            `self.matches(${re(azureEncryptionScopePattern)}) && size(self) >= 3`,
+            `${at}.encryptionScope must be 3 to 63 lower-case letters, digits and single hyphens`,
+          ),
+        ],
+      ),
+    },
+    {
+      rules: [
+        rule(
+          '!has(self.kmsKeyId) || (has(self.type) && self.type == "aws:kms")',
+          `${at}.kmsKeyId applies to type aws:kms only: set ${at}.type to aws:kms, or remove kmsKeyId for AES256`,
+          { fieldPath: ".kmsKeyId", reason: "FieldValueForbidden" },
+        ),
+      ],
+    },
+  );
+}
+
+/** Each `encryption` field belongs to one provider, and each provider needs its own. */
+function encryptionProviderRules(path: string): ValidationRule[] {
+  const at = `${path}.encryption`;
+  const others = {
+    s3: `for gcs set ${at}.kmsKeyName, for azure ${at}.encryptionScope`,
+    gcs: `for s3 set ${at}.type (and kmsKeyId), for azure ${at}.encryptionScope`,
+    azure: `for s3 set ${at}.type (and kmsKeyId), for gcs ${at}.kmsKeyName`,
+  };
+  const belongs = (field: string, owner: "s3" | "gcs" | "azure", what: string): ValidationRule =>
+    rule(
+      `!has(self.encryption) || !has(self.encryption.${field}) || ${providerOf} == "${owner}"`,
+      `${at}.${field} (${what}) applies to provider ${owner} only: remove it; ${others[owner]}`,
+      { fieldPath: `.encryption.${field}`, reason: "FieldValueForbidden" },
+    );
+  const needs = (field: string, owner: "s3" | "gcs" | "azure", what: string): ValidationRule =>
+    rule(
+      `!has(self.encryption) || ${providerOf} != "${owner}" || has(self.encryption.${field})`,
+      `${at}.${field} is required for provider ${owner}: ${what}`,
+      { fieldPath: `.encryption.${field}`, reason: "FieldValueRequired" },
+    );
+  return [
+    belongs("type", "s3", "SSE-S3 / SSE-KMS"),
+    belongs("kmsKeyId", "s3", "an SSE-KMS key"),
+    belongs("kmsKeyName", "gcs", "a Cloud KMS key"),
+    belongs("encryptionScope", "azure", "an Azure encryption scope"),
+    needs("type", "s3", "AES256 (SSE-S3) or aws:kms (SSE-KMS)"),
+    needs(
+      "kmsKeyName",
+      "gcs",
+      "the Cloud KMS key, projects/<project>/locations/<location>/keyRings/<ring>/cryptoKeys/<key>",
+    ),
+    needs("encryptionScope", "azure", "the name of the storage account's encryption scope"),
+  ];
+}
+
 /** `spec.backup.target` and `OpenBaoRestore.spec.source.target`. */
 export function targetSchema(path: string): Schema {
   return object(
@@ -469,6 +570,7 @@ export function targetSchema(path: string): Schema {
         },
         { required: ["storageAccount"] },
       ),
+      encryption: encryptionSchema(path),
       partSize: integer(
         "Bytes per upload part; default 10485760 (10 MiB), at least 5242880 (5 MiB); raised automatically when a snapshot would need more parts than the provider allows.",
         { format: "int64", minimum: limits.minPartSize, maximum: limits.maxPartSize },
@@ -512,6 +614,7 @@ export function targetSchema(path: string): Schema {
             reason: "FieldValueForbidden",
           },
         ),
+        ...encryptionProviderRules(path),
         rule(
           `!has(self.partSize) || ${providerOf} != "azure" || self.partSize <= ${limits.maxAzurePartSize}`,
           `${path}.partSize must be at most ${limits.maxAzurePartSize} bytes (4000 MiB, Azure's largest block)`,

@@ -6,7 +6,8 @@
  * The types encode what the CRD schema (schema.ts) enforces at admission, so code that holds
  * an `OpenBaoCluster` may rely on it: enumerations are string-literal unions, mutually
  * exclusive fields are unions with `never` on the other side (auth is JWT *or* a static token;
- * `gcs` and `azure` blocks belong to their provider), required fields are required.
+ * `gcs` and `azure` blocks and each `encryption` field belong to their provider), required
+ * fields are required.
  *
  * OpenBaoCluster is shared with a lifecycle operator: only the fields this product reads or
  * writes are declared here. The schema preserves the others, so status writes must patch the
@@ -65,12 +66,37 @@ interface TargetSpecCommon {
   insecureSkipVerify?: boolean;
 }
 
+/**
+ * S3 server-side encryption of the snapshot and its manifest: SSE-S3 (`AES256`) or SSE-KMS
+ * (`aws:kms`, with the store's default key unless `kmsKeyId` names one).
+ */
+export type S3EncryptionSpec =
+  | { type: "AES256"; kmsKeyId?: never; kmsKeyName?: never; encryptionScope?: never }
+  | { type: "aws:kms"; kmsKeyId?: string; kmsKeyName?: never; encryptionScope?: never };
+
+/** GCS customer-managed encryption (CMEK): the Cloud KMS key, `projects/…/cryptoKeys/<key>`. */
+export interface GcsEncryptionSpec {
+  kmsKeyName: string;
+  type?: never;
+  kmsKeyId?: never;
+  encryptionScope?: never;
+}
+
+/** Azure Blob encryption scope of the storage account. */
+export interface AzureEncryptionSpec {
+  encryptionScope: string;
+  type?: never;
+  kmsKeyId?: never;
+  kmsKeyName?: never;
+}
+
 export interface S3TargetSpec extends TargetSpecCommon {
   provider?: "s3";
   bucket: string;
   region?: string;
   usePathStyle?: boolean;
   roleArn?: string;
+  encryption?: S3EncryptionSpec;
   gcs?: never;
   azure?: never;
 }
@@ -81,6 +107,7 @@ export interface GcsTargetSpec extends TargetSpecCommon {
   region?: string;
   usePathStyle?: boolean;
   gcs?: { project?: string };
+  encryption?: GcsEncryptionSpec;
   roleArn?: never;
   azure?: never;
 }
@@ -92,6 +119,7 @@ export interface AzureTargetSpec extends TargetSpecCommon {
   region?: string;
   usePathStyle?: boolean;
   azure: { storageAccount: string; container?: string };
+  encryption?: AzureEncryptionSpec;
   roleArn?: never;
   gcs?: never;
 }

@@ -356,6 +356,10 @@ const storageFlagNames = [
   "gcs-project",
   "azure-storage-account",
   "azure-container",
+  "sse",
+  "sse-kms-key-id",
+  "gcs-kms-key-name",
+  "azure-encryption-scope",
   "insecure-skip-verify",
   "credentials-dir",
 ] as const;

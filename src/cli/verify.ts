@@ -3,7 +3,9 @@
  * restore would before anything reaches OpenBao: the object exists, its manifest exists and
  * names it, the sizes agree (HEAD, bytes read, manifest), the SHA-256 matches the manifest,
  * and the archive itself is sound (gzip, tar, SHA256SUMS, meta.json), with the raft index the
- * manifest recorded. Exit 6 when any check fails, 5 when storage fails, 0 when good.
+ * manifest recorded; and, when the target asks for server-side encryption, that the store
+ * reports it for both objects (the comparison a backup makes, src/storage/encryption.ts).
+ * Exit 6 when any check fails, 5 when storage fails, 0 when good.
  */
 import { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -12,7 +14,8 @@ import { SnapshotArchiveError } from "../snapshot/errors.ts";
 import { manifestKey } from "../snapshot/key.ts";
 import { parseManifest, type SnapshotManifest } from "../snapshot/manifest.ts";
 import { createTap } from "../snapshot/tap.ts";
-import { StorageError } from "../storage/index.ts";
+import { describeStoredEncryption, encryptionMismatch } from "../storage/encryption.ts";
+import { StorageError, type StoredEncryption } from "../storage/index.ts";
 import { exitCodes } from "./exit-codes.ts";
 import {
   closeQuietly,
@@ -33,6 +36,9 @@ const help = `Usage: bao-backup verify <key> [options]
 
 Downloads one backup and checks it: object and manifest present, sizes, SHA-256 against the
 manifest, and the snapshot archive itself (gzip, tar, SHA256SUMS, meta.json, raft index).
+When encryption is asked for (--sse / --sse-kms-key-id, --gcs-kms-key-name,
+--azure-encryption-scope, or the cluster's spec.backup.target.encryption with --kubeconfig),
+the store must report it for the object and its manifest.
 <key> is the full object key as \`bao-backup list\` prints it. The manifest line also shows
 what the manifest recorded about the source cluster: OpenBao version, cluster id, seal type.
 
@@ -72,6 +78,8 @@ export interface VerifyReport {
   openbaoVersion: string | null;
   clusterId: string | null;
   sealType: string | null;
+  /** What the store reports about the snapshot object's server-side encryption (null: no object). */
+  encryption: StoredEncryption | null;
   checks: Check[];
 }
 
@@ -98,6 +106,7 @@ export async function verifyKey(located: Located, key: string): Promise<VerifyRe
     openbaoVersion: null,
     clusterId: null,
     sealType: null,
+    encryption: null,
     checks,
   };
   const done = (): VerifyReport => {
@@ -111,7 +120,10 @@ export async function verifyKey(located: Located, key: string): Promise<VerifyRe
     return done();
   }
   report.size = head.size;
-  checks.push({ name: "object", ok: true, detail: `${humanBytes(head.size)} (${head.size} bytes)` });
+  report.encryption = head.encryption;
+  const stored =
+    head.encryption.type === undefined ? "" : `, ${describeStoredEncryption(store.provider, head.encryption)}`;
+  checks.push({ name: "object", ok: true, detail: `${humanBytes(head.size)} (${head.size} bytes)${stored}` });
 
   let manifest: SnapshotManifest | undefined;
   const mHead = await store.head(manifestKey(key));
@@ -134,6 +146,23 @@ export async function verifyKey(located: Located, key: string): Promise<VerifyRe
       if (err instanceof StorageError) throw err;
       checks.push({ name: "manifest", ok: false, detail: err instanceof Error ? err.message : String(err) });
     }
+  }
+
+  // Only when the target asks for encryption (flags, or the cluster's spec with --kubeconfig):
+  // the same comparison a backup makes right after its upload.
+  if (located.target.encryption !== undefined) {
+    const problems = [
+      [key, encryptionMismatch(located.target, head.encryption)],
+      ...(mHead === null ? [] : [[manifestKey(key), encryptionMismatch(located.target, mHead.encryption)]]),
+    ].filter((p): p is [string, string] => p[1] !== undefined);
+    checks.push({
+      name: "encryption",
+      ok: problems.length === 0,
+      detail:
+        problems.length === 0
+          ? `${describeStoredEncryption(store.provider, head.encryption)}, as asked${mHead === null ? "" : " (manifest too)"}`
+          : problems.map(([k, p]) => `${k}: ${p}`).join("; "),
+    });
   }
 
   const tap = createTap();

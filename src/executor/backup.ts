@@ -3,7 +3,7 @@
  *
  *   OpenBao leader ──GET snapshot──► tap (SHA-256, count) ─► inspector (gzip/tar/SHA256SUMS)
  *                                                             └─► store.upload(key)
- *   then HEAD (size) ─► manifest <key>.json ─► retention (same identity)
+ *   then HEAD (size, encryption) ─► manifest <key>.json (HEAD: encryption) ─► retention (same identity)
  *
  * All or nothing: any failure before the manifest is written leaves no object under the key
  * (the store aborts its upload; a completed object that fails verification is deleted).
@@ -17,7 +17,8 @@ import { buildKey, clusterPrefix, createKeyParser, manifestKey, newKeyId } from 
 import { recordableClusterId, recordableSealType, serializeManifest } from "../snapshot/manifest.ts";
 import { type ListedObject, planRetention } from "../snapshot/retention.ts";
 import { createTap } from "../snapshot/tap.ts";
-import type { ObjectStore } from "../storage/index.ts";
+import { encryptionMismatch } from "../storage/encryption.ts";
+import type { ObjectHead, ObjectStore } from "../storage/index.ts";
 import type { BackupConfig } from "./config.ts";
 import { classify, failureResult, VerificationError } from "./failure.ts";
 import { startProgress } from "./progress.ts";
@@ -93,6 +94,7 @@ export async function runBackup(config: BackupConfig, options: RunOptions = {}):
         `${key} holds ${head.size} bytes in ${store.location}, ${tap.bytes} were streamed`,
       );
     }
+    checkEncryption(config, store, head);
     const manifest = serializeManifest({
       formatVersion: 1,
       key,
@@ -111,6 +113,15 @@ export async function runBackup(config: BackupConfig, options: RunOptions = {}):
       contentType: "application/json",
       signal,
     });
+    if (config.target.encryption !== undefined) {
+      // The manifest is encrypted like the snapshot; a store that ignored the request for one
+      // small PUT would leave the backup's record in the clear.
+      const manifestHead = await store.head(manifestKey(key));
+      if (manifestHead === null) {
+        throw new VerificationError("ObjectMissing", `${manifestKey(key)} is not in ${store.location} after upload`);
+      }
+      checkEncryption(config, store, manifestHead);
+    }
 
     const abandonedUploads = await abortAbandonedUploads(config, store, started);
     const retention = config.retention ? await applyRetention(config, store, key, now()) : undefined;
@@ -139,6 +150,17 @@ export async function runBackup(config: BackupConfig, options: RunOptions = {}):
     options.signal?.removeEventListener("abort", forward);
     http.close();
     await store?.close().catch(() => undefined);
+  }
+}
+
+/**
+ * The stored object carries the encryption `target.encryption` asks for (nothing is compared
+ * when it asks for none). A mismatch fails the run; its objects are then deleted.
+ */
+function checkEncryption(config: BackupConfig, store: ObjectStore, head: ObjectHead): void {
+  const problem = encryptionMismatch(config.target, head.encryption);
+  if (problem !== undefined) {
+    throw new VerificationError("EncryptionMismatch", `${head.key} in ${store.location}: ${problem}`);
   }
 }
 

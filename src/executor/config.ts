@@ -220,6 +220,10 @@ const targetVariables: Record<string, SettingName> = {
   "gcs.project": "BACKUP_GCS_PROJECT",
   "azure.storageAccount": "BACKUP_AZURE_STORAGE_ACCOUNT",
   "azure.container": "BACKUP_AZURE_CONTAINER",
+  "encryption.type": "BACKUP_SSE",
+  "encryption.kmsKeyId": "BACKUP_SSE_KMS_KEY_ID",
+  "encryption.kmsKeyName": "BACKUP_GCS_KMS_KEY_NAME",
+  "encryption.encryptionScope": "BACKUP_AZURE_ENCRYPTION_SCOPE",
   partSize: "BACKUP_PART_SIZE",
   concurrency: "BACKUP_CONCURRENCY",
   insecureSkipVerify: "BACKUP_INSECURE_SKIP_VERIFY",
@@ -227,6 +231,16 @@ const targetVariables: Record<string, SettingName> = {
 
 function target(s: Settings): Target {
   const provider = optional(s, "BACKUP_PROVIDER") ?? "s3";
+  // Every encryption setting is passed whatever the provider: one that does not belong to it
+  // is refused (naming its variable), never ignored — a backup must not go out unencrypted
+  // because the setting was silently dropped.
+  const encryption = {
+    type: optional(s, "BACKUP_SSE"),
+    kmsKeyId: optional(s, "BACKUP_SSE_KMS_KEY_ID"),
+    kmsKeyName: optional(s, "BACKUP_GCS_KMS_KEY_NAME"),
+    encryptionScope: optional(s, "BACKUP_AZURE_ENCRYPTION_SCOPE"),
+  };
+  const encryptionGiven = Object.values(encryption).some((v) => v !== undefined);
   const spec: TargetSpec = {
     provider,
     endpoint: optional(s, "BACKUP_ENDPOINT"),
@@ -235,6 +249,7 @@ function target(s: Settings): Target {
     partSize: integer(s, "BACKUP_PART_SIZE", 1),
     concurrency: integer(s, "BACKUP_CONCURRENCY", 1),
     insecureSkipVerify: boolean(s, "BACKUP_INSECURE_SKIP_VERIFY"),
+    ...(encryptionGiven ? { encryption } : {}),
     ...(provider === "s3"
       ? {
           region: optional(s, "BACKUP_REGION"),

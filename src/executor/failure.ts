@@ -22,6 +22,8 @@ export type VerificationReason =
   | "RestoreNotServed"
   /** `confirm` found no verified backup with the Job's key id. */
   | "BackupNotFound"
+  /** The store reports another server-side encryption than `target.encryption` asks for. */
+  | "EncryptionMismatch"
   /** A stored archive that failed inspection on restore. */
   | SnapshotArchiveErrorCode;
 

@@ -65,6 +65,26 @@ export const settings = [
   { env: "BACKUP_AZURE_STORAGE_ACCOUNT", flag: "azure-storage-account", help: "Azure storage account" },
   { env: "BACKUP_AZURE_CONTAINER", flag: "azure-container", help: "Azure container (overrides bucket)" },
   {
+    env: "BACKUP_SSE",
+    flag: "sse",
+    help: "S3 server-side encryption of what a backup writes: AES256 (SSE-S3) or aws:kms (SSE-KMS); checked on the stored objects after upload",
+  },
+  {
+    env: "BACKUP_SSE_KMS_KEY_ID",
+    flag: "sse-kms-key-id",
+    help: "with --sse aws:kms: the KMS key id, ARN or alias (MinIO: the key name); default the store's default key",
+  },
+  {
+    env: "BACKUP_GCS_KMS_KEY_NAME",
+    flag: "gcs-kms-key-name",
+    help: "GCS customer-managed key of what a backup writes: projects/<p>/locations/<l>/keyRings/<r>/cryptoKeys/<k>",
+  },
+  {
+    env: "BACKUP_AZURE_ENCRYPTION_SCOPE",
+    flag: "azure-encryption-scope",
+    help: "Azure encryption scope of what a backup writes",
+  },
+  {
     env: "BACKUP_PART_SIZE",
     flag: "part-size",
     help: "bytes per upload part (min 5 MiB)",

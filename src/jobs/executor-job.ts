@@ -120,6 +120,12 @@ export function targetEnv(target: ResolvedTarget): V1EnvVar[] {
           ...env("BACKUP_AZURE_CONTAINER", target.azure?.container),
         ]
       : []),
+    // Every field written is passed, each to its own variable: the executor refuses one that
+    // does not belong to the provider rather than writing without the encryption asked for.
+    ...env("BACKUP_SSE", target.encryption?.type),
+    ...env("BACKUP_SSE_KMS_KEY_ID", target.encryption?.kmsKeyId),
+    ...env("BACKUP_GCS_KMS_KEY_NAME", target.encryption?.kmsKeyName),
+    ...env("BACKUP_AZURE_ENCRYPTION_SCOPE", target.encryption?.encryptionScope),
     ...env("BACKUP_PART_SIZE", target.partSize),
     ...env("BACKUP_CONCURRENCY", target.concurrency),
     ...env("BACKUP_INSECURE_SKIP_VERIFY", target.insecureSkipVerify),

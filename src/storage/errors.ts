@@ -29,6 +29,12 @@ export type StorageErrorCode =
   | "TooLarge"
   /** The source delivered a different number of bytes than the declared contentLength. */
   | "SizeMismatch"
+  /**
+   * The store cannot use the server-side encryption key (or scope) asked for: unknown,
+   * disabled, or not usable by this identity (S3 `KMS.*` / MinIO `kms:*` codes, Azure
+   * encryption-scope codes).
+   */
+  | "EncryptionKeyUnusable"
   /** The caller's AbortSignal fired. */
   | "Aborted"
   /** Anything else the store answered. */
@@ -176,10 +182,14 @@ export function isTlsErrno(errno: string | undefined): boolean {
   return errno !== undefined && tlsErrnos.has(errno);
 }
 
+/** AWS S3 answers KMS failures as `KMS.NotFoundException`, `KMS.DisabledException`…; MinIO as `kms:KeyNotFound`…; Azure as `EncryptionScope…`. */
+const encryptionKeyCode = /^(KMS\.|kms:)|EncryptionScope/;
+
 export function classify(facts: ErrorFacts): StorageErrorCode {
   const { status, code, errno } = facts;
   if (errno !== undefined && (networkErrnos.has(errno) || tlsErrnos.has(errno))) return "Unreachable";
   if (code !== undefined) {
+    if (encryptionKeyCode.test(code)) return "EncryptionKeyUnusable";
     if (notFoundCodes.has(code)) return "NotFound";
     if (authCodes.has(code)) return "AuthDenied";
     if (throttleCodes.has(code)) return "Throttled";
@@ -198,6 +208,8 @@ const summaries: Record<StorageErrorCode, string> = {
   Throttled: "the store is throttling requests; retry later or lower target.concurrency",
   TooLarge: "too large",
   SizeMismatch: "size mismatch",
+  EncryptionKeyUnusable:
+    "the store cannot use the encryption key asked for: check target.encryption (the key or scope exists and is enabled, and this identity may use it)",
   Aborted: "aborted",
   Other: "failed",
 };

@@ -11,8 +11,10 @@
  *   multipart upload stays open (S3 upload aborted, Azure blocks never committed, GCS
  *   resumable session never finalized). It rejects with the source's own error when the
  *   source fails, with `StorageError` otherwise (`Aborted` when `signal` fired).
- * - `head` returns null for a missing object; `list` pages through everything under a
- *   prefix; `delete`/`deleteMany` treat a missing key as deleted.
+ * - `head` returns null for a missing object, and the object's server-side encryption as the
+ *   store reports it; `list` pages through everything under a prefix; `delete`/`deleteMany`
+ *   treat a missing key as deleted.
+ * - `target.encryption`, when set, goes with every upload (encryption.ts); reading needs nothing.
  * - Every failure is a `StorageError` (errors.ts) whose message carries no secret.
  *
  * Keys are complete object keys (pathPrefix included by the caller). A key is written by one
@@ -29,10 +31,26 @@ export interface ObjectInfo {
   readonly lastModified: Date;
 }
 
+/**
+ * What a store reports about an object's server-side encryption, in one shape for every
+ * provider (both fields undefined when it reports nothing):
+ * - S3: `type` is `x-amz-server-side-encryption` (`AES256`, `aws:kms`, …), `key` the SSE-KMS
+ *   key id as the store writes it (AWS: the key ARN; MinIO: `arn:aws:kms:<key name>`).
+ * - GCS: `type` is `cmek` when the object has a `kmsKeyName`, `key` that name (with the
+ *   `/cryptoKeyVersions/<n>` GCS appends).
+ * - Azure: `type` is `encryption-scope` when the blob reports one, `key` the scope's name.
+ * `encryption.ts` compares it with what a target asks for.
+ */
+export interface StoredEncryption {
+  readonly type: string | undefined;
+  readonly key: string | undefined;
+}
+
 export interface ObjectHead extends ObjectInfo {
   /** User metadata, keys lower-case. */
   readonly metadata: Readonly<Record<string, string>>;
   readonly contentType: string | undefined;
+  readonly encryption: StoredEncryption;
 }
 
 export interface UploadOptions {

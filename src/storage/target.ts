@@ -9,7 +9,14 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { embeddedIPv4EndpointPattern, jsRegExp, linkLocalEndpointPattern } from "../api/patterns.ts";
+import {
+  azureEncryptionScopePattern,
+  embeddedIPv4EndpointPattern,
+  gcsKmsKeyNamePattern,
+  jsRegExp,
+  linkLocalEndpointPattern,
+  s3KmsKeyIdPattern,
+} from "../api/patterns.ts";
 import { TargetConfigError } from "./errors.ts";
 import { partLimits } from "./parts.ts";
 
@@ -36,6 +43,8 @@ export interface TargetSpec {
   credentialsSecretRef?: { name: string };
   gcs?: { project?: string };
   azure?: { storageAccount?: string; container?: string };
+  /** One provider's fields: S3 `type` (+ `kmsKeyId`), GCS `kmsKeyName`, Azure `encryptionScope`. */
+  encryption?: { type?: string; kmsKeyId?: string; kmsKeyName?: string; encryptionScope?: string };
   partSize?: number;
   concurrency?: number;
   insecureSkipVerify?: boolean;
@@ -54,21 +63,32 @@ interface TargetCommon {
   readonly insecureSkipVerify: boolean;
 }
 
+/** SSE-S3, or SSE-KMS with the named key (else the store's default KMS key). */
+export type S3Encryption =
+  | { readonly type: "AES256" }
+  | { readonly type: "aws:kms"; readonly kmsKeyId: string | undefined };
+
 export interface S3Target extends TargetCommon {
   readonly provider: "s3";
   readonly region: string;
   readonly usePathStyle: boolean;
   readonly roleArn: string | undefined;
+  /** Server-side encryption of every object written; undefined: the bucket's default. */
+  readonly encryption: S3Encryption | undefined;
 }
 
 export interface GcsTarget extends TargetCommon {
   readonly provider: "gcs";
   readonly gcs: { readonly project: string | undefined };
+  /** Customer-managed encryption key (CMEK) of every object written; undefined: the bucket's default. */
+  readonly encryption: { readonly kmsKeyName: string } | undefined;
 }
 
 export interface AzureTarget extends TargetCommon {
   readonly provider: "azure";
   readonly azure: { readonly storageAccount: string };
+  /** Encryption scope of every blob written; undefined: the account's (or container's) default. */
+  readonly encryption: { readonly encryptionScope: string } | undefined;
 }
 
 export type Target = S3Target | GcsTarget | AzureTarget;
@@ -178,6 +198,18 @@ export function parseTarget(spec: TargetSpec): Target {
   onlyFor("roleArn", spec.roleArn, "s3");
   onlyFor("gcs", spec.gcs, "gcs");
   onlyFor("azure", spec.azure, "azure");
+  const encryption = {
+    type: optionalString(spec.encryption?.type, "encryption.type"),
+    kmsKeyId: optionalString(spec.encryption?.kmsKeyId, "encryption.kmsKeyId"),
+    kmsKeyName: optionalString(spec.encryption?.kmsKeyName, "encryption.kmsKeyName"),
+    encryptionScope: optionalString(spec.encryption?.encryptionScope, "encryption.encryptionScope"),
+  };
+  onlyFor("encryption.type", encryption.type, "s3");
+  onlyFor("encryption.kmsKeyId", encryption.kmsKeyId, "s3");
+  onlyFor("encryption.kmsKeyName", encryption.kmsKeyName, "gcs");
+  onlyFor("encryption.encryptionScope", encryption.encryptionScope, "azure");
+  // An `encryption` block that asks for nothing would silently mean "the bucket's default".
+  const encryptionGiven = spec.encryption !== undefined && spec.encryption !== null;
 
   switch (provider) {
     case "gcs":
@@ -186,6 +218,7 @@ export function parseTarget(spec: TargetSpec): Target {
         ...common,
         bucket: checkBucket(bucket, "bucket", "bucket"),
         gcs: { project: optionalString(spec.gcs?.project, "gcs.project") },
+        encryption: gcsEncryption(encryption.kmsKeyName, encryptionGiven),
       };
     case "azure": {
       const container = optionalString(spec.azure?.container, "azure.container") ?? bucket;
@@ -198,6 +231,7 @@ export function parseTarget(spec: TargetSpec): Target {
         ...common,
         bucket: checkBucket(container, "bucket", "container (set target.bucket or target.azure.container)"),
         azure: { storageAccount },
+        encryption: azureEncryption(encryption.encryptionScope, encryptionGiven),
       };
     }
     default: {
@@ -212,9 +246,85 @@ export function parseTarget(spec: TargetSpec): Target {
         region: optionalString(spec.region, "region") ?? defaultRegion,
         usePathStyle: optionalBoolean(spec.usePathStyle, "usePathStyle"),
         roleArn,
+        encryption: s3Encryption(encryption.type, encryption.kmsKeyId, encryptionGiven),
       };
     }
   }
+}
+
+function s3Encryption(
+  type: string | undefined,
+  kmsKeyId: string | undefined,
+  given: boolean,
+): S3Encryption | undefined {
+  if (type === undefined) {
+    if (kmsKeyId !== undefined) {
+      fail("encryption.kmsKeyId", "needs target.encryption.type aws:kms (SSE-KMS); add it, or remove kmsKeyId");
+    }
+    if (given) fail("encryption.type", "is required for provider s3: AES256 (SSE-S3) or aws:kms (SSE-KMS)");
+    return undefined;
+  }
+  if (type === "AES256") {
+    if (kmsKeyId !== undefined) {
+      fail("encryption.kmsKeyId", "applies to type aws:kms only; set type aws:kms, or remove kmsKeyId for AES256");
+    }
+    return { type };
+  }
+  if (type !== "aws:kms") {
+    fail("encryption.type", `must be AES256 (SSE-S3) or aws:kms (SSE-KMS), got ${JSON.stringify(type)}`);
+  }
+  if (kmsKeyId !== undefined && !jsRegExp(s3KmsKeyIdPattern).test(kmsKeyId)) {
+    fail(
+      "encryption.kmsKeyId",
+      `must be a KMS key id, key ARN or alias such as "alias/openbao-backups" (no spaces), got ${JSON.stringify(kmsKeyId)}`,
+    );
+  }
+  return { type, kmsKeyId };
+}
+
+function gcsEncryption(kmsKeyName: string | undefined, given: boolean): GcsTarget["encryption"] {
+  if (kmsKeyName === undefined) {
+    if (given) {
+      fail(
+        "encryption.kmsKeyName",
+        "is required for provider gcs: the Cloud KMS key, projects/<project>/locations/<location>/keyRings/<ring>/cryptoKeys/<key>",
+      );
+    }
+    return undefined;
+  }
+  if (kmsKeyName.includes("/cryptoKeyVersions/")) {
+    fail(
+      "encryption.kmsKeyName",
+      "names a key version: give the key itself (…/cryptoKeys/<key>); GCS encrypts with its primary version",
+    );
+  }
+  if (!jsRegExp(gcsKmsKeyNamePattern).test(kmsKeyName)) {
+    fail(
+      "encryption.kmsKeyName",
+      `must be a Cloud KMS key, projects/<project>/locations/<location>/keyRings/<ring>/cryptoKeys/<key>, got ${JSON.stringify(kmsKeyName)}`,
+    );
+  }
+  return { kmsKeyName };
+}
+
+function azureEncryption(encryptionScope: string | undefined, given: boolean): AzureTarget["encryption"] {
+  if (encryptionScope === undefined) {
+    if (given) {
+      fail("encryption.encryptionScope", "is required for provider azure: the storage account's encryption scope");
+    }
+    return undefined;
+  }
+  if (
+    !jsRegExp(azureEncryptionScopePattern).test(encryptionScope) ||
+    encryptionScope.length < 3 ||
+    encryptionScope.length > 63
+  ) {
+    fail(
+      "encryption.encryptionScope",
+      `must be 3 to 63 lower-case letters, digits and single hyphens, got ${JSON.stringify(encryptionScope)}`,
+    );
+  }
+  return { encryptionScope };
 }
 
 /**

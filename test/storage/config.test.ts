@@ -45,6 +45,7 @@ describe("parseTarget", () => {
       region: "us-east-1",
       usePathStyle: false,
       roleArn: undefined,
+      encryption: undefined,
     });
   });
 
@@ -85,7 +86,131 @@ describe("parseTarget", () => {
     assert.equal(parseTarget({ provider: "gcs", bucket: "b" }).provider, "gcs");
   });
 
+  test("encryption: each provider's own fields", () => {
+    const s3 = (encryption: TargetSpec["encryption"]) =>
+      (parseTarget({ bucket: "b", encryption }) as S3Target).encryption;
+    assert.deepEqual(s3({ type: "AES256" }), { type: "AES256" });
+    assert.deepEqual(s3({ type: "aws:kms" }), { type: "aws:kms", kmsKeyId: undefined });
+    assert.deepEqual(s3({ type: "aws:kms", kmsKeyId: " alias/openbao " }), {
+      type: "aws:kms",
+      kmsKeyId: "alias/openbao",
+    });
+    assert.deepEqual(
+      s3({ type: "aws:kms", kmsKeyId: "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab" }),
+      { type: "aws:kms", kmsKeyId: "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab" },
+    );
+    assert.equal(s3(undefined), undefined);
+    const gcs = parseTarget({
+      provider: "gcs",
+      bucket: "b",
+      encryption: { kmsKeyName: "projects/p-1/locations/europe-west1/keyRings/r/cryptoKeys/k" },
+    });
+    assert.deepEqual(gcs.encryption, { kmsKeyName: "projects/p-1/locations/europe-west1/keyRings/r/cryptoKeys/k" });
+    const azure = parseTarget({
+      provider: "azure",
+      bucket: "b",
+      azure: { storageAccount: "a" },
+      encryption: { encryptionScope: "backup-scope" },
+    });
+    assert.deepEqual(azure.encryption, { encryptionScope: "backup-scope" });
+    assert.equal(parseTarget({ provider: "gcs", bucket: "b" }).encryption, undefined);
+  });
+
   const invalid: [string, TargetSpec, string, RegExp][] = [
+    [
+      "encryption type unknown",
+      { bucket: "b", encryption: { type: "aws:kms:dsse" } },
+      "target.encryption.type",
+      /AES256 \(SSE-S3\) or aws:kms/,
+    ],
+    [
+      "encryption with nothing in it (s3)",
+      { bucket: "b", encryption: {} },
+      "target.encryption.type",
+      /required for provider s3/,
+    ],
+    [
+      "kmsKeyId without a type",
+      { bucket: "b", encryption: { kmsKeyId: "k" } },
+      "target.encryption.kmsKeyId",
+      /type aws:kms/,
+    ],
+    [
+      "kmsKeyId with AES256",
+      { bucket: "b", encryption: { type: "AES256", kmsKeyId: "k" } },
+      "target.encryption.kmsKeyId",
+      /aws:kms only/,
+    ],
+    [
+      "kmsKeyId with a space",
+      { bucket: "b", encryption: { type: "aws:kms", kmsKeyId: "my key" } },
+      "target.encryption.kmsKeyId",
+      /no spaces/,
+    ],
+    [
+      "kmsKeyName on s3",
+      { bucket: "b", encryption: { kmsKeyName: "projects/p/locations/l/keyRings/r/cryptoKeys/k" } },
+      "target.encryption.kmsKeyName",
+      /provider gcs only/,
+    ],
+    [
+      "encryptionScope on s3",
+      { bucket: "b", encryption: { type: "AES256", encryptionScope: "s-1" } },
+      "target.encryption.encryptionScope",
+      /provider azure only/,
+    ],
+    [
+      "type on gcs",
+      { provider: "gcs", bucket: "b", encryption: { type: "AES256" } },
+      "target.encryption.type",
+      /provider s3 only/,
+    ],
+    [
+      "encryption with nothing in it (gcs)",
+      { provider: "gcs", bucket: "b", encryption: {} },
+      "target.encryption.kmsKeyName",
+      /required for provider gcs/,
+    ],
+    [
+      "kmsKeyName with a version",
+      {
+        provider: "gcs",
+        bucket: "b",
+        encryption: { kmsKeyName: "projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1" },
+      },
+      "target.encryption.kmsKeyName",
+      /key version/,
+    ],
+    [
+      "kmsKeyName not a key",
+      { provider: "gcs", bucket: "b", encryption: { kmsKeyName: "my-key" } },
+      "target.encryption.kmsKeyName",
+      /projects\/<project>/,
+    ],
+    [
+      "kmsKeyId on azure",
+      { provider: "azure", bucket: "b", azure: { storageAccount: "a" }, encryption: { kmsKeyId: "k" } },
+      "target.encryption.kmsKeyId",
+      /provider s3 only/,
+    ],
+    [
+      "encryptionScope upper case",
+      { provider: "azure", bucket: "b", azure: { storageAccount: "a" }, encryption: { encryptionScope: "Backup" } },
+      "target.encryption.encryptionScope",
+      /lower-case/,
+    ],
+    [
+      "encryptionScope too short",
+      { provider: "azure", bucket: "b", azure: { storageAccount: "a" }, encryption: { encryptionScope: "ab" } },
+      "target.encryption.encryptionScope",
+      /3 to 63/,
+    ],
+    [
+      "encryption with nothing in it (azure)",
+      { provider: "azure", bucket: "b", azure: { storageAccount: "a" }, encryption: {} },
+      "target.encryption.encryptionScope",
+      /required for provider azure/,
+    ],
     ["unknown provider", { provider: "ftp", bucket: "b" }, "target.provider", /s3, gcs, azure/],
     ["no bucket", {}, "target.bucket", /required/],
     ["bucket with a slash", { bucket: "a/b" }, "target.bucket", /pathPrefix/],
@@ -172,6 +297,10 @@ describe("error classification", () => {
     ["untrusted certificate", { errno: "SELF_SIGNED_CERT_IN_CHAIN" }, "Unreachable"],
     ["Azure send error", { code: "REQUEST_SEND_ERROR" }, "Unreachable"],
     ["server error", { status: 500, code: "InternalError" }, "Other"],
+    ["MinIO unknown KMS key", { status: 404, code: "kms:KeyNotFound" }, "EncryptionKeyUnusable"],
+    ["AWS unknown KMS key", { status: 400, code: "KMS.NotFoundException" }, "EncryptionKeyUnusable"],
+    ["AWS disabled KMS key", { status: 400, code: "KMS.DisabledException" }, "EncryptionKeyUnusable"],
+    ["Azure encryption scope", { status: 409, code: "EncryptionScopeDisabled" }, "EncryptionKeyUnusable"],
   ];
   for (const [name, facts, expected] of cases) {
     test(`${name} → ${expected}`, () => assert.equal(classify(facts), expected));

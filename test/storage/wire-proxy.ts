@@ -8,7 +8,14 @@
  * `Expect: 100-continue` is answered here and not forwarded; `Location` headers that point
  * at the server (GCS resumable sessions) are rewritten to point back at the proxy.
  */
-import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from "node:http";
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  request,
+  type Server,
+  type ServerResponse,
+} from "node:http";
 import type { AddressInfo } from "node:net";
 
 export interface WireRecord {
@@ -19,9 +26,17 @@ export interface WireRecord {
   bodyBytes: number;
   /** Whether the request carried an Authorization header. */
   readonly authorization: boolean;
+  /** The request's headers as sent (names lower-case). */
+  readonly headers: IncomingHttpHeaders;
   readonly startedAt: number;
   endedAt: number | undefined;
   status: number | undefined;
+}
+
+export interface ResponseAmendment {
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Merged into the JSON object the server answered with. */
+  readonly json?: Readonly<Record<string, unknown>>;
 }
 
 export interface WireProxyOptions {
@@ -36,6 +51,12 @@ export class WireProxy {
   #url = "";
   /** Requests for which this returns true are cut off (connection destroyed) instead of forwarded. */
   failWhen: ((req: IncomingMessage) => boolean) | undefined;
+  /**
+   * Adds to the server's answer what a real service would have said and an emulator does not
+   * (e.g. the encryption it applied): extra response headers, and fields merged into a JSON
+   * body. Everything else of the answer is the real server's.
+   */
+  amendResponse: ((req: IncomingMessage) => ResponseAmendment | undefined) | undefined;
 
   constructor(options: WireProxyOptions) {
     this.#upstream = new URL(options.upstream);
@@ -90,6 +111,7 @@ export class WireProxy {
       url: req.url ?? "/",
       bodyBytes: 0,
       authorization: req.headers.authorization !== undefined,
+      headers: { ...req.headers },
       startedAt: performance.now(),
       endedAt: undefined,
       status: undefined,
@@ -105,6 +127,9 @@ export class WireProxy {
     }
     const headers = { ...req.headers };
     delete headers.expect;
+    const amendment = this.amendResponse?.(req);
+    // A JSON body to amend must arrive uncompressed.
+    if (amendment?.json !== undefined) delete headers["accept-encoding"];
     const upstreamReq = request(
       {
         protocol: this.#upstream.protocol,
@@ -121,10 +146,26 @@ export class WireProxy {
         if (typeof location === "string" && location.startsWith(this.#upstream.origin)) {
           outHeaders.location = this.#url + location.slice(this.#upstream.origin.length);
         }
-        res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.statusMessage, outHeaders);
-        upstreamRes.pipe(res);
-        upstreamRes.on("end", finish);
+        Object.assign(outHeaders, amendment?.headers);
         upstreamRes.on("error", () => res.destroy());
+        if (amendment?.json === undefined) {
+          res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.statusMessage, outHeaders);
+          upstreamRes.pipe(res);
+          upstreamRes.on("end", finish);
+          return;
+        }
+        const chunks: Buffer[] = [];
+        upstreamRes.on("data", (c: Buffer) => chunks.push(c));
+        upstreamRes.on("end", () => {
+          const body = Buffer.from(
+            JSON.stringify({ ...(JSON.parse(Buffer.concat(chunks).toString()) as object), ...amendment.json }),
+          );
+          delete outHeaders["transfer-encoding"];
+          outHeaders["content-length"] = String(body.length);
+          res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.statusMessage, outHeaders);
+          res.end(body);
+          finish();
+        });
       },
     );
     upstreamReq.on("error", () => {

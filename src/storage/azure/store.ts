@@ -5,6 +5,9 @@
  * the blob appears only when the block list is committed after the last one, so a failed
  * upload leaves no blob (staged blocks are discarded by the service after a week).
  *
+ * `target.encryption.encryptionScope` goes on every staged block and on the block list;
+ * `head` reads the scope Azure reports (Azurite ignores and omits it).
+ *
  * Credentials: `connectionString`, or `accountKey` with `azure.storageAccount`, or — when the
  * Secret has neither — DefaultAzureCredential: workload identity (AKS webhook env) or the
  * managed identity of the node.
@@ -21,6 +24,7 @@ import {
   type RequestPolicyFactory,
   StorageSharedKeyCredential,
 } from "@azure/storage-blob";
+import { azureScopeType, nameRequestedKey } from "../encryption.ts";
 import {
   type ErrorFacts,
   errorMapper,
@@ -215,10 +219,14 @@ export class AzureObjectStore implements ObjectStore {
         await blob.uploadStream(body, plan.partSize, azureBufferCount(this.#target.concurrency), {
           metadata,
           ...(options.contentType === undefined ? {} : { blobHTTPHeaders: { blobContentType: options.contentType } }),
+          // Sent as x-ms-encryption-scope on every Put Block and on Put Block List.
+          ...(this.#target.encryption === undefined
+            ? {}
+            : { encryptionScope: this.#target.encryption.encryptionScope }),
         });
       },
       discard: () => this.delete(key),
-      toError: (err) => this.#error("upload", key, err),
+      toError: (err) => nameRequestedKey(this.#error("upload", key, err), this.#target),
     });
   }
 
@@ -231,6 +239,10 @@ export class AzureObjectStore implements ObjectStore {
         lastModified: props.lastModified ?? new Date(0),
         metadata: props.metadata ?? {},
         contentType: props.contentType,
+        encryption:
+          props.encryptionScope === undefined || props.encryptionScope === ""
+            ? { type: undefined, key: undefined }
+            : { type: azureScopeType, key: props.encryptionScope },
       };
     } catch (err) {
       const error = this.#error("head", key, err);

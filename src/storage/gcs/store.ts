@@ -12,6 +12,9 @@
  * the library sends those calls through teeny-request, whose connection pool takes no custom
  * agent, so a `caCert` or `insecureSkipVerify` would be ignored there (SPEC §5 trap 10).
  *
+ * `target.encryption.kmsKeyName` (CMEK) goes on the request that opens each resumable
+ * session; `head` reads the `kmsKeyName` GCS reports (fake-gcs-server ignores and omits it).
+ *
  * Credentials: `credentials.json` from the Secret, else Application Default Credentials
  * (Workload Identity on GKE). They are sent to Google endpoints; a custom endpoint outside
  * googleapis.com is an emulator and gets no Authorization header (fake-gcs-server ignores it,
@@ -22,6 +25,7 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { IdempotencyStrategy, Storage } from "@google-cloud/storage";
 import { type GaxiosResponse, request } from "gaxios";
+import { gcsCmekType, nameRequestedKey } from "../encryption.ts";
 import {
   type ErrorFacts,
   errorMapper,
@@ -115,6 +119,23 @@ interface JsonObject {
   updated?: string;
   contentType?: string;
   metadata?: Record<string, string>;
+  /** Present for objects encrypted with a customer-managed key: `…/cryptoKeys/<key>/cryptoKeyVersions/<n>`. */
+  kmsKeyName?: string;
+}
+
+/** An object's JSON API resource as an `ObjectHead`. */
+export function gcsHead(key: string, data: JsonObject): ObjectHead {
+  return {
+    key,
+    size: Number(data.size ?? 0),
+    lastModified: new Date(data.updated ?? 0),
+    metadata: data.metadata ?? {},
+    contentType: data.contentType,
+    encryption:
+      data.kmsKeyName === undefined || data.kmsKeyName === ""
+        ? { type: undefined, key: undefined }
+        : { type: gcsCmekType, key: data.kmsKeyName },
+  };
 }
 
 export class GcsObjectStore implements ObjectStore {
@@ -195,7 +216,10 @@ export class GcsObjectStore implements ObjectStore {
   }
 
   upload(key: string, source: AsyncIterable<Uint8Array>, options: UploadOptions = {}): Promise<UploadResult> {
-    const file = this.#storage.bucket(this.#target.bucket).file(key);
+    // `kmsKeyName` goes on the request that opens the resumable session (a query parameter):
+    // GCS encrypts the object with that key (CMEK) instead of the bucket's default.
+    const kmsKeyName = this.#target.encryption?.kmsKeyName;
+    const file = this.#storage.bucket(this.#target.bucket).file(key, kmsKeyName === undefined ? {} : { kmsKeyName });
     return uploadObject({
       provider: "gcs",
       key,
@@ -224,7 +248,7 @@ export class GcsObjectStore implements ObjectStore {
         }
       },
       discard: () => this.delete(key),
-      toError: (err) => this.#error("upload", key, err),
+      toError: (err) => nameRequestedKey(this.#error("upload", key, err), this.#target),
     });
   }
 
@@ -241,15 +265,9 @@ export class GcsObjectStore implements ObjectStore {
   async head(key: string): Promise<ObjectHead | null> {
     try {
       const res = await this.#call<JsonObject>("GET", this.#objectPath(key), {
-        params: { fields: "name,size,updated,contentType,metadata" },
+        params: { fields: "name,size,updated,contentType,metadata,kmsKeyName" },
       });
-      return {
-        key,
-        size: Number(res.data.size ?? 0),
-        lastModified: new Date(res.data.updated ?? 0),
-        metadata: res.data.metadata ?? {},
-        contentType: res.data.contentType,
-      };
+      return gcsHead(key, res.data);
     } catch (err) {
       const error = this.#error("head", key, err);
       if (error.code === "NotFound") return null;

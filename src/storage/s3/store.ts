@@ -1,7 +1,8 @@
 /**
  * ObjectStore on S3 and S3-compatible stores (`@aws-sdk/client-s3` + `@aws-sdk/lib-storage`).
  *
- * Uploads go through lib-storage's `Upload` with `partSize` and `queueSize = concurrency`.
+ * Uploads go through lib-storage's `Upload` with `partSize` and `queueSize = concurrency`, and
+ * carry `target.encryption` (SSE-S3 / SSE-KMS) on the request that creates the object.
  * Its `abortController` is deliberately not used: on abort `done()` rejects at once while the
  * multipart upload is aborted in the background (or not, if a part is still in flight). An
  * abort is a source failure instead (upload.ts); lib-storage then lets the parts in flight
@@ -16,10 +17,12 @@ import {
   GetObjectCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
+  type PutObjectCommandInput,
   paginateListObjectsV2,
   type S3Client,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
+import { nameRequestedKey } from "../encryption.ts";
 import {
   type ErrorFacts,
   errorMapper,
@@ -63,6 +66,23 @@ export function s3ErrorFacts(err: unknown): ErrorFacts {
   };
 }
 
+/**
+ * The request parameters of `target.encryption`. lib-storage passes them to PutObject and
+ * CreateMultipartUpload, the two requests that create an object; UploadPart and
+ * CompleteMultipartUpload have no such members (S3 refuses the headers there), so the SDK
+ * drops them from those requests.
+ */
+export function sseParams(
+  encryption: S3Target["encryption"],
+): Pick<PutObjectCommandInput, "ServerSideEncryption" | "SSEKMSKeyId"> {
+  if (encryption === undefined) return {};
+  if (encryption.type === "AES256") return { ServerSideEncryption: "AES256" };
+  return {
+    ServerSideEncryption: "aws:kms",
+    ...(encryption.kmsKeyId === undefined ? {} : { SSEKMSKeyId: encryption.kmsKeyId }),
+  };
+}
+
 export class S3ObjectStore implements ObjectStore {
   readonly provider = "s3";
   readonly location: string;
@@ -102,12 +122,13 @@ export class S3ObjectStore implements ObjectStore {
             ...(options.contentLength === undefined ? {} : { ContentLength: options.contentLength }),
             ...(options.contentType === undefined ? {} : { ContentType: options.contentType }),
             Metadata: metadata,
+            ...sseParams(this.#target.encryption),
           },
         });
         await upload.done();
       },
       discard: () => this.delete(key),
-      toError: (err) => this.#error("upload", key, err),
+      toError: (err) => nameRequestedKey(this.#error("upload", key, err), this.#target),
     });
   }
 
@@ -120,6 +141,7 @@ export class S3ObjectStore implements ObjectStore {
         lastModified: out.LastModified ?? new Date(0),
         metadata: out.Metadata ?? {},
         contentType: out.ContentType,
+        encryption: { type: out.ServerSideEncryption, key: out.SSEKMSKeyId },
       };
     } catch (err) {
       const error = this.#error("head", key, err);

@@ -280,6 +280,64 @@ table(
 );
 
 table(
+  "spec.backup.target.encryption.kmsKeyId ↔ parseTarget",
+  "spec.backup.target.encryption.kmsKeyId",
+  (v) => parseTarget({ bucket: "b", encryption: { type: "aws:kms", kmsKeyId: v } }),
+  [
+    ["1234abcd-12ab-34cd-56ef-1234567890ab", "both"],
+    ["arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab", "both"],
+    ["alias/openbao-backups", "both"],
+    ["arn:aws:kms:eu-west-1:123456789012:alias/openbao-backups", "both"],
+    ["minio-key_1", "both"],
+    ["my key", "neither"],
+    ["/leading-slash", "neither"],
+    ["key\nnext", "neither"],
+  ],
+);
+
+table(
+  "spec.backup.target.encryption.kmsKeyName ↔ parseTarget",
+  "spec.backup.target.encryption.kmsKeyName",
+  (v) => parseTarget({ provider: "gcs", bucket: "b", encryption: { kmsKeyName: v } }),
+  [
+    ["projects/my-project/locations/europe-west1/keyRings/backups/cryptoKeys/openbao", "both"],
+    ["projects/example.com:p/locations/global/keyRings/r_1/cryptoKeys/k-1", "both"],
+    ["projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1", "neither"],
+    ["projects/p/locations/l/keyRings/r", "neither"],
+    ["openbao", "neither"],
+    ["projects/p/locations/l/keyRings/r/cryptoKeys/k/", "neither"],
+  ],
+);
+
+table(
+  "spec.backup.target.encryption.encryptionScope ↔ parseTarget",
+  "spec.backup.target.encryption.encryptionScope",
+  (v) =>
+    parseTarget({ provider: "azure", bucket: "b", azure: { storageAccount: "a" }, encryption: { encryptionScope: v } }),
+  [
+    ["openbao-backups", "both"],
+    ["s01", "both"],
+    ["a".repeat(63), "both"],
+    ["ab", "neither"],
+    ["a".repeat(64), "neither"],
+    ["Backups", "neither"],
+    ["bad--scope", "neither"],
+    ["-scope", "neither"],
+  ],
+);
+
+table(
+  "OpenBaoRestore spec.source.target.encryption.kmsKeyName ↔ parseTarget",
+  "spec.source.target.encryption.kmsKeyName",
+  (v) => parseTarget({ provider: "gcs", bucket: "b", encryption: { kmsKeyName: v } }),
+  [
+    ["projects/p/locations/l/keyRings/r/cryptoKeys/k", "both"],
+    ["projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/3", "neither"],
+  ],
+  restoreRoot,
+);
+
+table(
   "OpenBaoRestore spec.source.target.pathPrefix ↔ normalizePathPrefix",
   "spec.source.target.pathPrefix",
   normalizePathPrefix,

@@ -212,6 +212,48 @@ export const goodSpecs: GoodSpec[] = [
       withBackup({ jwtAuthRole: undefined, tokenSecretRef: { name: "prod-root-token" } }),
     ),
   },
+  {
+    name: "s3 with SSE-KMS and a named key",
+    object: cluster("good-sse-kms", withTarget({ encryption: { type: "aws:kms", kmsKeyId: "alias/openbao-backups" } })),
+    preserved: ["spec.backup.target.encryption.type", "spec.backup.target.encryption.kmsKeyId"],
+  },
+  { name: "s3 with SSE-S3", object: cluster("good-sse-s3", withTarget({ encryption: { type: "AES256" } })) },
+  {
+    name: "gcs with a customer-managed key",
+    object: cluster(
+      "good-gcs-cmek",
+      withBackup({
+        target: {
+          provider: "gcs",
+          bucket: "openbao-backups",
+          encryption: { kmsKeyName: "projects/my-project/locations/europe-west1/keyRings/backups/cryptoKeys/openbao" },
+        },
+      }),
+    ),
+    preserved: ["spec.backup.target.encryption.kmsKeyName"],
+  },
+  {
+    name: "azure with an encryption scope",
+    object: cluster(
+      "good-azure-scope",
+      withBackup({
+        target: {
+          provider: "azure",
+          bucket: "backups",
+          azure: { storageAccount: "account1" },
+          encryption: { encryptionScope: "openbao-backups" },
+        },
+      }),
+    ),
+    preserved: ["spec.backup.target.encryption.encryptionScope"],
+  },
+  {
+    name: "restore from a target with SSE-KMS",
+    object: restore("good-restore-sse", {
+      ...restoreSpec,
+      source: { ...restoreSpec.source, target: { ...s3Target, encryption: { type: "aws:kms", kmsKeyId: "k1" } } },
+    }),
+  },
   { name: "restore with JWT auth", object: restore("good-restore", restoreSpec) },
   {
     // The source is the cluster's own spec.backup.target, resolved by the operator (issue 14).
@@ -386,6 +428,90 @@ const clusterCases: [
     "spec.backup.target.partSize",
   ],
   [
+    "encryption type unknown",
+    withTarget({ encryption: { type: "aws:kms:dsse" } }),
+    "spec.backup.target.encryption.type",
+  ],
+  ["encryption empty on s3", withTarget({ encryption: {} }), "spec.backup.target.encryption.type"],
+  [
+    "kmsKeyId with AES256",
+    withTarget({ encryption: { type: "AES256", kmsKeyId: "k1" } }),
+    "spec.backup.target.encryption.kmsKeyId",
+  ],
+  ["kmsKeyId without a type", withTarget({ encryption: { kmsKeyId: "k1" } }), "spec.backup.target.encryption.kmsKeyId"],
+  [
+    "kmsKeyId with a space",
+    withTarget({ encryption: { type: "aws:kms", kmsKeyId: "my key" } }),
+    "spec.backup.target.encryption.kmsKeyId",
+  ],
+  [
+    "kmsKeyName on s3",
+    withTarget({ encryption: { type: "AES256", kmsKeyName: "projects/p/locations/l/keyRings/r/cryptoKeys/k" } }),
+    "spec.backup.target.encryption.kmsKeyName",
+  ],
+  [
+    "encryptionScope on s3",
+    withTarget({ encryption: { type: "AES256", encryptionScope: "scope-1" } }),
+    "spec.backup.target.encryption.encryptionScope",
+  ],
+  [
+    "SSE type on gcs",
+    withBackup({ target: { provider: "gcs", bucket: "b-1", encryption: { type: "AES256" } } }),
+    "spec.backup.target.encryption.type",
+  ],
+  [
+    "encryption empty on gcs",
+    withBackup({ target: { provider: "gcs", bucket: "b-1", encryption: {} } }),
+    "spec.backup.target.encryption.kmsKeyName",
+  ],
+  [
+    "kmsKeyName with a key version",
+    withBackup({
+      target: {
+        provider: "gcs",
+        bucket: "b-1",
+        encryption: { kmsKeyName: "projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1" },
+      },
+    }),
+    "spec.backup.target.encryption.kmsKeyName",
+  ],
+  [
+    "kmsKeyName not a Cloud KMS key",
+    withBackup({ target: { provider: "gcs", bucket: "b-1", encryption: { kmsKeyName: "openbao" } } }),
+    "spec.backup.target.encryption.kmsKeyName",
+  ],
+  [
+    "kmsKeyName on azure",
+    withBackup({
+      target: {
+        provider: "azure",
+        bucket: "backups",
+        azure: { storageAccount: "account1" },
+        encryption: { encryptionScope: "scope-1", kmsKeyName: "projects/p/locations/l/keyRings/r/cryptoKeys/k" },
+      },
+    }),
+    "spec.backup.target.encryption.kmsKeyName",
+  ],
+  [
+    "encryption empty on azure",
+    withBackup({
+      target: { provider: "azure", bucket: "backups", azure: { storageAccount: "account1" }, encryption: {} },
+    }),
+    "spec.backup.target.encryption.encryptionScope",
+  ],
+  [
+    "encryptionScope with upper case",
+    withBackup({
+      target: {
+        provider: "azure",
+        bucket: "backups",
+        azure: { storageAccount: "account1" },
+        encryption: { encryptionScope: "Scope1" },
+      },
+    }),
+    "spec.backup.target.encryption.encryptionScope",
+  ],
+  [
     "credentialsSecretRef with a path",
     withTarget({ credentialsSecretRef: { name: "../other" } }),
     "spec.backup.target.credentialsSecretRef.name",
@@ -530,6 +656,17 @@ const restoreCases: [string, Record<string, unknown>, string][] = [
       source: { ...restoreSpec.source, target: { ...s3Target, credentialsSecretRef: { name: "prod-unseal-key" } } },
     },
     "spec.source.target.credentialsSecretRef.name",
+  ],
+  [
+    "restore target with a GCS key on s3",
+    {
+      ...restoreSpec,
+      source: {
+        ...restoreSpec.source,
+        target: { ...s3Target, encryption: { kmsKeyName: "projects/p/locations/l/keyRings/r/cryptoKeys/k" } },
+      },
+    },
+    "spec.source.target.encryption.kmsKeyName",
   ],
   [
     "restore target endpoint at metadata 169.254.169.254",

@@ -121,6 +121,48 @@ describe("executor configuration", () => {
     ["bad backup type", { ...base, BACKUP_TYPE: "hourly" }, [], /^BACKUP_TYPE/],
     ["explicit CA path missing", { ...base, BACKUP_CA_FILE: "/nonexistent/ca.crt" }, [], /^BACKUP_CA_FILE/],
     ["endpoint with credentials", { ...base, BACKUP_ENDPOINT: "https://user:pw@s3.example" }, [], /^BACKUP_ENDPOINT/],
+    ["unknown SSE type", { ...base, BACKUP_SSE: "aws:kms:dsse" }, [], /^BACKUP_SSE \(--sse\): .*AES256 .*aws:kms/],
+    ["KMS key without SSE", { ...base, BACKUP_SSE_KMS_KEY_ID: "k" }, [], /^BACKUP_SSE_KMS_KEY_ID \(--sse-kms-key-id\)/],
+    [
+      "KMS key with AES256",
+      { ...base, BACKUP_SSE: "AES256", BACKUP_SSE_KMS_KEY_ID: "k" },
+      [],
+      /^BACKUP_SSE_KMS_KEY_ID .*aws:kms only/,
+    ],
+    ["SSE on gcs", { ...base, BACKUP_PROVIDER: "gcs", BACKUP_SSE: "AES256" }, [], /^BACKUP_SSE .*provider s3 only/],
+    [
+      "GCS key on s3",
+      { ...base, BACKUP_GCS_KMS_KEY_NAME: "projects/p/locations/l/keyRings/r/cryptoKeys/k" },
+      [],
+      /^BACKUP_GCS_KMS_KEY_NAME \(--gcs-kms-key-name\): .*provider gcs only/,
+    ],
+    [
+      "GCS key version",
+      {
+        ...base,
+        BACKUP_PROVIDER: "gcs",
+        BACKUP_GCS_KMS_KEY_NAME: "projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/2",
+      },
+      [],
+      /^BACKUP_GCS_KMS_KEY_NAME .*key version/,
+    ],
+    [
+      "Azure scope on s3",
+      { ...base, BACKUP_AZURE_ENCRYPTION_SCOPE: "scope-1" },
+      [],
+      /^BACKUP_AZURE_ENCRYPTION_SCOPE \(--azure-encryption-scope\): .*provider azure only/,
+    ],
+    [
+      "Azure scope with upper case",
+      {
+        ...base,
+        BACKUP_PROVIDER: "azure",
+        BACKUP_AZURE_STORAGE_ACCOUNT: "acct",
+        BACKUP_AZURE_ENCRYPTION_SCOPE: "Scope",
+      },
+      [],
+      /^BACKUP_AZURE_ENCRYPTION_SCOPE .*lower-case/,
+    ],
   ];
   for (const [name, env, argv, message] of bad) {
     test(`rejects ${name} with an error naming the variable (exit 1)`, () => {
@@ -135,6 +177,31 @@ describe("executor configuration", () => {
       );
     });
   }
+
+  test("encryption settings: BACKUP_SSE / --sse with the KMS key, the GCS key, the Azure scope", () => {
+    assert.equal(loadBackupConfig(base, []).target.encryption, undefined);
+    assert.deepEqual(loadBackupConfig({ ...base, BACKUP_SSE: "AES256" }, []).target.encryption, { type: "AES256" });
+    assert.deepEqual(
+      loadBackupConfig({ ...base, BACKUP_SSE: "aws:kms" }, ["--sse-kms-key-id", "alias/openbao"]).target.encryption,
+      { type: "aws:kms", kmsKeyId: "alias/openbao" },
+    );
+    const gcs = loadBackupConfig(
+      { ...base, BACKUP_PROVIDER: "gcs", BACKUP_GCS_KMS_KEY_NAME: "projects/p/locations/l/keyRings/r/cryptoKeys/k" },
+      [],
+    );
+    assert.deepEqual(gcs.target.encryption, { kmsKeyName: "projects/p/locations/l/keyRings/r/cryptoKeys/k" });
+    const azure = loadRestoreConfig(
+      {
+        ...base,
+        BACKUP_KEY: "openbao/bao/x.snap",
+        BACKUP_PROVIDER: "azure",
+        BACKUP_AZURE_STORAGE_ACCOUNT: "acct",
+        BACKUP_AZURE_ENCRYPTION_SCOPE: "scope-1",
+      },
+      [],
+    );
+    assert.deepEqual(azure.target.encryption, { encryptionScope: "scope-1" }, "a restore Job parses it too");
+  });
 
   test("BACKUP_SIZE_HINT (--size-hint) is optional: bytes the upload's part size is planned for", () => {
     assert.equal(loadBackupConfig(base, []).sizeHint, undefined);

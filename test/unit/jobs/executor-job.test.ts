@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { V1Job } from "@kubernetes/client-node";
 import type { ResolvedAuth, ResolvedTarget } from "../../../src/api/predicates.ts";
+import { loadBackupConfig } from "../../../src/executor/config.ts";
 import { buildExecutorJob, type ExecutorJobInput, memoryBytes } from "../../../src/jobs/executor-job.ts";
 
 const jwt: ResolvedAuth = { method: "jwt", role: "backup", path: "jwt" };
@@ -234,6 +235,50 @@ describe("buildExecutorJob", () => {
     assert.equal(volumes(azure)["storage-credentials"]?.secret?.secretName, "az");
     assert.equal(env(azure).BACKUP_AZURE_STORAGE_ACCOUNT, "acct");
     assert.equal(env(azure).BACKUP_AZURE_CONTAINER, "c");
+  });
+
+  test("server-side encryption reaches backup, restore and confirm Jobs, each field in its variable, as the executor reads it", () => {
+    const targets: [ResolvedTarget, Record<string, string>, unknown][] = [
+      [
+        { ...s3, encryption: { type: "aws:kms", kmsKeyId: "alias/openbao" } },
+        { BACKUP_SSE: "aws:kms", BACKUP_SSE_KMS_KEY_ID: "alias/openbao" },
+        { type: "aws:kms", kmsKeyId: "alias/openbao" },
+      ],
+      [{ ...s3, encryption: { type: "AES256" } }, { BACKUP_SSE: "AES256" }, { type: "AES256" }],
+      [
+        {
+          provider: "gcs",
+          bucket: "b",
+          encryption: { kmsKeyName: "projects/p/locations/l/keyRings/r/cryptoKeys/k" },
+          partSize: 10485760,
+          concurrency: 3,
+        },
+        { BACKUP_GCS_KMS_KEY_NAME: "projects/p/locations/l/keyRings/r/cryptoKeys/k" },
+        { kmsKeyName: "projects/p/locations/l/keyRings/r/cryptoKeys/k" },
+      ],
+      [
+        {
+          provider: "azure",
+          bucket: "b",
+          azure: { storageAccount: "acct" },
+          encryption: { encryptionScope: "scope-1" },
+          partSize: 10485760,
+          concurrency: 3,
+        },
+        { BACKUP_AZURE_ENCRYPTION_SCOPE: "scope-1" },
+        { encryptionScope: "scope-1" },
+      ],
+      [s3, {}, undefined],
+    ];
+    const names = ["BACKUP_SSE", "BACKUP_SSE_KMS_KEY_ID", "BACKUP_GCS_KMS_KEY_NAME", "BACKUP_AZURE_ENCRYPTION_SCOPE"];
+    for (const [target, expected, parsed] of targets) {
+      for (const mode of ["backup", "restore", "confirm"] as const) {
+        const e = env(buildExecutorJob(input(target, jwt, { mode, tlsSecretName: undefined })));
+        const set = Object.fromEntries(names.filter((n) => e[n] !== undefined).map((n) => [n, e[n]]));
+        assert.deepEqual(set, expected, `${target.provider} ${mode}`);
+        assert.deepEqual(loadBackupConfig(e, []).target.encryption, parsed, `${target.provider} ${mode}: parsed`);
+      }
+    }
   });
 
   test("workload-identity webhooks: pod labels and annotations are copied, ours cannot be overridden", () => {
