@@ -898,6 +898,12 @@ function backupStatusSchema(): Schema {
           {
             job: string("The confirm Job's name.", 63),
             startedAt: time("When the loss was seen."),
+            reason: {
+              type: "string",
+              enum: ["JobLost", "JobFailed"],
+              description:
+                "Recorded if storage holds no backup: JobLost (the Job disappeared) or JobFailed (it succeeded but left no readable result).",
+            },
           },
           { required: ["job", "startedAt"] },
         ),

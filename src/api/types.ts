@@ -299,7 +299,12 @@ export interface CurrentJob {
    * Set when the Job disappeared before its result was read: the confirm Job looking for its
    * backup in storage, and when the loss was seen. The Job is recorded once that answers.
    */
-  confirm?: { job: string; startedAt: Timestamp };
+  confirm?: {
+    job: string;
+    startedAt: Timestamp;
+    /** What is recorded if storage holds no backup: JobLost (the Job gone) or JobFailed (it left no readable result). */
+    reason?: "JobLost" | "JobFailed";
+  };
 }
 
 interface LockCommon {

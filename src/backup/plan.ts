@@ -343,7 +343,7 @@ function settleInFlight(draft: Draft, resolved: ResolvedBackupSpec | undefined, 
   if (job?.phase === "Succeeded" && job.result === undefined && resolved && current.keyId !== undefined) {
     // Succeeded, but its report is gone (or unreadable): storage knows whether it stored a backup.
     // (A Job from before key ids is recorded as the Job says: "no readable result".)
-    startConfirm(draft, current, resolved, `Job ${current.name} succeeded but its Pod is gone with its report`);
+    startConfirm(draft, current, resolved, FailureReason.JobFailed);
     return answered;
   }
   if (job) {
@@ -374,7 +374,7 @@ function settleInFlight(draft: Draft, resolved: ResolvedBackupSpec | undefined, 
     draft.requeue.push(jobCreateGraceMs - age);
     return answers !== undefined;
   }
-  startConfirm(draft, current, resolved, `Job ${current.name} disappeared before its result was read`);
+  startConfirm(draft, current, resolved, FailureReason.JobLost);
   return answered;
 }
 
@@ -385,16 +385,22 @@ function settleInFlight(draft: Draft, resolved: ResolvedBackupSpec | undefined, 
  * record. Without a target to search (spec.backup removed) or a key id (a Job created before
  * key ids were recorded), the loss is recorded at once.
  */
-function startConfirm(draft: Draft, current: CurrentJob, resolved: ResolvedBackupSpec | undefined, what: string): void {
+function startConfirm(
+  draft: Draft,
+  current: CurrentJob,
+  resolved: ResolvedBackupSpec | undefined,
+  reason: LostReason,
+): void {
+  const what = lostWhat(current.name, reason);
   if (!resolved || current.keyId === undefined) {
     const why = resolved
       ? "it has no key id to look for in storage"
       : "spec.backup is gone, so storage cannot be searched";
-    recordLost(draft, current, `${what}; ${why}`);
+    recordLost(draft, current, `${what}; ${why}`, reason);
     return;
   }
   const job = confirmJobName(current.name);
-  draft.backup.currentJob = { ...current, confirm: { job, startedAt: toTimestamp(draft.now) } };
+  draft.backup.currentJob = { ...current, confirm: { job, startedAt: toTimestamp(draft.now), reason } };
   draft.createJob = confirmRequest(draft, current, job, resolved, current.keyId);
   draft.requeue.push(jobCreateGraceMs);
   draft.events.push({
@@ -412,6 +418,8 @@ function confirmLost(
   resolved: ResolvedBackupSpec | undefined,
 ): void {
   const { now, obs } = draft;
+  const reason = confirm.reason ?? FailureReason.JobLost;
+  const what = lostWhat(current.name, reason);
   const check = obs.jobs.find((j) => j.name === confirm.job);
   if (!check) {
     const age = now.getTime() - (fromTimestamp(confirm.startedAt)?.getTime() ?? 0);
@@ -424,7 +432,8 @@ function confirmLost(
     recordLost(
       draft,
       current,
-      `Job ${current.name} disappeared before its result was read, and so did Job ${confirm.job} that was to look for its backup in storage`,
+      `${what}, and Job ${confirm.job} that was to look for its backup in storage disappeared too`,
+      reason,
     );
     return;
   }
@@ -445,15 +454,17 @@ function confirmLost(
     recordLost(
       draft,
       current,
-      `Job ${current.name} disappeared before its result was read, and storage holds no backup of it (key id ${current.keyId ?? "?"}, checked by Job ${confirm.job})`,
+      `${what}, and storage holds no backup of it (key id ${current.keyId ?? "?"}, checked by Job ${confirm.job})`,
+      reason,
     );
     return;
   }
-  const { reason, message } = failureOf(check);
+  const failed = failureOf(check);
   recordLost(
     draft,
     current,
-    `Job ${current.name} disappeared before its result was read, and Job ${confirm.job} could not look for its backup in storage: ${reason}: ${message}`,
+    `${what}, and Job ${confirm.job} could not look for its backup in storage: ${failed.reason}: ${failed.message}`,
+    reason,
   );
 }
 
@@ -484,20 +495,34 @@ function confirmRequest(
   };
 }
 
-/** Records the Job in flight as lost (JobLost, with `message`), releasing the lock it held. */
-function recordLost(draft: Draft, current: CurrentJob, message: string): void {
+/** Why a Job in flight has no result: gone (JobLost), or finished without a readable one (JobFailed). */
+type LostReason = "JobLost" | "JobFailed";
+
+function lostWhat(job: string, reason: LostReason): string {
+  return reason === FailureReason.JobLost
+    ? `Job ${job} disappeared before its result was read`
+    : `Job ${job} succeeded but left no readable result`;
+}
+
+/** Records the Job in flight as failed with `reason` and `message`, releasing the lock it held. */
+function recordLost(
+  draft: Draft,
+  current: CurrentJob,
+  message: string,
+  reason: LostReason = FailureReason.JobLost,
+): void {
   const lost: ObservedJob = {
     name: current.name,
     phase: "Failed",
     finishedAt: draft.now,
-    jobFailureReason: FailureReason.JobLost,
+    jobFailureReason: reason,
     result: undefined,
     podTerminated: false,
-    explained: { reason: FailureReason.JobLost, message },
+    explained: { reason, message },
   };
   const heldLock = isBackupLock(draft.lock);
   recordEnded(draft, lost, current.type, heldLock);
-  if (heldLock) {
+  if (heldLock && reason === FailureReason.JobLost) {
     draft.events.push({
       type: "Warning",
       reason: EventReason.LockRecovered,

@@ -213,7 +213,16 @@ describe("planBackup", () => {
       job(confirm, "Failed", failed("BackupNotFound")),
     ]);
     assert.equal(recorded.recorded?.ok, false);
-    assert.match(recorded.status?.backup.lastFailureMessage ?? "", /storage holds no backup of it/);
+    assert.equal(
+      recorded.status?.backup.lastFailureReason,
+      "JobFailed",
+      "it finished: not lost, but nothing readable nor stored",
+    );
+    assert.match(
+      recorded.status?.backup.lastFailureMessage ?? "",
+      /succeeded but left no readable result, and storage holds no backup of it/,
+    );
+    assert.ok(!recorded.events.some((e) => e.reason === "LockRecovered"), "its lock is released as a Job's that ended");
     assert.doesNotMatch(recorded.status?.operationLock?.message ?? "", /100100/, "its lock is released");
     // A Pod that terminated with an unreadable message: nothing more will come, storage is asked at once.
     const unreadable = plan(apply(observed(), plan(observed(), t("2026-11-21T10:01:00Z"))), t("2026-11-21T10:01:21Z"), [
@@ -473,7 +482,10 @@ describe("planBackup", () => {
       const { c, confirm } = lost();
       const p = plan(c, new Date(lostAt.getTime() + jobCreateGraceMs + 1000), []);
       assert.equal(p.status?.backup.lastFailureReason, "JobLost");
-      assert.match(p.status?.backup.lastFailureMessage ?? "", new RegExp(`and so did Job ${confirm}`));
+      assert.match(
+        p.status?.backup.lastFailureMessage ?? "",
+        new RegExp(`and Job ${confirm} that was to look for its backup in storage disappeared too`),
+      );
     });
 
     test("storage that cannot be asked: JobLost, with the confirm Job's reason", () => {
