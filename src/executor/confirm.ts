@@ -17,7 +17,7 @@
  */
 
 import { isVerified, readCatalog } from "../snapshot/catalog.ts";
-import { clusterPrefix, createKeyParser } from "../snapshot/key.ts";
+import { clusterPrefix } from "../snapshot/key.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
 import type { BackupConfig } from "./config.ts";
 import { failureResult, VerificationError } from "./failure.ts";
@@ -47,10 +47,9 @@ export async function runConfirm(
       namespace: config.cluster.namespace,
       cluster: config.cluster.name,
     };
-    const parse = createKeyParser(location);
-    const ours = (await readCatalog(store, location)).filter(
-      (entry) => entry.kind === config.kind && parse(entry.key)?.id === keyId,
-    );
+    const ours = await readCatalog(store, location, {
+      only: (parsed) => parsed.kind === config.kind && parsed.id === keyId,
+    });
     const found = ours.find(isVerified);
     if (!found) {
       const seen = ours[0];

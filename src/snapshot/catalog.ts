@@ -73,14 +73,19 @@ function byKeyTime(a: { key: string; keyTime: Date }, b: { key: string; keyTime:
  * of exactly this cluster in the standard format count (`parseKey`); anything else under the
  * prefix is ignored. Newest key time first. Storage errors propagate.
  */
-export async function readCatalog(store: ObjectStore, location: ClusterLocation): Promise<CatalogEntry[]> {
+export async function readCatalog(
+  store: ObjectStore,
+  location: ClusterLocation,
+  options: { readonly only?: (parsed: ParsedKey) => boolean } = {},
+): Promise<CatalogEntry[]> {
   const parse = createKeyParser(location);
   const snapshots: { info: ObjectInfo; parsed: ParsedKey }[] = [];
   const manifests = new Map<string, ObjectInfo>();
   for await (const info of store.list(clusterPrefix(location))) {
     const parsed = parse(info.key);
     if (parsed) {
-      snapshots.push({ info, parsed });
+      // `only` narrows before any manifest is read (confirm wants one key id, not the catalog).
+      if (options.only === undefined || options.only(parsed)) snapshots.push({ info, parsed });
       continue;
     }
     const owner = snapshotKeyOfManifest(info.key);
