@@ -28,6 +28,7 @@ import {
   printServerLogsOnFailure,
   scratchDir,
   startProcess,
+  startTogether,
   waitFor,
 } from "../servers/process.ts";
 import { TcpProxy } from "../servers/tcp-proxy.ts";
@@ -65,7 +66,7 @@ describe("auth-setup on a shared OpenBao", () => {
   let rotated: ManagedProcess | undefined;
 
   before(async () => {
-    [kube, bao, tlsBao] = await Promise.all([startKube(), startOpenBao({ nodes: 1 }), startOpenBao({ nodes: 1 })]);
+    [kube, bao, tlsBao] = await startTogether([startKube(), startOpenBao({ nodes: 1 }), startOpenBao({ nodes: 1 })]);
     dir = scratchDir("cli-auth-setup");
     kubeconfig = join(dir, "admin.kubeconfig");
     writeFileSync(kubeconfig, kube.kubeConfig.exportConfig());

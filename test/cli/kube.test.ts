@@ -16,7 +16,7 @@ import { startTarget, type TargetUnderTest } from "../executor/targets.ts";
 import { s3Target } from "../operator/stack.ts";
 import { type KubeHandle, startKube } from "../servers/kube.ts";
 import { type OpenBaoCluster as BaoServer, startOpenBao } from "../servers/openbao.ts";
-import { printServerLogsOnFailure, scratchDir } from "../servers/process.ts";
+import { printServerLogsOnFailure, scratchDir, startTogether } from "../servers/process.ts";
 import { json, runCli, show } from "./run.ts";
 
 printServerLogsOnFailure();
@@ -37,7 +37,7 @@ describe("kubeconfig subcommands against kube-apiserver, MinIO and OpenBao", () 
 
   before(async () => {
     kube = await startKube();
-    [target, bao] = await Promise.all([
+    [target, bao] = await startTogether([
       startTarget("s3"),
       startOpenBao({ nodes: 1 }),
       kube.installCrds(crdFiles().map((f) => f.content)),

@@ -11,7 +11,7 @@ import { buildKey } from "../../src/snapshot/key.ts";
 import { clusterEnv, mounts, runExecutor } from "../executor/harness.ts";
 import { startTarget, type TargetUnderTest } from "../executor/targets.ts";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
-import { printServerLogsOnFailure, scratchDir } from "../servers/process.ts";
+import { printServerLogsOnFailure, scratchDir, startTogether } from "../servers/process.ts";
 import { json, runCli, show } from "./run.ts";
 
 printServerLogsOnFailure();
@@ -55,7 +55,7 @@ describe("list, verify and prune against MinIO", () => {
     });
 
   before(async () => {
-    [bao, target] = await Promise.all([startOpenBao({ nodes: 1 }), startTarget("s3")]);
+    [bao, target] = await startTogether([startOpenBao({ nodes: 1 }), startTarget("s3")]);
     await bao.writeSecret("app", { password: "hunter2" });
     const m = mounts({ cluster: bao, credentials: target.credentials, token: bao.rootToken });
     storageEnv = { ...target.env(), BACKUP_CREDENTIALS_DIR: m.env.BACKUP_CREDENTIALS_DIR ?? "" };

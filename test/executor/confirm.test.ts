@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { buildKey } from "../../src/snapshot/key.ts";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
-import { printServerLogsOnFailure } from "../servers/process.ts";
+import { printServerLogsOnFailure, startTogether } from "../servers/process.ts";
 import { clusterEnv, mounts, runExecutor } from "./harness.ts";
 import { startTarget, type TargetUnderTest } from "./targets.ts";
 
@@ -18,7 +18,7 @@ describe("confirm: the backup of a Job, found by its key id (MinIO)", () => {
   let cluster: OpenBaoCluster;
   let target: TargetUnderTest;
   before(async () => {
-    [cluster, target] = await Promise.all([startOpenBao({ nodes: 1 }), startTarget("s3")]);
+    [cluster, target] = await startTogether([startOpenBao({ nodes: 1 }), startTarget("s3")]);
   });
   after(async () => {
     await Promise.all([cluster?.stop(), target?.stop()]);

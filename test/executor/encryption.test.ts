@@ -40,7 +40,7 @@ import { fromTemporaryCredentials } from "@aws-sdk/credential-providers";
 import { runCli, show } from "../cli/run.ts";
 import { type MinioServer, startMinio } from "../servers/minio.ts";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
-import { printServerLogsOnFailure, waitFor } from "../servers/process.ts";
+import { printServerLogsOnFailure, startTogether, waitFor } from "../servers/process.ts";
 import { startWireProxy } from "../storage/wire-proxy.ts";
 import { clusterEnv, mounts, runExecutor, showRun } from "./harness.ts";
 import { startTarget } from "./targets.ts";
@@ -93,7 +93,7 @@ describe("server-side encryption on MinIO with its KMS: backup, restore, confirm
   const clients: S3Client[] = [];
 
   before(async () => {
-    [cluster, minio] = await Promise.all([
+    [cluster, minio] = await startTogether([
       startOpenBao({ nodes: 1 }),
       startMinio({
         name: "minio-kms",

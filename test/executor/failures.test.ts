@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
-import { printServerLogsOnFailure, waitFor } from "../servers/process.ts";
+import { printServerLogsOnFailure, startTogether, waitFor } from "../servers/process.ts";
 import { TcpProxy } from "../servers/tcp-proxy.ts";
 import { assertBackupAndRestoreWork, clusterEnv, mounts, runExecutor } from "./harness.ts";
 import { startTarget, type TargetUnderTest } from "./targets.ts";
@@ -39,7 +39,7 @@ describe("executor failures (3-node OpenBao, MinIO)", () => {
   const snapKeys = async (): Promise<string[]> => (await target.keys(prefix)).filter((k) => k.endsWith(".snap"));
 
   before(async () => {
-    [cluster, target] = await Promise.all([startOpenBao({ nodes: 3 }), startTarget("s3")]);
+    [cluster, target] = await startTogether([startOpenBao({ nodes: 3 }), startTarget("s3")]);
     backupToken = await token("backup");
     restoreToken = await token("restore");
     // ~40 MiB of incompressible values, so a snapshot stream lasts long enough to break.

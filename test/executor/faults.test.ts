@@ -11,7 +11,7 @@ import { after, before, describe, test } from "node:test";
 import { AbortMultipartUploadCommand, ListMultipartUploadsCommand, S3Client } from "@aws-sdk/client-s3";
 import { FaultProxy } from "../servers/fault-proxy.ts";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
-import { printServerLogsOnFailure } from "../servers/process.ts";
+import { printServerLogsOnFailure, startTogether } from "../servers/process.ts";
 import { TcpProxy } from "../servers/tcp-proxy.ts";
 import {
   assertBackupAndRestoreWork as assertBackupAndRestoreWorkWith,
@@ -83,7 +83,7 @@ describe("executor faults (3-node OpenBao, MinIO)", () => {
   };
 
   before(async () => {
-    [cluster, target] = await Promise.all([startOpenBao({ nodes: 3 }), startTarget("s3")]);
+    [cluster, target] = await startTogether([startOpenBao({ nodes: 3 }), startTarget("s3")]);
     // ~12 MiB of incompressible values: a throttled stream lasts long enough to break.
     const leader = await cluster.leaderIndex();
     for (let i = 0; i < 48; i++) {

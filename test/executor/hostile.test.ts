@@ -17,7 +17,7 @@ import { json, runCli, show as showCli } from "../cli/run.ts";
 import { type HttpsFixtureServer, serveHttps } from "../servers/https-json.ts";
 import { type MinioServer, startMinio } from "../servers/minio.ts";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
-import { printServerLogsOnFailure } from "../servers/process.ts";
+import { printServerLogsOnFailure, startTogether } from "../servers/process.ts";
 import { issueCertificate } from "../servers/tls.ts";
 import { clusterEnv, type ExecutorRun, mounts, runExecutor } from "./harness.ts";
 import { startTarget, type TargetUnderTest } from "./targets.ts";
@@ -106,7 +106,7 @@ describe("hostile input to the executor", () => {
   const servers: HttpsFixtureServer[] = [];
 
   before(async () => {
-    [cluster, s3] = await Promise.all([startOpenBao({ nodes: 1 }), startTarget("s3")]);
+    [cluster, s3] = await startTogether([startOpenBao({ nodes: 1 }), startTarget("s3")]);
   });
   after(async () => {
     await Promise.all([cluster?.stop(), s3?.stop(), ...servers.map((s) => s.stop())]);
@@ -333,7 +333,7 @@ describe("hostile input to the executor", () => {
     let gcs: TargetUnderTest;
     let azure: TargetUnderTest;
     before(async () => {
-      [gcs, azure] = await Promise.all([startTarget("gcs"), startTarget("azure")]);
+      [gcs, azure] = await startTogether([startTarget("gcs"), startTarget("azure")]);
     });
     after(async () => {
       await Promise.all([gcs?.stop(), azure?.stop()]);

@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { buildKey } from "../../src/snapshot/key.ts";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
-import { printServerLogsOnFailure, waitFor } from "../servers/process.ts";
+import { printServerLogsOnFailure, startTogether, waitFor } from "../servers/process.ts";
 import { clusterEnv, mounts, runExecutor, showRun } from "./harness.ts";
 import { startTarget, type TargetUnderTest } from "./targets.ts";
 
@@ -25,7 +25,7 @@ describe("restore --key latest (OpenBao + MinIO)", () => {
   let target: TargetUnderTest;
   let env: Record<string, string>;
   before(async () => {
-    [cluster, target] = await Promise.all([startOpenBao({ nodes: 1 }), startTarget("s3")]);
+    [cluster, target] = await startTogether([startOpenBao({ nodes: 1 }), startTarget("s3")]);
     // A token file for backups (the Job's way), BAO_TOKEN for restores (a workstation's way).
     env = {
       ...clusterEnv(cluster),

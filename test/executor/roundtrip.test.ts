@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
-import { printServerLogsOnFailure, waitFor } from "../servers/process.ts";
+import { printServerLogsOnFailure, startTogether, waitFor } from "../servers/process.ts";
 import { clusterEnv, mounts, runExecutor } from "./harness.ts";
 import { allProviders, startTarget, type TargetUnderTest } from "./targets.ts";
 
@@ -30,7 +30,7 @@ for (const provider of allProviders) {
     let cluster: OpenBaoCluster;
     let target: TargetUnderTest;
     before(async () => {
-      [cluster, target] = await Promise.all([startOpenBao({ nodes: 3 }), startTarget(provider)]);
+      [cluster, target] = await startTogether([startOpenBao({ nodes: 3 }), startTarget(provider)]);
     });
     after(async () => {
       await Promise.all([cluster?.stop(), target?.stop()]);

@@ -31,7 +31,7 @@ import { chartDir, helm } from "../chart/helm.ts";
 import { clusterTarget, type ProviderName, startTarget, type TargetUnderTest } from "../executor/targets.ts";
 import { cacheRoot, projectRoot } from "../servers/catalog.ts";
 import { type OpenBaoCluster as BaoServer, startOpenBao } from "../servers/openbao.ts";
-import { waitFor } from "../servers/process.ts";
+import { startTogether, waitFor } from "../servers/process.ts";
 import { type NodeHandle, startNode } from "./cluster.ts";
 import { buildImages } from "./image.ts";
 
@@ -154,7 +154,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     const custom = kc.makeApiClient(CustomObjectsApi);
     await kube.installCrds(crdFiles().map((f) => f.content));
     const hostOpenBao = options.hostOpenBao !== false;
-    const [hostBao, ...started] = await Promise.all([
+    const [hostBao, ...started] = await startTogether([
       hostOpenBao
         ? startOpenBao({
             nodes: 3,

@@ -20,7 +20,7 @@ import { startTarget, type TargetUnderTest } from "../executor/targets.ts";
 import { type JobRunner, printJobRunnerOnFailure, startJobRunner } from "../servers/job-runner.ts";
 import { type KubeHandle, openbaoAudience, startKube } from "../servers/kube.ts";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
-import { printServerLogsOnFailure, waitFor } from "../servers/process.ts";
+import { printServerLogsOnFailure, startTogether, waitFor } from "../servers/process.ts";
 
 printServerLogsOnFailure();
 printJobRunnerOnFailure();
@@ -130,7 +130,7 @@ describe("job runner: Jobs executed without a kubelet", { timeout: 600_000 }, ()
     targetPromise = startTarget("s3");
     targetPromise.catch(() => undefined);
     kube = await startKube();
-    [cluster, target] = await Promise.all([
+    [cluster, target] = await startTogether([
       startOpenBao({
         jwtValidationPubkeys: [kube.serviceAccountPublicKeyPem],
         jwtIssuer: kube.issuer,

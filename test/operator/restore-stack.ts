@@ -30,7 +30,7 @@ import { defaultJobLabelSelector, type JobRunner, startJobRunner } from "../serv
 import { type KubeHandle, startKube } from "../servers/kube.ts";
 import { type OpenBaoCluster as BaoServer, startOpenBao } from "../servers/openbao.ts";
 import { freePort } from "../servers/ports.ts";
-import { type ManagedProcess, startProcess, waitFor } from "../servers/process.ts";
+import { type ManagedProcess, startProcess, startTogether, waitFor } from "../servers/process.ts";
 
 export const namespace = "openbao";
 const group = "openbao.org";
@@ -81,7 +81,7 @@ export async function startRestoreStack(
 ): Promise<RestoreStack> {
   const kube = await startKube();
   await kube.installCrds(crdFiles().map((f) => f.content));
-  const [bao, s3, gcs, azure] = await Promise.all([
+  const [bao, s3, gcs, azure] = await startTogether([
     startOpenBao({ nodes: 3, jwtValidationPubkeys: [kube.serviceAccountPublicKeyPem], jwtIssuer: kube.issuer }),
     startTarget("s3"),
     startTarget("gcs"),

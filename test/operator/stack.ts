@@ -24,7 +24,7 @@ import { type JobRunner, startJobRunner } from "../servers/job-runner.ts";
 import { type KubeHandle, kubeGet, startKube } from "../servers/kube.ts";
 import { type OpenBaoCluster as BaoServer, startOpenBao } from "../servers/openbao.ts";
 import { freePort } from "../servers/ports.ts";
-import { type ManagedProcess, startProcess, waitFor } from "../servers/process.ts";
+import { type ManagedProcess, startProcess, startTogether, waitFor } from "../servers/process.ts";
 
 export const namespace = "openbao";
 const group = "openbao.org";
@@ -88,7 +88,7 @@ export async function startStack(clusterNames: readonly string[], options: Stack
   say("installing the OpenBaoCluster and OpenBaoRestore CRDs");
   await kube.installCrds(crdFiles().map((f) => f.content));
   say(`starting a ${options.nodes ?? 1}-node OpenBao (Raft, TLS) and MinIO`);
-  const [bao, target] = await Promise.all([
+  const [bao, target] = await startTogether([
     startOpenBao({
       nodes: options.nodes ?? 1,
       jwtValidationPubkeys: [kube.serviceAccountPublicKeyPem],

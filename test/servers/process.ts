@@ -166,3 +166,32 @@ export function printServerLogsOnFailure(): void {
     }
   });
 }
+
+/**
+ * Starts servers in parallel, like `Promise.all`, but when one fails the others that did start
+ * are stopped before the failure is thrown. With `Promise.all` a failed start left the rest
+ * running and unassigned: the test's `after` could not stop them, and their handles kept the
+ * test process alive until the runner's timeout (15 minutes).
+ */
+export async function startTogether<T extends readonly unknown[] | []>(
+  starts: T,
+): Promise<{ -readonly [P in keyof T]: Awaited<T[P]> }> {
+  const settled = await Promise.allSettled(starts);
+  const failed = settled.find((s) => s.status === "rejected") as PromiseRejectedResult | undefined;
+  if (failed) {
+    await Promise.allSettled(
+      settled.flatMap((s) => (s.status === "fulfilled" ? stoppables(s.value) : [])).map((server) => server.stop()),
+    );
+    throw failed.reason;
+  }
+  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as {
+    -readonly [P in keyof T]: Awaited<T[P]>;
+  };
+}
+
+/** What in a started value can be stopped: the value, or the members of an array of them. */
+function stoppables(value: unknown): { stop(): Promise<unknown> }[] {
+  if (Array.isArray(value)) return value.flatMap(stoppables);
+  const stop = (value as { stop?: unknown } | null | undefined)?.stop;
+  return typeof stop === "function" ? [value as { stop(): Promise<unknown> }] : [];
+}

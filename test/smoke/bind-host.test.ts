@@ -16,7 +16,7 @@ import type { ObjectStore } from "../../src/storage/object-store.ts";
 import { parseTarget } from "../../src/storage/target.ts";
 import { httpsJson } from "../servers/https-json.ts";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
-import { printServerLogsOnFailure, scratchDir } from "../servers/process.ts";
+import { printServerLogsOnFailure, scratchDir, startTogether } from "../servers/process.ts";
 import { type StorageProvider, type StorageServer, startStorageServer, storageProviders } from "../servers/storage.ts";
 import { type CertificateAuthority, createCertificateAuthority, issueCertificate } from "../servers/tls.ts";
 
@@ -67,7 +67,7 @@ describe(`servers bound to ${host}`, () => {
   before(async () => {
     ca = createCertificateAuthority(scratchDir("bind-host-ca"));
     const tls = { ca, cert: issueCertificate(ca, "storage", [], [host]) };
-    const [bao, servers] = await Promise.all([
+    const [bao, servers] = await startTogether([
       startOpenBao({ nodes: 1, host }),
       Promise.all(storageProviders.map((p) => startStorageServer(p, { tls, host, name: `${p}-bind-host` }))),
     ]);

@@ -10,7 +10,7 @@ import { clusterEnv, mounts, runExecutor } from "../executor/harness.ts";
 import { startTarget, type TargetUnderTest } from "../executor/targets.ts";
 import { type KubeHandle, startKube } from "../servers/kube.ts";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
-import { printServerLogsOnFailure } from "../servers/process.ts";
+import { printServerLogsOnFailure, startTogether } from "../servers/process.ts";
 
 printServerLogsOnFailure();
 
@@ -20,7 +20,7 @@ describe("kube-apiserver tokens → OpenBao JWT auth", () => {
   let target: TargetUnderTest;
   before(async () => {
     kube = await startKube();
-    [bao, target] = await Promise.all([
+    [bao, target] = await startTogether([
       startOpenBao({
         nodes: 1,
         jwtValidationPubkeys: [kube.serviceAccountPublicKeyPem],

@@ -9,7 +9,7 @@ import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { type AzuriteServer, startAzurite } from "../servers/azurite.ts";
 import { type FakeGcsServer, startFakeGcs } from "../servers/fake-gcs.ts";
 import { type MinioServer, startMinio } from "../servers/minio.ts";
-import { printServerLogsOnFailure } from "../servers/process.ts";
+import { printServerLogsOnFailure, startTogether } from "../servers/process.ts";
 
 printServerLogsOnFailure();
 
@@ -20,7 +20,7 @@ describe("storage servers", () => {
   let gcs: FakeGcsServer;
   let azurite: AzuriteServer;
   before(async () => {
-    [minio, gcs, azurite] = await Promise.all([startMinio(), startFakeGcs(), startAzurite({ inMemory: true })]);
+    [minio, gcs, azurite] = await startTogether([startMinio(), startFakeGcs(), startAzurite({ inMemory: true })]);
   });
   after(async () => {
     await Promise.all([minio?.stop(), gcs?.stop(), azurite?.stop()]);
