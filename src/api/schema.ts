@@ -571,6 +571,27 @@ export function targetSchema(path: string): Schema {
         { required: ["storageAccount"] },
       ),
       encryption: encryptionSchema(path),
+      objectLock: object(
+        "S3 only: Object Lock on every snapshot and manifest a backup writes, retained until its creation + retention.maxAge (required) + grace, so that retention deletes it once due and nobody can sooner; checked on the stored object after the upload (reason ObjectLockMismatch). The bucket must have Object Lock enabled. Retention keeps what a lock holds and reports it (locked until …), never a failure. GCS and Azure: use a bucket retention policy or a container immutability policy instead.",
+        {
+          mode: {
+            type: "string",
+            description:
+              "GOVERNANCE (an identity with s3:BypassGovernanceRetention can still delete) or COMPLIANCE (nobody can, not even the account root, until it ends).",
+            enum: ["GOVERNANCE", "COMPLIANCE"],
+          },
+          grace: string('How much longer than retention.maxAge each object stays locked; default "24h".', 64, [
+            rule(
+              `self.matches(${re(durationPattern)})`,
+              `${path}.objectLock.grace must be a duration such as "24h", "1d" or "0s" (units ns, us, ms, s, m, h, d)`,
+            ),
+          ]),
+          preUpgradeLegalHold: boolean(
+            "Also put a legal hold on each pre-upgrade snapshot and its manifest: a rollback point stays until a person lifts the hold (s3:PutObjectLegalHold).",
+          ),
+        },
+        { required: ["mode"] },
+      ),
       partSize: integer(
         "Bytes per upload part; default 10485760 (10 MiB), at least 5242880 (5 MiB); raised automatically when a snapshot would need more parts than the provider allows.",
         { format: "int64", minimum: limits.minPartSize, maximum: limits.maxPartSize },
@@ -615,6 +636,11 @@ export function targetSchema(path: string): Schema {
           },
         ),
         ...encryptionProviderRules(path),
+        rule(
+          `!has(self.objectLock) || ${providerOf} == "s3"`,
+          `${path}.objectLock applies to provider s3 only: remove it; on gcs use a bucket retention policy, on azure a container immutability policy`,
+          { fieldPath: ".objectLock", reason: "FieldValueForbidden" },
+        ),
         rule(
           `!has(self.partSize) || ${providerOf} != "azure" || self.partSize <= ${limits.maxAzurePartSize}`,
           `${path}.partSize must be at most ${limits.maxAzurePartSize} bytes (4000 MiB, Azure's largest block)`,
@@ -791,6 +817,11 @@ function backupSchema(): Schema {
       required: ["schedule", "target"],
       rules: [
         ...authRules(path),
+        rule(
+          "!has(self.target.objectLock) || (has(self.retention) && has(self.retention.maxAge))",
+          `${path}.target.objectLock needs ${path}.retention.maxAge: each object stays locked for maxAge + grace, so that retention can delete it once it is due; set maxAge, or remove objectLock`,
+          { fieldPath: ".retention", reason: "FieldValueRequired" },
+        ),
         rule(
           "!(has(self.image) && has(self.executorImage))",
           `${path}.executorImage is the former name of ${path}.image: set only one of them`,

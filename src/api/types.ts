@@ -90,6 +90,17 @@ export interface AzureEncryptionSpec {
   kmsKeyName?: never;
 }
 
+/**
+ * S3 Object Lock on what a backup writes: retained in `mode` until creation +
+ * `retention.maxAge` + `grace` (default 24h); pre-upgrade snapshots also under a legal hold
+ * with `preUpgradeLegalHold`.
+ */
+export interface ObjectLockSpec {
+  mode: "GOVERNANCE" | "COMPLIANCE";
+  grace?: string;
+  preUpgradeLegalHold?: boolean;
+}
+
 export interface S3TargetSpec extends TargetSpecCommon {
   provider?: "s3";
   bucket: string;
@@ -97,6 +108,7 @@ export interface S3TargetSpec extends TargetSpecCommon {
   usePathStyle?: boolean;
   roleArn?: string;
   encryption?: S3EncryptionSpec;
+  objectLock?: ObjectLockSpec;
   gcs?: never;
   azure?: never;
 }
@@ -108,6 +120,7 @@ export interface GcsTargetSpec extends TargetSpecCommon {
   usePathStyle?: boolean;
   gcs?: { project?: string };
   encryption?: GcsEncryptionSpec;
+  objectLock?: never;
   roleArn?: never;
   azure?: never;
 }
@@ -120,6 +133,7 @@ export interface AzureTargetSpec extends TargetSpecCommon {
   usePathStyle?: boolean;
   azure: { storageAccount: string; container?: string };
   encryption?: AzureEncryptionSpec;
+  objectLock?: never;
   roleArn?: never;
   gcs?: never;
 }

@@ -12,6 +12,7 @@
 
 import { clusterPrefix } from "../snapshot/key.ts";
 import {
+  deletionGroups,
   type ListedObject,
   planRetention,
   type RetentionPolicy,
@@ -19,6 +20,7 @@ import {
   validateRetentionPolicy,
 } from "../snapshot/retention.ts";
 import { StorageError } from "../storage/index.ts";
+import { deleteUnlocked } from "../storage/locks.ts";
 import { formatDuration, parseDuration } from "../util/duration.ts";
 import { exitCodes } from "./exit-codes.ts";
 import {
@@ -146,10 +148,18 @@ export async function pruneCommand(argv: readonly string[]): Promise<number> {
 
     let deleted: string[] = [];
     let failed: { key: string; error: string }[] = [];
+    let locked: { key: string; until: string | null; legalHold: boolean }[] = [];
+    let versionsKept: { key: string; reason: string }[] = [];
     if (!dryRun && plan.delete.length > 0) {
-      const result = await located.store.deleteMany(plan.delete.map((d) => d.key));
+      const result = await deleteUnlocked(located.store, deletionGroups(plan), now);
       deleted = result.deleted;
       failed = result.failed.map((f) => ({ key: f.key, error: f.error.message }));
+      locked = result.locked.map((l) => ({
+        key: l.key,
+        until: l.until?.toISOString() ?? null,
+        legalHold: l.legalHold,
+      }));
+      versionsKept = result.versionsKept;
     }
 
     const reasonText = (reason: "max-count" | "max-age", key: string, unverified: boolean): string => {
@@ -182,7 +192,7 @@ export async function pruneCommand(argv: readonly string[]): Promise<number> {
         keep: plan.keep,
         unverified: plan.unverified,
         ignored: plan.ignored,
-        ...(dryRun ? {} : { deleted, failed }),
+        ...(dryRun ? {} : { deleted, failed, locked, versionsKept }),
       });
     } else {
       const out: string[] = [];
@@ -216,6 +226,16 @@ export async function pruneCommand(argv: readonly string[]): Promise<number> {
       if (!dryRun && plan.delete.length > 0) {
         out.push(`Deleted ${deleted.length} object(s)${failed.length > 0 ? `; ${failed.length} FAILED:` : "."}`);
         for (const f of failed) out.push(`  ${f.key}: ${f.error}`);
+        if (locked.length > 0) {
+          out.push(`Kept ${locked.length} object(s) a lock holds (deleted by the first prune after it ends):`);
+          for (const l of locked) {
+            out.push(`  ${l.key}: ${l.legalHold ? "legal hold (remove it to delete)" : `locked until ${l.until}`}`);
+          }
+        }
+        if (versionsKept.length > 0) {
+          out.push(`Deleted from view, older versions kept (${versionsKept.length}):`);
+          for (const v of versionsKept) out.push(`  ${v.key}: ${v.reason}`);
+        }
       }
       if (dryRun) out.push("Dry run: nothing was deleted. Run again with --yes to delete.");
       process.stdout.write(`${out.join("\n")}\n`);

@@ -15,10 +15,11 @@ import { openSnapshot } from "../openbao/snapshot.ts";
 import { createSnapshotInspector } from "../snapshot/archive.ts";
 import { buildKey, clusterPrefix, createKeyParser, manifestKey, newKeyId } from "../snapshot/key.ts";
 import { recordableClusterId, recordableSealType, serializeManifest } from "../snapshot/manifest.ts";
-import { type ListedObject, planRetention } from "../snapshot/retention.ts";
+import { deletionGroups, type ListedObject, planRetention } from "../snapshot/retention.ts";
 import { createTap } from "../snapshot/tap.ts";
 import { encryptionMismatch } from "../storage/encryption.ts";
-import type { ObjectHead, ObjectStore } from "../storage/index.ts";
+import type { ObjectHead, ObjectStore, WriteLock } from "../storage/index.ts";
+import { deleteUnlocked, earliestRelease, lockMismatch, writeLockFor } from "../storage/locks.ts";
 import type { BackupConfig } from "./config.ts";
 import { classify, failureResult, VerificationError } from "./failure.ts";
 import { startProgress } from "./progress.ts";
@@ -51,6 +52,16 @@ export async function runBackup(config: BackupConfig, options: RunOptions = {}):
     random: config.keyId ?? newKeyId(),
   });
   let uploaded = false;
+  // Snapshot and manifest are locked alike (storage/locks.ts): a manifest that could be deleted
+  // would leave a locked snapshot that no restore accepts.
+  const lock =
+    config.target.provider === "s3" && config.target.objectLock !== undefined
+      ? writeLockFor(config.target.objectLock, {
+          created: started,
+          maxAgeMs: config.retention?.maxAgeMs ?? 0,
+          preUpgrade: config.kind === "pre-upgrade",
+        })
+      : undefined;
   try {
     store = await openStore(config, secrets);
     const { leader, token } = await leaderAndToken(http, config, secrets, signal);
@@ -72,6 +83,7 @@ export async function runBackup(config: BackupConfig, options: RunOptions = {}):
         metadata: { cluster: config.cluster.name, namespace: config.cluster.namespace, backup_type: config.kind },
         // The expected size raises the part size before the provider's part limit (storage/parts.ts).
         ...(config.sizeHint === undefined ? {} : { sizeHint: config.sizeHint }),
+        ...(lock === undefined ? {} : { lock }),
         signal,
       });
     } catch (err) {
@@ -94,7 +106,7 @@ export async function runBackup(config: BackupConfig, options: RunOptions = {}):
         `${key} holds ${head.size} bytes in ${store.location}, ${tap.bytes} were streamed`,
       );
     }
-    checkEncryption(config, store, head);
+    checkStored(config, store, head, lock);
     const manifest = serializeManifest({
       formatVersion: 1,
       key,
@@ -111,16 +123,17 @@ export async function runBackup(config: BackupConfig, options: RunOptions = {}):
     await store.upload(manifestKey(key), Readable.from([body]), {
       contentLength: body.length,
       contentType: "application/json",
+      ...(lock === undefined ? {} : { lock }),
       signal,
     });
-    if (config.target.encryption !== undefined) {
-      // The manifest is encrypted like the snapshot; a store that ignored the request for one
-      // small PUT would leave the backup's record in the clear.
+    if (config.target.encryption !== undefined || lock !== undefined) {
+      // The manifest is encrypted and locked like the snapshot; a store that ignored the request
+      // for one small PUT would leave the backup's record in the clear, or deletable.
       const manifestHead = await store.head(manifestKey(key));
       if (manifestHead === null) {
         throw new VerificationError("ObjectMissing", `${manifestKey(key)} is not in ${store.location} after upload`);
       }
-      checkEncryption(config, store, manifestHead);
+      checkStored(config, store, manifestHead, lock);
     }
 
     const abandonedUploads = await abortAbandonedUploads(config, store, started);
@@ -154,13 +167,18 @@ export async function runBackup(config: BackupConfig, options: RunOptions = {}):
 }
 
 /**
- * The stored object carries the encryption `target.encryption` asks for (nothing is compared
- * when it asks for none). A mismatch fails the run; its objects are then deleted.
+ * The stored object carries the encryption `target.encryption` and the lock `target.objectLock`
+ * ask for (nothing is compared when they ask for none). A mismatch fails the run; its objects
+ * are then deleted (a locked one only hidden behind a delete marker until its lock ends).
  */
-function checkEncryption(config: BackupConfig, store: ObjectStore, head: ObjectHead): void {
+function checkStored(config: BackupConfig, store: ObjectStore, head: ObjectHead, lock: WriteLock | undefined): void {
   const problem = encryptionMismatch(config.target, head.encryption);
   if (problem !== undefined) {
     throw new VerificationError("EncryptionMismatch", `${head.key} in ${store.location}: ${problem}`);
+  }
+  const lockProblem = lock === undefined ? undefined : lockMismatch(lock, head.lock);
+  if (lockProblem !== undefined) {
+    throw new VerificationError("ObjectLockMismatch", `${head.key} in ${store.location}: ${lockProblem}`);
   }
 }
 
@@ -212,17 +230,28 @@ async function applyRetention(
     const listed: ListedObject[] = [];
     for await (const object of store.list(clusterPrefix(location))) listed.push({ key: object.key });
     const plan = planRetention(listed, policy, { ...location, justWritten, now });
-    const keys = plan.delete.map((d) => d.key);
-    const outcome = keys.length > 0 ? await store.deleteMany(keys) : { deleted: [], failed: [] };
+    const outcome = await deleteUnlocked(store, deletionGroups(plan), now);
+    const snapshots = (keys: readonly string[]): string[] => {
+      const set = new Set(keys);
+      return [...new Set(plan.delete.filter((d) => set.has(d.key)).map((d) => d.snapshot))];
+    };
     const snapshotsDeleted = plan.delete.filter(
       (d) => d.object === "snapshot" && outcome.deleted.includes(d.key),
     ).length;
     const keptSnapshots = plan.keep.filter((k) => k.object === "snapshot").length;
     const unverified = plan.unverified.map((u) => u.key);
+    const locked = snapshots(outcome.locked.map((l) => l.key));
+    const lockedUntil = earliestRelease(outcome.locked);
+    const versionsKept = snapshots(outcome.versionsKept.map((v) => v.key));
     return {
       kept: keptSnapshots,
       deleted: snapshotsDeleted,
       failed: outcome.failed.length,
+      // Kept under a lock: reported, never a failure; the first run after the lock deletes them.
+      ...(locked.length > 0 ? { locked: locked.length, ...(lockedUntil ? { lockedUntil } : {}) } : {}),
+      ...(versionsKept.length > 0
+        ? { versionsKept: versionsKept.length, versionsNote: outcome.versionsKept[0]?.reason ?? "" }
+        : {}),
       // Orphans are kept and named so a person sees them (`bao-backup verify`, `prune --dry-run`).
       ...(unverified.length > 0 ? { unverified: unverified.length, unverifiedKeys: unverified } : {}),
       ...(outcome.failed.length > 0

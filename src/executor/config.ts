@@ -224,6 +224,10 @@ const targetVariables: Record<string, SettingName> = {
   "encryption.kmsKeyId": "BACKUP_SSE_KMS_KEY_ID",
   "encryption.kmsKeyName": "BACKUP_GCS_KMS_KEY_NAME",
   "encryption.encryptionScope": "BACKUP_AZURE_ENCRYPTION_SCOPE",
+  objectLock: "BACKUP_OBJECT_LOCK_MODE",
+  "objectLock.mode": "BACKUP_OBJECT_LOCK_MODE",
+  "objectLock.grace": "BACKUP_OBJECT_LOCK_GRACE",
+  "objectLock.preUpgradeLegalHold": "BACKUP_OBJECT_LOCK_PRE_UPGRADE_LEGAL_HOLD",
   partSize: "BACKUP_PART_SIZE",
   concurrency: "BACKUP_CONCURRENCY",
   insecureSkipVerify: "BACKUP_INSECURE_SKIP_VERIFY",
@@ -241,6 +245,16 @@ function target(s: Settings): Target {
     encryptionScope: optional(s, "BACKUP_AZURE_ENCRYPTION_SCOPE"),
   };
   const encryptionGiven = Object.values(encryption).some((v) => v !== undefined);
+  // Like encryption: given for any provider, refused where it does not apply.
+  const lockMode = optional(s, "BACKUP_OBJECT_LOCK_MODE");
+  const objectLock =
+    lockMode === undefined
+      ? undefined
+      : {
+          mode: lockMode,
+          grace: optional(s, "BACKUP_OBJECT_LOCK_GRACE"),
+          preUpgradeLegalHold: boolean(s, "BACKUP_OBJECT_LOCK_PRE_UPGRADE_LEGAL_HOLD"),
+        };
   const spec: TargetSpec = {
     provider,
     endpoint: optional(s, "BACKUP_ENDPOINT"),
@@ -250,6 +264,7 @@ function target(s: Settings): Target {
     concurrency: integer(s, "BACKUP_CONCURRENCY", 1),
     insecureSkipVerify: boolean(s, "BACKUP_INSECURE_SKIP_VERIFY"),
     ...(encryptionGiven ? { encryption } : {}),
+    ...(objectLock === undefined ? {} : { objectLock }),
     ...(provider === "s3"
       ? {
           region: optional(s, "BACKUP_REGION"),
@@ -370,12 +385,20 @@ export function loadBackupConfig(env: NodeJS.ProcessEnv, argv: readonly string[]
     throw new ConfigError("BACKUP_KEY_ID", `must be exactly 8 lower-case hex digits, got ${JSON.stringify(keyId)}`);
   }
   const sizeHint = integer(s, "BACKUP_SIZE_HINT", 1);
+  const shared = common(s, env, argv, cluster);
+  const policy = retention(s);
+  if (shared.target.provider === "s3" && shared.target.objectLock !== undefined && policy?.maxAgeMs === undefined) {
+    throw new ConfigError(
+      "BACKUP_OBJECT_LOCK_MODE",
+      "needs BACKUP_RETENTION_MAX_AGE (spec.backup.retention.maxAge): each object stays locked for maxAge + grace, so that retention can delete it once it is due; set maxAge, or remove the object lock",
+    );
+  }
   return {
     mode: "backup",
     cluster,
-    ...common(s, env, argv, cluster),
+    ...shared,
     kind,
-    retention: retention(s),
+    retention: policy,
     keyId,
     sizeHint,
   };

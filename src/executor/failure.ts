@@ -24,6 +24,8 @@ export type VerificationReason =
   | "BackupNotFound"
   /** The store reports another server-side encryption than `target.encryption` asks for. */
   | "EncryptionMismatch"
+  /** The store reports another lock than `target.objectLock` asks for (or none). */
+  | "ObjectLockMismatch"
   /** A stored archive that failed inspection on restore. */
   | SnapshotArchiveErrorCode;
 

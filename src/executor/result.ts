@@ -25,6 +25,20 @@ export interface RetentionOutcome {
   readonly unverified?: number;
   /** Their keys, newest first: for the human line only, never in the termination message. */
   readonly unverifiedKeys?: readonly string[];
+  /**
+   * Snapshots retention would delete but a lock holds (object lock retention or a legal hold,
+   * a GCS retention policy or hold, an Azure immutability policy): kept and not a failure;
+   * absent when none. `lockedUntil` is the earliest time one of them can go (absent when only
+   * legal holds keep them: those never expire by themselves).
+   */
+  readonly locked?: number;
+  readonly lockedUntil?: string;
+  /**
+   * Snapshots deleted from view whose older versions the store keeps (a versioned bucket where
+   * they could not be removed): absent when none. `versionsNote` says why and what to do.
+   */
+  readonly versionsKept?: number;
+  readonly versionsNote?: string;
   /** Set when retention could not run at all (listing failed); the backup still counts. */
   readonly error?: string;
 }
@@ -120,6 +134,16 @@ function unverifiedText(retention: RetentionOutcome): string {
   return `, kept ${retention.unverified} without a manifest (not verified, not counted${shown ? `: ${shown}${more}` : ""})`;
 }
 
+function lockedText(retention: RetentionOutcome): string {
+  const locked = retention.locked
+    ? `, kept ${retention.locked} a lock holds (${retention.lockedUntil ? `the first can go after ${retention.lockedUntil}` : "legal hold"})`
+    : "";
+  const versions = retention.versionsKept
+    ? `, ${retention.versionsKept} deleted but older versions kept (${retention.versionsNote ?? "versioned bucket"})`
+    : "";
+  return `${locked}${versions}`;
+}
+
 export function humanLine(result: ExecutorResult): string {
   const seconds = (result.durationMs / 1000).toFixed(1);
   if (!result.ok)
@@ -136,7 +160,7 @@ export function humanLine(result: ExecutorResult): string {
     return `restored ${result.key}${which} (${mib} MiB, sha256 ${result.sha256.slice(0, 12)}…) in ${seconds}s${sealed}`;
   }
   const retention = result.retention
-    ? `; retention kept ${result.retention.kept}, deleted ${result.retention.deleted}, failed ${result.retention.failed}${unverifiedText(result.retention)}${result.retention.error ? ` (${result.retention.error})` : ""}`
+    ? `; retention kept ${result.retention.kept}, deleted ${result.retention.deleted}, failed ${result.retention.failed}${lockedText(result.retention)}${unverifiedText(result.retention)}${result.retention.error ? ` (${result.retention.error})` : ""}`
     : "";
   return `backed up ${result.key} (${mib} MiB, raft index ${result.raftIndex}, sha256 ${result.sha256.slice(0, 12)}…) in ${seconds}s${retention}`;
 }

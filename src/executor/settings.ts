@@ -85,6 +85,23 @@ export const settings = [
     help: "Azure encryption scope of what a backup writes",
   },
   {
+    env: "BACKUP_OBJECT_LOCK_MODE",
+    flag: "object-lock-mode",
+    help: "S3 Object Lock on what a backup writes: GOVERNANCE or COMPLIANCE, retained until creation + BACKUP_RETENTION_MAX_AGE (required with it) + BACKUP_OBJECT_LOCK_GRACE; the bucket must have Object Lock enabled; checked on the stored objects after upload",
+  },
+  {
+    env: "BACKUP_OBJECT_LOCK_GRACE",
+    flag: "object-lock-grace",
+    help: "with --object-lock-mode: how much longer than retention.maxAge each object stays locked",
+    default: "24h",
+  },
+  {
+    env: "BACKUP_OBJECT_LOCK_PRE_UPGRADE_LEGAL_HOLD",
+    flag: "object-lock-pre-upgrade-legal-hold",
+    help: "with --object-lock-mode: put a legal hold on pre-upgrade snapshots (BACKUP_TYPE pre-upgrade) and their manifests; a person lifts it",
+    default: "false",
+  },
+  {
     env: "BACKUP_PART_SIZE",
     flag: "part-size",
     help: "bytes per upload part (min 5 MiB)",

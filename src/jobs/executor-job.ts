@@ -126,6 +126,13 @@ export function targetEnv(target: ResolvedTarget): V1EnvVar[] {
     ...env("BACKUP_SSE_KMS_KEY_ID", target.encryption?.kmsKeyId),
     ...env("BACKUP_GCS_KMS_KEY_NAME", target.encryption?.kmsKeyName),
     ...env("BACKUP_AZURE_ENCRYPTION_SCOPE", target.encryption?.encryptionScope),
+    ...(target.objectLock === undefined
+      ? []
+      : [
+          ...env("BACKUP_OBJECT_LOCK_MODE", target.objectLock.mode),
+          ...env("BACKUP_OBJECT_LOCK_GRACE", target.objectLock.grace),
+          ...env("BACKUP_OBJECT_LOCK_PRE_UPGRADE_LEGAL_HOLD", target.objectLock.preUpgradeLegalHold),
+        ]),
     ...env("BACKUP_PART_SIZE", target.partSize),
     ...env("BACKUP_CONCURRENCY", target.concurrency),
     ...env("BACKUP_INSECURE_SKIP_VERIFY", target.insecureSkipVerify),

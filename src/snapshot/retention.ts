@@ -277,3 +277,18 @@ function decideUnverified(
   }
   return { unverified: "within-policy" };
 }
+
+/**
+ * The plan's deletions as the groups that go together (storage/locks.ts `deleteUnlocked`):
+ * each snapshot with its manifest (manifest first, the plan's order), so a lock on either
+ * keeps both.
+ */
+export function deletionGroups(plan: Pick<RetentionPlan, "delete">): string[][] {
+  const groups = new Map<string, string[]>();
+  for (const d of plan.delete) {
+    const group = groups.get(d.snapshot);
+    if (group) group.push(d.key);
+    else groups.set(d.snapshot, [d.key]);
+  }
+  return [...groups.values()];
+}

@@ -35,6 +35,11 @@ export type StorageErrorCode =
    * encryption-scope codes).
    */
   | "EncryptionKeyUnusable"
+  /**
+   * A lock was asked for (target.objectLock) on a bucket that cannot lock objects: S3 answers
+   * `InvalidRequest` "Bucket is missing Object Lock Configuration".
+   */
+  | "ObjectLockUnavailable"
   /** The caller's AbortSignal fired. */
   | "Aborted"
   /** Anything else the store answered. */
@@ -185,11 +190,15 @@ export function isTlsErrno(errno: string | undefined): boolean {
 /** AWS S3 answers KMS failures as `KMS.NotFoundException`, `KMS.DisabledException`…; MinIO as `kms:KeyNotFound`…; Azure as `EncryptionScope…`. */
 const encryptionKeyCode = /^(KMS\.|kms:)|EncryptionScope/;
 
+/** AWS: "Bucket is missing Object Lock Configuration"; MinIO: "Bucket is missing ObjectLockConfiguration". */
+const objectLockMissing = /missing\s*Object\s*Lock\s*Configuration/i;
+
 export function classify(facts: ErrorFacts): StorageErrorCode {
   const { status, code, errno } = facts;
   if (errno !== undefined && (networkErrnos.has(errno) || tlsErrnos.has(errno))) return "Unreachable";
   if (code !== undefined) {
     if (encryptionKeyCode.test(code)) return "EncryptionKeyUnusable";
+    if (code === "InvalidRequest" && objectLockMissing.test(facts.detail ?? "")) return "ObjectLockUnavailable";
     if (notFoundCodes.has(code)) return "NotFound";
     if (authCodes.has(code)) return "AuthDenied";
     if (throttleCodes.has(code)) return "Throttled";
@@ -210,6 +219,8 @@ const summaries: Record<StorageErrorCode, string> = {
   SizeMismatch: "size mismatch",
   EncryptionKeyUnusable:
     "the store cannot use the encryption key asked for: check target.encryption (the key or scope exists and is enabled, and this identity may use it)",
+  ObjectLockUnavailable:
+    "the bucket cannot lock objects: target.objectLock needs a bucket created with Object Lock enabled; create one (or enable it on the bucket), or remove target.objectLock",
   Aborted: "aborted",
   Other: "failed",
 };

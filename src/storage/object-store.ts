@@ -11,9 +11,11 @@
  *   multipart upload stays open (S3 upload aborted, Azure blocks never committed, GCS
  *   resumable session never finalized). It rejects with the source's own error when the
  *   source fails, with `StorageError` otherwise (`Aborted` when `signal` fired).
- * - `head` returns null for a missing object, and the object's server-side encryption as the
- *   store reports it; `list` pages through everything under a prefix; `delete`/`deleteMany`
- *   treat a missing key as deleted.
+ * - `head` returns null for a missing object, and the object's server-side encryption and lock
+ *   as the store reports them; `list` pages through everything under a prefix;
+ *   `delete`/`deleteMany` treat a missing key as deleted, and on a versioned S3 bucket remove
+ *   every version of the key (else say in `versionsKept` why not). Nothing here checks locks
+ *   before deleting: locks.ts `deleteUnlocked` does, for every provider alike.
  * - `target.encryption`, when set, goes with every upload (encryption.ts); reading needs nothing.
  * - Every failure is a `StorageError` (errors.ts) whose message carries no secret.
  *
@@ -46,11 +48,42 @@ export interface StoredEncryption {
   readonly key: string | undefined;
 }
 
+/**
+ * What holds an object against deletion, as the store reports it (locks.ts reads it), in one
+ * shape for every provider:
+ * - S3 Object Lock: `mode` GOVERNANCE / COMPLIANCE with `retainUntil` (per object, or the
+ *   bucket's default retention applied at upload), `legalHold` ON.
+ * - GCS: object retention (`retention.retainUntilTime`, mode Unlocked / Locked) or a bucket
+ *   retention policy (`retentionExpirationTime`); `legalHold` for a temporary or event-based hold.
+ * - Azure: a blob immutability policy (`immutabilityPolicyExpiresOn`, mode Unlocked / Locked),
+ *   `legalHold` for a legal hold.
+ * Stores report what the caller may read: AWS omits the S3 fields without
+ * s3:GetObjectRetention / s3:GetObjectLegalHold, and the object then looks unlocked here.
+ */
+export interface StoredLock {
+  readonly mode: string | undefined;
+  readonly retainUntil: Date | undefined;
+  readonly legalHold: boolean;
+}
+
+export const noLock: StoredLock = { mode: undefined, retainUntil: undefined, legalHold: false };
+
 export interface ObjectHead extends ObjectInfo {
   /** User metadata, keys lower-case. */
   readonly metadata: Readonly<Record<string, string>>;
   readonly contentType: string | undefined;
   readonly encryption: StoredEncryption;
+  readonly lock: StoredLock;
+}
+
+/**
+ * A lock to put on an object as it is written (S3 Object Lock only, see target.ts
+ * `objectLock`): retained in `mode` until `retainUntil`, and under a legal hold when asked.
+ */
+export interface WriteLock {
+  readonly mode: "GOVERNANCE" | "COMPLIANCE";
+  readonly retainUntil: Date;
+  readonly legalHold: boolean;
 }
 
 export interface UploadOptions {
@@ -66,6 +99,8 @@ export interface UploadOptions {
   readonly contentType?: string;
   /** User metadata: keys `[a-z][a-z0-9_]*` (valid for S3, GCS and Azure alike), values printable ASCII. */
   readonly metadata?: Readonly<Record<string, string>>;
+  /** Retention / legal hold for this object; refused by stores that cannot apply it. */
+  readonly lock?: WriteLock;
   readonly signal?: AbortSignal;
 }
 
@@ -90,6 +125,12 @@ export interface DeleteManyResult {
   /** Keys that are gone now (including keys that did not exist). */
   readonly deleted: string[];
   readonly failed: { key: string; error: StorageError }[];
+  /**
+   * Of `deleted`: keys a versioned bucket only hid behind a delete marker, because their
+   * versions could not be removed (`reason` says why and what to do). On S3 the store removes
+   * every version of a key it deletes, so nothing of a deleted backup stays billed.
+   */
+  readonly versionsKept: { key: string; reason: string }[];
 }
 
 /** An upload started and never completed (S3 multipart): invisible to `list`, but billed. */

@@ -41,6 +41,8 @@ export function guardDownload(
  * Deletes keys one request each, at most `concurrency` at a time: GCS's JSON API has no batch
  * delete for plain keys, and Azure's blob batch is a multipart protocol of its own that a few
  * retention deletes per run do not need. `deleteOne` treats a missing object as deleted.
+ * Versions a versioned GCS bucket or Azure account keeps are left to their lifecycle rules
+ * (docs/providers): nothing reports them here.
  */
 export async function deleteEach(
   keys: readonly string[],
@@ -48,7 +50,7 @@ export async function deleteEach(
   deleteOne: (key: string) => Promise<void>,
   toError: (err: unknown, key: string) => StorageError,
 ): Promise<DeleteManyResult> {
-  const result: DeleteManyResult = { deleted: [], failed: [] };
+  const result: DeleteManyResult = { deleted: [], failed: [], versionsKept: [] };
   let next = 0;
   const worker = async (): Promise<void> => {
     for (let i = next++; i < keys.length; i = next++) {

@@ -17,6 +17,7 @@ import {
   linkLocalEndpointPattern,
   s3KmsKeyIdPattern,
 } from "../api/patterns.ts";
+import { DurationError, parseDuration } from "../util/duration.ts";
 import { TargetConfigError } from "./errors.ts";
 import { partLimits } from "./parts.ts";
 
@@ -45,6 +46,8 @@ export interface TargetSpec {
   azure?: { storageAccount?: string; container?: string };
   /** One provider's fields: S3 `type` (+ `kmsKeyId`), GCS `kmsKeyName`, Azure `encryptionScope`. */
   encryption?: { type?: string; kmsKeyId?: string; kmsKeyName?: string; encryptionScope?: string };
+  /** S3 Object Lock on what a backup writes (see `S3ObjectLock`). */
+  objectLock?: { mode?: string; grace?: string; preUpgradeLegalHold?: boolean };
   partSize?: number;
   concurrency?: number;
   insecureSkipVerify?: boolean;
@@ -68,6 +71,22 @@ export type S3Encryption =
   | { readonly type: "AES256" }
   | { readonly type: "aws:kms"; readonly kmsKeyId: string | undefined };
 
+/**
+ * S3 Object Lock on every snapshot and manifest a backup writes: retained in `mode` until its
+ * creation + `retention.maxAge` + `grace` — so retention can delete it once it is due and the
+ * lock has ended, and nobody (in COMPLIANCE mode, not even the root account) can delete it
+ * sooner. Pre-upgrade snapshots also get a legal hold with `preUpgradeLegalHold`: they are
+ * rollback points, kept until a person lifts the hold. The bucket must have Object Lock
+ * enabled. GCS and Azure: bucket- or container-level retention instead (docs/providers).
+ */
+export interface S3ObjectLock {
+  readonly mode: "GOVERNANCE" | "COMPLIANCE";
+  readonly graceMs: number;
+  readonly preUpgradeLegalHold: boolean;
+}
+
+export const defaultObjectLockGrace = "24h";
+
 export interface S3Target extends TargetCommon {
   readonly provider: "s3";
   readonly region: string;
@@ -75,6 +94,8 @@ export interface S3Target extends TargetCommon {
   readonly roleArn: string | undefined;
   /** Server-side encryption of every object written; undefined: the bucket's default. */
   readonly encryption: S3Encryption | undefined;
+  /** Object Lock of what a backup writes; undefined: only the bucket's default retention, if any. */
+  readonly objectLock: S3ObjectLock | undefined;
 }
 
 export interface GcsTarget extends TargetCommon {
@@ -196,6 +217,12 @@ export function parseTarget(spec: TargetSpec): Target {
     }
   };
   onlyFor("roleArn", spec.roleArn, "s3");
+  if (spec.objectLock !== undefined && spec.objectLock !== null && provider !== "s3") {
+    fail(
+      "objectLock",
+      `applies to provider s3 only; on ${provider === "gcs" ? "GCS use a bucket retention policy" : "Azure use a container immutability policy"} instead (retention then reports what it holds), and remove target.objectLock`,
+    );
+  }
   onlyFor("gcs", spec.gcs, "gcs");
   onlyFor("azure", spec.azure, "azure");
   const encryption = {
@@ -247,9 +274,34 @@ export function parseTarget(spec: TargetSpec): Target {
         usePathStyle: optionalBoolean(spec.usePathStyle, "usePathStyle"),
         roleArn,
         encryption: s3Encryption(encryption.type, encryption.kmsKeyId, encryptionGiven),
+        objectLock: s3ObjectLock(spec.objectLock),
       };
     }
   }
+}
+
+function s3ObjectLock(spec: TargetSpec["objectLock"] | null): S3ObjectLock | undefined {
+  if (spec === undefined || spec === null) return undefined;
+  const mode = optionalString(spec.mode, "objectLock.mode");
+  if (mode !== "GOVERNANCE" && mode !== "COMPLIANCE") {
+    fail(
+      "objectLock.mode",
+      `must be GOVERNANCE (a person with s3:BypassGovernanceRetention can still delete) or COMPLIANCE (nobody can until it ends), got ${JSON.stringify(mode ?? "")}`,
+    );
+  }
+  const grace = optionalString(spec.grace, "objectLock.grace") ?? defaultObjectLockGrace;
+  let graceMs: number;
+  try {
+    graceMs = parseDuration(grace, { allowZero: true });
+  } catch (err) {
+    if (err instanceof DurationError) fail("objectLock.grace", err.message);
+    throw err;
+  }
+  return {
+    mode,
+    graceMs,
+    preUpgradeLegalHold: optionalBoolean(spec.preUpgradeLegalHold, "objectLock.preUpgradeLegalHold"),
+  };
 }
 
 function s3Encryption(

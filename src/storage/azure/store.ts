@@ -243,6 +243,13 @@ export class AzureObjectStore implements ObjectStore {
           props.encryptionScope === undefined || props.encryptionScope === ""
             ? { type: undefined, key: undefined }
             : { type: azureScopeType, key: props.encryptionScope },
+        // A blob-level immutability policy (version-level WORM) and legal hold. A container-level
+        // policy is not reported per blob: its deletes fail, and are reported as failures.
+        lock: {
+          mode: props.immutabilityPolicyMode,
+          retainUntil: props.immutabilityPolicyExpiresOn,
+          legalHold: props.legalHold === true,
+        },
       };
     } catch (err) {
       const error = this.#error("head", key, err);

@@ -42,6 +42,7 @@ import type {
   ObjectHead,
   ObjectInfo,
   ObjectStore,
+  StoredLock,
   StoreOptions,
   UploadOptions,
   UploadResult,
@@ -121,6 +122,12 @@ interface JsonObject {
   metadata?: Record<string, string>;
   /** Present for objects encrypted with a customer-managed key: `…/cryptoKeys/<key>/cryptoKeyVersions/<n>`. */
   kmsKeyName?: string;
+  /** Object retention (mode `Unlocked` or `Locked`). */
+  retention?: { mode?: string; retainUntilTime?: string };
+  /** When the bucket's retention policy releases the object. */
+  retentionExpirationTime?: string;
+  temporaryHold?: boolean;
+  eventBasedHold?: boolean;
 }
 
 /** An object's JSON API resource as an `ObjectHead`. */
@@ -135,6 +142,24 @@ export function gcsHead(key: string, data: JsonObject): ObjectHead {
       data.kmsKeyName === undefined || data.kmsKeyName === ""
         ? { type: undefined, key: undefined }
         : { type: gcsCmekType, key: data.kmsKeyName },
+    lock: gcsLock(data),
+  };
+}
+
+/**
+ * Object retention (`retention`) or the bucket's retention policy (`retentionExpirationTime`),
+ * whichever ends later, and a temporary or event-based hold as a legal hold.
+ */
+export function gcsLock(data: JsonObject): StoredLock {
+  const times = [data.retention?.retainUntilTime, data.retentionExpirationTime]
+    .filter((t): t is string => typeof t === "string" && t !== "")
+    .map((t) => new Date(t))
+    .filter((d) => !Number.isNaN(d.getTime()));
+  const retainUntil = times.length === 0 ? undefined : new Date(Math.max(...times.map((d) => d.getTime())));
+  return {
+    mode: data.retention?.mode ?? (data.retentionExpirationTime ? "BucketRetentionPolicy" : undefined),
+    retainUntil,
+    legalHold: data.temporaryHold === true || data.eventBasedHold === true,
   };
 }
 
@@ -265,7 +290,10 @@ export class GcsObjectStore implements ObjectStore {
   async head(key: string): Promise<ObjectHead | null> {
     try {
       const res = await this.#call<JsonObject>("GET", this.#objectPath(key), {
-        params: { fields: "name,size,updated,contentType,metadata,kmsKeyName" },
+        params: {
+          fields:
+            "name,size,updated,contentType,metadata,kmsKeyName,retention,retentionExpirationTime,temporaryHold,eventBasedHold",
+        },
       });
       return gcsHead(key, res.data);
     } catch (err) {

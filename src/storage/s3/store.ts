@@ -2,7 +2,18 @@
  * ObjectStore on S3 and S3-compatible stores (`@aws-sdk/client-s3` + `@aws-sdk/lib-storage`).
  *
  * Uploads go through lib-storage's `Upload` with `partSize` and `queueSize = concurrency`, and
- * carry `target.encryption` (SSE-S3 / SSE-KMS) on the request that creates the object.
+ * carry `target.encryption` (SSE-S3 / SSE-KMS) and the object's lock (`UploadOptions.lock`) on
+ * the request that creates the object. Every upload request carries a CRC32 checksum
+ * (`x-amz-checksum-crc32` on PutObject and each UploadPart, the parts' checksums on
+ * CompleteMultipartUpload): AWS refuses uploads into a bucket with Object Lock — a default
+ * retention is enough — without Content-MD5 or an `x-amz-checksum-*` header, and the client's
+ * `requestChecksumCalculation: "WHEN_REQUIRED"` would send neither (it only signs the
+ * payload's SHA-256). CRC32 is the one Node computes natively (zlib), so it costs next to no CPU.
+ *
+ * Deleting on a versioned bucket only adds a delete marker: the versions stay, billed and
+ * invisible. `deleteMany` therefore removes every version of each key it deleted (needs
+ * s3:ListBucketVersions and s3:DeleteObjectVersion), and reports the keys whose versions it
+ * could not remove, with the reason and the lifecycle rule that would.
  * Its `abortController` is deliberately not used: on abort `done()` rejects at once while the
  * multipart upload is aborted in the background (or not, if a part is still in flight). An
  * abort is a source failure instead (upload.ts); lib-storage then lets the parts in flight
@@ -12,11 +23,11 @@
 import { Readable } from "node:stream";
 import {
   AbortMultipartUploadCommand,
-  DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
+  ListObjectVersionsCommand,
   type PutObjectCommandInput,
   paginateListObjectsV2,
   type S3Client,
@@ -42,6 +53,7 @@ import type {
   StoreOptions,
   UploadOptions,
   UploadResult,
+  WriteLock,
 } from "../object-store.ts";
 import { type PartLimits, partLimits } from "../parts.ts";
 import { guardDownload } from "../streams.ts";
@@ -83,6 +95,22 @@ export function sseParams(
   };
 }
 
+/** The Object Lock request parameters of one upload (PutObject / CreateMultipartUpload only). */
+export function lockParams(
+  lock: WriteLock | undefined,
+): Pick<PutObjectCommandInput, "ObjectLockMode" | "ObjectLockRetainUntilDate" | "ObjectLockLegalHoldStatus"> {
+  if (lock === undefined) return {};
+  return {
+    ObjectLockMode: lock.mode,
+    ObjectLockRetainUntilDate: lock.retainUntil,
+    ...(lock.legalHold ? { ObjectLockLegalHoldStatus: "ON" } : {}),
+  };
+}
+
+/** The lifecycle rule that removes what a delete leaves behind when this identity cannot. */
+const versionsAdvice =
+  "allow s3:ListBucketVersions and s3:DeleteObjectVersion, or add a lifecycle rule with NoncurrentVersionExpiration and ExpiredObjectDeleteMarker";
+
 export class S3ObjectStore implements ObjectStore {
   readonly provider = "s3";
   readonly location: string;
@@ -122,7 +150,11 @@ export class S3ObjectStore implements ObjectStore {
             ...(options.contentLength === undefined ? {} : { ContentLength: options.contentLength }),
             ...(options.contentType === undefined ? {} : { ContentType: options.contentType }),
             Metadata: metadata,
+            // lib-storage passes the algorithm to every request: the SDK then computes each
+            // part's CRC32 and CompleteMultipartUpload lists them.
+            ChecksumAlgorithm: "CRC32",
             ...sseParams(this.#target.encryption),
+            ...lockParams(options.lock),
           },
         });
         await upload.done();
@@ -142,6 +174,11 @@ export class S3ObjectStore implements ObjectStore {
         metadata: out.Metadata ?? {},
         contentType: out.ContentType,
         encryption: { type: out.ServerSideEncryption, key: out.SSEKMSKeyId },
+        lock: {
+          mode: out.ObjectLockMode,
+          retainUntil: out.ObjectLockRetainUntilDate,
+          legalHold: out.ObjectLockLegalHoldStatus === "ON",
+        },
       };
     } catch (err) {
       const error = this.#error("head", key, err);
@@ -167,24 +204,23 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  /** Like `deleteMany` for one key; versions that cannot be removed stay (the key is gone from view). */
   async delete(key: string): Promise<void> {
-    try {
-      await this.#client.send(new DeleteObjectCommand({ Bucket: this.#target.bucket, Key: key }));
-    } catch (err) {
-      const error = this.#error("delete", key, err);
-      if (error.code !== "NotFound") throw error;
-    }
+    const { failed } = await this.deleteMany([key]);
+    if (failed[0] !== undefined) throw failed[0].error;
   }
 
   async deleteMany(keys: readonly string[]): Promise<DeleteManyResult> {
-    const result: DeleteManyResult = { deleted: [], failed: [] };
+    const result: DeleteManyResult = { deleted: [], failed: [], versionsKept: [] };
     for (let start = 0; start < keys.length; start += pageSize) {
       const batch = keys.slice(start, start + pageSize);
+      const marked: string[] = [];
       try {
         const out = await this.#client.send(
           new DeleteObjectsCommand({
             Bucket: this.#target.bucket,
-            Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
+            // Not quiet: each `Deleted` entry says whether a delete marker was all it did.
+            Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: false },
           }),
         );
         const failed = new Map<string, StorageError>();
@@ -193,6 +229,7 @@ export class S3ObjectStore implements ObjectStore {
           const error = this.#error("delete", e.Key, { name: e.Code, message: e.Message });
           failed.set(e.Key, error);
         }
+        for (const d of out.Deleted ?? []) if (d.Key !== undefined && d.DeleteMarker) marked.push(d.Key);
         for (const key of batch) {
           const error = failed.get(key);
           if (error) result.failed.push({ key, error });
@@ -201,8 +238,52 @@ export class S3ObjectStore implements ObjectStore {
       } catch (err) {
         for (const key of batch) result.failed.push({ key, error: this.#error("delete", key, err) });
       }
+      for (const key of marked) {
+        try {
+          await this.#removeVersions(key);
+        } catch (err) {
+          const error = this.#error("delete", key, err);
+          result.versionsKept.push({ key, reason: `${error.code}: ${versionsAdvice}` });
+        }
+      }
     }
     return result;
+  }
+
+  /**
+   * Removes every version and delete marker of exactly `key` (a versioned bucket keeps them
+   * after a plain delete). Throws when they cannot be listed or one cannot be removed: a
+   * version under Object Lock (locks.ts keeps retention away from those), or no permission.
+   */
+  async #removeVersions(key: string): Promise<void> {
+    const versions: { Key: string; VersionId: string }[] = [];
+    let keyMarker: string | undefined;
+    let versionIdMarker: string | undefined;
+    for (;;) {
+      const page = await this.#client.send(
+        new ListObjectVersionsCommand({
+          Bucket: this.#target.bucket,
+          Prefix: key,
+          KeyMarker: keyMarker,
+          VersionIdMarker: versionIdMarker,
+        }),
+      );
+      // The prefix also matches longer keys (a snapshot's manifest `<key>.json`): exact only.
+      for (const v of [...(page.Versions ?? []), ...(page.DeleteMarkers ?? [])]) {
+        if (v.Key === key && v.VersionId !== undefined) versions.push({ Key: key, VersionId: v.VersionId });
+      }
+      if (!page.IsTruncated) break;
+      keyMarker = page.NextKeyMarker;
+      versionIdMarker = page.NextVersionIdMarker;
+    }
+    if (versions.length === 0) return;
+    const out = await this.#client.send(
+      new DeleteObjectsCommand({ Bucket: this.#target.bucket, Delete: { Objects: versions, Quiet: true } }),
+    );
+    const first = out.Errors?.[0];
+    if (first !== undefined) {
+      throw Object.assign(new Error(first.Message ?? "version not deleted"), { name: first.Code ?? "Error" });
+    }
   }
 
   async abortIncompleteUploads(

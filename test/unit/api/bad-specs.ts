@@ -219,6 +219,21 @@ export const goodSpecs: GoodSpec[] = [
   },
   { name: "s3 with SSE-S3", object: cluster("good-sse-s3", withTarget({ encryption: { type: "AES256" } })) },
   {
+    name: "s3 with Object Lock, a grace and a legal hold on pre-upgrade snapshots, and retention.maxAge",
+    object: cluster(
+      "good-object-lock",
+      withBackup({
+        target: { ...s3Target, objectLock: { mode: "COMPLIANCE", grace: "12h", preUpgradeLegalHold: true } },
+        retention: { maxCount: 30, maxAge: "30d" },
+      }),
+    ),
+    preserved: [
+      "spec.backup.target.objectLock.mode",
+      "spec.backup.target.objectLock.grace",
+      "spec.backup.target.objectLock.preUpgradeLegalHold",
+    ],
+  },
+  {
     name: "gcs with a customer-managed key",
     object: cluster(
       "good-gcs-cmek",
@@ -426,6 +441,38 @@ const clusterCases: [
       },
     }),
     "spec.backup.target.partSize",
+  ],
+  [
+    "objectLock without retention.maxAge",
+    withBackup({ target: { ...s3Target, objectLock: { mode: "GOVERNANCE" } }, retention: { maxCount: 3 } }),
+    "spec.backup.retention",
+  ],
+  ["objectLock without retention", withTarget({ objectLock: { mode: "GOVERNANCE" } }), "spec.backup.retention"],
+  [
+    "objectLock on gcs",
+    withBackup({
+      target: { provider: "gcs", bucket: "b", objectLock: { mode: "GOVERNANCE" } },
+      retention: { maxAge: "7d" },
+    }),
+    "spec.backup.target.objectLock",
+  ],
+  [
+    "objectLock mode in lower case",
+    withBackup({ target: { ...s3Target, objectLock: { mode: "governance" } }, retention: { maxAge: "7d" } }),
+    "spec.backup.target.objectLock.mode",
+  ],
+  [
+    "objectLock without a mode",
+    withBackup({ target: { ...s3Target, objectLock: { grace: "1h" } }, retention: { maxAge: "7d" } }),
+    "spec.backup.target.objectLock.mode",
+  ],
+  [
+    "objectLock grace not a duration",
+    withBackup({
+      target: { ...s3Target, objectLock: { mode: "COMPLIANCE", grace: "one day" } },
+      retention: { maxAge: "7d" },
+    }),
+    "spec.backup.target.objectLock.grace",
   ],
   [
     "encryption type unknown",

@@ -281,6 +281,26 @@ describe("buildExecutorJob", () => {
     }
   });
 
+  test("target.objectLock reaches the executor as its three settings, and parses back to the same lock", () => {
+    const locked: ResolvedTarget = {
+      ...s3,
+      objectLock: { mode: "COMPLIANCE", grace: "12h", preUpgradeLegalHold: true },
+    };
+    const e = env(buildExecutorJob(input(locked, jwt, { mode: "backup" })));
+    assert.equal(e.BACKUP_OBJECT_LOCK_MODE, "COMPLIANCE");
+    assert.equal(e.BACKUP_OBJECT_LOCK_GRACE, "12h");
+    assert.equal(e.BACKUP_OBJECT_LOCK_PRE_UPGRADE_LEGAL_HOLD, "true");
+    const parsed = loadBackupConfig({ ...e, BACKUP_RETENTION_MAX_AGE: "30d" }, []).target;
+    assert.equal(parsed.provider, "s3");
+    assert.deepEqual(parsed.provider === "s3" ? parsed.objectLock : undefined, {
+      mode: "COMPLIANCE",
+      graceMs: 12 * 3600_000,
+      preUpgradeLegalHold: true,
+    });
+    const none = env(buildExecutorJob(input(s3, jwt, { mode: "backup" })));
+    assert.equal(none.BACKUP_OBJECT_LOCK_MODE, undefined);
+  });
+
   test("workload-identity webhooks: pod labels and annotations are copied, ours cannot be overridden", () => {
     const job = buildExecutorJob(
       input(s3, jwt, {
