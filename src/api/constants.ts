@@ -170,6 +170,8 @@ export const EventReason = {
   ScheduleInvalid: "ScheduleInvalid",
   ScheduleChanged: "ScheduleChanged",
   RetentionFailed: "RetentionFailed",
+  /** One of several destinations did not store a verified copy (whatever the success policy said). */
+  BackupDestinationFailed: "BackupDestinationFailed",
   /** A Job with the deterministic name exists but is not ours (no owner reference with our UID). */
   JobNameConflict: "JobNameConflict",
   LockAcquired: "LockAcquired",

@@ -142,6 +142,10 @@ export interface ResolvedBackupSpec {
   /** Undefined when every member is `http://` and no `tlsSecretRef` is set: nothing to mount. */
   tlsSecretName: string | undefined;
   target: ResolvedTarget;
+  /** `spec.backup.additionalTargets`, resolved like `target`; empty when none. */
+  additionalTargets: ResolvedAdditionalTarget[];
+  /** Undefined unless additional targets are set (the executor's default then is All). */
+  successPolicy: "All" | "AtLeastOne" | "Primary" | undefined;
   retention: { maxCount: number | undefined; maxAge: string | undefined } | undefined;
   activeDeadlineSeconds: number;
   resources: ExecutorResourcesSpec | undefined;
@@ -155,6 +159,8 @@ export type ResolvedTarget = ((S3TargetSpec & { provider: "s3"; region: string }
   partSize: number;
   concurrency: number;
 };
+
+export type ResolvedAdditionalTarget = ResolvedTarget & { name: string };
 
 export function resolveTarget(target: TargetSpec): ResolvedTarget {
   const sizing = {
@@ -242,6 +248,9 @@ export function resolveBackupSpec(spec: BackupSpec, options: ResolveOptions): Re
     openbaoAddresses: addresses,
     tlsSecretName: resolveTlsSecretName(spec.tlsSecretRef, options.clusterName, addresses),
     target: resolveTarget(spec.target),
+    additionalTargets: (spec.additionalTargets ?? []).map((t) => ({ ...resolveTarget(t), name: t.name })),
+    successPolicy:
+      spec.additionalTargets !== undefined && spec.additionalTargets.length > 0 ? spec.successPolicy : undefined,
     retention:
       spec.retention === undefined ? undefined : { maxCount: spec.retention.maxCount, maxAge: spec.retention.maxAge },
     activeDeadlineSeconds: spec.activeDeadlineSeconds ?? defaults.activeDeadlineSeconds,

@@ -475,6 +475,42 @@ function encryptionProviderRules(path: string): ValidationRule[] {
   ];
 }
 
+/**
+ * `spec.backup.additionalTargets`: targets with a unique name (a list-map keyed by name, so the
+ * API server refuses duplicates); `primary` names `target` itself.
+ */
+function additionalTargetsSchema(path: string): Schema {
+  const item = targetSchema(`${path}[]`);
+  const itemRules = (item["x-kubernetes-validations"] as ValidationRule[] | undefined) ?? [];
+  return {
+    type: "array",
+    description:
+      "More destinations written from the same snapshot stream (one read of OpenBao, e.g. a copy in another provider or region): each has its own credentials, checks, manifest (identical SHA-256) and retention. At most 4. Memory grows with each: partSize × (concurrency + 2) per destination.",
+    maxItems: 4,
+    "x-kubernetes-list-type": "map",
+    "x-kubernetes-list-map-keys": ["name"],
+    items: {
+      ...item,
+      required: [...((item.required as string[] | undefined) ?? []), "name"],
+      properties: {
+        name: string(
+          'The destination\'s name in status, events, metrics and messages: at most 40 lower-case letters, digits and "-", not "primary" (the name of target).',
+          40,
+          [
+            rule(
+              `self.matches(${re(dnsLabelPattern)})`,
+              `${path}[].name must be at most 40 lower-case letters, digits and "-", e.g. "offsite"`,
+            ),
+            rule('self != "primary"', `${path}[].name "primary" is the name of target: choose another`),
+          ],
+        ),
+        ...(item.properties as Record<string, Schema>),
+      },
+      "x-kubernetes-validations": itemRules,
+    },
+  };
+}
+
 /** `spec.backup.target` and `OpenBaoRestore.spec.source.target`. */
 export function targetSchema(path: string): Schema {
   return object(
@@ -760,6 +796,13 @@ function backupSchema(): Schema {
         "Secret in the same namespace holding ca.crt for OpenBao's TLS (a cert-manager Secret works); default <cluster>-tls-ca; not needed when every member is http://.",
       ),
       target: targetSchema(`${path}.target`),
+      additionalTargets: additionalTargetsSchema(`${path}.additionalTargets`),
+      successPolicy: {
+        type: "string",
+        description:
+          "With additionalTargets, what makes a backup a success: All (default: every destination holds a verified copy), AtLeastOne, or Primary (target decides; the others are reported). Whatever the policy, a failed destination is in status.backup.destinations, an Event (BackupDestinationFailed) and the openbao_backup_destination_* metrics.",
+        enum: ["All", "AtLeastOne", "Primary"],
+      },
       retention: object(
         "Retention applied by each successful backup Job: the newest snapshot is always kept; pre-upgrade snapshots and foreign objects are never deleted.",
         {
@@ -817,6 +860,16 @@ function backupSchema(): Schema {
       required: ["schedule", "target"],
       rules: [
         ...authRules(path),
+        rule(
+          "!has(self.successPolicy) || has(self.additionalTargets)",
+          `${path}.successPolicy applies with ${path}.additionalTargets only: remove it, or add destinations`,
+          { fieldPath: ".successPolicy", reason: "FieldValueForbidden" },
+        ),
+        rule(
+          "!has(self.additionalTargets) || self.additionalTargets.all(t, !has(t.objectLock)) || (has(self.retention) && has(self.retention.maxAge))",
+          `${path}.additionalTargets[].objectLock needs ${path}.retention.maxAge: each object stays locked for maxAge + grace; set maxAge, or remove objectLock`,
+          { fieldPath: ".retention", reason: "FieldValueRequired" },
+        ),
         rule(
           "!has(self.target.objectLock) || (has(self.retention) && has(self.retention.maxAge))",
           `${path}.target.objectLock needs ${path}.retention.maxAge: each object stays locked for maxAge + grace, so that retention can delete it once it is due; set maxAge, or remove objectLock`,
@@ -942,6 +995,31 @@ function backupStatusSchema(): Schema {
       { required: ["name", "type", "createdAt"], extra: { nullable: true } },
     ),
     lastRecordedJob: string("The last Job whose result was recorded.", 63),
+    destinations: {
+      type: "array",
+      description:
+        "With spec.backup.additionalTargets: each destination's own record (primary first), from each backup Job's result.",
+      maxItems: 5,
+      "x-kubernetes-list-type": "map",
+      "x-kubernetes-list-map-keys": ["name"],
+      items: object(
+        "One destination.",
+        {
+          name: string("primary, or the name in spec.backup.additionalTargets.", 40),
+          location: string("s3://bucket, gcs://bucket or azure://account/container.", 512),
+          lastBackupTime: time("When the last backup it holds verified was recorded."),
+          lastBackupName: string("Its key of that backup.", 1024),
+          consecutiveFailures: integer("Backup Jobs since its last verified copy that did not store one.", {
+            format: "int32",
+            minimum: 0,
+          }),
+          lastFailureReason: string("Short code of its last failure.", 64, [], { pattern: reasonCodePattern }),
+          lastFailureMessage: string("Detail of its last failure (never contains a secret).", 1024),
+          lastFailureTime: time("When its last failure was recorded."),
+        },
+        { required: ["name"] },
+      ),
+    },
     preUpgrade: object(
       "The pre-upgrade snapshot (rollback point) of the pending upgrade, or of the last one (endedAt).",
       {

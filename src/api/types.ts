@@ -141,6 +141,9 @@ export interface AzureTargetSpec extends TargetSpecCommon {
 /** `spec.backup.target` and `OpenBaoRestore.spec.source.target`; `provider` absent means s3. */
 export type TargetSpec = S3TargetSpec | GcsTargetSpec | AzureTargetSpec;
 
+/** One of `spec.backup.additionalTargets`: a target with a name (a DNS label, not `primary`). */
+export type AdditionalTargetSpec = TargetSpec & { name: string };
+
 /** OpenBao authentication: a JWT role (projected ServiceAccount token) or a static token Secret. */
 export type AuthSpec =
   | { jwtAuthRole: string; jwtAuthPath?: string; tokenSecretRef?: never }
@@ -191,6 +194,13 @@ interface BackupSpecFields {
   /** Secret with `ca.crt` for OpenBao's TLS; default `<cluster>-tls-ca`; none for `http://` members. */
   tlsSecretRef?: SecretRef;
   target: TargetSpec;
+  /**
+   * More destinations written from the same snapshot stream (3-2-1 copies), each with its
+   * own credentials, checks, manifest and retention; at most 4. `target` is named `primary`.
+   */
+  additionalTargets?: AdditionalTargetSpec[];
+  /** With additional targets, what makes a backup a success; default `All`. */
+  successPolicy?: "All" | "AtLeastOne" | "Primary";
   retention?: RetentionSpec;
   /** Hung-run deadline of a backup Job; default 3600. */
   activeDeadlineSeconds?: number;
@@ -299,6 +309,22 @@ export interface BackupStatus {
   /** The last Job whose result was recorded. */
   lastRecordedJob?: string;
   preUpgrade?: PreUpgradeStatus;
+  /** With `additionalTargets`: each destination's own record, `primary` first. */
+  destinations?: DestinationStatus[];
+}
+
+/** One destination's record (`status.backup.destinations[]`). */
+export interface DestinationStatus {
+  name: string;
+  /** `s3://bucket`, `gcs://bucket`, `azure://account/container`. */
+  location?: string;
+  lastBackupTime?: Timestamp;
+  /** Its key of the last backup it holds verified. */
+  lastBackupName?: string;
+  consecutiveFailures?: number;
+  lastFailureReason?: string;
+  lastFailureMessage?: string;
+  lastFailureTime?: Timestamp;
 }
 
 export interface CurrentJob {

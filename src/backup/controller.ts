@@ -9,16 +9,7 @@
  * are src/kube/status.ts, shared with the RestoreManager.
  */
 import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
-import {
-  Annotation,
-  apiVersion,
-  BackupType,
-  clusterNames,
-  group,
-  Label,
-  LabelValue,
-  version,
-} from "../api/constants.ts";
+import { Annotation, apiVersion, clusterNames, group, Label, LabelValue, version } from "../api/constants.ts";
 import { isRestoreActive, toTimestamp } from "../api/predicates.ts";
 import type { OpenBaoCluster, OpenBaoRestore } from "../api/types.ts";
 import { buildExecutorJob } from "../jobs/executor-job.ts";
@@ -38,6 +29,7 @@ import {
 import { getObject, replaceStatus, retryOnConflict } from "../kube/status.ts";
 import { observedStatefulSet } from "../readiness/observe.ts";
 import { crashPoint } from "../runtime/crash-point.ts";
+import { backupJobEnv } from "./job-env.ts";
 import type { BackupMetrics } from "./metrics.ts";
 import { type BackupPlan, type JobRequest, planBackup } from "./plan.ts";
 import { UnconfirmedResults } from "./unconfirmed.ts";
@@ -217,9 +209,6 @@ export class BackupController {
     if (request.keyId !== undefined) annotations[Annotation.KeyId] = request.keyId;
     if (request.confirms !== undefined) annotations[Annotation.Confirms] = request.confirms;
     const spec = request.spec;
-    // Retention runs after a stored backup only: never after a pre-upgrade snapshot (those keys
-    // are not candidates anyway), never in a confirm Job (it only reads).
-    const retention = request.type !== BackupType.PreUpgrade && request.confirms === undefined;
     const job = buildExecutorJob({
       mode: request.confirms === undefined ? "backup" : "confirm",
       name: request.name,
@@ -239,18 +228,10 @@ export class BackupController {
       auth: spec.auth,
       tlsSecretName: spec.tlsSecretName,
       target: spec.target,
+      additionalTargets: spec.additionalTargets,
+      successPolicy: spec.successPolicy,
       sizeHint: request.sizeHint,
-      extraEnv: {
-        BACKUP_TYPE: request.type === BackupType.PreUpgrade ? "pre-upgrade" : "scheduled",
-        ...(request.keyId === undefined ? {} : { BACKUP_KEY_ID: request.keyId }),
-        ...(retention && spec.retention?.maxCount !== undefined
-          ? { BACKUP_RETENTION_MAX_COUNT: String(spec.retention.maxCount) }
-          : {}),
-        ...(retention && spec.retention?.maxAge !== undefined
-          ? { BACKUP_RETENTION_MAX_AGE: spec.retention.maxAge }
-          : {}),
-        ...(request.sizeHint === undefined ? {} : { BACKUP_SIZE_HINT: String(request.sizeHint) }),
-      },
+      extraEnv: backupJobEnv(request, spec),
     });
     if ((await createJobOnce(this.#d.batch, job, cluster.metadata.uid)) === "foreign") {
       await this.#d.events.record(

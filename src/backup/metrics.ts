@@ -10,8 +10,11 @@
  * - `openbao_backup_last_success_timestamp_seconds` is 0 until a backup succeeded, and
  *   `openbao_backup_schedule_observed_timestamp_seconds` says since when one is expected, so
  *   "never succeeded" is a comparison, not a missing series;
- * - `openbao_backup_blocked` has one series per blocked reason (0 or 1).
- * Series are removed when the cluster or its `spec.backup` goes away.
+ * - `openbao_backup_blocked` has one series per blocked reason (0 or 1);
+ * - with `spec.backup.additionalTargets`, every destination (`primary` and each name) has its
+ *   `openbao_backup_destination_*` series, the counter at 0 and the last success at 0 until it
+ *   holds a copy.
+ * Series are removed when the cluster or its `spec.backup` goes away, or a destination is dropped.
  */
 import { Counter, Gauge, type Registry } from "prom-client";
 import { BackupType, BlockedReason, type BlockedReasonValue, Condition } from "../api/constants.ts";
@@ -83,6 +86,18 @@ export function backupMetrics(registry: Registry, now: () => Date = () => new Da
     "openbao_backup_retention_failures_total",
     "Successful backups whose retention failed: an object it could not delete, or no listing at all.",
   );
+  const destinationLastSuccess = gauge(
+    "openbao_backup_destination_last_success_timestamp_seconds",
+    "With additional targets: Unix time of the last verified copy in this destination; 0 while it holds none.",
+    ["destination"],
+  );
+  const destinationFailures = counter(
+    "openbao_backup_destination_failures_total",
+    "With additional targets: backup Jobs that reported this destination without a verified copy (whatever the success policy made of the Job).",
+    ["destination"],
+  );
+  /** The destinations whose series exist, per cluster, to remove those no longer configured. */
+  const destinationSeries = new Map<string, Set<string>>();
   const gauges = [lastSuccess, lastSize, lastDuration, inProgress, failures, nextWindow, lastAttempt, observedSince];
   const counters = [success, failure];
   /** The condition series last set per cluster, to remove one whose status or reason changed. */
@@ -97,6 +112,20 @@ export function backupMetrics(registry: Registry, now: () => Date = () => new Da
     const key = `${namespace}/${name}`;
     for (const [type, set] of conditionSeries.get(key) ?? []) condition.remove({ ...labels, condition: type, ...set });
     conditionSeries.delete(key);
+    setDestinations(labels, []);
+  };
+
+  /** Keeps the destination series of one cluster to exactly `names`. */
+  const setDestinations = (labels: { namespace: string; cluster: string }, names: readonly string[]): void => {
+    const key = `${labels.namespace}/${labels.cluster}`;
+    for (const old of destinationSeries.get(key) ?? []) {
+      if (names.includes(old)) continue;
+      destinationLastSuccess.remove({ ...labels, destination: old });
+      destinationFailures.remove({ ...labels, destination: old });
+    }
+    if (names.length === 0) destinationSeries.delete(key);
+    else destinationSeries.set(key, new Set(names));
+    for (const destination of names) destinationFailures.inc({ ...labels, destination }, 0);
   };
 
   return {
@@ -131,6 +160,13 @@ export function backupMetrics(registry: Registry, now: () => Date = () => new Da
       for (const reason of Object.values(BlockedReason)) {
         blockedGauge.set({ ...labels, reason }, blocked.includes(reason) ? 1 : 0);
       }
+      const additional = spec.additionalTargets ?? [];
+      const names = additional.length === 0 ? [] : ["primary", ...additional.map((t) => t.name)];
+      setDestinations(labels, names);
+      for (const destination of names) {
+        const recorded = b?.destinations?.find((d) => d.name === destination);
+        destinationLastSuccess.set({ ...labels, destination }, seconds(recorded?.lastBackupTime) ?? 0);
+      }
 
       const key = `${namespace}/${name}`;
       const before = conditionSeries.get(key) ?? new Map<string, { status: string; reason: string }>();
@@ -154,6 +190,9 @@ export function backupMetrics(registry: Registry, now: () => Date = () => new Da
       if (outcome.ok && outcome.durationMs !== undefined) lastDuration.set(labels, outcome.durationMs / 1000);
       if (outcome.ok && outcome.retentionDeleted) deleted.inc(labels, outcome.retentionDeleted);
       if (outcome.ok && outcome.retentionFailed) retentionFailures.inc(labels);
+      for (const d of outcome.destinations ?? []) {
+        if (!d.ok) destinationFailures.inc({ ...labels, destination: d.name });
+      }
     },
     forget,
   };

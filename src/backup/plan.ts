@@ -61,10 +61,12 @@ import type {
   BackupStatus,
   Condition,
   CurrentJob,
+  DestinationStatus,
   OpenBaoCluster,
   OperationLock,
   PreUpgradeStatus,
 } from "../api/types.ts";
+import type { ReportedDestination } from "../executor/result.ts";
 import { backupJobName, backupKeyId, confirmJobName, preUpgradeJobName } from "../jobs/names.ts";
 import { failureOf, type ObservedJob, resultWaitMs } from "../jobs/result.ts";
 import { displacedBy, displacedFailure } from "../lock/displaced.ts";
@@ -131,6 +133,8 @@ export interface RecordedOutcome {
   /** A successful backup whose retention could not delete an object, or could not run at all. */
   readonly retentionFailed: boolean;
   readonly finishedAt: Date;
+  /** With several destinations: each one's outcome as the Job reported it. */
+  readonly destinations?: readonly { readonly name: string; readonly ok: boolean }[] | undefined;
 }
 
 export interface StatusWrite {
@@ -934,6 +938,8 @@ function record(
       message: `Job ${job.name} failed: ${reason}: ${message}`.slice(0, 1024),
     });
   }
+  const destinations = result?.destinations;
+  if (destinations !== undefined) recordDestinations(backup, job, destinations, finishedAt, events);
   return {
     type,
     ok,
@@ -942,7 +948,54 @@ function record(
     retentionDeleted: result?.retentionDeleted,
     retentionFailed: ok && ((result?.retentionFailed ?? 0) > 0 || result?.retentionError === true),
     finishedAt,
+    destinations: destinations?.map((d) => ({ name: d.name, ok: d.ok })),
   };
+}
+
+/**
+ * Each destination's own record, from a Job that reported several (`status.backup.destinations`,
+ * in the Job's order, `primary` first; a destination no longer reported is dropped). A failed
+ * copy gets a Warning whatever the success policy made of the Job: never silent.
+ */
+function recordDestinations(
+  backup: BackupStatus,
+  job: ObservedJob,
+  reported: readonly ReportedDestination[],
+  finishedAt: Date,
+  events: PlannedEvent[],
+): void {
+  const before = new Map((backup.destinations ?? []).map((d) => [d.name, d]));
+  backup.destinations = reported.map((d): DestinationStatus => {
+    const previous = before.get(d.name) ?? { name: d.name };
+    const location = d.location ?? previous.location;
+    const base = { ...previous, ...(location === undefined ? {} : { location }) };
+    if (d.ok) {
+      return {
+        ...base,
+        lastBackupTime: toTimestamp(finishedAt),
+        ...(d.key === undefined ? {} : { lastBackupName: d.key }),
+        consecutiveFailures: 0,
+      };
+    }
+    const reason = d.reason ?? "Unknown";
+    const message = d.message ?? "no message";
+    events.push({
+      type: "Warning",
+      reason: EventReason.BackupDestinationFailed,
+      message:
+        `Job ${job.name}: destination ${d.name}${location === undefined ? "" : ` (${location})`} holds no copy of this backup: ${reason}: ${message}`.slice(
+          0,
+          1024,
+        ),
+    });
+    return {
+      ...base,
+      consecutiveFailures: (previous.consecutiveFailures ?? 0) + 1,
+      lastFailureReason: reason,
+      lastFailureMessage: message,
+      lastFailureTime: toTimestamp(finishedAt),
+    };
+  });
 }
 
 function health(

@@ -1,35 +1,62 @@
 /**
- * `bao-backup backup`: one Raft snapshot, one pass over its bytes.
+ * `bao-backup backup`: one Raft snapshot, one pass over its bytes, to one or more destinations.
  *
  *   OpenBao leader ──GET snapshot──► tap (SHA-256, count) ─► inspector (gzip/tar/SHA256SUMS)
- *                                                             └─► store.upload(key)
- *   then HEAD (size, encryption) ─► manifest <key>.json (HEAD: encryption) ─► retention (same identity)
+ *                                                             └─► tee ─► store.upload(key) per destination
+ *   then per destination (destination.ts): HEAD (size, encryption, lock) ─► manifest <key>.json
+ *   ─► abandoned uploads ─► retention (that destination only)
  *
- * All or nothing: any failure before the manifest is written leaves no object under the key
- * (the store aborts its upload; a completed object that fails verification is deleted).
+ * All or nothing per destination: any failure before its manifest is written leaves no object
+ * under its key (the store aborts its upload; a completed object that fails verification is
+ * deleted). A failure of the source (OpenBao, the archive) fails every destination alike, so
+ * the run fails as it would with one. With several destinations (`BACKUP_ADDITIONAL_TARGETS`)
+ * one destination failing leaves the others to complete, with identical SHA-256 in every
+ * manifest; `BACKUP_SUCCESS_POLICY` (success-policy.ts) decides the run's result, and every
+ * destination's outcome is in it.
  */
-import { pipeline, Readable } from "node:stream";
+import { pipeline } from "node:stream";
 import { explainDenial } from "../openbao/auth.ts";
 import { OpenBaoHttp } from "../openbao/http.ts";
 import { openSnapshot } from "../openbao/snapshot.ts";
 import { createSnapshotInspector } from "../snapshot/archive.ts";
-import { buildKey, clusterPrefix, createKeyParser, manifestKey, newKeyId } from "../snapshot/key.ts";
-import { recordableClusterId, recordableSealType, serializeManifest } from "../snapshot/manifest.ts";
-import { deletionGroups, type ListedObject, planRetention } from "../snapshot/retention.ts";
+import { buildKey, newKeyId } from "../snapshot/key.ts";
+import { recordableClusterId, recordableSealType } from "../snapshot/manifest.ts";
 import { createTap } from "../snapshot/tap.ts";
-import { encryptionMismatch } from "../storage/encryption.ts";
-import type { ObjectHead, ObjectStore, WriteLock } from "../storage/index.ts";
-import { deleteUnlocked, earliestRelease, lockMismatch, writeLockFor } from "../storage/locks.ts";
+import { isStorageError, type ObjectStore } from "../storage/index.ts";
+import { tee } from "../storage/tee.ts";
 import type { BackupConfig } from "./config.ts";
-import { classify, failureResult, VerificationError } from "./failure.ts";
+import {
+  abortAbandonedUploads,
+  applyRetention,
+  type Copy,
+  discardCopy,
+  lockFor,
+  verifyAndRecord,
+} from "./destination.ts";
+import { classify, failureResult } from "./failure.ts";
 import { startProgress } from "./progress.ts";
-import type { BackupSuccess, ExecutorResult, RetentionOutcome } from "./result.ts";
+import { holdsKeys, SecretNotFoundError } from "./required-secrets.ts";
+import type { BackupSuccess, DestinationReport, ExecutorResult, RetentionOutcome } from "./result.ts";
 import { clusterFacts, leaderAndToken, openStore } from "./session.ts";
+import { decide } from "./success-policy.ts";
 
 export interface RunOptions {
   readonly now?: () => Date;
   readonly signal?: AbortSignal;
 }
+
+/** A destination's copy once its store is open, and what became of it. */
+interface Run extends Copy {
+  store: ObjectStore | undefined;
+  /** Set when this destination failed; the others go on. */
+  error: unknown;
+  uploadedBytes: number | undefined;
+  retention: RetentionOutcome | undefined;
+  abandonedUploads: number;
+}
+
+/** A destination's message in the result: short, so that every destination fits the termination message. */
+const maxDestinationMessageChars = 200;
 
 export async function runBackup(config: BackupConfig, options: RunOptions = {}): Promise<ExecutorResult> {
   const now = options.now ?? (() => new Date());
@@ -40,227 +67,190 @@ export async function runBackup(config: BackupConfig, options: RunOptions = {}):
   const signal = controller.signal;
   const secrets: string[] = [];
   const http = new OpenBaoHttp(config.tls);
-  let store: ObjectStore | undefined;
-  // The key carries the time this run started, never a scheduled time (SPEC §5 trap 2).
-  const key = buildKey({
-    pathPrefix: config.target.pathPrefix,
-    namespace: config.cluster.namespace,
-    cluster: config.cluster.name,
-    time: started,
-    kind: config.kind,
-    // The Job's key id when the operator gave one: its backup can then be found without its report.
-    random: config.keyId ?? newKeyId(),
-  });
-  let uploaded = false;
-  // Snapshot and manifest are locked alike (storage/locks.ts): a manifest that could be deleted
-  // would leave a locked snapshot that no restore accepts.
-  const lock =
-    config.target.provider === "s3" && config.target.objectLock !== undefined
-      ? writeLockFor(config.target.objectLock, {
-          created: started,
-          maxAgeMs: config.retention?.maxAgeMs ?? 0,
-          preUpgrade: config.kind === "pre-upgrade",
-        })
-      : undefined;
+  // The Job's key id when the operator gave one: its backup can then be found without its report.
+  const random = config.keyId ?? newKeyId();
+  const runs: Run[] = config.destinations.map((destination) => ({
+    destination,
+    // The key carries the time this run started, never a scheduled time (SPEC §5 trap 2).
+    key: buildKey({
+      pathPrefix: destination.target.pathPrefix,
+      namespace: config.cluster.namespace,
+      cluster: config.cluster.name,
+      time: started,
+      kind: config.kind,
+      random,
+    }),
+    lock: lockFor(destination.target, config, started),
+    store: undefined,
+    error: undefined,
+    uploadedBytes: undefined,
+    retention: undefined,
+    abandonedUploads: 0,
+  }));
+  const main = runs[0] as Run;
+  const several = runs.length > 1;
   try {
-    store = await openStore(config, secrets);
+    // With one destination a store that cannot be opened fails the run at once, as always;
+    // with several it fails that destination only.
+    for (const run of runs) {
+      try {
+        const { credentialsSecret, credentialsDir } = run.destination;
+        if (credentialsSecret !== undefined && !holdsKeys(credentialsDir)) {
+          throw new SecretNotFoundError(
+            credentialsSecret,
+            `Secret ${credentialsSecret} (the credentials of destination ${run.destination.name}) does not exist in namespace ${config.cluster.namespace}, or holds no keys: create it, or fix spec.backup.additionalTargets`,
+          );
+        }
+        run.store = await openStore(run.destination, secrets);
+      } catch (err) {
+        if (!several) throw err;
+        run.error = err;
+      }
+    }
+    const open = runs.filter((r) => r.store !== undefined);
+    if (open.length === 0) throw main.error;
+
     const { leader, token } = await leaderAndToken(http, config, secrets, signal);
     const facts = await clusterFacts(http, leader, signal);
-    const version = facts.version;
-
     const source = await openSnapshot(http, leader, token, signal).catch(async (err: unknown) => {
       throw await explainDenial(http, leader, config.auth, token, err, signal);
     });
     const tap = createTap();
     const inspector = createSnapshotInspector();
-    // Errors anywhere destroy every stage; the upload then sees the error, never a clean end.
+    // Errors anywhere destroy every stage; each upload then sees the error, never a clean end.
     pipeline(source, tap, inspector, () => {});
-    const progress = startProgress(`snapshot → ${key}`, () => tap.bytes);
-    let upload: { size: number };
-    try {
-      upload = await store.upload(key, inspector, {
-        contentType: "application/gzip",
-        metadata: { cluster: config.cluster.name, namespace: config.cluster.namespace, backup_type: config.kind },
-        // The expected size raises the part size before the provider's part limit (storage/parts.ts).
-        ...(config.sizeHint === undefined ? {} : { sizeHint: config.sizeHint }),
-        ...(lock === undefined ? {} : { lock }),
-        signal,
-      });
-    } catch (err) {
+    const { branches, detach } = tee(inspector, open.length);
+    const progress = startProgress(`snapshot → ${main.key}`, () => tap.bytes);
+    const settled = await Promise.allSettled(
+      open.map(async (run, i) => {
+        try {
+          const upload = await (run.store as ObjectStore).upload(run.key, branches[i] as AsyncIterable<Uint8Array>, {
+            contentType: "application/gzip",
+            metadata: { cluster: config.cluster.name, namespace: config.cluster.namespace, backup_type: config.kind },
+            // The expected size raises the part size before the provider's part limit (storage/parts.ts).
+            ...(config.sizeHint === undefined ? {} : { sizeHint: config.sizeHint }),
+            ...(run.lock === undefined ? {} : { lock: run.lock }),
+            signal,
+          });
+          run.uploadedBytes = upload.size;
+        } catch (err) {
+          // A failed destination must not hold back the others' stream.
+          detach(i);
+          throw err;
+        }
+      }),
+    );
+    progress.stop();
+    // The source's own failure (OpenBao, the archive) is not one destination's: it fails the run.
+    const sourceFailure = settled.find(
+      (s): s is PromiseRejectedResult => s.status === "rejected" && !isStorageError(s.reason),
+    );
+    settled.forEach((s, i) => {
+      if (s.status === "rejected") (open[i] as Run).error = s.reason;
+    });
+    const uploaded = open.filter((r) => r.uploadedBytes !== undefined);
+    if (sourceFailure !== undefined || uploaded.length === 0) {
       source.destroy();
+      await Promise.all(uploaded.map((r) => discardCopy(r, r.store as ObjectStore)));
+      throw sourceFailure?.reason ?? main.error ?? uploaded[0]?.error ?? open[0]?.error;
+    }
+    const info = await inspector.result.catch(async (err: unknown) => {
+      await Promise.all(uploaded.map((r) => discardCopy(r, r.store as ObjectStore)));
       throw err;
-    } finally {
-      progress.stop();
-    }
-    uploaded = true;
-    const info = await inspector.result;
+    });
     const sha256 = tap.sha256("hex");
-    if (upload.size !== tap.bytes) {
-      throw new VerificationError("SizeMismatch", `uploaded ${upload.size} bytes but streamed ${tap.bytes}`);
-    }
-    const head = await store.head(key);
-    if (head === null) throw new VerificationError("ObjectMissing", `${key} is not in ${store.location} after upload`);
-    if (head.size !== tap.bytes) {
-      throw new VerificationError(
-        "SizeMismatch",
-        `${key} holds ${head.size} bytes in ${store.location}, ${tap.bytes} were streamed`,
-      );
-    }
-    checkStored(config, store, head, lock);
-    const manifest = serializeManifest({
-      formatVersion: 1,
-      key,
+    const manifest = {
+      formatVersion: 1 as const,
       size: tap.bytes,
       sha256,
       raftIndex: info.index,
       raftTerm: info.term,
-      openbaoVersion: version ?? null,
+      openbaoVersion: facts.version ?? null,
       clusterId: recordableClusterId(facts.clusterId),
       sealType: recordableSealType(facts.sealType),
       created: started.toISOString(),
-    });
-    const body = Buffer.from(manifest);
-    await store.upload(manifestKey(key), Readable.from([body]), {
-      contentLength: body.length,
-      contentType: "application/json",
-      ...(lock === undefined ? {} : { lock }),
-      signal,
-    });
-    if (config.target.encryption !== undefined || lock !== undefined) {
-      // The manifest is encrypted and locked like the snapshot; a store that ignored the request
-      // for one small PUT would leave the backup's record in the clear, or deletable.
-      const manifestHead = await store.head(manifestKey(key));
-      if (manifestHead === null) {
-        throw new VerificationError("ObjectMissing", `${manifestKey(key)} is not in ${store.location} after upload`);
-      }
-      checkStored(config, store, manifestHead, lock);
-    }
+    };
+    await Promise.all(
+      uploaded.map(async (run) => {
+        const store = run.store as ObjectStore;
+        try {
+          await verifyAndRecord(
+            run,
+            store,
+            { uploaded: run.uploadedBytes ?? 0, streamed: tap.bytes },
+            manifest,
+            signal,
+          );
+        } catch (err) {
+          run.error = err;
+          return;
+        }
+        run.abandonedUploads = await abortAbandonedUploads(run, store, config, started);
+        // Pre-upgrade snapshots are rollback points: retention runs after scheduled backups only.
+        if (config.retention && config.kind !== "pre-upgrade") {
+          run.retention = await applyRetention(run, store, config, config.retention, now());
+        }
+      }),
+    );
+    if (!several && main.error !== undefined) throw main.error;
 
-    const abandonedUploads = await abortAbandonedUploads(config, store, started);
-    const retention = config.retention ? await applyRetention(config, store, key, now()) : undefined;
+    const reports = several ? runs.map((r) => report(r, secrets)) : undefined;
+    const decision = decide(config.successPolicy, reports ?? [{ name: main.destination.name, ok: true }]);
+    if (!decision.ok) {
+      const failedBy = runs.find((r) => r.destination.name === decision.failedBy?.name) ?? main;
+      const failure = failureResult("backup", failedBy.error, { secrets, key: main.key, started, now: now() });
+      const stored = runs.filter((r) => r.error === undefined).map((r) => r.destination.name);
+      return {
+        ...failure,
+        message: `destination ${failedBy.destination.name} (${failedBy.store?.location ?? "not opened"}): ${failure.message}; policy ${config.successPolicy}: ${stored.length === 0 ? "no destination holds the backup" : `stored and verified in ${stored.join(", ")}`}`,
+        ...(reports === undefined ? {} : { destinations: reports }),
+      };
+    }
     const result: BackupSuccess = {
       mode: "backup",
       ok: true,
-      key,
+      key: main.error === undefined ? main.key : (runs.find((r) => r.error === undefined)?.key ?? main.key),
       size: tap.bytes,
       sha256,
       durationMs: now().getTime() - started.getTime(),
       raftIndex: info.index,
       raftTerm: info.term,
-      openbaoVersion: version,
+      openbaoVersion: facts.version,
       startedAt: started.toISOString(),
-      retention,
-      ...(abandonedUploads > 0 ? { abandonedUploadsAborted: abandonedUploads } : {}),
+      retention: main.retention,
+      ...(main.abandonedUploads > 0 ? { abandonedUploadsAborted: main.abandonedUploads } : {}),
+      ...(reports === undefined ? {} : { destinations: reports }),
     };
     return result;
   } catch (err) {
-    if (uploaded && store) {
-      // The object exists but is not verified (or has no manifest): remove it.
-      await store.deleteMany([key, manifestKey(key)]).catch(() => undefined);
-    }
-    return failureResult("backup", err, { secrets, key, started, now: now() });
+    return failureResult("backup", err, { secrets, key: main.key, started, now: now() });
   } finally {
     options.signal?.removeEventListener("abort", forward);
     http.close();
-    await store?.close().catch(() => undefined);
+    await Promise.all(runs.map((r) => r.store?.close().catch(() => undefined)));
   }
 }
 
-/**
- * The stored object carries the encryption `target.encryption` and the lock `target.objectLock`
- * ask for (nothing is compared when they ask for none). A mismatch fails the run; its objects
- * are then deleted (a locked one only hidden behind a delete marker until its lock ends).
- */
-function checkStored(config: BackupConfig, store: ObjectStore, head: ObjectHead, lock: WriteLock | undefined): void {
-  const problem = encryptionMismatch(config.target, head.encryption);
-  if (problem !== undefined) {
-    throw new VerificationError("EncryptionMismatch", `${head.key} in ${store.location}: ${problem}`);
-  }
-  const lockProblem = lock === undefined ? undefined : lockMismatch(lock, head.lock);
-  if (lockProblem !== undefined) {
-    throw new VerificationError("ObjectLockMismatch", `${head.key} in ${store.location}: ${lockProblem}`);
-  }
-}
-
-/**
- * Aborts this cluster's multipart uploads that runs before this one left open: a failed run
- * aborts its own upload, but cannot when the store is unreachable at that moment. The
- * operation lock means no other run of this cluster uploads now, so every upload of one of
- * its snapshot keys started before this run is abandoned. Never fatal: the backup is done.
- */
-async function abortAbandonedUploads(config: BackupConfig, store: ObjectStore, started: Date): Promise<number> {
-  const location = {
-    pathPrefix: config.target.pathPrefix,
-    namespace: config.cluster.namespace,
-    cluster: config.cluster.name,
+/** One destination's line of the result. */
+function report(run: Run, secrets: readonly string[]): DestinationReport {
+  const base = {
+    name: run.destination.name,
+    location: run.store?.location ?? `${run.destination.target.provider}://${run.destination.target.bucket}`,
+    key: run.key,
   };
-  const isOurs = createKeyParser(location);
-  try {
-    const outcome = await store.abortIncompleteUploads(
-      clusterPrefix(location),
-      // Manifests are single PUTs; only snapshot keys are ever multipart. This run's own upload
-      // is complete by now, so it is not listed whatever the two clocks say.
-      (u) => u.initiated < started && isOurs(u.key) !== null,
-    );
-    return outcome.aborted;
-  } catch {
-    return 0;
+  if (run.error === undefined) {
+    return { ...base, ok: true, ...(run.retention === undefined ? {} : { retention: withoutKeys(run.retention) }) };
   }
+  const failure = classify(run.error, secrets, "backup");
+  const message =
+    failure.message.length > maxDestinationMessageChars
+      ? `${failure.message.slice(0, maxDestinationMessageChars)}…`
+      : failure.message;
+  return { ...base, ok: false, reason: failure.reason, message };
 }
 
-/**
- * Retention after a verified success; never fatal to the backup (SPEC §4). Only verified
- * snapshots count; those without a manifest are kept until the planner may delete them, and
- * reported (count in the result, keys in the human line).
- */
-async function applyRetention(
-  config: BackupConfig,
-  store: ObjectStore,
-  justWritten: string,
-  now: Date,
-): Promise<RetentionOutcome> {
-  const policy = config.retention;
-  if (!policy) return { kept: 0, deleted: 0, failed: 0 };
-  const location = {
-    pathPrefix: config.target.pathPrefix,
-    namespace: config.cluster.namespace,
-    cluster: config.cluster.name,
-  };
-  try {
-    const listed: ListedObject[] = [];
-    for await (const object of store.list(clusterPrefix(location))) listed.push({ key: object.key });
-    const plan = planRetention(listed, policy, { ...location, justWritten, now });
-    const outcome = await deleteUnlocked(store, deletionGroups(plan), now);
-    const snapshots = (keys: readonly string[]): string[] => {
-      const set = new Set(keys);
-      return [...new Set(plan.delete.filter((d) => set.has(d.key)).map((d) => d.snapshot))];
-    };
-    const snapshotsDeleted = plan.delete.filter(
-      (d) => d.object === "snapshot" && outcome.deleted.includes(d.key),
-    ).length;
-    const keptSnapshots = plan.keep.filter((k) => k.object === "snapshot").length;
-    const unverified = plan.unverified.map((u) => u.key);
-    const locked = snapshots(outcome.locked.map((l) => l.key));
-    const lockedUntil = earliestRelease(outcome.locked);
-    const versionsKept = snapshots(outcome.versionsKept.map((v) => v.key));
-    return {
-      kept: keptSnapshots,
-      deleted: snapshotsDeleted,
-      failed: outcome.failed.length,
-      // Kept under a lock: reported, never a failure; the first run after the lock deletes them.
-      ...(locked.length > 0 ? { locked: locked.length, ...(lockedUntil ? { lockedUntil } : {}) } : {}),
-      ...(versionsKept.length > 0
-        ? { versionsKept: versionsKept.length, versionsNote: outcome.versionsKept[0]?.reason ?? "" }
-        : {}),
-      // Orphans are kept and named so a person sees them (`bao-backup verify`, `prune --dry-run`).
-      ...(unverified.length > 0 ? { unverified: unverified.length, unverifiedKeys: unverified } : {}),
-      ...(outcome.failed.length > 0
-        ? {
-            error: `could not delete ${outcome.failed.length} object(s), first: ${outcome.failed[0]?.error.message ?? ""}`,
-          }
-        : {}),
-    };
-  } catch (err) {
-    return { kept: 0, deleted: 0, failed: 0, error: `retention did not run: ${classify(err).message}` };
-  }
+/** Retention of a secondary destination without its list of keys (the count stays). */
+function withoutKeys(retention: RetentionOutcome): RetentionOutcome {
+  const { unverifiedKeys: _keys, ...rest } = retention;
+  return rest;
 }

@@ -63,8 +63,30 @@ interface CommonConfig {
   readonly terminationMessage: TerminationMessage;
 }
 
+/** One place a backup is written to: the main target, or one of `BACKUP_ADDITIONAL_TARGETS`. */
+export interface Destination {
+  /** Names it in results, status, events and messages: a DNS label. */
+  readonly name: string;
+  readonly target: Target;
+  readonly credentialsDir: string;
+  /**
+   * The Secret mounted at `credentialsDir` (additional targets from the operator): an empty
+   * directory then means that Secret is missing, and that destination fails with SecretNotFound.
+   */
+  readonly credentialsSecret?: string | undefined;
+}
+
+export const successPolicies = ["All", "AtLeastOne", "Primary"] as const;
+/** With several destinations, what makes the run a success (src/executor/destinations.ts). */
+export type SuccessPolicy = (typeof successPolicies)[number];
+
+export const maxAdditionalTargets = 4;
+
 export interface BackupConfig extends CommonConfig {
   readonly mode: "backup";
+  /** Every destination, the main target (`target`, `credentialsDir`) first. */
+  readonly destinations: readonly Destination[];
+  readonly successPolicy: SuccessPolicy;
   readonly cluster: ClusterRef;
   readonly kind: SnapshotKind;
   readonly retention: RetentionPolicy | undefined;
@@ -233,6 +255,105 @@ const targetVariables: Record<string, SettingName> = {
   insecureSkipVerify: "BACKUP_INSECURE_SKIP_VERIFY",
 };
 
+const destinationName = /^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$/;
+
+function checkDestinationName(name: unknown, setting: SettingName, field: string): string {
+  if (typeof name !== "string" || !destinationName.test(name)) {
+    throw new ConfigError(
+      setting,
+      `${field} must be a name of at most 40 lower-case letters, digits and "-" (e.g. "offsite"), got ${JSON.stringify(name)}`,
+    );
+  }
+  return name;
+}
+
+/** `BACKUP_ADDITIONAL_TARGETS`: more destinations, each parsed like the main target. */
+function additionalTargets(s: Settings, primary: string): Destination[] {
+  const raw = optional(s, "BACKUP_ADDITIONAL_TARGETS");
+  if (raw === undefined) return [];
+  const setting = "BACKUP_ADDITIONAL_TARGETS";
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    throw new ConfigError(
+      setting,
+      'must be a JSON array such as [{"name":"offsite","target":{…},"credentialsDir":"…"}]',
+    );
+  }
+  if (!Array.isArray(value)) throw new ConfigError(setting, "must be a JSON array of destinations");
+  if (value.length > maxAdditionalTargets) {
+    throw new ConfigError(setting, `names ${value.length} destinations; at most ${maxAdditionalTargets} are allowed`);
+  }
+  const seen = new Set([primary]);
+  return value.map((item: unknown, i): Destination => {
+    const at = `[${i}]`;
+    if (typeof item !== "object" || item === null || Array.isArray(item)) {
+      throw new ConfigError(setting, `${at} must be an object with name, target and credentialsDir`);
+    }
+    const entry = item as Record<string, unknown>;
+    const name = checkDestinationName(entry.name, setting, `${at}.name`);
+    if (seen.has(name)) {
+      throw new ConfigError(
+        setting,
+        `${at}.name ${JSON.stringify(name)} is used twice (the main target is ${JSON.stringify(primary)}): give each destination its own name`,
+      );
+    }
+    seen.add(name);
+    if (typeof entry.target !== "object" || entry.target === null || Array.isArray(entry.target)) {
+      throw new ConfigError(setting, `${at}.target must be an object with the fields of spec.backup.target`);
+    }
+    let parsed: Target;
+    try {
+      parsed = parseTarget(entry.target as TargetSpec);
+    } catch (err) {
+      if (err instanceof TargetConfigError)
+        throw new ConfigError(setting, `${at} (${name}): ${err.message}`, { cause: err });
+      throw err;
+    }
+    const credentialsDir = entry.credentialsDir;
+    if (credentialsDir !== undefined && (typeof credentialsDir !== "string" || credentialsDir === "")) {
+      throw new ConfigError(setting, `${at}.credentialsDir must be a directory path`);
+    }
+    const credentialsSecret = entry.credentialsSecret;
+    if (credentialsSecret !== undefined && (typeof credentialsSecret !== "string" || credentialsSecret === "")) {
+      throw new ConfigError(setting, `${at}.credentialsSecret must be the name of a Secret`);
+    }
+    let pathPrefix: string;
+    try {
+      pathPrefix = normalizePathPrefix(parsed.pathPrefix);
+    } catch (err) {
+      if (err instanceof KeyPartError)
+        throw new ConfigError(setting, `${at} (${name}): target.${err.message}`, { cause: err });
+      throw err;
+    }
+    return {
+      name,
+      target: { ...parsed, pathPrefix },
+      // Absent: the provider's own credential chain, like a main target without a Secret.
+      credentialsDir: credentialsDir ?? `${defaultPaths.credentialsDir}-${name}`,
+      ...(credentialsSecret === undefined ? {} : { credentialsSecret }),
+    };
+  });
+}
+
+function successPolicy(s: Settings, additional: number): SuccessPolicy {
+  const value = optional(s, "BACKUP_SUCCESS_POLICY") ?? "All";
+  if (!(successPolicies as readonly string[]).includes(value)) {
+    throw new ConfigError(
+      "BACKUP_SUCCESS_POLICY",
+      `must be ${successPolicies.join(", ")}, got ${JSON.stringify(value)}`,
+    );
+  }
+  if (additional === 0 && value !== "All") {
+    throw new ConfigError(
+      "BACKUP_SUCCESS_POLICY",
+      "applies with BACKUP_ADDITIONAL_TARGETS only: remove it, or add destinations",
+    );
+  }
+  return value as SuccessPolicy;
+}
+
 function target(s: Settings): Target {
   const provider = optional(s, "BACKUP_PROVIDER") ?? "s3";
   // Every encryption setting is passed whatever the provider: one that does not belong to it
@@ -393,10 +514,26 @@ export function loadBackupConfig(env: NodeJS.ProcessEnv, argv: readonly string[]
       "needs BACKUP_RETENTION_MAX_AGE (spec.backup.retention.maxAge): each object stays locked for maxAge + grace, so that retention can delete it once it is due; set maxAge, or remove the object lock",
     );
   }
+  const primary = checkDestinationName(
+    optional(s, "BACKUP_TARGET_NAME") ?? "primary",
+    "BACKUP_TARGET_NAME",
+    "BACKUP_TARGET_NAME",
+  );
+  const additional = additionalTargets(s, primary);
+  for (const d of additional) {
+    if (d.target.provider === "s3" && d.target.objectLock !== undefined && policy?.maxAgeMs === undefined) {
+      throw new ConfigError(
+        "BACKUP_ADDITIONAL_TARGETS",
+        `${d.name}: target.objectLock needs BACKUP_RETENTION_MAX_AGE (spec.backup.retention.maxAge); set maxAge, or remove the object lock`,
+      );
+    }
+  }
   return {
     mode: "backup",
     cluster,
     ...shared,
+    destinations: [{ name: primary, target: shared.target, credentialsDir: shared.credentialsDir }, ...additional],
+    successPolicy: successPolicy(s, additional.length),
     kind,
     retention: policy,
     keyId,

@@ -53,7 +53,7 @@ export function parseRequiredSecrets(value: string | undefined): RequiredSecret[
 }
 
 /** A projected Secret volume holds its keys as visible files; `..data` and friends are the kubelet's. */
-function holdsKeys(dir: string): boolean {
+export function holdsKeys(dir: string): boolean {
   try {
     return readdirSync(dir).some((name) => !name.startsWith("."));
   } catch {

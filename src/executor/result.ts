@@ -43,6 +43,22 @@ export interface RetentionOutcome {
   readonly error?: string;
 }
 
+/**
+ * One destination's outcome, for a run with several (`BACKUP_ADDITIONAL_TARGETS`); the main
+ * target first. Messages are cut short: the whole result must fit a termination message.
+ */
+export interface DestinationReport {
+  readonly name: string;
+  readonly ok: boolean;
+  /** `s3://bucket`, `gcs://bucket`, `azure://account/container`. */
+  readonly location: string;
+  /** The snapshot key there (the same name under that destination's pathPrefix). */
+  readonly key: string;
+  readonly reason?: string;
+  readonly message?: string;
+  readonly retention?: RetentionOutcome;
+}
+
 export interface BackupSuccess {
   readonly mode: "backup";
   readonly ok: true;
@@ -57,6 +73,8 @@ export interface BackupSuccess {
   readonly retention: RetentionOutcome | undefined;
   /** Multipart uploads of earlier failed runs that this run aborted (absent when none). */
   readonly abandonedUploadsAborted?: number;
+  /** Every destination's outcome, when there are several; `retention` above is the main target's. */
+  readonly destinations?: readonly DestinationReport[];
 }
 
 export interface RestoreSuccess {
@@ -107,6 +125,8 @@ export interface Failure {
   readonly key: string | undefined;
   readonly durationMs: number;
   readonly startedAt: string;
+  /** Backup with several destinations: every destination's outcome (some may have succeeded). */
+  readonly destinations?: readonly DestinationReport[];
 }
 
 export type ExecutorResult = BackupSuccess | RestoreSuccess | BackupConfirmed | Failure;
@@ -120,8 +140,16 @@ export function resultLine(result: ExecutorResult): string {
     const { unverifiedKeys: _keys, ...retention } = result.retention;
     shaped = { ...result, retention };
   }
-  return JSON.stringify({ v: resultFormatVersion, ...shaped });
+  const line = JSON.stringify({ v: resultFormatVersion, ...shaped });
+  if (line.length <= maxLineChars || !("destinations" in shaped) || shaped.destinations === undefined) return line;
+  // Several destinations with long messages: their messages go first (the reasons stay), then
+  // their retention; the human line on stdout still has everything.
+  const lean = shaped.destinations.map(({ message: _m, retention: _r, ...d }) => d);
+  return JSON.stringify({ v: resultFormatVersion, ...shaped, destinations: lean });
 }
+
+/** Kubernetes keeps 4096 bytes of a termination message; the line stays under it. */
+const maxLineChars = 3900;
 
 /** How many unverified keys the human line names before it says how many more there are. */
 const maxUnverifiedKeysShown = 5;
@@ -132,6 +160,15 @@ function unverifiedText(retention: RetentionOutcome): string {
   const shown = keys.slice(0, maxUnverifiedKeysShown).join(", ");
   const more = keys.length > maxUnverifiedKeysShown ? ` and ${keys.length - maxUnverifiedKeysShown} more` : "";
   return `, kept ${retention.unverified} without a manifest (not verified, not counted${shown ? `: ${shown}${more}` : ""})`;
+}
+
+/** With several destinations: where the backup is, and which destination failed and why. */
+function destinationsText(destinations: readonly DestinationReport[] | undefined): string {
+  if (destinations === undefined) return "";
+  const each = destinations.map((d) =>
+    d.ok ? `${d.name} ${d.location} ok` : `${d.name} ${d.location} FAILED (${d.reason ?? "?"}: ${d.message ?? ""})`,
+  );
+  return `; destinations: ${each.join("; ")}`;
 }
 
 function lockedText(retention: RetentionOutcome): string {
@@ -162,7 +199,7 @@ export function humanLine(result: ExecutorResult): string {
   const retention = result.retention
     ? `; retention kept ${result.retention.kept}, deleted ${result.retention.deleted}, failed ${result.retention.failed}${lockedText(result.retention)}${unverifiedText(result.retention)}${result.retention.error ? ` (${result.retention.error})` : ""}`
     : "";
-  return `backed up ${result.key} (${mib} MiB, raft index ${result.raftIndex}, sha256 ${result.sha256.slice(0, 12)}…) in ${seconds}s${retention}`;
+  return `backed up ${result.key} (${mib} MiB, raft index ${result.raftIndex}, sha256 ${result.sha256.slice(0, 12)}…) in ${seconds}s${retention}${destinationsText(result.destinations)}`;
 }
 
 /**
@@ -198,6 +235,40 @@ export interface ReportedResult {
   readonly retentionFailed: number | undefined;
   /** Retention could not run at all (its listing failed); the backup itself still counts. */
   readonly retentionError?: boolean | undefined;
+  /** A backup with several destinations: each one's outcome (names checked, messages sanitized). */
+  readonly destinations?: readonly ReportedDestination[] | undefined;
+}
+
+export interface ReportedDestination {
+  readonly name: string;
+  readonly ok: boolean;
+  readonly location: string | undefined;
+  readonly key: string | undefined;
+  readonly reason: string | undefined;
+  readonly message: string | undefined;
+}
+
+const maxReportedDestinations = 5;
+
+function destinationsOf(value: unknown): ReportedDestination[] | undefined {
+  if (!Array.isArray(value)) return undefined;
+  const out: ReportedDestination[] = [];
+  for (const item of value.slice(0, maxReportedDestinations)) {
+    if (typeof item !== "object" || item === null) continue;
+    const d = item as Record<string, unknown>;
+    const name = str(d.name, 40, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+    if (name === undefined || typeof d.ok !== "boolean") continue;
+    const message = sanitizedMessage(d.message);
+    out.push({
+      name,
+      ok: d.ok,
+      location: str(d.location, 512, /^(s3|gcs|azure):\/\/[^\s]+$/),
+      key: str(d.key, 1024, noControlCharacters),
+      reason: str(d.reason, 64, /^[A-Za-z][A-Za-z0-9]*$/),
+      message: message === undefined ? undefined : message.slice(0, 300),
+    });
+  }
+  return out.length > 0 ? out : undefined;
 }
 
 const maxReadChars = 8192;
@@ -262,5 +333,6 @@ export function parseResultLine(text: string | undefined): ReportedResult | unde
     retentionDeleted: count(retention.deleted),
     retentionFailed: count(retention.failed),
     retentionError: typeof retention.error === "string" && retention.error !== "" ? true : undefined,
+    destinations: destinationsOf(o.destinations),
   };
 }

@@ -15,7 +15,11 @@ import { defaultPaths } from "./settings.ts";
 
 type Config = BackupConfig | RestoreConfig;
 
-export async function openStore(config: Config, secrets: string[]): Promise<ObjectStore> {
+/** The store of `config.target` (or of one destination), credentials read from its directory. */
+export async function openStore(
+  config: Pick<Config, "target" | "credentialsDir">,
+  secrets: string[],
+): Promise<ObjectStore> {
   const credentials = await readCredentialsDir(config.credentialsDir);
   secrets.push(...secretValues(credentials));
   return loadObjectStore(config.target, credentials);

@@ -153,6 +153,23 @@ export const settings = [
     help: "with --force: done once OpenBao applied the snapshot and sealed itself (a snapshot of another cluster); unseal it with that cluster's keys",
     default: "false",
   },
+  {
+    env: "BACKUP_TARGET_NAME",
+    flag: "target-name",
+    help: "the name of the main target among several destinations (in results, status and messages)",
+    default: "primary",
+  },
+  {
+    env: "BACKUP_ADDITIONAL_TARGETS",
+    flag: "additional-targets",
+    help: 'more destinations written from the same snapshot stream, a JSON array of {"name", "target" (the fields of spec.backup.target, no credentials), "credentialsDir"}; each gets its own checks, manifest and retention',
+  },
+  {
+    env: "BACKUP_SUCCESS_POLICY",
+    flag: "success-policy",
+    help: "with additional targets, what makes the run a success: All (every destination stored and verified), AtLeastOne, or Primary (the main target; the others are reported)",
+    default: "All",
+  },
   { env: "BACKUP_RETENTION_MAX_COUNT", flag: "retention-max-count", help: "keep at most N backups" },
   { env: "BACKUP_RETENTION_MAX_AGE", flag: "retention-max-age", help: "delete backups older than (168h, 7d)" },
   {

@@ -16,7 +16,7 @@ import type {
   V1VolumeMount,
 } from "@kubernetes/client-node";
 import { awsWebIdentityAudience, defaults } from "../api/constants.ts";
-import type { ResolvedAuth, ResolvedTarget } from "../api/predicates.ts";
+import type { ResolvedAdditionalTarget, ResolvedAuth, ResolvedTarget } from "../api/predicates.ts";
 import type { ExecutorResourcesSpec } from "../api/types.ts";
 import { defaultPaths } from "../executor/settings.ts";
 import { planParts } from "../storage/parts.ts";
@@ -89,6 +89,12 @@ export interface ExecutorJobInput {
   /** The CA Secret to mount; undefined when every member is `http://` (nothing to verify). */
   readonly tlsSecretName: string | undefined;
   readonly target: ResolvedTarget;
+  /**
+   * Backup only: more destinations (`spec.backup.additionalTargets`), each with its own
+   * credentials Secret mounted at `<storage>-<name>` and passed as BACKUP_ADDITIONAL_TARGETS.
+   */
+  readonly additionalTargets?: readonly ResolvedAdditionalTarget[] | undefined;
+  readonly successPolicy?: "All" | "AtLeastOne" | "Primary" | undefined;
   /** The size the upload is expected to reach (BACKUP_SIZE_HINT): memory follows the part size it raises. */
   readonly sizeHint?: number | undefined;
   /** Mode-specific settings (BACKUP_TYPE, retention, BACKUP_KEY, BACKUP_FORCE…). */
@@ -188,8 +194,12 @@ export function uploadSizing(
   }
 }
 
-export function executorMemory(target: Pick<ResolvedTarget, "partSize" | "concurrency">): string {
-  const bytes = target.partSize * (target.concurrency + 2) + baselineBytes;
+type Sizing = Pick<ResolvedTarget, "partSize" | "concurrency">;
+
+/** Every destination's upload buffers (one stream teed to all of them) plus the baseline. */
+export function executorMemory(targets: Sizing | readonly Sizing[]): string {
+  const list: readonly Sizing[] = Array.isArray(targets) ? targets : [targets as Sizing];
+  const bytes = list.reduce((sum, t) => sum + t.partSize * (t.concurrency + 2), 0) + baselineBytes;
   return `${Math.ceil(bytes / (1024 * 1024))}Mi`;
 }
 
@@ -200,7 +210,7 @@ export function executorMemory(target: Pick<ResolvedTarget, "partSize" | "concur
  * a memory request given alone keeps the computed limit unless it is below the request.
  */
 export function executorResources(
-  target: Pick<ResolvedTarget, "partSize" | "concurrency">,
+  target: Sizing | readonly Sizing[],
   spec: ExecutorResourcesSpec | undefined,
 ): V1ResourceRequirements {
   const computed = executorMemory(target);
@@ -290,6 +300,27 @@ export function buildExecutorJob(input: ExecutorJobInput): V1Job {
   }
   // Always set, so an absent Secret means "ambient identity" rather than a guessed path.
   vars.push({ name: "BACKUP_CREDENTIALS_DIR", value: mountPaths.storage });
+
+  const additional = input.mode === "backup" ? (input.additionalTargets ?? []) : [];
+  if (additional.length > 0) {
+    const destinations = additional.map((t) => {
+      const { name, credentialsSecretRef, ...target } = t;
+      const credentialsDir = `${mountPaths.storage}-${name}`;
+      if (credentialsSecretRef) {
+        // Not in BACKUP_REQUIRED_SECRETS: a missing Secret fails that destination only (the
+        // executor names it), and the success policy decides what that means for the Job.
+        mount(`storage-${name}`, credentialsDir, { secret: { secretName: credentialsSecretRef.name, optional: true } });
+      }
+      return {
+        name,
+        target,
+        credentialsDir,
+        ...(credentialsSecretRef ? { credentialsSecret: credentialsSecretRef.name } : {}),
+      };
+    });
+    vars.push({ name: "BACKUP_ADDITIONAL_TARGETS", value: JSON.stringify(destinations) });
+    if (input.successPolicy !== undefined) vars.push({ name: "BACKUP_SUCCESS_POLICY", value: input.successPolicy });
+  }
 
   if (input.auth.method === "jwt") {
     mount("openbao-jwt", mountPaths.openbaoJwt, {
@@ -390,7 +421,10 @@ export function buildExecutorJob(input: ExecutorJobInput): V1Job {
               volumeMounts: mounts,
               terminationMessagePath: defaultPaths.terminationMessage,
               terminationMessagePolicy: "File",
-              resources: executorResources(uploadSizing(input.target, input.sizeHint), input.resources),
+              resources: executorResources(
+                [input.target, ...additional].map((t) => uploadSizing(t, input.sizeHint)),
+                input.resources,
+              ),
               securityContext: {
                 readOnlyRootFilesystem: true,
                 allowPrivilegeEscalation: false,

@@ -213,6 +213,14 @@ const expect = {
       runbook_url: runbook("OpenBaoBackupRetentionFailing"),
     },
   }),
+  destinationFailing: (c: Cluster, destination: string): ExpectedAlert => ({
+    exp_labels: { ...c, destination, severity: "warning" },
+    exp_annotations: {
+      summary: `OpenBao cluster ${cl(c)}: destination ${destination} failed to store a backup within 1d`,
+      description: `A backup Job of ${cl(c)} reported destination ${destination} without a verified copy. status.backup.destinations and the BackupDestinationFailed Events say why; the other destinations may hold the backup.`,
+      runbook_url: runbook("OpenBaoBackupDestinationFailing"),
+    },
+  }),
   restoreFailed: (c: Cluster): ExpectedAlert => ({
     exp_labels: { ...c, severity: "critical" },
     exp_annotations: {
@@ -322,6 +330,7 @@ function unitTests(sel: Selectors): UnitTest[] {
   const C = "OpenBaoBackupMisconfigured";
   const R = "OpenBaoBackupRetentionFailing";
   const RF = "OpenBaoRestoreFailed";
+  const D = "OpenBaoBackupDestinationFailing";
   const S = "OpenBaoBackupStale";
   const U = "OpenBaoBackupFreshnessUnknown";
   const O = "OpenBaoBackupOperatorDown";
@@ -478,6 +487,18 @@ function unitTests(sel: Selectors): UnitTest[] {
         op(other, "openbao_backup_retention_failures_total", values([0, day + 91])),
       ],
       [check(R, 29, []), check(R, 45, [expect.retentionFailing(bao)]), check(R, day + 60, [])],
+    ),
+    // OpenBaoBackupDestinationFailing: window 1d, no for, one alert per destination.
+    unit(
+      "DestinationFailing: one destination's first failure fires for it alone; a day later it resolves",
+      [
+        op(bao, "openbao_backup_destination_failures_total", values([0, 30], [1, day + 61]), {
+          destination: "offsite",
+        }),
+        op(bao, "openbao_backup_destination_failures_total", values([0, day + 91]), { destination: "primary" }),
+        op(other, "openbao_backup_destination_failures_total", values([0, day + 91]), { destination: "offsite" }),
+      ],
+      [check(D, 29, []), check(D, 45, [expect.destinationFailing(bao, "offsite")]), check(D, day + 60, [])],
     ),
     // OpenBaoRestoreFailed: window 1h, no for.
     unit(
@@ -759,7 +780,12 @@ async function exportedMetrics(): Promise<{ names: Set<string>; samples: Exposed
     spec: {
       replicas: 1,
       version: "2.4.0",
-      backup: { schedule: "0 * * * *", jwtAuthRole: "backup", target: { bucket: "b" } },
+      backup: {
+        schedule: "0 * * * *",
+        jwtAuthRole: "backup",
+        target: { bucket: "b" },
+        additionalTargets: [{ name: "offsite", provider: "gcs", bucket: "copies" }],
+      },
     },
     status: {
       phase: "Running",
@@ -866,6 +892,7 @@ describe("alert rules (promtool)", () => {
         [...alerts].sort(),
         [
           "OpenBaoBackupBlocked",
+          "OpenBaoBackupDestinationFailing",
           "OpenBaoBackupFailing",
           "OpenBaoBackupFreshnessUnknown",
           "OpenBaoBackupMisconfigured",
@@ -918,6 +945,7 @@ describe("alert rules (promtool)", () => {
         "Blocked",
         "Misconfigured",
         "RetentionFailing",
+        "DestinationFailing",
         "RestoreFailed",
         "Stale",
         "FreshnessUnknown",

@@ -297,6 +297,7 @@ describe("Helm chart", () => {
     const rules = rule.spec.groups.flatMap((g) => g.rules);
     assert.deepEqual(rules.map((r) => r.alert).sort(), [
       "OpenBaoBackupBlocked",
+      "OpenBaoBackupDestinationFailing",
       "OpenBaoBackupFailing",
       "OpenBaoBackupFreshnessUnknown",
       "OpenBaoBackupMisconfigured",

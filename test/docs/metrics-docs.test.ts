@@ -586,6 +586,7 @@ describe("metrics, alerts and conditions: the docs say what the code does", () =
           "OpenBaoBackupBlocked",
           "OpenBaoBackupMisconfigured",
           "OpenBaoBackupRetentionFailing",
+          "OpenBaoBackupDestinationFailing",
           "OpenBaoRestoreFailed",
           "OpenBaoBackupStale",
           "OpenBaoBackupFreshnessUnknown",

@@ -111,6 +111,30 @@ export function mapPath(value: string, mappings: readonly PathMapping[]): string
   return value;
 }
 
+/**
+ * A JSON value (BACKUP_ADDITIONAL_TARGETS names each destination's credentials directory) with
+ * every string that is a path under a mount rewritten like `mapPath`: a kubelet mounts at the
+ * real path, and the process reads it wherever it is named.
+ */
+export function mapJsonPaths(value: string, mappings: readonly PathMapping[]): string {
+  if (!/^\s*[[{]/.test(value)) return value;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    return value;
+  }
+  const walk = (node: unknown): unknown => {
+    if (typeof node === "string") return mapPath(node, mappings);
+    if (Array.isArray(node)) return node.map(walk);
+    if (typeof node === "object" && node !== null) {
+      return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, walk(v)]));
+    }
+    return node;
+  };
+  return JSON.stringify(walk(parsed));
+}
+
 /** Like `mapPath`, also for `--flag=/path` arguments. */
 function mapArgument(value: string, mappings: readonly PathMapping[]): string {
   const mapped = mapPath(value, mappings);
@@ -510,7 +534,7 @@ export async function prepareContainer(ctx: PrepareContext): Promise<PreparedCon
   mappings.sort((a, b) => b.mountPath.length - a.mountPath.length);
 
   const resolved: Record<string, string> = {};
-  for (const [k, v] of env) resolved[k] = mapPath(v, mappings);
+  for (const [k, v] of env) resolved[k] = mapJsonPaths(mapPath(v, mappings), mappings);
   if (resolved.BACKUP_TERMINATION_MESSAGE_PATH === undefined) {
     resolved.BACKUP_TERMINATION_MESSAGE_PATH = mapPath(executorDefaultTerminationPath, mappings);
   }

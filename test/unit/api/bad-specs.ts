@@ -219,6 +219,20 @@ export const goodSpecs: GoodSpec[] = [
   },
   { name: "s3 with SSE-S3", object: cluster("good-sse-s3", withTarget({ encryption: { type: "AES256" } })) },
   {
+    name: "two additional targets (gcs and azure) with a success policy",
+    object: cluster(
+      "good-destinations",
+      withBackup({
+        additionalTargets: [
+          { name: "gcs-copy", provider: "gcs", bucket: "copies", credentialsSecretRef: { name: "gcs-creds" } },
+          { name: "azure-copy", provider: "azure", bucket: "copies", azure: { storageAccount: "account1" } },
+        ],
+        successPolicy: "AtLeastOne",
+      }),
+    ),
+    preserved: ["spec.backup.additionalTargets", "spec.backup.successPolicy"],
+  },
+  {
     name: "s3 with Object Lock, a grace and a legal hold on pre-upgrade snapshots, and retention.maxAge",
     object: cluster(
       "good-object-lock",
@@ -441,6 +455,56 @@ const clusterCases: [
       },
     }),
     "spec.backup.target.partSize",
+  ],
+  [
+    "two additional targets with one name",
+    withBackup({
+      additionalTargets: [
+        { name: "copy", bucket: "a" },
+        { name: "copy", bucket: "b" },
+      ],
+    }),
+    "spec.backup.additionalTargets[1]",
+  ],
+  [
+    "an additional target named primary",
+    withBackup({ additionalTargets: [{ name: "primary", bucket: "a" }] }),
+    "spec.backup.additionalTargets[0].name",
+  ],
+  [
+    "an additional target without a name",
+    withBackup({ additionalTargets: [{ bucket: "a" }] }),
+    "spec.backup.additionalTargets[0].name",
+  ],
+  [
+    "an additional target without a bucket",
+    withBackup({ additionalTargets: [{ name: "copy", provider: "gcs" }] }),
+    "spec.backup.additionalTargets[0].bucket",
+  ],
+  [
+    "an additional gcs target with an S3 encryption type",
+    withBackup({ additionalTargets: [{ name: "copy", provider: "gcs", bucket: "b", encryption: { type: "AES256" } }] }),
+    "spec.backup.additionalTargets[0].encryption.type",
+  ],
+  [
+    "five additional targets",
+    withBackup({ additionalTargets: ["a", "b", "c", "d", "e"].map((name) => ({ name, bucket: name })) }),
+    "spec.backup.additionalTargets",
+  ],
+  [
+    "an additional target with objectLock and no retention.maxAge",
+    withBackup({ additionalTargets: [{ name: "copy", bucket: "b", objectLock: { mode: "GOVERNANCE" } }] }),
+    "spec.backup.retention",
+  ],
+  [
+    "a success policy without additional targets",
+    withBackup({ successPolicy: "Primary" }),
+    "spec.backup.successPolicy",
+  ],
+  [
+    "an unknown success policy",
+    withBackup({ additionalTargets: [{ name: "copy", bucket: "b" }], successPolicy: "Most" }),
+    "spec.backup.successPolicy",
   ],
   [
     "objectLock without retention.maxAge",

@@ -142,6 +142,8 @@ describe("resolveBackupSpec (SPEC §2 defaults)", () => {
       openbaoAddresses: undefined,
       tlsSecretName: "prod-tls-ca",
       target: { bucket: "b", provider: "s3", region: "us-east-1", partSize: 10 * 1024 * 1024, concurrency: 3 },
+      additionalTargets: [],
+      successPolicy: undefined,
       retention: undefined,
       activeDeadlineSeconds: 3600,
       resources: undefined,
