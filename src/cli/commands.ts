@@ -40,6 +40,11 @@ export const commands: readonly Command[] = [
     run: async (argv) => (await import("../executor/command.ts")).executorCommand("confirm", argv),
   },
   {
+    name: "drill",
+    summary: "executor: restore a stored backup into a throwaway OpenBao and prove it restores",
+    run: async (argv) => (await import("../executor/command.ts")).executorCommand("drill", argv),
+  },
+  {
     name: "list",
     summary: "list a cluster's backups (key, size, age, raft index, verified)",
     run: async (argv) => (await import("./list.ts")).listCommand(argv),

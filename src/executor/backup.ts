@@ -15,12 +15,13 @@
  * destination's outcome is in it.
  */
 import { pipeline } from "node:stream";
+import { writeCanary } from "../drill/canary.ts";
 import { explainDenial } from "../openbao/auth.ts";
 import { OpenBaoHttp } from "../openbao/http.ts";
 import { openSnapshot } from "../openbao/snapshot.ts";
 import { createSnapshotInspector } from "../snapshot/archive.ts";
 import { buildKey, newKeyId } from "../snapshot/key.ts";
-import { recordableClusterId, recordableSealType } from "../snapshot/manifest.ts";
+import { type ManifestCanary, recordableClusterId, recordableSealType } from "../snapshot/manifest.ts";
 import { createTap } from "../snapshot/tap.ts";
 import { isStorageError, type ObjectStore } from "../storage/index.ts";
 import { tee } from "../storage/tee.ts";
@@ -112,6 +113,23 @@ export async function runBackup(config: BackupConfig, options: RunOptions = {}):
 
     const { leader, token } = await leaderAndToken(http, config, secrets, signal);
     const facts = await clusterFacts(http, leader, signal);
+    // Written just before the snapshot, so the snapshot holds it (src/drill/canary.ts). A canary
+    // that cannot be written never costs the backup: it goes on without one and says why, and a
+    // drill that requires the canary then fails (CanaryMissing).
+    let canary: ManifestCanary | undefined;
+    let canaryProblem: string | undefined;
+    if (config.canary !== undefined) {
+      try {
+        canary = await writeCanary(http, leader, token, {
+          location: config.canary,
+          backupKey: main.key,
+          now: now(),
+          signal,
+        });
+      } catch (err) {
+        canaryProblem = classify(err, secrets, "backup").message;
+      }
+    }
     const source = await openSnapshot(http, leader, token, signal).catch(async (err: unknown) => {
       throw await explainDenial(http, leader, config.auth, token, err, signal);
     });
@@ -169,6 +187,7 @@ export async function runBackup(config: BackupConfig, options: RunOptions = {}):
       clusterId: recordableClusterId(facts.clusterId),
       sealType: recordableSealType(facts.sealType),
       created: started.toISOString(),
+      ...(canary === undefined ? {} : { canary }),
     };
     await Promise.all(
       uploaded.map(async (run) => {
@@ -220,6 +239,8 @@ export async function runBackup(config: BackupConfig, options: RunOptions = {}):
       retention: main.retention,
       ...(main.abandonedUploads > 0 ? { abandonedUploadsAborted: main.abandonedUploads } : {}),
       ...(reports === undefined ? {} : { destinations: reports }),
+      ...(canary === undefined ? {} : { canaryVersion: canary.version }),
+      ...(canaryProblem === undefined ? {} : { canaryProblem }),
     };
     return result;
   } catch (err) {

@@ -1,20 +1,23 @@
 /**
- * The executor's subcommands — `backup`, `restore` and `confirm` (src/executor/confirm.ts):
+ * The executor's subcommands — `backup`, `restore`, `confirm` (src/executor/confirm.ts) and
+ * `drill` (src/drill/):
  * load the configuration, run, report through the termination message and one human line,
  * and exit with the category code.
  */
 import { exitCodes } from "../cli/exit-codes.ts";
+import { drillSettingsHelp, loadDrillConfig, splitDrillArgv } from "../drill/config.ts";
+import { runDrillMode } from "../drill/run.ts";
 import { runBackup } from "./backup.ts";
 import { ConfigError, loadBackupConfig, loadRestoreConfig, terminationMessageTarget } from "./config.ts";
 import { runConfirm } from "./confirm.ts";
 import { failureResult, stoppedBySignal } from "./failure.ts";
-import { outsideKubernetes, restoreFlags } from "./help.ts";
+import { drillDescription, drillOutsideKubernetes, outsideKubernetes, restoreFlags } from "./help.ts";
 import { checkRequiredSecrets } from "./required-secrets.ts";
 import { runRestore } from "./restore.ts";
 import { type ExecutorResult, humanLine, writeTerminationMessage } from "./result.ts";
 import { settingsHelp } from "./settings.ts";
 
-type Mode = "backup" | "restore" | "confirm";
+type Mode = "backup" | "restore" | "confirm" | "drill";
 
 const descriptions: Record<Mode, string> = {
   backup:
@@ -22,11 +25,15 @@ const descriptions: Record<Mode, string> = {
   restore: `Streams a stored snapshot (BACKUP_KEY) into OpenBao after checking it against its manifest. ${restoreFlags}`,
   confirm:
     "Looks in storage for the backup of one backup Job whose result was lost: the newest verified snapshot of BACKUP_TYPE whose key ends in -<BACKUP_KEY_ID>.snap (the Job's openbao.org/key-id annotation). Reads only; never contacts OpenBao. Exit 0 and its facts when found; exit 6 (BackupNotFound) when not. The operator runs it before it records such a Job.",
+  drill: drillDescription,
 };
 
 function help(mode: Mode): string {
   const what = descriptions[mode];
-  return `Usage: bao-backup ${mode} [--option value]...\n\n${what}\n\n${outsideKubernetes}\n\nEvery option can also be given as the environment variable shown.\n\n${settingsHelp()}\n\nExit codes: 0 ok, 1 configuration, 2 auth, 3 leader discovery, 4 snapshot, 5 storage, 6 verification.\n`;
+  // A drill has three settings of its own, then takes the key, storage and token like restore.
+  const own = mode === "drill" ? `${drillSettingsHelp()}\n\nAnd, as for restore:\n` : "";
+  const outside = mode === "drill" ? drillOutsideKubernetes : outsideKubernetes;
+  return `Usage: bao-backup ${mode} [--option value]...\n\n${what}\n\n${outside}\n\nEvery option can also be given as the environment variable shown.\n\n${own}${settingsHelp()}\n\nExit codes: 0 ok, 1 configuration, 2 auth, 3 leader discovery, 4 snapshot, 5 storage, 6 verification.\n`;
 }
 
 export async function executorCommand(mode: Mode, argv: readonly string[]): Promise<number> {
@@ -40,7 +47,8 @@ export async function executorCommand(mode: Mode, argv: readonly string[]): Prom
   process.once("SIGINT", onSignal);
   const started = new Date();
   let result: ExecutorResult;
-  const termination = terminationMessageTarget(process.env, argv);
+  // The drill's own flags are unknown to the shared settings: leave them out of this look-up.
+  const termination = terminationMessageTarget(process.env, mode === "drill" ? splitDrillArgv(argv).rest : argv);
   try {
     const options = { signal: controller.signal };
     // The Job's Secret volumes are optional: an empty one is a missing Secret, named at once.
@@ -67,6 +75,8 @@ async function run(mode: Mode, argv: readonly string[], options: { signal: Abort
       return runBackup(loadBackupConfig(process.env, argv), options);
     case "restore":
       return runRestore(loadRestoreConfig(process.env, argv), options);
+    case "drill":
+      return runDrillMode(loadDrillConfig(process.env, argv), options);
     case "confirm": {
       const config = loadBackupConfig(process.env, argv);
       if (config.keyId === undefined) {

@@ -6,6 +6,7 @@
  * kept in `staticToken` and never printed.
  */
 import { existsSync, readFileSync } from "node:fs";
+import { type CanaryLocation, CanaryLocationError, parseCanaryLocation } from "../drill/canary.ts";
 import type { AuthConfig } from "../openbao/auth.ts";
 import type { TlsSettings } from "../openbao/http.ts";
 import { latestKey } from "../snapshot/catalog.ts";
@@ -94,6 +95,8 @@ export interface BackupConfig extends CommonConfig {
   readonly keyId: string | undefined;
   /** Expected snapshot size in bytes (`BACKUP_SIZE_HINT`), passed to the upload's part plan. */
   readonly sizeHint: number | undefined;
+  /** Where the canary for restore drills is written before the snapshot (`BACKUP_CANARY_PATH`); opt-in. */
+  readonly canary: CanaryLocation | undefined;
 }
 
 export interface RestoreConfig extends CommonConfig {
@@ -337,6 +340,17 @@ function additionalTargets(s: Settings, primary: string): Destination[] {
   });
 }
 
+function canaryLocation(s: Settings): CanaryLocation | undefined {
+  const raw = optional(s, "BACKUP_CANARY_PATH");
+  if (raw === undefined) return undefined;
+  try {
+    return parseCanaryLocation(raw);
+  } catch (err) {
+    if (err instanceof CanaryLocationError) throw new ConfigError("BACKUP_CANARY_PATH", err.message, { cause: err });
+    throw err;
+  }
+}
+
 function successPolicy(s: Settings, additional: number): SuccessPolicy {
   const value = optional(s, "BACKUP_SUCCESS_POLICY") ?? "All";
   if (!(successPolicies as readonly string[]).includes(value)) {
@@ -538,6 +552,7 @@ export function loadBackupConfig(env: NodeJS.ProcessEnv, argv: readonly string[]
     retention: policy,
     keyId,
     sizeHint,
+    canary: canaryLocation(s),
   };
 }
 

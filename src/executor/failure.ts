@@ -27,7 +27,24 @@ export type VerificationReason =
   /** The store reports another lock than `target.objectLock` asks for (or none). */
   | "ObjectLockMismatch"
   /** A stored archive that failed inspection on restore. */
-  | SnapshotArchiveErrorCode;
+  | SnapshotArchiveErrorCode
+  // A restore drill (src/drill/) whose backup does not restore as its manifest says:
+  /** The throwaway OpenBao refused the snapshot although its bytes match the manifest. */
+  | "SnapshotRefused"
+  /** The restored seal configuration is not the manifest's `sealType`, or the key material cannot fit it. */
+  | "SealTypeMismatch"
+  /** The archive's or the restored Raft index does not fit the manifest's `raftIndex`. */
+  | "RaftIndexMismatch"
+  /** The restored data carries another cluster id than the manifest's `clusterId`. */
+  | "ClusterMismatch"
+  /** The key material given (unseal keys, the throwaway's auto-unseal) does not open the restored data. */
+  | "UnsealRefused"
+  /** Unsealed, the restored data does not come up or cannot be read (it does not decrypt). */
+  | "RestoredDataUnreadable"
+  /** The canary the drill must read is not in the restored data (or was never recorded). */
+  | "CanaryMissing"
+  /** The restored canary is not the one the backup wrote just before its snapshot. */
+  | "CanaryMismatch";
 
 /**
  * A verification step failed after the bytes moved (size, checksum, manifest). The base of
@@ -67,16 +84,12 @@ export interface Classified {
 }
 
 /**
- * By layer, then by code. In restore mode a corrupt archive is a stored object failing
+ * By layer, then by code. In restore and drill mode a corrupt archive is a stored object failing
  * verification (6); in backup mode it is what OpenBao sent (4). What no case claims (a
  * Kubernetes error, an invalid schedule, which the executor never meets, an uncoded error)
  * is `Terminated` when a signal stopped it, else `Unexpected`.
  */
-export function classify(
-  err: unknown,
-  secrets: readonly string[] = [],
-  mode: "backup" | "restore" | "confirm" = "backup",
-): Classified {
+export function classify(err: unknown, secrets: readonly string[] = [], mode: Failure["mode"] = "backup"): Classified {
   const message = redact(err instanceof Error ? err.message : String(err), secrets);
   const as = (exitCode: ExitCode, reason: string): Classified => ({ exitCode, reason, message });
   const coded = layered(err);
@@ -99,7 +112,8 @@ export function classify(
           return as(exitCodes.verification, coded.code);
         case "SnapshotCorrupt":
         case "SnapshotTruncated":
-          return as(mode === "restore" ? exitCodes.verification : exitCodes.snapshot, coded.code);
+          // A drill streams a stored object like a restore does.
+          return as(mode === "restore" || mode === "drill" ? exitCodes.verification : exitCodes.snapshot, coded.code);
       }
       break;
     case "openbao":
@@ -130,7 +144,7 @@ export function classify(
 
 /** The result line of a failed run: classified, redacted, timed from `started`. */
 export function failureResult(
-  mode: "backup" | "restore" | "confirm",
+  mode: Failure["mode"],
   err: unknown,
   context: { secrets: readonly string[]; key: string | undefined; started: Date; now: Date },
 ): Failure {

@@ -28,17 +28,17 @@
  * itself. With `--expect-sealed` the run succeeds as soon as every member reports sealed
  * (`sealed: true` in the result); the person then unseals with the original cluster's keys.
  */
-import { pipeline, Transform, type TransformCallback } from "node:stream";
+import { pipeline, type Readable, Transform, type TransformCallback } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { explainDenial } from "../openbao/auth.ts";
 import { OpenBaoError } from "../openbao/errors.ts";
 import { OpenBaoHttp, readCapped } from "../openbao/http.ts";
 import { restoreSnapshot } from "../openbao/snapshot.ts";
-import { createSnapshotInspector } from "../snapshot/archive.ts";
+import { createSnapshotInspector, type SnapshotInfo } from "../snapshot/archive.ts";
 import { latestKey, newestVerified, noVerifiedBackupReason, readCatalog } from "../snapshot/catalog.ts";
 import { SnapshotArchiveError } from "../snapshot/errors.ts";
 import { clusterPrefix, manifestKey } from "../snapshot/key.ts";
-import { parseManifest } from "../snapshot/manifest.ts";
+import { parseManifest, type SnapshotManifest } from "../snapshot/manifest.ts";
 import type { HashingTap } from "../snapshot/tap.ts";
 import { createTap } from "../snapshot/tap.ts";
 import type { ObjectStore } from "../storage/index.ts";
@@ -50,7 +50,7 @@ import { leaderAndToken, login, openStore } from "./session.ts";
 
 const maxManifestBytes = 64 * 1024;
 
-async function readManifest(store: ObjectStore, key: string): Promise<ReturnType<typeof parseManifest>> {
+async function readManifest(store: ObjectStore, key: string): Promise<SnapshotManifest> {
   const head = await store.head(manifestKey(key));
   if (head === null) {
     throw new VerificationError(
@@ -106,6 +106,73 @@ function verifier(tap: HashingTap, expected: { size: number; sha256: string }, k
       );
     }
   };
+}
+
+/**
+ * The object `key` and its manifest, checked against each other before any byte moves: the
+ * object exists, its manifest exists, parses and names it, and both record the same size.
+ * Shared with the restore drill (src/drill/), which streams the same way into a throwaway.
+ */
+export async function readCheckedManifest(store: ObjectStore, key: string): Promise<SnapshotManifest> {
+  const head = await store.head(key);
+  if (head === null)
+    throw new VerificationError("ObjectMissing", `${key} does not exist in ${store.location}; nothing was restored`);
+  const manifest = await readManifest(store, key);
+  if (head.size !== manifest.size) {
+    throw new VerificationError(
+      "SizeMismatch",
+      `${key} holds ${head.size} bytes, its manifest says ${manifest.size}; nothing was restored`,
+    );
+  }
+  return manifest;
+}
+
+/** A stored snapshot on its way to OpenBao: `body` ends only after every check has passed. */
+export interface VerifiedSnapshot {
+  /** The request body for OpenBao: the object's bytes, the last chunk held back by the gate. */
+  readonly body: Readable;
+  /** Bytes and SHA-256 of what was downloaded. */
+  readonly tap: HashingTap;
+  /** Stops the download (call once OpenBao has answered, whatever it answered). */
+  destroy(): void;
+}
+
+/**
+ * download ─► tap (SHA-256) ─► inspector ─► gate. The gate holds back the last chunk until the
+ * size and SHA-256 match the manifest and `check` (when given) accepts the archive's facts
+ * (the inspector has read all of them by then): whatever fails, OpenBao never receives a
+ * complete snapshot.
+ */
+export async function openVerifiedSnapshot(
+  store: ObjectStore,
+  key: string,
+  manifest: SnapshotManifest,
+  signal: AbortSignal,
+  check?: (info: SnapshotInfo) => void,
+): Promise<VerifiedSnapshot> {
+  const source = await store.download(key, { signal });
+  const tap = createTap();
+  const inspector = createSnapshotInspector();
+  const checksums = verifier(tap, manifest, key);
+  const gate = new VerifyGate(() => {
+    checksums();
+    // Set before the inspector passes the end on, so always present here.
+    if (check !== undefined && inspector.info !== null) check(inspector.info);
+  });
+  pipeline(source, tap, inspector, gate, () => {});
+  return { body: gate, tap, destroy: () => source.destroy() };
+}
+
+/**
+ * An archive that failed inspection while streaming is a stored object failing verification:
+ * the inspector stopped the stream before its end, so OpenBao received no complete snapshot.
+ */
+export function storedSnapshotError(err: unknown, key: string): unknown {
+  return err instanceof SnapshotArchiveError
+    ? new VerificationError(err.code, `${key} is not a valid snapshot: ${err.message}; nothing was restored`, {
+        cause: err,
+      })
+    : err;
 }
 
 /** `GET sys/leader` as OpenBao answers it (unauthenticated; served by every member itself). */
@@ -313,7 +380,7 @@ function withForceHint(err: unknown, force: boolean): unknown {
 }
 
 /** `--key latest`: the newest verified backup of the source cluster, or `NoVerifiedBackup`. */
-async function resolveLatest(store: ObjectStore, config: RestoreConfig): Promise<string> {
+export async function resolveLatest(store: ObjectStore, config: RestoreConfig): Promise<string> {
   const source = config.source;
   if (source === undefined) {
     throw new ConfigError("BACKUP_SOURCE_CLUSTER", `is required with --key ${latestKey}: whose backups to choose from`);
@@ -350,16 +417,7 @@ export async function runRestore(
     store = await openStore(config, secrets);
     const key = resolved ?? (await resolveLatest(store, config));
     resolved = key;
-    const head = await store.head(key);
-    if (head === null)
-      throw new VerificationError("ObjectMissing", `${key} does not exist in ${store.location}; nothing was restored`);
-    const manifest = await readManifest(store, key);
-    if (head.size !== manifest.size) {
-      throw new VerificationError(
-        "SizeMismatch",
-        `${key} holds ${head.size} bytes, its manifest says ${manifest.size}; nothing was restored`,
-      );
-    }
+    const manifest = await readCheckedManifest(store, key);
     const { leader, token } = await leaderAndToken(http, config, secrets, signal);
     const view = await leaderView(http, leader, signal);
     const before: BeforeRestore = {
@@ -367,19 +425,15 @@ export async function runRestore(
       committedIndex: view.raft_committed_index ?? view.raft_applied_index ?? 0,
     };
 
-    const source = await store.download(key, { signal });
-    const tap = createTap();
-    const inspector = createSnapshotInspector();
-    const gate = new VerifyGate(verifier(tap, manifest, key));
-    pipeline(source, tap, inspector, gate, () => {});
+    const { body, tap, destroy } = await openVerifiedSnapshot(store, key, manifest, signal);
     const progress = startProgress(`${key} → OpenBao`, () => tap.bytes);
     try {
-      await restoreSnapshot(http, leader, token, gate, { force: config.force, signal }).catch(async (err: unknown) => {
+      await restoreSnapshot(http, leader, token, body, { force: config.force, signal }).catch(async (err: unknown) => {
         throw withForceHint(await explainDenial(http, leader, config.auth, token, err, signal), config.force);
       });
     } finally {
       progress.stop();
-      source.destroy();
+      destroy();
     }
     const served = await awaitRestoreServed(
       http,
@@ -403,15 +457,7 @@ export async function runRestore(
     };
     return result;
   } catch (err) {
-    // The inspector stopped the stream before its end, so OpenBao received no complete snapshot.
-    const cause =
-      err instanceof SnapshotArchiveError
-        ? new VerificationError(
-            err.code,
-            `${resolved ?? config.key} is not a valid snapshot: ${err.message}; nothing was restored`,
-            { cause: err },
-          )
-        : err;
+    const cause = storedSnapshotError(err, resolved ?? config.key);
     return failureResult("restore", cause, { secrets, key: resolved, started, now: now() });
   } finally {
     options.signal?.removeEventListener("abort", forward);

@@ -7,6 +7,7 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { controlCharacterPattern } from "../api/patterns.ts";
 import type { ExitCode } from "../cli/exit-codes.ts";
+import type { DrillOutcome } from "../drill/outcome.ts";
 import { redact } from "../util/redact.ts";
 
 export const resultFormatVersion = 1;
@@ -75,6 +76,10 @@ export interface BackupSuccess {
   readonly abandonedUploadsAborted?: number;
   /** Every destination's outcome, when there are several; `retention` above is the main target's. */
   readonly destinations?: readonly DestinationReport[];
+  /** With BACKUP_CANARY_PATH: the KV version of the canary written before the snapshot. */
+  readonly canaryVersion?: number;
+  /** With BACKUP_CANARY_PATH: why no canary was written (the backup went on without one). */
+  readonly canaryProblem?: string;
 }
 
 export interface RestoreSuccess {
@@ -114,8 +119,23 @@ export interface BackupConfirmed {
   readonly durationMs: number;
 }
 
+/**
+ * `drill`: a stored backup restored into a throwaway OpenBao (src/drill/), with what it proved
+ * (`outcome`: "loaded" or "verified") and, verified, the canary read back and the counts.
+ */
+export interface DrillSuccess extends DrillOutcome {
+  readonly mode: "drill";
+  readonly ok: true;
+  /** The backup's size and SHA-256, from its manifest (the drill checked the bytes against both). */
+  readonly size: number;
+  readonly sha256: string;
+  readonly startedAt: string;
+  /** Present when the key was chosen as the newest verified backup (`--key latest`). */
+  readonly latest?: true;
+}
+
 export interface Failure {
-  readonly mode: "backup" | "restore" | "confirm";
+  readonly mode: "backup" | "restore" | "confirm" | "drill";
   readonly ok: false;
   readonly exitCode: ExitCode;
   /** Short stable code, e.g. "SnapshotFailed", for status.lastFailureReason. */
@@ -129,7 +149,7 @@ export interface Failure {
   readonly destinations?: readonly DestinationReport[];
 }
 
-export type ExecutorResult = BackupSuccess | RestoreSuccess | BackupConfirmed | Failure;
+export type ExecutorResult = BackupSuccess | RestoreSuccess | BackupConfirmed | DrillSuccess | Failure;
 
 export function resultLine(result: ExecutorResult): string {
   let shaped: ExecutorResult = result;
@@ -162,6 +182,14 @@ function unverifiedText(retention: RetentionOutcome): string {
   return `, kept ${retention.unverified} without a manifest (not verified, not counted${shown ? `: ${shown}${more}` : ""})`;
 }
 
+/** With a canary asked for: its version, or the warning that the backup has none. */
+function canaryText(result: BackupSuccess): string {
+  if (result.canaryProblem !== undefined) {
+    return `; WARNING: no canary was written, a drill cannot verify this backup's data: ${result.canaryProblem}`;
+  }
+  return result.canaryVersion === undefined ? "" : `; canary version ${result.canaryVersion}`;
+}
+
 /** With several destinations: where the backup is, and which destination failed and why. */
 function destinationsText(destinations: readonly DestinationReport[] | undefined): string {
   if (destinations === undefined) return "";
@@ -189,6 +217,10 @@ export function humanLine(result: ExecutorResult): string {
   if (result.mode === "confirm") {
     return `found ${result.key} (${mib} MiB, raft index ${result.raftIndex}, sha256 ${result.sha256.slice(0, 12)}…, taken ${result.created}) with its manifest, in ${seconds}s`;
   }
+  if (result.mode === "drill") {
+    const which = result.latest ? " (the newest verified backup)" : "";
+    return `drill ${result.outcome}${which}: ${result.message} (${mib} MiB, sha256 ${result.sha256.slice(0, 12)}…) in ${seconds}s`;
+  }
   if (result.mode === "restore") {
     const which = result.latest ? " (the newest verified backup)" : "";
     const sealed = result.sealed
@@ -199,7 +231,7 @@ export function humanLine(result: ExecutorResult): string {
   const retention = result.retention
     ? `; retention kept ${result.retention.kept}, deleted ${result.retention.deleted}, failed ${result.retention.failed}${lockedText(result.retention)}${unverifiedText(result.retention)}${result.retention.error ? ` (${result.retention.error})` : ""}`
     : "";
-  return `backed up ${result.key} (${mib} MiB, raft index ${result.raftIndex}, sha256 ${result.sha256.slice(0, 12)}…) in ${seconds}s${retention}${destinationsText(result.destinations)}`;
+  return `backed up ${result.key} (${mib} MiB, raft index ${result.raftIndex}, sha256 ${result.sha256.slice(0, 12)}…) in ${seconds}s${retention}${destinationsText(result.destinations)}${canaryText(result)}`;
 }
 
 /**

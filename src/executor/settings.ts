@@ -154,6 +154,11 @@ export const settings = [
     default: "false",
   },
   {
+    env: "BACKUP_CANARY_PATH",
+    flag: "canary-path",
+    help: "a KV version 2 location (<mount>/<path>, e.g. secret/openbao-backup/canary) the backup writes a new random canary to just before the snapshot, for restore drills (docs/drills.md); the manifest records its version and SHA-256, never the value. A write that fails leaves the backup without a canary and says so (canaryProblem)",
+  },
+  {
     env: "BACKUP_TARGET_NAME",
     flag: "target-name",
     help: "the name of the main target among several destinations (in results, status and messages)",

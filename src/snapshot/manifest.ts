@@ -12,6 +12,14 @@
  * a new OpenBao needs to know about the cluster the snapshot came from (whose unseal keys,
  * recovery keys or KMS key open the restored data). Manifests written before them lack both
  * fields and stay valid; a manifest written now always has both (null when unknown).
+ *
+ * Added compatibly (still version 1): `canary`, what a restore drill (src/drill/) reads back to
+ * prove that the restored data is this backup's: the KV v2 secret the backup wrote just before
+ * taking the snapshot, its version, and the SHA-256 of its value — never the value. The value is
+ * random and worthless outside the cluster, but the manifest sits beside the snapshot in a bucket
+ * that more people and tools can read than OpenBao, and a digest proves the match as well as the
+ * value would. Absent when the backup wrote no canary (it is opt-in) and in older manifests; an
+ * older reader ignores it.
  */
 import { ManifestError } from "./errors.ts";
 
@@ -40,11 +48,32 @@ export interface SnapshotManifest {
    * `transit`, …), null when it could not be read; absent in older manifests.
    */
   sealType?: string | null;
+  /** The canary the backup wrote just before the snapshot; absent when it wrote none. */
+  canary?: ManifestCanary;
   /** When the snapshot was taken, ISO 8601 UTC (`2025-01-02T03:04:05.000Z`). */
   created: string;
 }
 
+/**
+ * A canary as the manifest records it: where the backup wrote it (KV v2 mount and secret path,
+ * as `bao kv put -mount=<mount> <path>` names them), the version that write created, and the
+ * lower-case hex SHA-256 of the `value` field written.
+ */
+export interface ManifestCanary {
+  mount: string;
+  path: string;
+  version: number;
+  sha256: string;
+}
+
 const sha256Hex = /^[0-9a-f]{64}$/;
+/**
+ * A KV mount or secret path the canary may use: segments of letters, digits and `_.-`, joined
+ * by single slashes, no `.` or `..` segment; bounded. Narrower than OpenBao allows, so that a
+ * path can be put in a URL, a policy and a message as it is.
+ */
+export const canaryPathPattern = /^(?!.*(?:^|\/)\.{1,2}(?:\/|$))[A-Za-z0-9_.-]+(?:\/[A-Za-z0-9_.-]+)*$/;
+const maxCanaryPathChars = 256;
 /** A cluster id as OpenBao writes it (a UUID), bounded and printable. */
 const clusterIdPattern = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 /** A seal type as OpenBao names it (`shamir`, `awskms`, `azurekeyvault`, `pkcs11`, …). */
@@ -86,6 +115,33 @@ function optionalText(
     throw new ManifestError(`must be ${what} or null, got ${describe(value)}`, { field });
   }
   return value;
+}
+
+/** `canary`: absent stays absent; present must be a whole, valid record (unknown members ignored). */
+function optionalCanary(record: Record<string, unknown>): ManifestCanary | undefined {
+  const value = record.canary;
+  if (value === undefined) return undefined;
+  if (!isRecord(value)) throw new ManifestError(`must be an object, got ${describe(value)}`, { field: "canary" });
+  const text = (name: "mount" | "path"): string => {
+    const member = value[name];
+    if (typeof member !== "string" || member.length > maxCanaryPathChars || !canaryPathPattern.test(member)) {
+      throw new ManifestError(`must be a KV path like "openbao-backup/canary", got ${describe(member)}`, {
+        field: `canary.${name}`,
+      });
+    }
+    return member;
+  };
+  const mount = text("mount");
+  const path = text("path");
+  const version = value.version;
+  if (typeof version !== "number" || !Number.isSafeInteger(version) || version < 1) {
+    throw new ManifestError(`must be a positive integer, got ${describe(version)}`, { field: "canary.version" });
+  }
+  const sha256 = value.sha256;
+  if (typeof sha256 !== "string" || !sha256Hex.test(sha256)) {
+    throw new ManifestError(`must be 64 lower-case hex digits, got ${describe(sha256)}`, { field: "canary.sha256" });
+  }
+  return { mount, path, version, sha256 };
 }
 
 function describe(value: unknown): string {
@@ -147,6 +203,7 @@ export function validateManifest(value: unknown, options: { expectedKey?: string
 
   const clusterId = optionalText(value, "clusterId", clusterIdPattern, "a cluster id like a UUID");
   const sealType = optionalText(value, "sealType", sealTypePattern, 'a seal type like "shamir" or "awskms"');
+  const canary = optionalCanary(value);
 
   return {
     formatVersion: manifestFormatVersion,
@@ -158,6 +215,7 @@ export function validateManifest(value: unknown, options: { expectedKey?: string
     openbaoVersion,
     ...(clusterId === undefined ? {} : { clusterId }),
     ...(sealType === undefined ? {} : { sealType }),
+    ...(canary === undefined ? {} : { canary }),
     created,
   };
 }

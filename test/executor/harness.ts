@@ -57,7 +57,7 @@ export function mounts(options: {
 }
 
 export function runExecutor(
-  mode: "backup" | "restore" | "confirm",
+  mode: "backup" | "restore" | "confirm" | "drill",
   env: Record<string, string>,
   options: { onStart?: (pid: number) => void; args?: readonly string[] } = {},
 ): Promise<ExecutorRun> {

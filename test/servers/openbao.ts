@@ -5,6 +5,10 @@
  * KV v2 at `secret/`, JWT auth at `jwt/`, and the `backup` / `restore` policies and roles
  * the product expects (bound to audience `openbao-internal` and to a namespace +
  * ServiceAccount name). Followers join through `retry_join`.
+ *
+ * With `seal`, every node auto-unseals through another OpenBao's Transit engine
+ * (test/servers/transit.ts): the cluster is initialised with one recovery key instead of an
+ * unseal key, and nodes unseal themselves when they start.
  */
 import { generateKeyPairSync } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -40,6 +44,31 @@ export interface OpenBaoOptions {
   readonly audience?: string;
   readonly backupServiceAccount?: ServiceAccountRef;
   readonly restoreServiceAccount?: ServiceAccountRef;
+  /** Auto-unseal through this Transit key instead of a Shamir unseal key. */
+  readonly seal?: TransitSeal;
+}
+
+/** A Transit auto-unseal: another OpenBao's address, a token for it, the key and its mount. */
+export interface TransitSeal {
+  readonly address: string;
+  readonly token: string;
+  readonly keyName: string;
+  readonly mountPath: string;
+  /** CA of the Transit server's TLS. */
+  readonly caPem: string;
+}
+
+/** The `seal "transit"` stanza of a server configuration; `caPath` is where `seal.caPem` was written. */
+export function transitSealStanza(seal: TransitSeal, caPath: string): string {
+  return `
+seal "transit" {
+  address = "${seal.address}"
+  token = "${seal.token}"
+  key_name = "${seal.keyName}"
+  mount_path = "${seal.mountPath}"
+  tls_ca_cert = "${caPath}"
+}
+`;
 }
 
 export interface OpenBaoNode {
@@ -55,7 +84,7 @@ export interface OpenBaoNode {
   process: ManagedProcess;
 }
 
-function openbaoBinary(): string {
+export function openbaoBinary(): string {
   return process.env.OPENBAO_BACKUP_BAO_BIN ?? serverBinary("openbao");
 }
 
@@ -65,11 +94,16 @@ export class OpenBaoCluster {
   readonly dir: string;
   rootToken = "";
   unsealKey = "";
+  /** With a Transit seal: the recovery key (there is no unseal key). */
+  recoveryKey = "";
+  /** Nodes unseal themselves (a Transit seal): `unseal` only waits for it. */
+  readonly autoUnseal: boolean;
 
-  constructor(nodes: OpenBaoNode[], ca: CertificateAuthority, dir: string) {
+  constructor(nodes: OpenBaoNode[], ca: CertificateAuthority, dir: string, options: { autoUnseal?: boolean } = {}) {
     this.nodes = nodes;
     this.ca = ca;
     this.dir = dir;
+    this.autoUnseal = options.autoUnseal ?? false;
   }
 
   get caPem(): string {
@@ -155,10 +189,23 @@ export class OpenBaoCluster {
     return res.body.data?.data ?? undefined;
   }
 
-  /** Unseals one node with the cluster's key and waits until it reports unsealed. */
+  /** Unseals one node with the cluster's key (auto-unseal: lets it) and waits until it reports unsealed. */
   async unseal(index: number): Promise<void> {
     const node = this.nodes[index];
     if (!node) throw new Error(`no node ${index}`);
+    if (this.autoUnseal) {
+      await waitFor(
+        async () => {
+          const res = await httpsJson<{ sealed?: boolean }>(`${node.address}/v1/sys/seal-status`, {
+            caPem: this.caPem,
+            timeoutMs: 5000,
+          });
+          return res.status === 200 && res.body.sealed === false;
+        },
+        { what: `${node.nodeId} auto-unsealed`, timeoutMs: 60_000, processes: [node.process] },
+      );
+      return;
+    }
     await waitFor(
       async () => {
         const res = await httpsJson<{ sealed?: boolean }>(`${node.address}/v1/sys/unseal`, {
@@ -252,7 +299,13 @@ export class OpenBaoCluster {
   }
 }
 
-function nodeConfig(node: OpenBaoNode, dir: string, ca: CertificateAuthority, leader: OpenBaoNode | undefined): string {
+function nodeConfig(
+  node: OpenBaoNode,
+  dir: string,
+  ca: CertificateAuthority,
+  leader: OpenBaoNode | undefined,
+  seal = "",
+): string {
   const cert = join(dir, "tls", `${node.nodeId}.crt`);
   const key = join(dir, "tls", `${node.nodeId}.key`);
   const join_ = leader
@@ -277,7 +330,7 @@ cluster_addr = "https://${hostPort(node.host, node.clusterPort)}"
 disable_mlock = true
 ui = false
 log_level = "info"
-`;
+${seal}`;
 }
 
 function launch(node: OpenBaoNode, dir: string): ManagedProcess {
@@ -326,20 +379,27 @@ export async function startOpenBao(options: OpenBaoOptions = {}): Promise<OpenBa
     };
     nodes.push(node as OpenBaoNode);
   }
+  let seal = "";
+  if (options.seal) {
+    const caPath = join(dir, "tls", "transit-ca.crt");
+    writeFileSync(caPath, options.seal.caPem);
+    seal = transitSealStanza(options.seal, caPath);
+  }
   for (const node of nodes) {
-    writeFileSync(node.configPath, nodeConfig(node, dir, ca, node.index === 0 ? undefined : nodes[0]));
+    writeFileSync(node.configPath, nodeConfig(node, dir, ca, node.index === 0 ? undefined : nodes[0], seal));
     node.process = launch(node, dir);
   }
-  const cluster = new OpenBaoCluster(nodes, ca, dir);
+  const cluster = new OpenBaoCluster(nodes, ca, dir, { autoUnseal: options.seal !== undefined });
   try {
     await Promise.all(nodes.map((n) => waitForListener(n, ca.certPem)));
-    const init = await cluster.call<{ keys_base64: string[]; root_token: string }>(
+    const init = await cluster.call<{ keys_base64: string[]; recovery_keys_base64?: string[]; root_token: string }>(
       "POST",
       "sys/init",
-      { secret_shares: 1, secret_threshold: 1 },
+      options.seal ? { recovery_shares: 1, recovery_threshold: 1 } : { secret_shares: 1, secret_threshold: 1 },
       { token: "" },
     );
     cluster.unsealKey = init.keys_base64[0] ?? "";
+    cluster.recoveryKey = init.recovery_keys_base64?.[0] ?? "";
     cluster.rootToken = init.root_token;
     await cluster.unseal(0);
     await cluster.leaderIndex();
