@@ -42,6 +42,7 @@ import type {
   ObjectHead,
   ObjectInfo,
   ObjectStore,
+  StoredLock,
   StoreOptions,
   UploadOptions,
   UploadResult,
@@ -181,6 +182,23 @@ export function azureBufferCount(concurrency: number): number {
   return Math.floor((4 * (concurrency - 1)) / 3) + 1;
 }
 
+/**
+ * A blob-level immutability policy (version-level WORM) and legal hold, as Get Blob Properties
+ * reports them. A container-level policy is not reported per blob: its deletes fail, and are
+ * reported as failures.
+ */
+export function azureLock(props: {
+  immutabilityPolicyMode?: string | undefined;
+  immutabilityPolicyExpiresOn?: Date | undefined;
+  legalHold?: boolean | undefined;
+}): StoredLock {
+  return {
+    mode: props.immutabilityPolicyMode,
+    retainUntil: props.immutabilityPolicyExpiresOn,
+    legalHold: props.legalHold === true,
+  };
+}
+
 export class AzureObjectStore implements ObjectStore {
   readonly provider = "azure";
   readonly location: string;
@@ -243,13 +261,7 @@ export class AzureObjectStore implements ObjectStore {
           props.encryptionScope === undefined || props.encryptionScope === ""
             ? { type: undefined, key: undefined }
             : { type: azureScopeType, key: props.encryptionScope },
-        // A blob-level immutability policy (version-level WORM) and legal hold. A container-level
-        // policy is not reported per blob: its deletes fail, and are reported as failures.
-        lock: {
-          mode: props.immutabilityPolicyMode,
-          retainUntil: props.immutabilityPolicyExpiresOn,
-          legalHold: props.legalHold === true,
-        },
+        lock: azureLock(props),
       };
     } catch (err) {
       const error = this.#error("head", key, err);

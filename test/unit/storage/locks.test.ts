@@ -10,6 +10,7 @@ import { describe, test } from "node:test";
 import { ConfigError, loadBackupConfig } from "../../../src/executor/config.ts";
 import { humanLine } from "../../../src/executor/result.ts";
 import { deletionGroups } from "../../../src/snapshot/retention.ts";
+import { azureLock } from "../../../src/storage/azure/store.ts";
 import { classify } from "../../../src/storage/errors.ts";
 import { gcsLock } from "../../../src/storage/gcs/store.ts";
 import { parseTarget, TargetConfigError } from "../../../src/storage/index.ts";
@@ -194,6 +195,16 @@ describe("what stores report", () => {
     assert.equal(gcsLock({ retentionExpirationTime: "2026-12-09T00:00:00Z" }).mode, "BucketRetentionPolicy");
     assert.equal(gcsLock({ temporaryHold: true }).legalHold, true);
     assert.equal(gcsLock({ eventBasedHold: true }).legalHold, true);
+  });
+
+  test("Azure: a blob's immutability policy and legal hold, as Get Blob Properties reports them", () => {
+    assert.deepEqual(azureLock({}), noLock);
+    assert.deepEqual(
+      azureLock({ immutabilityPolicyMode: "Locked", immutabilityPolicyExpiresOn: at("2026-12-08T00:00:00Z") }),
+      { mode: "Locked", retainUntil: at("2026-12-08T00:00:00Z"), legalHold: false },
+    );
+    assert.equal(azureLock({ legalHold: true }).legalHold, true);
+    assert.equal(lockHolds(azureLock({ immutabilityPolicyExpiresOn: at("2026-12-07T00:00:00Z") }), now), true);
   });
 
   test("S3 InvalidRequest for a bucket without Object Lock (AWS and MinIO wording) is ObjectLockUnavailable", () => {
