@@ -172,6 +172,8 @@ export const EventReason = {
   RetentionFailed: "RetentionFailed",
   /** One of several destinations did not store a verified copy (whatever the success policy said). */
   BackupDestinationFailed: "BackupDestinationFailed",
+  /** A backup asked to write a drill canary could not: it is stored, but no drill can verify its data. */
+  BackupCanaryNotWritten: "BackupCanaryNotWritten",
   /** A Job with the deterministic name exists but is not ours (no owner reference with our UID). */
   JobNameConflict: "JobNameConflict",
   LockAcquired: "LockAcquired",

@@ -916,6 +916,13 @@ function record(
           ? ""
           : `; its result was lost, and Job ${foundBy} found the backup and its manifest in storage`),
     });
+    if (result.canaryProblem !== undefined) {
+      events.push({
+        type: "Warning",
+        reason: EventReason.BackupCanaryNotWritten,
+        message: `Job ${job.name} stored ${result.key} without the drill canary: ${result.canaryProblem}`.slice(0, 1024),
+      });
+    }
     if ((result.retentionFailed ?? 0) > 0) {
       events.push({
         type: "Warning",

@@ -269,6 +269,8 @@ export interface ReportedResult {
   readonly retentionError?: boolean | undefined;
   /** A backup with several destinations: each one's outcome (names checked, messages sanitized). */
   readonly destinations?: readonly ReportedDestination[] | undefined;
+  /** A backup asked to write a canary that could not (sanitized): it went on without one. */
+  readonly canaryProblem?: string | undefined;
 }
 
 export interface ReportedDestination {
@@ -366,5 +368,6 @@ export function parseResultLine(text: string | undefined): ReportedResult | unde
     retentionFailed: count(retention.failed),
     retentionError: typeof retention.error === "string" && retention.error !== "" ? true : undefined,
     destinations: destinationsOf(o.destinations),
+    canaryProblem: sanitizedMessage(o.canaryProblem),
   };
 }

@@ -130,6 +130,31 @@ describe("status.backup.destinations", () => {
   });
 });
 
+describe("a backup without its drill canary", () => {
+  test("is recorded as the success it is, with a Warning that no drill can verify its data", () => {
+    const c = cluster();
+    const result = parseResultLine(
+      JSON.stringify({
+        v: 1,
+        ok: true,
+        key: "openbao/bao/2026-11-21T10-01-02Z-0000abcd.snap",
+        size: 10,
+        canaryProblem:
+          "could not write the canary secret/openbao-backup/canary before the snapshot: permission denied\u001b[0m",
+      }),
+    );
+    assert.ok(result);
+    const { status, events, job } = finish(c, { ...result, destinations: undefined });
+    assert.equal(status?.consecutiveFailures, 0);
+    const warning = events.find((e) => e.reason === "BackupCanaryNotWritten");
+    assert.equal(warning?.type, "Warning");
+    assert.equal(
+      warning?.message,
+      `Job ${job} stored openbao/bao/2026-11-21T10-01-02Z-0000abcd.snap without the drill canary: could not write the canary secret/openbao-backup/canary before the snapshot: permission denied [0m`,
+    );
+  });
+});
+
 describe("openbao_backup_destination_* metrics", () => {
   test("every configured destination has its series from the first reconcile; failures count per destination", async () => {
     const registry = new Registry();
