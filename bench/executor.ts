@@ -15,6 +15,7 @@
  * Memory: VmHWM (peak RSS) of the executor process, sampled from /proc every 25 ms, and its
  * growth over VmRSS at the moment the source saw the stream start (the "idle" process: all
  * modules loaded, logged in, connections open, nothing streamed).
+ * `startWorld` and `runExecutor` are shared with bench/destinations.ts (several destinations).
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -77,6 +78,8 @@ export interface ExecutorMeasured extends Measured {
   readonly peakRss: number;
   readonly idleRss: number;
   readonly key: string;
+  /** With several destinations: each one's outcome as the executor reported it (main target first). */
+  readonly destinations?: readonly { readonly name: string; readonly ok: boolean; readonly reason?: string }[];
 }
 
 export interface ThroughputRow {
@@ -103,11 +106,40 @@ function measuredOf(result: ClientResult): Measured {
   };
 }
 
-interface World {
+/** The snapshot source and the files every executor run reads (token, CA), shared by a whole run. */
+export interface World {
   readonly source: SnapshotSource;
   readonly cpuProfileDir: string | undefined;
   readonly jobRuntimeEnv: boolean;
   readonly files: { readonly dir: string; readonly caFile: string | undefined; readonly tokenFile: string };
+}
+
+/** Starts the snapshot source (over HTTPS from a CA made for the run, unless `tls` is false). */
+export async function startWorld(options: {
+  readonly tls: boolean;
+  readonly cpuProfileDir?: string | undefined;
+  readonly jobRuntimeEnv?: boolean | undefined;
+}): Promise<World> {
+  const dir = scratchDir("bench-executor");
+  let tls: { certPem: string; keyPem: string; caPem: string } | undefined;
+  let caFile: string | undefined;
+  if (options.tls) {
+    const caDir = join(dir, "ca");
+    mkdirSync(caDir);
+    const ca = createCertificateAuthority(caDir, "bench source CA");
+    const cert = issueCertificate(ca, "bench-source");
+    tls = { certPem: cert.certPem, keyPem: cert.keyPem, caPem: ca.certPem };
+    caFile = ca.certPath;
+  }
+  const source = await startSnapshotSource(tls ? { tls } : {});
+  const tokenFile = join(dir, "token");
+  writeFileSync(tokenFile, source.token);
+  return {
+    source,
+    cpuProfileDir: options.cpuProfileDir,
+    jobRuntimeEnv: options.jobRuntimeEnv ?? true,
+    files: { dir, caFile, tokenFile },
+  };
 }
 
 async function runClient(
@@ -153,11 +185,15 @@ export function executorEnv(jobRuntimeEnv: boolean, cpuProfileDir?: string | und
   return env;
 }
 
-async function runExecutor(
+/**
+ * One measured executor run against `sink` (its main target); `env` adds settings (e.g.
+ * BACKUP_ADDITIONAL_TARGETS). Throws unless the run succeeded.
+ */
+export async function runExecutor(
   world: World,
   sink: Sink,
   mode: "backup" | "restore",
-  options: { partSize: number; concurrency: number; key?: string },
+  options: { partSize: number; concurrency: number; key?: string; env?: Record<string, string> },
 ): Promise<ExecutorMeasured> {
   const termination = join(world.files.dir, `termination-${++runCounter}`);
   const env: Record<string, string> = {
@@ -173,6 +209,7 @@ async function runExecutor(
     ...(world.files.caFile ? { BACKUP_CA_FILE: world.files.caFile } : {}),
     ...(options.key ? { BACKUP_KEY: options.key } : {}),
     ...executorEnv(world.jobRuntimeEnv, world.cpuProfileDir),
+    ...options.env,
   };
   let transfer: TransferEvent | undefined;
   let idle: ProcMemory | undefined;
@@ -210,6 +247,15 @@ async function runExecutor(
     idleRss: idle?.rss ?? Number.NaN,
     cpuMs: (run.cpuMs ?? Number.NaN) - (idleCpuMs ?? Number.NaN),
     key: String(result.key),
+    ...(Array.isArray(result.destinations)
+      ? {
+          destinations: (result.destinations as { name: string; ok: boolean; reason?: string }[]).map((d) => ({
+            name: d.name,
+            ok: d.ok,
+            ...(d.reason === undefined ? {} : { reason: d.reason }),
+          })),
+        }
+      : {}),
   };
 }
 
@@ -284,26 +330,8 @@ async function throughput(
 }
 
 export async function benchExecutor(options: ExecutorBenchOptions): Promise<ThroughputRow[]> {
-  const dir = scratchDir("bench-executor");
-  let tls: { certPem: string; keyPem: string; caPem: string } | undefined;
-  let caFile: string | undefined;
-  if (options.tls) {
-    const caDir = join(dir, "ca");
-    mkdirSync(caDir);
-    const ca = createCertificateAuthority(caDir, "bench source CA");
-    const cert = issueCertificate(ca, "bench-source");
-    tls = { certPem: cert.certPem, keyPem: cert.keyPem, caPem: ca.certPem };
-    caFile = ca.certPath;
-  }
-  const source = await startSnapshotSource(tls ? { tls } : {});
-  const tokenFile = join(dir, "token");
-  writeFileSync(tokenFile, source.token);
-  const world: World = {
-    source,
-    cpuProfileDir: options.cpuProfileDir,
-    jobRuntimeEnv: options.jobRuntimeEnv ?? true,
-    files: { dir, caFile, tokenFile },
-  };
+  const world = await startWorld(options);
+  const { source } = world;
   const rows: ThroughputRow[] = [];
   try {
     for (const provider of options.providers) {

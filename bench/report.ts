@@ -1,4 +1,5 @@
 /** Markdown tables of the executor benchmark (what BENCHMARKS.md quotes). */
+import { type DestinationsRow, sinkNames } from "./destinations.ts";
 import type { ExecutorMeasured, Measured, ThroughputRow } from "./executor.ts";
 import { MiB, median, sizeLabel, table } from "./measure.ts";
 
@@ -106,6 +107,94 @@ export function memoryTable(rows: readonly ThroughputRow[]): string {
           (median(row.executor.map((x) => x.idleRss)) / MiB).toFixed(0),
           (peak(row.executor) / MiB).toFixed(0),
           (g / MiB).toFixed(0),
+          `${(limit / MiB).toFixed(0)} MiB: ${g <= limit ? "met" : "NOT met"}`,
+        ];
+      }),
+  );
+}
+
+/** "MinIO + fake-gcs-server" */
+function destinationsLabel(row: DestinationsRow): string {
+  return row.destinations.map((p) => sinkNames[p]).join(" + ");
+}
+
+/** The slowest of the row's destinations when each was measured alone, at the same size (medians). */
+function slowestAlone(row: DestinationsRow, all: readonly DestinationsRow[]): { mibps: number; which: string } {
+  let slowest = { mibps: Number.NaN, which: "–" };
+  for (const p of row.destinations) {
+    const alone = all.find((r) => r.size === row.size && r.destinations.length === 1 && r.destinations[0] === p);
+    const m = alone ? mid(alone.executor) : Number.NaN;
+    if (Number.isFinite(m) && !(m >= slowest.mibps)) slowest = { mibps: m, which: sinkNames[p] };
+  }
+  return slowest;
+}
+
+/** Several destinations: throughput against the slowest destination alone, wall and CPU seconds. */
+export function destinationsThroughputTable(rows: readonly DestinationsRow[]): string {
+  return table(
+    [
+      "destinations",
+      "size",
+      "part × conc",
+      "executor MiB/s",
+      "slowest alone MiB/s",
+      "executor / slowest alone",
+      "wall s",
+      "CPU s (user+sys)",
+    ],
+    rows.map((row) => {
+      const e = mid(row.executor);
+      const slowest = slowestAlone(row, rows);
+      const several = row.destinations.length > 1;
+      return [
+        destinationsLabel(row),
+        sizeLabel(row.size),
+        `${row.partSize / MiB} MiB × ${row.concurrency}`,
+        spread(row.executor),
+        several ? `${slowest.mibps.toFixed(0)} (${slowest.which})` : "–",
+        several ? pct(e, slowest.mibps) : "–",
+        (median(row.executor.map((x) => x.wallMs)) / 1000).toFixed(1),
+        (median(row.executor.map((x) => x.cpuMs ?? Number.NaN)) / 1000).toFixed(2),
+      ];
+    }),
+  );
+}
+
+/**
+ * Several destinations: memory, and what each added destination costs over the same main target
+ * alone against its expected part buffers, partSize × (concurrency + 1).
+ */
+export function destinationsMemoryTable(rows: readonly DestinationsRow[]): string {
+  return table(
+    [
+      "destinations",
+      "size",
+      "idle RSS MiB",
+      "peak RSS (VmHWM) MiB",
+      "growth MiB",
+      "growth over the main target alone MiB",
+      "expected: (N−1) × part × (conc+1) MiB",
+      "target: N × part × (conc+1) + 64 MiB",
+    ],
+    rows
+      .filter((r) => r.executor.length > 0)
+      .map((row) => {
+        const n = row.destinations.length;
+        const buffers = row.partSize * (row.concurrency + 1);
+        const g = growth(row.executor);
+        const alone = rows.find(
+          (r) => r.size === row.size && r.destinations.length === 1 && r.destinations[0] === row.destinations[0],
+        );
+        const added = n > 1 && alone && alone.executor.length > 0 ? g - growth(alone.executor) : Number.NaN;
+        const limit = n * buffers + 64 * MiB;
+        return [
+          destinationsLabel(row),
+          sizeLabel(row.size),
+          (median(row.executor.map((x) => x.idleRss)) / MiB).toFixed(0),
+          (peak(row.executor) / MiB).toFixed(0),
+          (g / MiB).toFixed(0),
+          Number.isFinite(added) ? `${added >= 0 ? "+" : "−"}${Math.abs(added / MiB).toFixed(0)}` : "–",
+          n > 1 ? `${(((n - 1) * buffers) / MiB).toFixed(0)}` : "–",
           `${(limit / MiB).toFixed(0)} MiB: ${g <= limit ? "met" : "NOT met"}`,
         ];
       }),

@@ -6,9 +6,11 @@
  *   npm run bench                         everything (executor, then operator)
  *   npm run bench -- executor             executor only     npm run bench -- operator
  *   npm run bench -- openbao              executor against a real OpenBao (secrets=8000 value=8K)
+ *   npm run bench -- destinations         executor to 1, 2 and 3 stores at once, and each alone
  *   options (key=value, after --):
  *     sizes=256M,1G,4G      MinIO sizes (default 256M,1G)
  *     other-sizes=256M      fake-gcs-server and Azurite sizes (default 256M; "none" to skip)
+ *     dest-sizes=256M,1G    destinations: sizes (default 256M)
  *     providers=s3,gcs,azure
  *     restore=s3            providers whose restore is measured (default s3)
  *     sweep=on|off          partSize × concurrency sweep on MinIO at 256 MiB (default on)
@@ -27,11 +29,12 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
+import { benchDestinations } from "../bench/destinations.ts";
 import { benchExecutor } from "../bench/executor.ts";
 import { MiB, parseSize } from "../bench/measure.ts";
 import { benchOpenBao } from "../bench/openbao.ts";
 import { benchOperator, operatorTables } from "../bench/operator.ts";
-import { memoryTable, throughputTable } from "../bench/report.ts";
+import { destinationsMemoryTable, destinationsThroughputTable, memoryTable, throughputTable } from "../bench/report.ts";
 import type { Provider } from "../bench/sinks.ts";
 import { projectRoot } from "../test/servers/catalog.ts";
 
@@ -108,6 +111,22 @@ if (all || what.has("executor")) {
   save("executor", rows);
   process.stdout.write(`\n## Executor throughput\n\n${throughputTable(rows)}\n\n`);
   process.stdout.write(`## Executor memory\n\n${memoryTable(rows)}\n\n`);
+}
+
+if (all || what.has("destinations")) {
+  const rows = await benchDestinations({
+    sizes: list("dest-sizes", "256M").map(parseSize),
+    partSize: parseSize(options.get("part") ?? "10M"),
+    concurrency: Number(options.get("conc") ?? "3"),
+    tls: (options.get("tls") ?? "on") === "on",
+    repeat: Number(options.get("repeat") ?? "1"),
+    cpuProfileDir: profileDir("destinations"),
+    jobRuntimeEnv: (options.get("job-env") ?? "on") === "on",
+    log,
+  });
+  save("destinations", rows);
+  process.stdout.write(`\n## Several destinations: throughput\n\n${destinationsThroughputTable(rows)}\n\n`);
+  process.stdout.write(`## Several destinations: memory\n\n${destinationsMemoryTable(rows)}\n\n`);
 }
 
 if (all || what.has("openbao")) {
