@@ -23,7 +23,8 @@ import { createSnapshotInspector } from "../snapshot/archive.ts";
 import { buildKey, newKeyId } from "../snapshot/key.ts";
 import { type ManifestCanary, recordableClusterId, recordableSealType } from "../snapshot/manifest.ts";
 import { createTap } from "../snapshot/tap.ts";
-import { isStorageError, type ObjectStore } from "../storage/index.ts";
+import { isStorageError } from "../storage/errors.ts";
+import type { ObjectStore } from "../storage/index.ts";
 import { tee } from "../storage/tee.ts";
 import type { BackupConfig } from "./config.ts";
 import {

@@ -46,13 +46,21 @@ test("bao-backup --help loads none of the commands' libraries", () => {
   );
 });
 
-test("bao-backup backup does not load the Kubernetes client", () => {
-  const packages = packagesLoadedBy(`
-    const { main } = await import(${JSON.stringify(url("src", "cli", "main.ts"))});
-    process.stdout.write = () => true;
-    await main(["backup", "--help"]);
-  `);
-  assert.ok(!packages.includes("@kubernetes/client-node"), `loaded: ${packages.join(", ")}`);
+test("the executor's commands load neither the Kubernetes client nor any storage SDK before a store opens", () => {
+  // A storage SDK is loaded by loadObjectStore for the target's provider only: a static import of
+  // storage/index.ts (whose synchronous openObjectStore imports all three) costs ~33 MiB of RSS.
+  for (const mode of ["backup", "restore", "confirm", "drill"]) {
+    const packages = packagesLoadedBy(`
+      const { main } = await import(${JSON.stringify(url("src", "cli", "main.ts"))});
+      process.stdout.write = () => true;
+      await main([${JSON.stringify(mode)}, "--help"]);
+    `);
+    assert.deepEqual(
+      packages.filter((p) => heavy.includes(p)),
+      [],
+      `bao-backup ${mode} loaded: ${packages.join(", ")}`,
+    );
+  }
 });
 
 test("loadObjectStore loads only the target's own provider SDK", () => {
