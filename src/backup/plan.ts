@@ -920,7 +920,10 @@ function record(
       events.push({
         type: "Warning",
         reason: EventReason.BackupCanaryNotWritten,
-        message: `Job ${job.name} stored ${result.key} without the drill canary: ${result.canaryProblem}`.slice(0, 1024),
+        message: `Job ${job.name} stored ${result.key} without the drill canary: ${result.canaryProblem}`.slice(
+          0,
+          1024,
+        ),
       });
     }
     if ((result.retentionFailed ?? 0) > 0) {
