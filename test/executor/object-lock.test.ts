@@ -13,6 +13,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   CreateBucketCommand,
   HeadObjectCommand,
@@ -84,6 +85,9 @@ describe("Object Lock through the executor: backup, retention, legal hold, resto
     const first = await runExecutor("backup", backupEnv);
     assert.equal(first.code, 0, showRun(first));
     await cluster.writeSecret("marker/lock", { value: "second" }, leader);
+    // Keys carry the start time to the second: the second backup must start in a later second,
+    // or it may sort before the first and both be kept (the newest, and the one just written).
+    await sleep(1100);
     const second = await runExecutor("backup", backupEnv);
     assert.equal(second.code, 0, `retention under a lock is not a failure: ${showRun(second)}`);
     const retention = second.result?.retention as Record<string, unknown> | undefined;

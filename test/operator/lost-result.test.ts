@@ -101,7 +101,10 @@ describe("a backup Job whose result was lost is recorded as what storage holds",
       assert.equal(b?.lastBackupRaftIndex, reported.raftIndex);
       assert.equal(b?.consecutiveFailures ?? 0, 0);
       assert.equal(recorded.status?.operationLock ?? null, null, "the lock is released");
-      const said = await events("gone");
+      const said = await until("the events of the found backup", async () => {
+        const now = await events("gone");
+        return now.some((e) => e.startsWith("BackupSucceeded:")) && now;
+      }).catch(async () => events("gone"));
       assert.ok(
         said.some((e) => e.startsWith("BackupResultMissing:") && e.includes(keyId)),
         `the loss is said: ${said.join("\n")}`,
@@ -137,7 +140,11 @@ describe("a backup Job whose result was lost is recorded as what storage holds",
     assert.equal(b?.consecutiveFailures, 1);
     assert.equal(b?.lastBackupName, undefined);
     assert.equal(recorded.status?.operationLock ?? null, null, "the lock is released");
-    const said = await events("never");
+    // Events are written after the status that records the Job: wait for them, do not race them.
+    const said = await until("the events of the recorded loss", async () => {
+      const now = await events("never");
+      return now.some((e) => e.startsWith("BackupFailed:")) && now.some((e) => e.startsWith("LockRecovered:")) && now;
+    }).catch(async () => events("never"));
     assert.ok(
       said.some((e) => e.startsWith("BackupResultMissing:")),
       said.join("\n"),

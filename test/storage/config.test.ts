@@ -46,6 +46,7 @@ describe("parseTarget", () => {
       usePathStyle: false,
       roleArn: undefined,
       encryption: undefined,
+      objectLock: undefined,
     });
   });
 
