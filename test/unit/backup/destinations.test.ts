@@ -248,7 +248,16 @@ describe("the backup Job of several destinations", () => {
       "no Secret: ambient identity",
     );
     const mounts = container?.volumeMounts ?? [];
-    assert.ok(mounts.some((m) => m.name === "storage-offsite" && m.readOnly === true));
+    assert.ok(
+      mounts.some(
+        (m) => m.name === "storage-offsite" && m.mountPath === "/etc/bao-backup/storage-offsite" && m.readOnly,
+      ),
+      "mounted where docs/install.md says",
+    );
+    assert.ok(
+      (env.BACKUP_ADDITIONAL_TARGETS ?? "").includes('"credentialsDir":"/etc/bao-backup/storage-offsite"'),
+      "and where the executor reads it",
+    );
     assert.equal(env.BACKUP_SUCCESS_POLICY, "Primary");
     const config = loadBackupConfig({ ...env, BACKUP_AUTH_METHOD: "token" }, []);
     assert.deepEqual(
