@@ -148,6 +148,8 @@ export const dnsSubdomainPattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([
 
 /** A DNS-1123 label (at most 63, checked separately). */
 export const dnsLabelPattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+/** A destination's name (`spec.backup.additionalTargets[].name`, `primary`): a DNS label of at most this many characters. */
+export const maxDestinationNameLength = 40;
 
 /** A key of a Secret's data. */
 export const secretKeyPattern = "^[-._a-zA-Z0-9]+$";

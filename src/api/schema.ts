@@ -60,6 +60,7 @@ import {
   gcsProjectPattern,
   labelValuePattern,
   linkLocalEndpointPattern,
+  maxDestinationNameLength,
   numericHostEndpointPattern,
   openbaoMountPathPattern,
   openbaoRoleNamePattern,
@@ -495,7 +496,7 @@ function additionalTargetsSchema(path: string): Schema {
       properties: {
         name: string(
           'The destination\'s name in status, events, metrics and messages: at most 40 lower-case letters, digits and "-", not "primary" (the name of target).',
-          40,
+          maxDestinationNameLength,
           [
             rule(
               `self.matches(${re(dnsLabelPattern)})`,

@@ -6,6 +6,7 @@
  * kept in `staticToken` and never printed.
  */
 import { existsSync, readFileSync } from "node:fs";
+import { dnsLabelPattern, jsRegExp, maxDestinationNameLength } from "../api/patterns.ts";
 import { type CanaryLocation, CanaryLocationError, parseCanaryLocation } from "../drill/canary.ts";
 import type { AuthConfig } from "../openbao/auth.ts";
 import type { TlsSettings } from "../openbao/http.ts";
@@ -258,10 +259,8 @@ const targetVariables: Record<string, SettingName> = {
   insecureSkipVerify: "BACKUP_INSECURE_SKIP_VERIFY",
 };
 
-const destinationName = /^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$/;
-
 function checkDestinationName(name: unknown, setting: SettingName, field: string): string {
-  if (typeof name !== "string" || !destinationName.test(name)) {
+  if (typeof name !== "string" || name.length > maxDestinationNameLength || !jsRegExp(dnsLabelPattern).test(name)) {
     throw new ConfigError(
       setting,
       `${field} must be a name of at most 40 lower-case letters, digits and "-" (e.g. "offsite"), got ${JSON.stringify(name)}`,

@@ -5,7 +5,7 @@
  * under that: long messages are cut, lists are summarised as counts.
  */
 import { existsSync, writeFileSync } from "node:fs";
-import { controlCharacterPattern } from "../api/patterns.ts";
+import { controlCharacterPattern, dnsLabelPattern, jsRegExp, maxDestinationNameLength } from "../api/patterns.ts";
 import type { ExitCode } from "../cli/exit-codes.ts";
 import type { DrillOutcome } from "../drill/outcome.ts";
 import { redact } from "../util/redact.ts";
@@ -290,7 +290,7 @@ function destinationsOf(value: unknown): ReportedDestination[] | undefined {
   for (const item of value.slice(0, maxReportedDestinations)) {
     if (typeof item !== "object" || item === null) continue;
     const d = item as Record<string, unknown>;
-    const name = str(d.name, 40, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+    const name = str(d.name, maxDestinationNameLength, jsRegExp(dnsLabelPattern));
     if (name === undefined || typeof d.ok !== "boolean") continue;
     const message = sanitizedMessage(d.message);
     out.push({
