@@ -47,6 +47,8 @@ export const Condition = {
   RestoreComplete: "RestoreComplete",
   /** OpenBaoRestore: the restore took the operation lock away from its holder (`overrideOperationLock`). */
   OperationLockOverride: "OperationLockOverride",
+  /** OpenBaoCluster with `spec.backup.drill`: the last restore drill proved a backup restores (src/drill/manager/). */
+  RestoreVerified: "RestoreVerified",
 } as const;
 export type ConditionType = (typeof Condition)[keyof typeof Condition];
 
@@ -87,6 +89,19 @@ export const Reason = {
   RestoreValidationFailed: "RestoreValidationFailed",
   // OperationLockOverride
   OperationLockOverridden: "OperationLockOverridden",
+  // RestoreVerified
+  /** The last drill unsealed the restored backup and read its data (outcome `verified`). */
+  DrillVerified: "DrillVerified",
+  /** The last drill proved the backup loads, without key material to open it (outcome `loaded`). */
+  DrillLoaded: "DrillLoaded",
+  /** The last drill failed: the backup did not restore, or the drill could not run. */
+  DrillFailed: "DrillFailed",
+  /** At least two drill windows passed since the last drill that passed. */
+  DrillStale: "DrillStale",
+  /** spec.backup.drill cannot be used (schedule, time zone, no image to derive). */
+  DrillInvalid: "DrillInvalid",
+  /** No drill has finished yet and none is overdue. */
+  NoDrillYet: "NoDrillYet",
 } as const;
 export type ReasonValue = (typeof Reason)[keyof typeof Reason];
 
@@ -128,6 +143,14 @@ export const conditionReasons: Readonly<
     { reason: Reason.RestoreValidationFailed, status: "False" },
   ],
   OperationLockOverride: [{ reason: Reason.OperationLockOverridden, status: "True" }],
+  RestoreVerified: [
+    { reason: Reason.DrillVerified, status: "True" },
+    { reason: Reason.DrillLoaded, status: "True" },
+    { reason: Reason.DrillFailed, status: "False" },
+    { reason: Reason.DrillStale, status: "False" },
+    { reason: Reason.DrillInvalid, status: "False" },
+    { reason: Reason.NoDrillYet, status: "Unknown" },
+  ],
 };
 
 /** Why preflight refused to start a Job (SPEC §3), for events, messages and `BackupBlocked`. */
@@ -190,6 +213,13 @@ export const EventReason = {
   RestoreSucceeded: "RestoreSucceeded",
   RestoreFailed: "RestoreFailed",
   OperationLockOverridden: "OperationLockOverridden",
+  DrillJobCreated: "DrillJobCreated",
+  /** A drill passed; the message says what it proved (loaded or verified). */
+  DrillSucceeded: "DrillSucceeded",
+  DrillFailed: "DrillFailed",
+  ManualDrillRequested: "ManualDrillRequested",
+  /** spec.backup.drill cannot be used; the message names the field and the fix. */
+  DrillInvalid: "DrillInvalid",
 } as const;
 export type EventReasonValue = (typeof EventReason)[keyof typeof EventReason];
 
@@ -202,6 +232,8 @@ export const Label = {
   Cluster: "openbao.org/cluster",
   /** The OpenBaoRestore's name (shortened likewise) on restore Jobs. */
   Restore: "openbao.org/restore",
+  /** `scheduled` or `manual` on every restore-drill Job and its Pod (never together with backup-type). */
+  Drill: "openbao.org/drill",
   ManagedBy: "app.kubernetes.io/managed-by",
   Name: "app.kubernetes.io/name",
   Component: "app.kubernetes.io/component",
@@ -221,6 +253,7 @@ export const LabelValue = {
   Name: "openbao-backup",
   ComponentBackup: "backup",
   ComponentRestore: "restore",
+  ComponentDrill: "drill",
 } as const;
 
 /** Label-key prefixes users may not set through `spec.backup.podLabels`: the operator's and the Job controller's. */
@@ -229,6 +262,8 @@ export const reservedLabelPrefixes = ["openbao.org/", "batch.kubernetes.io/"] as
 export const Annotation = {
   /** On an OpenBaoCluster: any non-empty value requests one manual backup (edge-triggered, SPEC §2). */
   TriggerBackup: "openbao.org/trigger-backup",
+  /** On an OpenBaoCluster with `spec.backup.drill`: any non-empty value requests one restore drill now. */
+  TriggerDrill: "openbao.org/trigger-drill",
   /** On a backup Job: the cron window it runs for (RFC 3339, UTC); absent on manual Jobs. */
   ScheduledTime: "openbao.org/scheduled-time",
   /** On a Job: the full OpenBaoCluster name, when the label had to be shortened or not. */
@@ -305,6 +340,10 @@ export const defaults = {
   activeDeadlineSeconds: 3600,
   /** OpenBao API port for the default member addresses. */
   openbaoPort: 8200,
+  /** The throwaway OpenBao of a drill Pod: `<repository>:<cluster version>` unless spec.backup.drill.image is set. */
+  drillImageRepository: "quay.io/openbao/openbao",
+  /** What a drill restores unless spec.backup.drill.key names a backup: the newest verified one. */
+  drillKey: "latest",
 } as const;
 
 export const limits = {

@@ -195,3 +195,10 @@ export const whitespacePattern = "\\s";
 export function jsRegExp(pattern: string): RegExp {
   return new RegExp(pattern, "u");
 }
+
+/**
+ * `spec.backup.drill.canaryPath`: a KV v2 `<mount>/<path>` (at least two segments, no `.` or
+ * `..` segment; src/drill/canary.ts parses the same). RE2 has no look-ahead, so the dot
+ * segments are `dotSegmentPattern`'s job.
+ */
+export const canaryLocationPattern = "^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$";

@@ -152,6 +152,8 @@ export interface ResolvedBackupSpec {
   serviceAccountAnnotations: Record<string, string>;
   podLabels: Record<string, string>;
   podAnnotations: Record<string, string>;
+  /** `spec.backup.drill.canaryPath`: each backup writes a fresh canary there (BACKUP_CANARY_PATH). */
+  canaryPath: string | undefined;
 }
 
 /** A target with its provider, part size and concurrency (and S3's region) filled in. */
@@ -258,6 +260,7 @@ export function resolveBackupSpec(spec: BackupSpec, options: ResolveOptions): Re
     serviceAccountAnnotations: { ...spec.serviceAccount?.annotations },
     podLabels: { ...spec.podLabels },
     podAnnotations: { ...spec.podAnnotations },
+    canaryPath: spec.drill?.canaryPath,
   };
 }
 

@@ -44,6 +44,7 @@ import {
   azureEncryptionScopePattern,
   azureStorageAccountPattern,
   bucketPattern,
+  canaryLocationPattern,
   canonicalIPv4EndpointPattern,
   conditionReasonPattern,
   conditionTypePattern,
@@ -856,6 +857,7 @@ function backupSchema(): Schema {
       preUpgradeSnapshot: boolean(
         "The same switch as spec.upgrade.preUpgradeSnapshot (the name in the BackupManager's configuration table); set either, or both to the same value.",
       ),
+      drill: drillSchema(`${path}.drill`),
     },
     {
       required: ["schedule", "target"],
@@ -880,6 +882,76 @@ function backupSchema(): Schema {
           "!(has(self.image) && has(self.executorImage))",
           `${path}.executorImage is the former name of ${path}.image: set only one of them`,
           { fieldPath: ".executorImage", reason: "FieldValueForbidden" },
+        ),
+      ],
+    },
+  );
+}
+
+/** `spec.backup.drill`: restore drills (src/drill/manager/). */
+function drillSchema(path: string): Schema {
+  return object(
+    "Restore drills: on this schedule a Job restores a stored backup into a throwaway OpenBao inside its own Pod (never the live cluster) and proves it loads (RestoreVerified, reason DrillLoaded) or, with key material, that its data reads back (DrillVerified). See docs/drills.md.",
+    {
+      schedule: string('Cron schedule of drills, like spec.backup.schedule, e.g. "0 5 * * 0".', 128, [
+        rule(
+          `self.matches(${re(cronSchedulePattern)})`,
+          `${path}.schedule must be five cron fields (minute hour day-of-month month day-of-week, e.g. "0 5 * * 0") or one of @hourly, @daily, @weekly, @monthly, @yearly`,
+        ),
+      ]),
+      timeZone: string("IANA time zone of the drill schedule; default spec.backup.timeZone, else UTC.", 64, [
+        rule(
+          `self.matches(${re(timeZonePattern)}) && self != "Local"`,
+          `${path}.timeZone must be an IANA time zone name such as "UTC" or "Europe/Berlin"`,
+        ),
+      ]),
+      suspend: boolean("Stop scheduled drills; the openbao.org/trigger-drill annotation still runs one."),
+      key: string(
+        'The backup to drill: an object key, or "latest" (default): the newest verified backup when the drill runs.',
+        1024,
+        [
+          rule(
+            `!self.matches(${re(controlCharacterPattern)})`,
+            `${path}.key must be an object key such as "bao/2025/03/04/bao-20250304-050607-1a2b3c4d.snap", or "latest"`,
+          ),
+        ],
+        { minLength: 1 },
+      ),
+      image: imageSchema(
+        `${path}.image`,
+        "The throwaway OpenBao's image; default the operator's drill image repository (quay.io/openbao/openbao) tagged with the cluster's version (status.currentVersion, else spec.version).",
+      ),
+      unsealKeysSecretRef: secretRef(
+        `${path}.unsealKeysSecretRef`,
+        "Opt-in: a Secret holding the cluster's Shamir unseal keys, one key per data key (as bao operator init prints them). Mounted into the drill's executor only; the drill then unseals the restored copy and reads its data (outcome verified). Anyone who can read this Secret can open every backup: see docs/drills.md.",
+      ),
+      sealConfigSecretRef: secretRef(
+        `${path}.sealConfigSecretRef`,
+        'Opt-in: the cluster\'s auto-unseal for the throwaway: a Secret whose key seal.hcl holds the seal stanza (e.g. seal "transit" { … }); its other keys are mounted beside it at /etc/bao-drill/seal for the stanza to name (a CA file). Not together with unsealKeysSecretRef.',
+      ),
+      canaryPath: string(
+        'KV v2 "<mount>/<path>" (e.g. "secret/openbao-backup/canary"): every backup writes a fresh random canary there just before its snapshot, and every drill must read exactly that canary back from the restored copy. The backup policy needs create/update on it, read for the drill.',
+        256,
+        [
+          rule(
+            `self.matches(${re(canaryLocationPattern)}) && !self.matches(${re(dotSegmentPattern)})`,
+            `${path}.canaryPath must be "<kv-v2 mount>/<path>" such as "secret/openbao-backup/canary" (letters, digits, "_", "-", "." and "/"; no "." or ".." segments)`,
+          ),
+        ],
+      ),
+      activeDeadlineSeconds: integer("Deadline of one drill Job in seconds; default 3600.", {
+        format: "int64",
+        minimum: 1,
+      }),
+      openbaoResources: executorResourcesSchema(`${path}.openbaoResources`),
+    },
+    {
+      required: ["schedule"],
+      rules: [
+        rule(
+          "!(has(self.unsealKeysSecretRef) && has(self.sealConfigSecretRef))",
+          `${path}: unsealKeysSecretRef opens a Shamir-sealed copy, sealConfigSecretRef gives the throwaway an auto-unseal: a cluster has one or the other, set only one`,
+          { fieldPath: ".sealConfigSecretRef", reason: "FieldValueForbidden" },
         ),
       ],
     },
@@ -1021,6 +1093,62 @@ function backupStatusSchema(): Schema {
         { required: ["name"] },
       ),
     },
+    drill: object(
+      "With spec.backup.drill: the drill schedule's state and the drill in flight (written by the drill manager only).",
+      {
+        nextScheduledDrill: time("Next drill window."),
+        lastAttemptScheduledTime: time("The window of the last scheduled drill (at most one drill per window)."),
+        observedSchedule: object(
+          "The drill schedule last observed, and since when: windows before it are never treated as missed.",
+          {
+            schedule: string("spec.backup.drill.schedule as observed.", 128),
+            timeZone: string("Its time zone (defaulted) as observed.", 64),
+            suspend: boolean("spec.backup.drill.suspend as observed."),
+            observedTime: time("When this schedule was first observed."),
+          },
+          { required: ["schedule", "timeZone", "suspend", "observedTime"] },
+        ),
+        currentJob: object(
+          "The drill Job in flight: set before it is created, cleared when its result is recorded.",
+          {
+            name: string("The Job's name.", 63),
+            type: { type: "string", enum: ["scheduled", "manual"] },
+            window: time("The cron window it runs for (scheduled drills)."),
+            createdAt: time("When the operator decided to create it."),
+          },
+          { required: ["name", "type", "createdAt"], extra: { nullable: true } },
+        ),
+        lastRecordedJob: string("The last drill Job whose result was recorded.", 63),
+        lastSuccessTime: time("When the last drill that passed (loaded or verified) finished."),
+        consecutiveFailures: integer("Failed drills since the last one that passed.", { format: "int32", minimum: 0 }),
+      },
+    ),
+    lastDrill: object(
+      "The last restore drill: what it drilled and what it proved (kept when drills are turned off).",
+      {
+        time: time("When the drill finished."),
+        jobName: string("The drill Job.", 63),
+        outcome: {
+          type: "string",
+          enum: ["verified", "loaded", "failed"],
+          description:
+            "verified: the restored copy was unsealed and its data read back (the canary, when one is set); loaded: OpenBao accepted the snapshot with the manifest's Raft index and seal type, without key material to open it; failed: see reason and message.",
+        },
+        key: string("The backup drilled (with latest, the key it resolved to).", 1024),
+        raftIndex: integer("The snapshot's Raft index.", { format: "int64", minimum: 0 }),
+        duration: string('How long the drill took, e.g. "1m12.5s".', 64),
+        sealType: string("The restored seal type (shamir, transit, …).", 64),
+        canaryVersion: integer("Verified with a canary: the canary version read back.", {
+          format: "int64",
+          minimum: 0,
+        }),
+        secretMounts: integer("Verified: secret engines the restored data mounts.", { format: "int32", minimum: 0 }),
+        authMethods: integer("Verified: auth methods the restored data enables.", { format: "int32", minimum: 0 }),
+        reason: string("Failed: a short code.", 64, [], { pattern: reasonCodePattern }),
+        message: string("What was proved and what was not, or why it failed (never contains a secret).", 4096),
+      },
+      { required: ["time", "jobName", "outcome", "message"] },
+    ),
     preUpgrade: object(
       "The pre-upgrade snapshot (rollback point) of the pending upgrade, or of the last one (endedAt).",
       {

@@ -218,6 +218,38 @@ interface BackupSpecFields {
    * through `preUpgradeSnapshotEnabled`. Admission refuses the two set to different values.
    */
   preUpgradeSnapshot?: boolean;
+  /** Restore drills: each restores a stored backup into a throwaway OpenBao inside its own Pod. */
+  drill?: DrillSpec;
+}
+
+/**
+ * `spec.backup.drill`: when and how restore drills run (src/drill/manager/). A drill never
+ * touches the live cluster: it reads storage and restores into an OpenBao of its own Pod.
+ */
+export interface DrillSpec {
+  /** Cron schedule, like `spec.backup.schedule`. */
+  schedule: string;
+  /** IANA zone of the schedule; default `spec.backup.timeZone`, else UTC. */
+  timeZone?: string;
+  /** Stops scheduled drills; `openbao.org/trigger-drill` still runs one. */
+  suspend?: boolean;
+  /** The backup to drill; default `latest` (the newest verified backup). */
+  key?: string;
+  /** The throwaway OpenBao's image; default `<operator's drill image repository>:<cluster version>`. */
+  image?: string;
+  /** Opt-in: the source cluster's Shamir unseal keys, one per data key (outcome `verified`). */
+  unsealKeysSecretRef?: SecretRef;
+  /**
+   * Opt-in: the source cluster's auto-unseal for the throwaway — a Secret whose `seal.hcl` holds
+   * the `seal "…" { … }` stanza (its other files are mounted beside it for the stanza to name).
+   */
+  sealConfigSecretRef?: SecretRef;
+  /** KV v2 `<mount>/<path>` every backup writes a fresh canary to, and every drill reads back. */
+  canaryPath?: string;
+  /** Deadline of one drill Job in seconds; default 3600. */
+  activeDeadlineSeconds?: number;
+  /** The throwaway OpenBao container's CPU and memory (default: requests 100m / 256Mi, no limits). */
+  openbaoResources?: ExecutorResourcesSpec;
 }
 
 export interface ExecutorResourcesSpec {
@@ -311,6 +343,54 @@ export interface BackupStatus {
   preUpgrade?: PreUpgradeStatus;
   /** With `additionalTargets`: each destination's own record, `primary` first. */
   destinations?: DestinationStatus[];
+  /** With `spec.backup.drill`: the drill schedule's state and the drill in flight. */
+  drill?: DrillStatus;
+  /** The last restore drill's outcome (kept as history when drills are turned off). */
+  lastDrill?: LastDrill;
+}
+
+/** `status.backup.drill`: written by the drill manager only. */
+export interface DrillStatus {
+  nextScheduledDrill?: Timestamp;
+  /** The cron window of the last scheduled drill: at most one drill per window. */
+  lastAttemptScheduledTime?: Timestamp;
+  observedSchedule?: ObservedSchedule;
+  /** The drill Job in flight: set before it is created, cleared when its result is recorded. */
+  currentJob?: CurrentDrillJob | null;
+  lastRecordedJob?: string;
+  /** When the last drill that passed (loaded or verified) finished. */
+  lastSuccessTime?: Timestamp;
+  consecutiveFailures?: number;
+}
+
+export interface CurrentDrillJob {
+  name: string;
+  type: "scheduled" | "manual";
+  window?: Timestamp;
+  createdAt: Timestamp;
+}
+
+/** `status.backup.lastDrill`. */
+export interface LastDrill {
+  /** When the drill finished. */
+  time: Timestamp;
+  jobName: string;
+  outcome: "verified" | "loaded" | "failed";
+  /** The backup drilled (with `latest`, the key it resolved to). */
+  key?: string;
+  raftIndex?: number;
+  /** Go-style, e.g. `1m12.5s`. */
+  duration?: string;
+  /** The restored seal type (`shamir`, `transit`, …). */
+  sealType?: string;
+  /** Verified with a canary: the canary version read back. */
+  canaryVersion?: number;
+  secretMounts?: number;
+  authMethods?: number;
+  /** Failed: a short code, e.g. `SnapshotChecksumMismatch`. */
+  reason?: string;
+  /** What was proved and what was not, or why it failed (never a secret). */
+  message: string;
 }
 
 /** One destination's record (`status.backup.destinations[]`). */

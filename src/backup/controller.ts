@@ -8,8 +8,7 @@
  * Nothing here decides; every branch is in plan.ts. The status write and its conflict re-read
  * are src/kube/status.ts, shared with the RestoreManager.
  */
-import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
-import { Annotation, apiVersion, clusterNames, group, Label, LabelValue, version } from "../api/constants.ts";
+import { Annotation, apiVersion, clusterNames, Label, LabelValue } from "../api/constants.ts";
 import { isRestoreActive, toTimestamp } from "../api/predicates.ts";
 import type { OpenBaoCluster, OpenBaoRestore } from "../api/types.ts";
 import { buildExecutorJob } from "../jobs/executor-job.ts";
@@ -25,6 +24,7 @@ import {
   ensureServiceAccount,
   missingSecrets,
   ownerReference,
+  removeAnnotationIfUnchanged,
 } from "../kube/objects.ts";
 import { getObject, replaceStatus, retryOnConflict } from "../kube/status.ts";
 import { observedStatefulSet } from "../readiness/observe.ts";
@@ -243,29 +243,17 @@ export class BackupController {
     }
   }
 
-  /** Removes the trigger only if it still holds the value this pass honoured (a JSON-patch test). */
+  /** Removes the trigger only if it still holds the value this pass honoured. */
   async #clearTrigger(cluster: OpenBaoCluster): Promise<void> {
     const value = cluster.metadata.annotations?.[Annotation.TriggerBackup];
     if (value === undefined) return;
-    const path = `/metadata/annotations/${Annotation.TriggerBackup.replace(/~/g, "~0").replace(/\//g, "~1")}`;
-    try {
-      await this.#d.custom.patchNamespacedCustomObject(
-        {
-          group,
-          version,
-          namespace: cluster.metadata.namespace ?? "",
-          plural: clusterNames.plural,
-          name: cluster.metadata.name ?? "",
-          body: [
-            { op: "test", path, value },
-            { op: "remove", path },
-          ],
-        },
-        setHeaderOptions("Content-Type", PatchStrategy.JsonPatch),
-      );
-    } catch (err) {
-      // 422/409: the trigger changed since (a new request): leave it for the next pass.
-      this.#d.log.info({ err: String(err) }, "trigger annotation changed before it could be cleared; keeping it");
-    }
+    await removeAnnotationIfUnchanged(
+      this.#d.custom,
+      clusterNames,
+      cluster,
+      Annotation.TriggerBackup,
+      value,
+      this.#d.log,
+    );
   }
 }

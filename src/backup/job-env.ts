@@ -6,6 +6,8 @@
  * retention after scheduled and manual backups only (pre-upgrade snapshots are rollback points,
  * never pruned, and a confirm Job only reads), but `target.objectLock` locks each object until
  * creation + `retention.maxAge` + grace, and a pre-upgrade snapshot must be locked too.
+ * With `spec.backup.drill.canaryPath` every backup writes a fresh canary just before its
+ * snapshot (BACKUP_CANARY_PATH), which restore drills read back.
  */
 import { BackupType } from "../api/constants.ts";
 import type { ResolvedBackupSpec } from "../api/predicates.ts";
@@ -13,7 +15,7 @@ import type { JobRequest } from "./plan.ts";
 
 export function backupJobEnv(
   request: Pick<JobRequest, "type" | "keyId" | "sizeHint">,
-  spec: Pick<ResolvedBackupSpec, "retention">,
+  spec: Pick<ResolvedBackupSpec, "retention" | "canaryPath">,
 ): Record<string, string> {
   return {
     BACKUP_TYPE: request.type === BackupType.PreUpgrade ? "pre-upgrade" : "scheduled",
@@ -21,5 +23,7 @@ export function backupJobEnv(
     ...(spec.retention?.maxCount !== undefined ? { BACKUP_RETENTION_MAX_COUNT: String(spec.retention.maxCount) } : {}),
     ...(spec.retention?.maxAge !== undefined ? { BACKUP_RETENTION_MAX_AGE: spec.retention.maxAge } : {}),
     ...(request.sizeHint === undefined ? {} : { BACKUP_SIZE_HINT: String(request.sizeHint) }),
+    // Drills read it back from the restored data: proof that this backup's data restores.
+    ...(spec.canaryPath === undefined ? {} : { BACKUP_CANARY_PATH: spec.canaryPath }),
   };
 }

@@ -30,6 +30,8 @@ export const exportedConditions = [
   Condition.BackupHealthy,
   Condition.BackingUp,
   Condition.PreUpgradeSnapshotReady,
+  // Set by the drill manager (src/drill/manager/); exported here with the others, one series per cluster.
+  Condition.RestoreVerified,
 ] as const;
 
 export interface BackupMetrics {

@@ -31,17 +31,28 @@ const horizonYears = 8;
 /** Counting missed windows stops here ("more than 1000"): a `* * * * *` schedule after a month offline. */
 export const maxCountedWindows = 1000;
 
-export type ScheduleField = "spec.backup.schedule" | "spec.backup.timeZone";
+/** Whose schedule: backups' or restore drills' (`spec.backup.drill`); error messages name its fields. */
+export type ScheduleOwner = "spec.backup" | "spec.backup.drill";
+export type ScheduleField = `${ScheduleOwner}.schedule` | `${ScheduleOwner}.timeZone`;
 
 /** A schedule or time zone that cannot be used. The message names the field and the fix. */
 export class ScheduleError extends ConfigLayerError<"InvalidSchedule"> {
   readonly field: ScheduleField;
   readonly value: string;
 
+  readonly problem: string;
+
   constructor(field: ScheduleField, value: string, problem: string) {
     super("InvalidSchedule", `${field}: ${JSON.stringify(value)} ${problem}`);
     this.field = field;
     this.value = value;
+    this.problem = problem;
+  }
+
+  /** The same problem, named for `owner`'s fields (a cached error may have been made for the other owner). */
+  for(owner: ScheduleOwner): ScheduleError {
+    const field: ScheduleField = this.field.endsWith(".timeZone") ? `${owner}.timeZone` : `${owner}.schedule`;
+    return field === this.field ? this : new ScheduleError(field, this.value, this.problem);
   }
 }
 
@@ -68,7 +79,7 @@ function zoneExists(timeZone: string): boolean {
  * admission cannot check: the zone exists in the tz database, steps and ranges fit their
  * field, and the schedule fires at all. Throws `ScheduleError`.
  */
-export function parseSchedule(expression: string, timeZone = "UTC"): Schedule {
+export function parseSchedule(expression: string, timeZone = "UTC", owner: ScheduleOwner = "spec.backup"): Schedule {
   // Every reconcile of every cluster parses its schedule; with 1,000 clusters the zone lookup
   // and croner's pattern parsing were the operator's largest CPU cost in a burst. A parsed
   // Schedule is immutable in use (its paused Cron is only asked nextRun/previousRuns with an
@@ -85,7 +96,7 @@ export function parseSchedule(expression: string, timeZone = "UTC"): Schedule {
     if (parsedSchedules.size >= maxParsedSchedules) parsedSchedules.clear();
     parsedSchedules.set(key, entry);
   }
-  if (entry instanceof ScheduleError) throw entry;
+  if (entry instanceof ScheduleError) throw entry.for(owner);
   return entry;
 }
 

@@ -45,6 +45,11 @@ export const commands: readonly Command[] = [
     run: async (argv) => (await import("../executor/command.ts")).executorCommand("drill", argv),
   },
   {
+    name: "drill-prepare",
+    summary: "drill Pod init container: write the throwaway OpenBao's configuration",
+    run: async (argv) => (await import("../drill/prepare.ts")).drillPrepareCommand(argv),
+  },
+  {
     name: "list",
     summary: "list a cluster's backups (key, size, age, raft index, verified)",
     run: async (argv) => (await import("./list.ts")).listCommand(argv),

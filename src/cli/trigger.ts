@@ -1,6 +1,7 @@
 /**
  * `bao-backup trigger <cluster>`: requests one manual backup by setting the
- * `openbao.org/trigger-backup` annotation (a merge patch; the value is the request time).
+ * `openbao.org/trigger-backup` annotation (a merge patch; the value is the request time);
+ * with `--drill`, one restore drill now (`openbao.org/trigger-drill`, src/drill/manager/).
  * The operator turns it into a Job and clears it (SPEC §2); while the request cannot run yet
  * it stays, so `status` shows it as pending.
  */
@@ -22,11 +23,15 @@ import {
   UsageError,
 } from "./shared.ts";
 
-const help = `Usage: bao-backup trigger <cluster> [-n namespace] [--kubeconfig file] [-o json]
+const help = `Usage: bao-backup trigger <cluster> [--drill] [-n namespace] [--kubeconfig file] [-o json]
 
 Requests one manual backup of an OpenBaoCluster: sets the ${Annotation.TriggerBackup}
 annotation to the current time. The operator creates the backup Job (even when the schedule
 is suspended) and clears the annotation; follow it with \`bao-backup status <cluster>\`.
+
+  --drill                  request one restore drill instead (${Annotation.TriggerDrill}; needs
+                           spec.backup.drill): the result is in status.backup.lastDrill and the
+                           RestoreVerified condition
 
   --kubeconfig <file>      default: $KUBECONFIG, then ~/.kube/config
   -n, --namespace <ns>     default: the kubeconfig context's namespace, else "default"
@@ -39,23 +44,33 @@ unusable), 2 Kubernetes auth (401/403).
 
 export async function triggerCommand(argv: readonly string[]): Promise<number> {
   try {
-    const args = parseFlags(argv, { ...kubeFlags, ...outputFlags }, 1);
+    const args = parseFlags(argv, { ...kubeFlags, ...outputFlags, drill: { type: "boolean" } }, 1);
     if (args.values.help === true) {
       process.stdout.write(help);
       return exitCodes.ok;
     }
     const format = outputFormat(args);
+    const drill = args.values.drill === true;
+    const annotation = drill ? Annotation.TriggerDrill : Annotation.TriggerBackup;
+    const what = drill ? "restore drill" : "backup";
     const name = args.positionals[0];
-    if (name === undefined) throw new UsageError("<cluster> is required: the OpenBaoCluster to back up");
+    if (name === undefined)
+      throw new UsageError(`<cluster> is required: the OpenBaoCluster to ${drill ? "drill" : "back up"}`);
     const kube = openKube(args);
     const cluster = await getCluster(kube, name);
     if (!cluster.spec?.backup) {
       throw new KubeProblem(
         exitCodes.config,
-        `OpenBaoCluster ${kube.namespace}/${name} has no spec.backup, so no backup would run; configure spec.backup first`,
+        `OpenBaoCluster ${kube.namespace}/${name} has no spec.backup, so no ${what} would run; configure spec.backup first`,
       );
     }
-    const previous = cluster.metadata.annotations?.[Annotation.TriggerBackup];
+    if (drill && !cluster.spec.backup.drill) {
+      throw new KubeProblem(
+        exitCodes.config,
+        `OpenBaoCluster ${kube.namespace}/${name} has no spec.backup.drill, so no restore drill would run; configure spec.backup.drill first (docs/drills.md)`,
+      );
+    }
+    const previous = cluster.metadata.annotations?.[annotation];
     const value = new Date().toISOString();
     try {
       await kube.custom.patchNamespacedCustomObject(
@@ -65,7 +80,7 @@ export async function triggerCommand(argv: readonly string[]): Promise<number> {
           namespace: kube.namespace,
           plural: clusterNames.plural,
           name,
-          body: { metadata: { annotations: { [Annotation.TriggerBackup]: value } } },
+          body: { metadata: { annotations: { [annotation]: value } } },
         },
         setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
       );
@@ -79,13 +94,13 @@ export async function triggerCommand(argv: readonly string[]): Promise<number> {
       printJson({
         cluster: name,
         namespace: kube.namespace,
-        annotation: Annotation.TriggerBackup,
+        annotation,
         value,
         replacedPending: previous ?? null,
       });
     } else {
       process.stdout.write(
-        `Requested a backup of ${kube.namespace}/${name} (${Annotation.TriggerBackup}=${value}).\n` +
+        `Requested a ${what} of ${kube.namespace}/${name} (${annotation}=${value}).\n` +
           (previous ? `An earlier request (${previous}) was still pending; this one replaces it.\n` : "") +
           `The operator clears the annotation once the Job exists; follow with: bao-backup status ${name} -n ${kube.namespace}\n`,
       );

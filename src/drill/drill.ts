@@ -119,6 +119,8 @@ export interface DrillInput {
   readonly secrets: string[];
   readonly signal: AbortSignal;
   readonly timeoutMs?: number;
+  /** How long to wait for the throwaway to listen at all (`throwawayStartMs`). */
+  readonly startWaitMs?: number;
   readonly now?: () => Date;
 }
 
@@ -145,17 +147,35 @@ async function waitUntil<T>(
   }
 }
 
-/** The first look: reachable, and what it is (a drill needs a fresh one). */
-async function firstLook(throwaway: Throwaway): Promise<SealObservation> {
-  try {
-    return await throwaway.sealStatus(15_000);
-  } catch (err) {
-    if (!(err instanceof OpenBaoError) || err.code !== "Unreachable") throw err;
-    throw new OpenBaoError(
-      "Unreachable",
-      `${err.message}; the throwaway OpenBao must be running there (DRILL_OPENBAO_ADDR): in a drill Job its second container, on a workstation a \`bao server\` you started (docs/drills.md)`,
-      { address: throwaway.address, cause: err },
-    );
+/**
+ * How long the first look waits for the throwaway to listen. In a drill Pod the throwaway is a
+ * native sidecar started just before the executor (it has no shell for a probe to run, and it
+ * listens on the Pod's loopback only, which a kubelet probe cannot reach): it needs a moment.
+ */
+export const throwawayStartMs = 60_000;
+
+/** The first look: reachable (waiting for it to start listening), and what it is (a drill needs a fresh one). */
+async function firstLook(
+  throwaway: Throwaway,
+  signal: AbortSignal,
+  waitMs = throwawayStartMs,
+): Promise<SealObservation> {
+  const started = Date.now();
+  for (;;) {
+    try {
+      return await throwaway.sealStatus(15_000);
+    } catch (err) {
+      if (!(err instanceof OpenBaoError) || err.code !== "Unreachable") throw err;
+      if (Date.now() - started < waitMs) {
+        await sleep(pollMs, undefined, { signal });
+        continue;
+      }
+      throw new OpenBaoError(
+        "Unreachable",
+        `${err.message}; the throwaway OpenBao must be running there (DRILL_OPENBAO_ADDR): in a drill Job its second container, on a workstation a \`bao server\` you started (docs/drills.md)`,
+        { address: throwaway.address, cause: err },
+      );
+    }
   }
 }
 
@@ -210,7 +230,7 @@ export async function runDrill(input: DrillInput): Promise<DrillOutcome> {
   secrets.push(...input.unsealKeys);
 
   // 1. A fresh OpenBao, and key material that fits the backup — before a byte moves.
-  const first = await firstLook(throwaway);
+  const first = await firstLook(throwaway, signal, input.startWaitMs);
   if (first.kind !== "status" || first.status.initialized) {
     throw new DrillConfigError(
       "DRILL_OPENBAO_ADDR",

@@ -22,7 +22,7 @@ export class SecretNotFoundError extends ConfigLayerError<"SecretNotFound"> {
   }
 }
 
-export type SecretRole = "tls" | "token" | "storage";
+export type SecretRole = "tls" | "token" | "storage" | "unseal-keys";
 
 export interface RequiredSecret {
   readonly role: SecretRole;
@@ -33,6 +33,8 @@ const roles: Readonly<Record<SecretRole, { readonly variable: string; readonly k
   tls: { variable: "BACKUP_CA_FILE", kind: "file" },
   token: { variable: "BACKUP_TOKEN_FILE", kind: "file" },
   storage: { variable: "BACKUP_CREDENTIALS_DIR", kind: "dir" },
+  // A drill's spec.backup.drill.unsealKeysSecretRef: missing, the drill would only prove "loaded".
+  "unseal-keys": { variable: "DRILL_UNSEAL_KEYS_DIR", kind: "dir" },
 };
 
 function isRole(value: string): value is SecretRole {

@@ -271,6 +271,29 @@ export interface ReportedResult {
   readonly destinations?: readonly ReportedDestination[] | undefined;
   /** A backup asked to write a canary that could not (sanitized): it went on without one. */
   readonly canaryProblem?: string | undefined;
+  /** A drill that passed: what it proved (src/drill/outcome.ts). */
+  readonly drill?: ReportedDrill | undefined;
+}
+
+/** A drill's proof as the operator records it in `status.backup.lastDrill`. */
+export interface ReportedDrill {
+  readonly outcome: "loaded" | "verified";
+  readonly sealType: string | undefined;
+  readonly canaryVersion: number | undefined;
+  readonly secretMounts: number | undefined;
+  readonly authMethods: number | undefined;
+}
+
+function drillOf(o: Record<string, unknown>): ReportedDrill | undefined {
+  if (o.mode !== "drill" || o.ok !== true || (o.outcome !== "loaded" && o.outcome !== "verified")) return undefined;
+  const canary = typeof o.canary === "object" && o.canary !== null ? (o.canary as Record<string, unknown>) : {};
+  return {
+    outcome: o.outcome,
+    sealType: str(o.sealType, 64, /^[a-z][a-z0-9_-]*$/),
+    canaryVersion: count(canary.version),
+    secretMounts: count(o.secretMounts),
+    authMethods: count(o.authMethods),
+  };
 }
 
 export interface ReportedDestination {
@@ -369,5 +392,6 @@ export function parseResultLine(text: string | undefined): ReportedResult | unde
     retentionError: typeof retention.error === "string" && retention.error !== "" ? true : undefined,
     destinations: destinationsOf(o.destinations),
     canaryProblem: sanitizedMessage(o.canaryProblem),
+    drill: drillOf(o),
   };
 }

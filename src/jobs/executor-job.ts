@@ -20,6 +20,7 @@ import type { ResolvedAdditionalTarget, ResolvedAuth, ResolvedTarget } from "../
 import type { ExecutorResourcesSpec } from "../api/types.ts";
 import { defaultPaths } from "../executor/settings.ts";
 import { planParts } from "../storage/parts.ts";
+import { type DrillPodInput, drillPodParts } from "./drill-pod.ts";
 
 export const mountPaths = {
   storage: "/etc/bao-backup/storage",
@@ -62,8 +63,13 @@ export const executorContainerName = "executor";
 const runAsUser = 65_532;
 
 export interface ExecutorJobInput {
-  /** The executor subcommand: `confirm` looks in storage for the backup of a Job whose result was lost. */
-  readonly mode: "backup" | "restore" | "confirm";
+  /**
+   * The executor subcommand: `confirm` looks in storage for the backup of a Job whose result
+   * was lost; `drill` restores a backup into a throwaway OpenBao of its own Pod (`drill` below).
+   */
+  readonly mode: "backup" | "restore" | "confirm" | "drill";
+  /** Drill only: the throwaway and the key material (src/jobs/drill-pod.ts). */
+  readonly drill?: DrillPodInput | undefined;
   readonly name: string;
   readonly namespace: string;
   readonly owner: V1OwnerReference;
@@ -376,8 +382,23 @@ export function buildExecutorJob(input: ExecutorJobInput): V1Job {
     );
   }
 
+  const drill = input.mode === "drill" && input.drill ? drillPodParts(input.drill) : undefined;
+  if (drill) {
+    volumes.push(...drill.volumes);
+    mounts.push(...drill.executorMounts);
+    required.push(...drill.required);
+    vars.push(...drill.env);
+  }
+
   vars.push(...env("BACKUP_REQUIRED_SECRETS", required.join(",")));
   for (const [name, value] of Object.entries(input.extraEnv)) vars.push(...env(name, value));
+  const containerSecurity = {
+    readOnlyRootFilesystem: true,
+    allowPrivilegeEscalation: false,
+    privileged: false,
+    runAsNonRoot: true,
+    capabilities: { drop: ["ALL"] },
+  };
 
   return {
     apiVersion: "batch/v1",
@@ -412,6 +433,7 @@ export function buildExecutorJob(input: ExecutorJobInput): V1Job {
             seccompProfile: { type: "RuntimeDefault" },
           },
           volumes,
+          ...(drill ? { initContainers: drill.initContainers({ image: input.image }) } : {}),
           containers: [
             {
               name: executorContainerName,
@@ -425,13 +447,7 @@ export function buildExecutorJob(input: ExecutorJobInput): V1Job {
                 [input.target, ...additional].map((t) => uploadSizing(t, input.sizeHint)),
                 input.resources,
               ),
-              securityContext: {
-                readOnlyRootFilesystem: true,
-                allowPrivilegeEscalation: false,
-                privileged: false,
-                runAsNonRoot: true,
-                capabilities: { drop: ["ALL"] },
-              },
+              securityContext: containerSecurity,
             },
           ],
         },

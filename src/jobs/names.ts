@@ -63,6 +63,14 @@ export function backupJobName(cluster: string, time: Date): string {
 }
 
 /**
+ * `drill-<cluster>-<yyyymmdd-hhmmss>`: a restore drill, named after its cron window (scheduled)
+ * or the request's second (manual), like backup Jobs.
+ */
+export function drillJobName(cluster: string, time: Date): string {
+  return compose("drill", cluster, formatJobTimestamp(time));
+}
+
+/**
  * `pre-upgrade-<cluster>-<8 hex of the target version>-<attempt>`: one name per attempt and
  * target version, so a retry after a failure is a new Job and a restart finds the current one.
  * The version is hashed because versions may contain characters names cannot (`+build`).

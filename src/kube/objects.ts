@@ -6,12 +6,14 @@
 import {
   type BatchV1Api,
   type CoreV1Api,
+  type CustomObjectsApi,
   PatchStrategy,
   setHeaderOptions,
   type V1Job,
   type V1OwnerReference,
 } from "@kubernetes/client-node";
-import { apiVersion } from "../api/constants.ts";
+import { apiVersion, group, version } from "../api/constants.ts";
+import type { Logger } from "../observability/logger.ts";
 import { isAlreadyExists, isForbidden, isNotFound } from "./errors.ts";
 
 /** Read access the informer caches provide. */
@@ -145,5 +147,39 @@ export async function createJobOnce(
     const existing = await batch.readNamespacedJob({ name, namespace });
     const owned = (existing.metadata?.ownerReferences ?? []).some((o) => o.uid === ownerUid && o.controller === true);
     return owned ? "exists" : "foreign";
+  }
+}
+
+/**
+ * Removes an annotation of a custom object only if it still holds `value` (a JSON-patch test):
+ * how a trigger (`openbao.org/trigger-backup`, `openbao.org/trigger-drill`) is cleared after
+ * being honoured. A 409/422 means it changed since — a new request, left for the next pass.
+ */
+export async function removeAnnotationIfUnchanged(
+  custom: CustomObjectsApi,
+  names: { readonly plural: string },
+  object: { metadata: { namespace?: string; name?: string } },
+  annotation: string,
+  value: string,
+  log: Logger,
+): Promise<void> {
+  const path = `/metadata/annotations/${annotation.replace(/~/g, "~0").replace(/\//g, "~1")}`;
+  try {
+    await custom.patchNamespacedCustomObject(
+      {
+        group,
+        version,
+        namespace: object.metadata.namespace ?? "",
+        plural: names.plural,
+        name: object.metadata.name ?? "",
+        body: [
+          { op: "test", path, value },
+          { op: "remove", path },
+        ],
+      },
+      setHeaderOptions("Content-Type", PatchStrategy.JsonPatch),
+    );
+  } catch (err) {
+    log.info({ err: String(err), annotation }, "annotation changed before it could be cleared; keeping it");
   }
 }

@@ -4,7 +4,7 @@
  * so Kubernetes restarts it as a fresh candidate.
  */
 import type { KubeConfig } from "@kubernetes/client-node";
-import { defaultJwtAudience, jwtAudienceEnv } from "../api/constants.ts";
+import { defaultJwtAudience, defaults, jwtAudienceEnv } from "../api/constants.ts";
 import { exitCodes } from "../cli/exit-codes.ts";
 import { defaultJobTtlSeconds } from "../jobs/executor-job.ts";
 import { KubeConfigError, loadKubeConfig } from "../kube/config.ts";
@@ -20,6 +20,8 @@ Options (environment variable in brackets):
   --kubeconfig PATH             kubeconfig to use [KUBECONFIG]; in-cluster config when absent
   --namespace NS                watch only this namespace [WATCH_NAMESPACE]; all when absent
   --image IMAGE                 executor image for Jobs that name none [OPERATOR_IMAGE] (required)
+  --drill-image-repository REPO  throwaway OpenBao image of restore drills that name none, tagged with the
+                                cluster's version [DRILL_IMAGE_REPOSITORY] (default ${defaults.drillImageRepository})
   --health-port PORT            /healthz, /readyz, /metrics [HEALTH_PORT] (default 8080)
   --workers N                   concurrent backup reconciles [OPERATOR_WORKERS] (default ${defaultWorkers})
   --job-ttl SECONDS             keep finished backup/restore Jobs this long [JOB_TTL_SECONDS] (default ${defaultJobTtlSeconds})
@@ -60,6 +62,14 @@ export async function operatorCommand(argv: readonly string[]): Promise<number> 
   if (!image) {
     process.stderr.write(
       "bao-backup operator: --image (OPERATOR_IMAGE) is required: the executor image for backup Jobs\n",
+    );
+    return exitCodes.config;
+  }
+  const drillImageRepository =
+    flags.get("drill-image-repository") ?? process.env.DRILL_IMAGE_REPOSITORY ?? defaults.drillImageRepository;
+  if (drillImageRepository === "" || /[\s@]/.test(drillImageRepository) || /:[^/]*$/.test(drillImageRepository)) {
+    process.stderr.write(
+      `bao-backup operator: --drill-image-repository (DRILL_IMAGE_REPOSITORY) must be an image repository without tag or digest, e.g. ${defaults.drillImageRepository} (the cluster's version is the tag)\n`,
     );
     return exitCodes.config;
   }
@@ -120,6 +130,7 @@ export async function operatorCommand(argv: readonly string[]): Promise<number> 
     logger,
     namespace: namespace === "" ? undefined : namespace,
     image,
+    drillImageRepository,
     jwtAudience: process.env[jwtAudienceEnv] || defaultJwtAudience,
     health: { port },
     workers,

@@ -13,10 +13,20 @@ import {
   type V1Pod,
   type V1ServiceAccount,
 } from "@kubernetes/client-node";
-import { apiVersion, clusterNames, defaultJwtAudience, Label, LabelValue, restoreNames } from "../api/constants.ts";
+import {
+  apiVersion,
+  clusterNames,
+  defaultJwtAudience,
+  defaults,
+  Label,
+  LabelValue,
+  restoreNames,
+} from "../api/constants.ts";
 import type { OpenBaoCluster, OpenBaoRestore } from "../api/types.ts";
 import { BackupController } from "../backup/controller.ts";
 import { backupMetrics } from "../backup/metrics.ts";
+import { DrillController } from "../drill/manager/controller.ts";
+import { drillMetrics } from "../drill/manager/metrics.ts";
 import { byControllerUid, byJob, controllerUids, jobOfPod } from "../kube/cache-indexes.ts";
 import { trimJob, trimMetadata, trimPod } from "../kube/cache-shape.ts";
 import { eventRecorder } from "../kube/events.ts";
@@ -36,6 +46,8 @@ export interface OperatorOptions {
   readonly namespace: string | undefined;
   /** The executor image (the operator's own image by default). */
   readonly image: string;
+  /** Repository of restore drills' throwaway OpenBao (tagged with the cluster's version); default quay.io/openbao/openbao. */
+  readonly drillImageRepository?: string;
   readonly jwtAudience?: string;
   readonly leaderElection: LeaderElectionOptions | false;
   readonly health: { readonly host?: string; readonly port: number } | false;
@@ -116,6 +128,12 @@ export function buildOperator(options: OperatorOptions): Manager {
     jobTtlSeconds: options.jobTtlSeconds,
   });
   const jobOwner = enqueueOwner({ kind: clusterNames.kind, group: "openbao.org", controllerOnly: true });
+  /** A Pod's termination message lands before its Job completes; its Job leads to the cluster. */
+  const clusterOfPod = (pod: Wire<V1Pod> & KubeObject) => {
+    const jobName = pod.metadata?.labels?.["job-name"];
+    const job = jobName ? jobs.get(pod.metadata?.namespace, jobName) : undefined;
+    return job ? jobOwner(job) : undefined;
+  };
   manager
     .controller({
       name: "backup",
@@ -127,15 +145,7 @@ export function buildOperator(options: OperatorOptions): Manager {
     // not after every cluster whose schedule window opened in the same minute.
     .watch(jobs, jobOwner, { priority: true })
     // A Pod's termination message lands before its Job completes; its Job leads to the cluster.
-    .watch(
-      pods,
-      (pod) => {
-        const jobName = pod.metadata?.labels?.["job-name"];
-        const job = jobName ? jobs.get(pod.metadata?.namespace, jobName) : undefined;
-        return job ? jobOwner(job) : undefined;
-      },
-      { priority: true },
-    )
+    .watch(pods, clusterOfPod, { priority: true })
     // A restore that ends unblocks the cluster's backups.
     .watch(restores, (restore) => `${restore.metadata?.namespace ?? ""}/${restore.spec.cluster}`)
     // A StatefulSet's Pods coming or going changes the readiness of the clusters naming it.
@@ -146,6 +156,31 @@ export function buildOperator(options: OperatorOptions): Manager {
         .filter((c) => c.spec?.backup !== undefined && statefulSetNameOf(c) === sts.metadata?.name)
         .map((c) => `${namespace}/${c.metadata.name ?? ""}`);
     });
+  const drill = new DrillController({
+    clusters,
+    jobs,
+    pods,
+    statefulSets,
+    serviceAccounts,
+    custom: kc.makeApiClient(CustomObjectsApi),
+    batch: kc.makeApiClient(BatchV1Api),
+    core: kc.makeApiClient(CoreV1Api),
+    events: eventRecorder(kc.makeApiClient(CoreV1Api), manager.identity ?? "openbao-backup"),
+    metrics: drillMetrics(manager.registry, options.now),
+    log: options.logger.child({ controller: "drill" }),
+    now: options.now ?? (() => new Date()),
+    image: options.image,
+    drillImageRepository: options.drillImageRepository ?? defaults.drillImageRepository,
+    jwtAudience: options.jwtAudience ?? defaultJwtAudience,
+    jobTtlSeconds: options.jobTtlSeconds,
+  });
+  // Drills never wait on backups or restores (they never touch the live cluster): the cluster,
+  // its drill Jobs and their Pods are all that wakes them.
+  manager
+    .controller({ name: "drill", reconciler: { reconcile: (key) => drill.reconcile(key) }, workers: 2 })
+    .watch(clusters)
+    .watch(jobs, jobOwner, { priority: true })
+    .watch(pods, clusterOfPod, { priority: true });
   registerRestoreController(manager, {
     clusters,
     restores,

@@ -173,6 +173,35 @@ describe("kubeconfig subcommands against kube-apiserver, MinIO and OpenBao", () 
     assert.match(forbidden.stderr, /forbidden \(403\)/);
   });
 
+  test("trigger --drill asks for one restore drill, and only of a cluster with spec.backup.drill", async () => {
+    const none = await runCli(["trigger", "bao", "--drill", ...k()]);
+    assert.equal(none.code, 1, show(none));
+    assert.match(
+      none.stderr,
+      /has no spec\.backup\.drill, so no restore drill would run; configure spec\.backup\.drill first/,
+    );
+    await custom.patchNamespacedCustomObject(
+      { ...api, name: "bao", body: { spec: { backup: { drill: { schedule: "0 5 * * 0" } } } } },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+    try {
+      const run = await runCli(["trigger", "bao", "--drill", ...k()]);
+      assert.equal(run.code, 0, show(run));
+      assert.match(run.stdout, /Requested a restore drill of openbao\/bao \(openbao\.org\/trigger-drill=\d{4}-/);
+      const got = (await custom.getNamespacedCustomObject({ ...api, name: "bao" })) as OpenBaoCluster;
+      assert.ok(!Number.isNaN(Date.parse(got.metadata.annotations?.["openbao.org/trigger-drill"] ?? "")));
+    } finally {
+      await custom.patchNamespacedCustomObject(
+        {
+          ...api,
+          name: "bao",
+          body: { metadata: { annotations: { "openbao.org/trigger-drill": null } }, spec: { backup: { drill: null } } },
+        },
+        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+      );
+    }
+  });
+
   test("status summarises one cluster: schedule, next window, last backup, failure, lock, conditions", async () => {
     const run = await runCli(["status", "bao", ...k()]);
     assert.equal(run.code, 0, show(run));

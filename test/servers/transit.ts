@@ -14,9 +14,14 @@ export interface TransitServer {
   stop(): Promise<void>;
 }
 
-export async function startTransitServer(options: { keyName?: string } = {}): Promise<TransitServer> {
+export async function startTransitServer(
+  options: {
+    keyName?: string /** Where it listens; 127.0.0.1 by default (a node's Pods need the bridge gateway). */;
+    host?: string;
+  } = {},
+): Promise<TransitServer> {
   const keyName = options.keyName ?? "autounseal";
-  const cluster = await startOpenBao({ nodes: 1 });
+  const cluster = await startOpenBao({ nodes: 1, ...(options.host === undefined ? {} : { host: options.host }) });
   try {
     await cluster.call("POST", "sys/mounts/transit", { type: "transit" });
     await cluster.call("POST", `transit/keys/${keyName}`, {});

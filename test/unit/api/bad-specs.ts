@@ -233,6 +233,38 @@ export const goodSpecs: GoodSpec[] = [
     preserved: ["spec.backup.additionalTargets", "spec.backup.successPolicy"],
   },
   {
+    name: "restore drills with every field",
+    object: cluster(
+      "good-drill",
+      withBackup({
+        drill: {
+          schedule: "0 5 * * 0",
+          timeZone: "Europe/Berlin",
+          suspend: false,
+          key: "latest",
+          image: "quay.io/openbao/openbao:2.4.0",
+          unsealKeysSecretRef: { name: "bao-unseal-keys" },
+          canaryPath: "secret/openbao-backup/canary",
+          activeDeadlineSeconds: 1800,
+          openbaoResources: { requests: { cpu: "200m", memory: "512Mi" }, limits: { memory: "2Gi" } },
+        },
+      }),
+    ),
+    preserved: [
+      "spec.backup.drill.unsealKeysSecretRef",
+      "spec.backup.drill.canaryPath",
+      "spec.backup.drill.openbaoResources",
+    ],
+  },
+  {
+    name: "a restore drill with a Transit seal stanza",
+    object: cluster(
+      "good-drill-seal",
+      withBackup({ drill: { schedule: "@weekly", sealConfigSecretRef: { name: "seal" } } }),
+    ),
+    preserved: ["spec.backup.drill.sealConfigSecretRef"],
+  },
+  {
     name: "s3 with Object Lock, a grace and a legal hold on pre-upgrade snapshots, and retention.maxAge",
     object: cluster(
       "good-object-lock",
@@ -495,6 +527,34 @@ const clusterCases: [
     "an additional target with objectLock and no retention.maxAge",
     withBackup({ additionalTargets: [{ name: "copy", bucket: "b", objectLock: { mode: "GOVERNANCE" } }] }),
     "spec.backup.retention",
+  ],
+  [
+    "a drill without a schedule",
+    withBackup({ drill: { canaryPath: "secret/x/canary" } }),
+    "spec.backup.drill.schedule",
+  ],
+  ["a drill schedule with seconds", withBackup({ drill: { schedule: "0 0 5 * * 0" } }), "spec.backup.drill.schedule"],
+  [
+    "a drill with both unseal keys and a seal stanza",
+    withBackup({
+      drill: { schedule: "@weekly", unsealKeysSecretRef: { name: "k" }, sealConfigSecretRef: { name: "s" } },
+    }),
+    "spec.backup.drill.sealConfigSecretRef",
+  ],
+  [
+    "a drill canary path with a .. segment",
+    withBackup({ drill: { schedule: "@weekly", canaryPath: "secret/../sys/canary" } }),
+    "spec.backup.drill.canaryPath",
+  ],
+  [
+    "a drill canary path without a mount",
+    withBackup({ drill: { schedule: "@weekly", canaryPath: "canary" } }),
+    "spec.backup.drill.canaryPath",
+  ],
+  [
+    "a drill keys Secret in another namespace's notation",
+    withBackup({ drill: { schedule: "@weekly", unsealKeysSecretRef: { name: "other/keys" } } }),
+    "spec.backup.drill.unsealKeysSecretRef.name",
   ],
   [
     "a success policy without additional targets",

@@ -150,6 +150,7 @@ describe("resolveBackupSpec (SPEC §2 defaults)", () => {
       serviceAccountAnnotations: {},
       podLabels: {},
       podAnnotations: {},
+      canaryPath: undefined,
     });
   });
 
