@@ -73,6 +73,9 @@ Names (they must match what the cluster and the restores use):
   --restore-role <name>             default restore (OpenBaoRestore spec.jwtAuthRole)
   --backup-policy <name>            default backup
   --restore-policy <name>           default restore
+  --canary-path <mount>/<path>      spec.backup.drill.canaryPath: the backup policy also writes the
+                                    restore drills' KV v2 canary there, reads it back, and reads
+                                    sys/mounts and sys/auth (docs/drills.md)
   --token-ttl <duration>            TTL of the tokens the roles issue (default 1h)
 Changes:
   --adopt <item>[,<item>…]          let auth-setup take over (rewrite and mark) existing items it

@@ -32,6 +32,7 @@ is suspended) and clears the annotation; follow it with \`bao-backup status <clu
   --drill                  request one restore drill instead (${Annotation.TriggerDrill}; needs
                            spec.backup.drill): the result is in status.backup.lastDrill and the
                            RestoreVerified condition
+  --key <object key>       with --drill: drill this backup instead of spec.backup.drill.key
 
   --kubeconfig <file>      default: $KUBECONFIG, then ~/.kube/config
   -n, --namespace <ns>     default: the kubeconfig context's namespace, else "default"
@@ -44,7 +45,11 @@ unusable), 2 Kubernetes auth (401/403).
 
 export async function triggerCommand(argv: readonly string[]): Promise<number> {
   try {
-    const args = parseFlags(argv, { ...kubeFlags, ...outputFlags, drill: { type: "boolean" } }, 1);
+    const args = parseFlags(
+      argv,
+      { ...kubeFlags, ...outputFlags, drill: { type: "boolean" }, key: { type: "string" } },
+      1,
+    );
     if (args.values.help === true) {
       process.stdout.write(help);
       return exitCodes.ok;
@@ -70,8 +75,17 @@ export async function triggerCommand(argv: readonly string[]): Promise<number> {
         `OpenBaoCluster ${kube.namespace}/${name} has no spec.backup.drill, so no restore drill would run; configure spec.backup.drill first (docs/drills.md)`,
       );
     }
+    const key = typeof args.values.key === "string" ? args.values.key : undefined;
+    if (key !== undefined && (!drill || key === "" || /\s/.test(key))) {
+      throw new UsageError(
+        drill
+          ? "--key needs an object key without spaces, e.g. bao/2026/12/06/…snap"
+          : "--key applies with --drill only",
+      );
+    }
     const previous = cluster.metadata.annotations?.[annotation];
-    const value = new Date().toISOString();
+    // The time makes each request a new value: an answered request is recognised by its value.
+    const value = `${new Date().toISOString()}${key === undefined ? "" : ` key=${key}`}`;
     try {
       await kube.custom.patchNamespacedCustomObject(
         {

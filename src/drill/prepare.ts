@@ -20,6 +20,8 @@ export const drillScratch = {
   dir: "/drill",
   config: "config.hcl",
   raft: "raft",
+  /** The throwaway's TMPDIR: OpenBao spools a snapshot it restores to a temp file first, and its root filesystem is read-only. */
+  tmp: "tmp",
   apiPort: 8200,
   clusterPort: 8201,
 } as const;
@@ -58,6 +60,7 @@ export async function drillPrepareCommand(argv: readonly string[]): Promise<numb
     return exitCodes.config;
   }
   await mkdir(join(dir, drillScratch.raft), { recursive: true, mode: 0o700 });
+  await mkdir(join(dir, drillScratch.tmp), { recursive: true, mode: 0o700 });
   await writeFile(join(dir, drillScratch.config), throwawayConfig(dir), { mode: 0o600 });
   process.stdout.write(
     `wrote ${join(dir, drillScratch.config)} (Raft at ${join(dir, drillScratch.raft)}, 127.0.0.1:${drillScratch.apiPort})\n`,

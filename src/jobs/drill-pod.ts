@@ -77,7 +77,10 @@ export function drillPodParts(input: DrillPodInput): DrillPodParts {
     throwawayMounts.push({ name: "drill-seal", mountPath: drillMountPaths.seal, readOnly: true });
     configs.push(`-config=${drillMountPaths.seal}/${sealConfigKey}`);
   }
-  if (input.canaryPath !== undefined) env.push({ name: "DRILL_CANARY_PATH", value: input.canaryPath });
+  // A canary can be read only from restored data the drill can open: without key material the
+  // drill proves "loaded" (backups still write the canary, for a later drill with keys).
+  const opens = input.unsealKeysSecret !== undefined || input.sealConfigSecret !== undefined;
+  if (input.canaryPath !== undefined && opens) env.push({ name: "DRILL_CANARY_PATH", value: input.canaryPath });
 
   const hardened = {
     readOnlyRootFilesystem: true,
@@ -110,6 +113,8 @@ export function drillPodParts(input: DrillPodInput): DrillPodParts {
         restartPolicy: "Always",
         env: [
           { name: "HOME", value: drillMountPaths.scratch },
+          // snapshot-force spools the snapshot to a temp file before applying it.
+          { name: "TMPDIR", value: `${drillMountPaths.scratch}/${drillScratch.tmp}` },
           // The CLI inside this container (kubectl exec … bao status) talks to the throwaway.
           { name: "BAO_ADDR", value: `http://127.0.0.1:${drillScratch.apiPort}` },
         ],

@@ -27,6 +27,7 @@ import type { Registry } from "prom-client";
 import { BlockedReason } from "../../src/api/constants.ts";
 import type { OpenBaoCluster, OpenBaoRestore } from "../../src/api/types.ts";
 import { backupMetrics } from "../../src/backup/metrics.ts";
+import { drillMetrics } from "../../src/drill/manager/metrics.ts";
 import { monitorMetrics } from "../../src/monitor/metrics.ts";
 import { createRegistry, operatorLeaderGauge, runtimeMetrics } from "../../src/observability/metrics.ts";
 import { restoreMetrics } from "../../src/restore/metrics.ts";
@@ -161,6 +162,7 @@ interface Cluster {
 }
 const bao: Cluster = { namespace: "vault-prod", cluster: "bao" };
 const other: Cluster = { namespace: "vault-dr", cluster: "bao-dr" };
+const third: Cluster = { namespace: "vault-dev", cluster: "bao-dev" };
 const cl = (c: Cluster): string => `${c.namespace}/${c.cluster}`;
 
 /** The expected alerts, labels and annotations spelt out. */
@@ -227,6 +229,22 @@ const expect = {
       summary: `An OpenBaoRestore of ${cl(c)} failed`,
       description: `See \`kubectl -n ${c.namespace} get openbaorestores\` (status.phase Failed, status.message) and the restore runbook.`,
       runbook_url: runbook("OpenBaoRestoreFailed"),
+    },
+  }),
+  drillFailed: (c: Cluster): ExpectedAlert => ({
+    exp_labels: { ...c, severity: "critical" },
+    exp_annotations: {
+      summary: `The last restore drill of OpenBao cluster ${cl(c)} failed: its backup did not restore`,
+      description: `status.backup.lastDrill of ${cl(c)} names the drill Job, the backup, the reason and what did not restore (\`kubectl -n ${c.namespace} get openbaocluster ${c.cluster} -o yaml\`); RestoreVerified is False (DrillFailed) and a DrillFailed Event says the same.`,
+      runbook_url: runbook("OpenBaoRestoreDrillFailed"),
+    },
+  }),
+  drillStale: (c: Cluster, age: string): ExpectedAlert => ({
+    exp_labels: { ...c, severity: "warning" },
+    exp_annotations: {
+      summary: `No restore drill of OpenBao cluster ${cl(c)} has passed for 2 drill schedule intervals`,
+      description: `The last restore drill of ${cl(c)} that passed finished ${age} ago (an age of decades means none ever passed): nothing has proved lately that its backups restore. Look at the RestoreVerified condition, status.backup.drill and the DrillFailed / DrillInvalid Events.`,
+      runbook_url: runbook("OpenBaoRestoreDrillStale"),
     },
   }),
   stale: (c: Cluster, value: string): ExpectedAlert => ({
@@ -322,6 +340,17 @@ function unitTests(sel: Selectors): UnitTest[] {
     mon(c, "openbao_backup_schedule_observed_timestamp_seconds", steady(since));
   const newest = (c: Cluster, at: number): InputSeries =>
     mon(c, "openbao_backup_storage_newest_verified_timestamp_seconds", steady(at));
+  /** `openbao_backup_drill_last_outcome`: one series per outcome, 1 for `current`, as the operator exports it. */
+  const drillOutcome = (c: Cluster, current: string): InputSeries[] =>
+    ["verified", "loaded", "failed", "none"].map((outcome) =>
+      op(c, "openbao_backup_drill_last_outcome", steady(outcome === current ? 1 : 0), { outcome }),
+    );
+  const drillInterval = (c: Cluster, seconds: number): InputSeries =>
+    op(c, "openbao_backup_drill_schedule_interval_seconds", steady(seconds));
+  const drillObserved = (c: Cluster, since: number): InputSeries =>
+    op(c, "openbao_backup_drill_schedule_observed_timestamp_seconds", steady(since));
+  const drillSuccess = (c: Cluster, at: number): InputSeries =>
+    op(c, "openbao_backup_drill_last_success_timestamp_seconds", steady(at));
 
   const F = "OpenBaoBackupFailing";
   const M = "OpenBaoBackupMissed";
@@ -330,6 +359,8 @@ function unitTests(sel: Selectors): UnitTest[] {
   const C = "OpenBaoBackupMisconfigured";
   const R = "OpenBaoBackupRetentionFailing";
   const RF = "OpenBaoRestoreFailed";
+  const DF = "OpenBaoRestoreDrillFailed";
+  const DS = "OpenBaoRestoreDrillStale";
   const D = "OpenBaoBackupDestinationFailing";
   const S = "OpenBaoBackupStale";
   const U = "OpenBaoBackupFreshnessUnknown";
@@ -513,6 +544,81 @@ function unitTests(sel: Selectors): UnitTest[] {
         op(other, "openbao_restore_in_progress", steady(0)),
       ],
       [check(RF, end, [])],
+    ),
+    // OpenBaoRestoreDrillFailed: for 5m.
+    unit(
+      "DrillFailed: a failed drill fires after 5m; the other cluster's loaded drill stays quiet",
+      [
+        ...["verified", "loaded", "none"].map((outcome) =>
+          op(bao, "openbao_backup_drill_last_outcome", values([outcome === "verified" ? 1 : 0, 30], [0, 31]), {
+            outcome,
+          }),
+        ),
+        op(bao, "openbao_backup_drill_last_outcome", values([0, 30], [1, 31]), { outcome: "failed" }),
+        ...drillOutcome(other, "loaded"),
+      ],
+      [
+        check(DF, 29, []),
+        // Failed from 30m: pending until 35m.
+        check(DF, 34, []),
+        check(DF, 35, [expect.drillFailed(bao)]),
+        check(DF, 60, [expect.drillFailed(bao)]),
+      ],
+    ),
+    unit(
+      "DrillFailed: a drill that passes after the failure resolves it",
+      [
+        ...["loaded", "none"].map((outcome) => op(bao, "openbao_backup_drill_last_outcome", steady(0), { outcome })),
+        op(bao, "openbao_backup_drill_last_outcome", values([1, 30], [0, 31]), { outcome: "failed" }),
+        op(bao, "openbao_backup_drill_last_outcome", values([0, 30], [1, 31]), { outcome: "verified" }),
+      ],
+      [check(DF, 20, [expect.drillFailed(bao)]), check(DF, 31, []), check(DF, 60, [])],
+    ),
+    unit(
+      "DrillFailed: verified, loaded and no drill yet (none) are all quiet",
+      [...drillOutcome(bao, "verified"), ...drillOutcome(other, "loaded"), ...drillOutcome(third, "none")],
+      [check(DF, 30, []), check(DF, end, [])],
+    ),
+    // OpenBaoRestoreDrillStale: intervals 2, for 10m (built like OpenBaoBackupStale).
+    unit(
+      "DrillStale: the last drill that passed 3h ago on an hourly drill schedule fires",
+      [drillInterval(bao, hour), drillObserved(bao, hour), drillSuccess(bao, T - 3 * hour)],
+      [
+        // Older than 2 intervals after 5h (300m): pending at 301m, firing 10m later.
+        check(DS, end - 50, []),
+        check(DS, end - 49, [expect.drillStale(bao, "2h 11m 0s")]),
+        check(DS, end, [expect.drillStale(bao, "3h 0m 0s")]),
+      ],
+    ),
+    unit(
+      "DrillStale: no drill ever passed (0) fires once the drill schedule has been observed for 2 intervals",
+      [drillInterval(bao, hour), drillObserved(bao, hour), drillSuccess(bao, 0), ...drillOutcome(bao, "failed")],
+      // $value is time() - 0: "6h" here, the whole Unix time (decades) in production.
+      [check(DS, end, [expect.drillStale(bao, "6h 0m 0s")])],
+    ),
+    unit(
+      "DrillStale: a drill that passed 1h ago is fresh, loaded as much as verified",
+      [
+        drillInterval(bao, hour),
+        drillObserved(bao, hour),
+        drillSuccess(bao, T - hour),
+        ...drillOutcome(bao, "verified"),
+        drillInterval(other, hour),
+        drillObserved(other, hour),
+        drillSuccess(other, T - 30 * minute),
+        ...drillOutcome(other, "loaded"),
+      ],
+      [check(DS, end, [])],
+    ),
+    unit(
+      "DrillStale: none passed yet but the drill schedule observed 1h ago is quiet",
+      [drillInterval(bao, hour), drillObserved(bao, T - hour), drillSuccess(bao, 0), ...drillOutcome(bao, "none")],
+      [check(DS, end, [])],
+    ),
+    unit(
+      "DrillStale: suspended drills (no interval series) are quiet",
+      [drillObserved(bao, hour), drillSuccess(bao, 0), drillObserved(other, hour), drillSuccess(other, T - 5 * hour)],
+      [check(DS, end, [])],
     ),
     // OpenBaoBackupStale (from the monitor): intervals 2, for 10m.
     unit(
@@ -785,6 +891,7 @@ async function exportedMetrics(): Promise<{ names: Set<string>; samples: Exposed
         jwtAuthRole: "backup",
         target: { bucket: "b" },
         additionalTargets: [{ name: "offsite", provider: "gcs", bucket: "copies" }],
+        drill: { schedule: "0 5 * * 0", canaryPath: "secret/openbao-backup/canary" },
       },
     },
     status: {
@@ -800,6 +907,23 @@ async function exportedMetrics(): Promise<{ names: Set<string>; samples: Exposed
           suspend: false,
           observedTime: "2026-11-20T00:00:00Z",
         },
+        drill: {
+          observedSchedule: {
+            schedule: "0 5 * * 0",
+            timeZone: "UTC",
+            suspend: false,
+            observedTime: "2026-11-01T00:00:00Z",
+          },
+          currentJob: null,
+          lastSuccessTime: "2026-11-15T05:03:00Z",
+          consecutiveFailures: 0,
+        },
+        lastDrill: {
+          time: "2026-11-15T05:03:00Z",
+          jobName: "bao-drill-29389000",
+          outcome: "verified",
+          message: "verified",
+        },
       },
       conditions: [
         {
@@ -813,6 +937,9 @@ async function exportedMetrics(): Promise<{ names: Set<string>; samples: Exposed
     },
   };
   backup.observe(cluster, [BlockedReason.ClusterNotRunning]);
+  const drill = drillMetrics(operator, () => fixedNow);
+  drill.observe(cluster);
+  drill.recorded(cluster, { outcome: "verified", reason: undefined, durationMs: 72_500 });
   const failed: OpenBaoRestore = {
     apiVersion: "openbao.org/v1alpha1",
     kind: "OpenBaoRestore",
@@ -902,6 +1029,8 @@ describe("alert rules (promtool)", () => {
           "OpenBaoBackupOperatorDown",
           "OpenBaoBackupRetentionFailing",
           "OpenBaoBackupStale",
+          "OpenBaoRestoreDrillFailed",
+          "OpenBaoRestoreDrillStale",
           "OpenBaoRestoreFailed",
         ],
         "the rendered alerts changed: give a new alert its firing and quiet unit tests here",
@@ -947,6 +1076,8 @@ describe("alert rules (promtool)", () => {
         "RetentionFailing",
         "DestinationFailing",
         "RestoreFailed",
+        "DrillFailed",
+        "DrillStale",
         "Stale",
         "FreshnessUnknown",
         "OperatorDown",
@@ -976,14 +1107,16 @@ describe("alert rules (promtool)", () => {
     });
   }
 
-  test("the unit tests catch a changed rule: threshold 2 and 4 intervals fail Failing and Missed", async () => {
+  test("the unit tests catch a changed rule: threshold 2, 4 intervals, for 10m fail Failing, Missed, DrillStale, DrillFailed", async () => {
     const changed = await renderRules({
       ...shippedRuleValues,
       "metrics.prometheusRule.consecutiveFailures.threshold": 2,
       "metrics.prometheusRule.backupMissed.intervals": 4,
+      "metrics.prometheusRule.drillStale.intervals": 4,
+      "metrics.prometheusRule.drillFailed.for": "10m",
     });
     const file = scratchFile("changed-rules.yaml", ruleFileText(changed));
-    for (const prefix of ["Failing:", "Missed:"]) {
+    for (const prefix of ["Failing:", "Missed:", "DrillStale:", "DrillFailed:"]) {
       const mine = unitTests(selectorsOf(changed)).filter((t) => t.name.startsWith(prefix));
       const result = await promtool(["test", "rules", scratchFile("changed.test.yaml", unitTestFile(file, mine))]);
       assert.notEqual(result.code, 0, `${prefix} tests pass against a changed rule:\n${result.output}`);

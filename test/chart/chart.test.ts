@@ -269,6 +269,8 @@ describe("Helm chart", () => {
     assert.equal(env.get("OPENBAO_JWT_AUDIENCE")?.value, "openbao-internal");
     assert.equal(env.get("POD_NAMESPACE")?.valueFrom?.fieldRef?.fieldPath, "metadata.namespace");
     assert.equal(env.has("WATCH_NAMESPACE"), false, "all namespaces by default");
+    // Restore drills' throwaway OpenBao: the operator's default repository, tagged with each cluster's version.
+    assert.equal(env.get("DRILL_IMAGE_REPOSITORY")?.value, "quay.io/openbao/openbao");
     // The operator's own Pods must never look like the Jobs it manages.
     const labels = deployment.spec?.template.metadata?.labels ?? {};
     assert.notEqual(labels["app.kubernetes.io/managed-by"], "openbao-backup");
@@ -307,6 +309,8 @@ describe("Helm chart", () => {
       "OpenBaoBackupOperatorDown",
       "OpenBaoBackupRetentionFailing",
       "OpenBaoBackupStale",
+      "OpenBaoRestoreDrillFailed",
+      "OpenBaoRestoreDrillStale",
       "OpenBaoRestoreFailed",
     ]);
     for (const r of rules) {

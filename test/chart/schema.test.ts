@@ -146,6 +146,8 @@ describe("Helm chart values schema", () => {
       "image.digest": `sha256:${"ab".repeat(32)}`,
       "imagePullSecrets[0].name": "registry",
       "executor.image": "registry.example/openbao-backup:1.0.0",
+      // A registry with a port: the colon is not a tag.
+      "drill.openbaoImageRepository": "registry.example:5000/mirror/openbao",
       "executor.serviceAccounts[0].cluster": "prod",
       "executor.serviceAccounts[0].namespace": "openbao",
       "executor.serviceAccounts[0].restore": "false",
@@ -202,6 +204,7 @@ describe("Helm chart values schema", () => {
     assert.match(text, /alert: Extra/);
     assert.match(text, /name: bao-openbao-backup-dashboard/);
     assert.match(text, /name: prod-backup/);
+    assert.match(text, /name: DRILL_IMAGE_REPOSITORY\n\s+value: "registry\.example:5000\/mirror\/openbao"/);
   });
 
   test("a misspelt key (metrics.servicemonitor) fails lint and template, naming it", async () => {
@@ -236,6 +239,10 @@ describe("Helm chart values schema", () => {
       "metrics.prometheusRule.backupMissed.for": "5 minutes",
       "metrics.prometheusRule.retentionFailing.window": "1day",
       "metrics.prometheusRule.stale.intervals": "0",
+      "metrics.prometheusRule.drillStale.intervals": "0",
+      "metrics.prometheusRule.drillFailed.for": "5 minutes",
+      // The operator refuses a tag or digest: the cluster's version is the tag.
+      "drill.openbaoImageRepository": "quay.io/openbao/openbao:2.4.0",
       "rbac.secretReadNamespaces[0]": "Not_A_Namespace",
       "executor.serviceAccounts[0].clusterName": "prod",
     };

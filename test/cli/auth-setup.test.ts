@@ -265,6 +265,30 @@ describe("auth-setup on a shared OpenBao", () => {
     assert.match(ttl.stdout, /updated\s+role bao-restore/);
   });
 
+  test("--canary-path: the backup policy also covers restore drills' canary; a run without it takes that back", async () => {
+    const names = [...custom, "--backup-role", "bao-backup", "--restore-role", "bao-restore"];
+    const policyText = async () =>
+      (await bao.call<{ data: { policy: string } }>("GET", "sys/policies/acl/bao-backup")).data.policy;
+    const withCanary = await run([...k(), ...names, "--canary-path", "secret/openbao-backup/canary"]);
+    assert.equal(withCanary.code, 0, show(withCanary));
+    assert.match(withCanary.stdout, /updated\s+policy bao-backup/);
+    const policy = await policyText();
+    assert.match(
+      policy,
+      /path "secret\/data\/openbao-backup\/canary" \{\s*capabilities = \["create", "update", "read"\]/,
+    );
+    assert.match(policy, /path "sys\/mounts" \{\s*capabilities = \["read"\]/);
+    assert.match(policy, /path "sys\/auth" \{\s*capabilities = \["read"\]/);
+    assert.match(policy, /path "sys\/storage\/raft\/snapshot" \{\s*capabilities = \["read"\]/);
+    const bad = await run([...k(), ...names, "--canary-path", "canary"]);
+    assert.equal(bad.code, 1, show(bad));
+    assert.match(bad.stderr, /--canary-path: /);
+    const without = await run([...k(), ...names]);
+    assert.equal(without.code, 0, show(without));
+    assert.match(without.stdout, /updated\s+policy bao-backup/);
+    assert.doesNotMatch(await policyText(), /canary/);
+  });
+
   test("--dry-run prints every write (method, path, body) and makes none; a real run makes exactly those", async () => {
     const names = ["--backup-policy", "dry-backup", "--restore-policy", "dry-restore"];
     const args = [...k(), "--path", "dry", ...names, "--backup-role", "dry-backup", "--restore-role", "dry-restore"];

@@ -190,6 +190,16 @@ describe("kubeconfig subcommands against kube-apiserver, MinIO and OpenBao", () 
       assert.match(run.stdout, /Requested a restore drill of openbao\/bao \(openbao\.org\/trigger-drill=\d{4}-/);
       const got = (await custom.getNamespacedCustomObject({ ...api, name: "bao" })) as OpenBaoCluster;
       assert.ok(!Number.isNaN(Date.parse(got.metadata.annotations?.["openbao.org/trigger-drill"] ?? "")));
+      const named = await runCli(["trigger", "bao", "--drill", "--key", "bao/x-0000a001.snap", ...k()]);
+      assert.equal(named.code, 0, show(named));
+      const again = (await custom.getNamespacedCustomObject({ ...api, name: "bao" })) as OpenBaoCluster;
+      assert.match(
+        again.metadata.annotations?.["openbao.org/trigger-drill"] ?? "",
+        /^\d{4}-\S+ key=bao\/x-0000a001\.snap$/,
+      );
+      const misplaced = await runCli(["trigger", "bao", "--key", "bao/x.snap", ...k()]);
+      assert.equal(misplaced.code, 1);
+      assert.match(misplaced.stderr, /--key applies with --drill only/);
     } finally {
       await custom.patchNamespacedCustomObject(
         {

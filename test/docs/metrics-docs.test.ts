@@ -2,8 +2,9 @@
  * Issue 16, docs: what docs/metrics-and-alerts.md, docs/troubleshooting.md and the Grafana
  * dashboard say about metrics, alerts and conditions is what the code and the chart do.
  *
- * - Metrics: every metric the code registers (the operator's leader, every operator replica,
- *   the freshness monitor: each instantiated into a registry of its own) has a row on the
+ * - Metrics: every metric the code registers (the operator's leader — backups, restores and
+ *   restore drills —, every operator replica, the freshness monitor: each source instantiated
+ *   into a registry of its own) has a row on the
  *   metrics page with its type, labels and exporting process; every `openbao_*` name in the
  *   docs, the alert rules and the dashboard is one the code exports.
  * - Alerts: every alert of templates/prometheusrule.yaml is in the alerts table with its values
@@ -27,6 +28,7 @@ import { load } from "js-yaml";
 import { Registry } from "prom-client";
 import { BlockedReason, Condition, type ConditionType, conditionReasons } from "../../src/api/constants.ts";
 import { backupMetrics } from "../../src/backup/metrics.ts";
+import { drillMetrics } from "../../src/drill/manager/metrics.ts";
 import { monitorMetrics } from "../../src/monitor/metrics.ts";
 import { operatorLeaderGauge, runtimeMetrics } from "../../src/observability/metrics.ts";
 import { restoreMetrics } from "../../src/restore/metrics.ts";
@@ -91,11 +93,17 @@ interface ExportedMetric {
   readonly by: ReadonlySet<Process>;
 }
 
-/** Every metric the code registers, from the registries of the three kinds of process. */
+/**
+ * Every metric the code registers, from the registries of the three kinds of process. The
+ * leader's sources each get a registry of their own (in the operator they share one, where a
+ * clash of names would throw): one source's metric cannot hide another's.
+ */
 function exportedMetrics(): Map<string, ExportedMetric> {
   const leader = new Registry();
   backupMetrics(leader);
   restoreMetrics(leader);
+  const drills = new Registry();
+  drillMetrics(drills);
   const replica = new Registry();
   operatorLeaderGauge(replica, () => true);
   runtimeMetrics(replica);
@@ -104,6 +112,7 @@ function exportedMetrics(): Map<string, ExportedMetric> {
   const out = new Map<string, { type: string; labels: string[]; by: Set<Process> }>();
   for (const [process, registry] of [
     ["leader", leader],
+    ["leader", drills],
     ["every replica", replica],
     ["monitor", monitor],
   ] as const) {
@@ -495,6 +504,12 @@ describe("metrics, alerts and conditions: the docs say what the code does", () =
         "monitor",
       ]);
       assert.deepEqual([...(exported.get("openbao_backup_operator_leader")?.by ?? [])], ["every replica"]);
+      // The restore drill manager's metrics are among them, from the leader.
+      const drill = [...exported].filter(([name]) => name.startsWith("openbao_backup_drill_"));
+      assert.equal(drill.length, 8, drill.map(([name]) => name).join(", "));
+      for (const [name, metric] of drill) assert.deepEqual([...metric.by], ["leader"], name);
+      assert.deepEqual(exported.get("openbao_backup_drill_last_outcome")?.labels, ["namespace", "cluster", "outcome"]);
+      assert.equal(exported.get("openbao_backup_drill_total")?.type, "counter");
     });
 
     test("the checks can fail", () => {
@@ -508,6 +523,7 @@ describe("metrics, alerts and conditions: the docs say what the code does", () =
       assert.match(problems, /openbao_backup_in_progress: documented as exported by monitor/);
       assert.match(problems, /openbao_backup_nonexistent: documented but not registered/);
       assert.match(problems, /openbao_backup_blocked: registered but has no row/);
+      assert.match(problems, /openbao_backup_drill_last_outcome: registered but has no row/);
       assert.deepEqual(
         metricRows("| `openbao_backup_blocked` | gauge | `namespace`, `reason` | leader | x |").map((r) => r.labels),
         [["namespace", "reason"]],
@@ -588,6 +604,8 @@ describe("metrics, alerts and conditions: the docs say what the code does", () =
           "OpenBaoBackupRetentionFailing",
           "OpenBaoBackupDestinationFailing",
           "OpenBaoRestoreFailed",
+          "OpenBaoRestoreDrillFailed",
+          "OpenBaoRestoreDrillStale",
           "OpenBaoBackupStale",
           "OpenBaoBackupFreshnessUnknown",
           "OpenBaoBackupOperatorDown",

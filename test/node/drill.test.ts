@@ -83,7 +83,11 @@ describe("real node: restore drills run by the operator prove that backups resto
 
   /** The drill Pod, as the kubelet ran it: both containers from their real images, the throwaway stopped with it. */
   async function assertDrillPod(job: string): Promise<void> {
-    const pods = await world.podsOfJob(job);
+    // The result is read as soon as the executor has ended; the kubelet then stops the sidecar.
+    const pods = await until(`the Pod of ${job} finished`, async () => {
+      const list = await world.podsOfJob(job);
+      return list.every((p) => p.status?.phase === "Succeeded" || p.status?.phase === "Failed") && list;
+    });
     assert.equal(pods.length, 1, `one Pod for ${job}`);
     const pod = pods[0];
     assert.equal(pod?.spec?.nodeName, world.node.nodeName);
@@ -162,11 +166,14 @@ describe("real node: restore drills run by the operator prove that backups resto
       const drillDone = b?.drill?.lastRecordedJob !== drillBefore && b?.drill?.currentJob == null;
       return backupDone && drillDone ? x : undefined;
     });
-    const backupJob = await world.batch.readNamespacedJob({ name: c.status?.backup?.lastRecordedJob ?? "", namespace });
-    const drillJob = await world.batch.readNamespacedJob({
-      name: c.status?.backup?.drill?.lastRecordedJob ?? "",
-      namespace,
-    });
+    // Results are read when the executor ends; the Job controller completes each Job a moment later.
+    const completed = (name: string) =>
+      until(`Job ${name} completed`, async () => {
+        const j = await world.batch.readNamespacedJob({ name, namespace });
+        return j.status?.completionTime !== undefined && j;
+      });
+    const backupJob = await completed(c.status?.backup?.lastRecordedJob ?? "");
+    const drillJob = await completed(c.status?.backup?.drill?.lastRecordedJob ?? "");
     const created = (j: typeof backupJob) => new Date(j.metadata?.creationTimestamp ?? 0).getTime();
     const finished = (j: typeof backupJob) => new Date(j.status?.completionTime ?? 0).getTime();
     assert.ok(finished(backupJob) > 0 && finished(drillJob) > 0, "both completed");
@@ -257,7 +264,8 @@ describe("real node: restore drills run by the operator prove that backups resto
       ttl: "4h",
     });
     await secret(`${transit}-token`, { token: token.auth.client_token });
-    await secret(`${transit}-tls-ca`, { "ca.crt": transitSource.caPem });
+    // (`<cluster>-tls-ca` holds the host OpenBao's CA: world.ts made it for every cluster name.)
+    await secret(`${transit}-source-ca`, { "ca.crt": transitSource.caPem });
     await secret(`${transit}-drill-seal`, {
       "seal.hcl": transitSealStanza(transitServer.seal, "/etc/bao-drill/seal/transit-ca.crt"),
       "transit-ca.crt": transitServer.seal.caPem,
@@ -266,6 +274,7 @@ describe("real node: restore drills run by the operator prove that backups resto
       schedule: "0 3 * * *",
       tokenSecretRef: { name: `${transit}-token` },
       openbaoAddresses: transitSource.addresses,
+      tlsSecretRef: { name: `${transit}-source-ca` },
       target: world.target("s3"),
       drill: { schedule: "0 4 * * 0", sealConfigSecretRef: { name: `${transit}-drill-seal` }, canaryPath },
     });

@@ -29,6 +29,21 @@ export function isOurPolicy(text: string | undefined): boolean {
 }
 
 export const backupRules = `path "sys/storage/raft/snapshot" {\n  capabilities = ["read"]\n}\n`;
+
+/**
+ * With `--canary-path <mount>/<path>` (spec.backup.drill.canaryPath): the backup role also
+ * writes the canary before each snapshot, and — in a drill's restored copy, where the same role
+ * logs in — reads it back and counts mounts and auth methods (docs/drills.md).
+ */
+export function backupRulesWithCanary(canary: { mount: string; path: string } | undefined): string {
+  if (canary === undefined) return backupRules;
+  return (
+    `${backupRules}\n` +
+    `path "${canary.mount}/data/${canary.path}" {\n  capabilities = ["create", "update", "read"]\n}\n\n` +
+    `path "sys/mounts" {\n  capabilities = ["read"]\n}\n\n` +
+    `path "sys/auth" {\n  capabilities = ["read"]\n}\n`
+  );
+}
 export const restoreRules =
   `path "sys/storage/raft/snapshot" {\n  capabilities = ["update"]\n}\n\n` +
   `path "sys/storage/raft/snapshot-force" {\n  capabilities = ["update"]\n}\n`;

@@ -12,7 +12,7 @@ import { restoreServiceAccountName } from "../../restore/plan.ts";
 import type { Write } from "./bao.ts";
 import { configDifferences } from "./config-diff.ts";
 import {
-  backupRules,
+  backupRulesWithCanary,
   isOurMount,
   isOurPolicy,
   markedPolicy,
@@ -199,7 +199,7 @@ export function makePlan(settings: Settings, state: State, config: JwtConfig): P
   // 3. policies
   const adoptedPolicies = new Set<string>();
   for (const [policy, rules, flag] of [
-    [names.backupPolicy, backupRules, "--backup-policy"],
+    [names.backupPolicy, backupRulesWithCanary(settings.canary), "--backup-policy"],
     [names.restorePolicy, restoreRules, "--restore-policy"],
   ] as const) {
     const adoptName = `policy:${policy}`;

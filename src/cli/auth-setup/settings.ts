@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { defaultJwtAudience } from "../../api/constants.ts";
+import { type CanaryLocation, CanaryLocationError, parseCanaryLocation } from "../../drill/canary.ts";
 import {
   type FlagSpecs,
   kubeFlags,
@@ -34,6 +35,7 @@ export const authSetupFlags: FlagSpecs = {
   "restore-role": { type: "string" },
   "backup-policy": { type: "string" },
   "restore-policy": { type: "string" },
+  "canary-path": { type: "string" },
   "token-ttl": { type: "string" },
   adopt: { type: "string", multiple: true },
   "dry-run": { type: "boolean" },
@@ -70,6 +72,8 @@ export interface Settings {
   readonly kubeconfig: boolean;
   /** The --adopt items as written (`mount:<path>`, `policy:<name>`, `role:<name>`). */
   readonly adopt: readonly string[];
+  /** --canary-path (spec.backup.drill.canaryPath): the backup policy also covers drills' canary. */
+  readonly canary: CanaryLocation | undefined;
   readonly dryRun: boolean;
 }
 
@@ -244,6 +248,15 @@ export function settingsFrom(args: ParsedArgs, format: OutputFormat): Settings {
     );
   }
 
+  const canaryText = str(args, "canary-path");
+  let canary: CanaryLocation | undefined;
+  try {
+    canary = canaryText === undefined ? undefined : parseCanaryLocation(canaryText);
+  } catch (err) {
+    if (!(err instanceof CanaryLocationError)) throw err;
+    throw new UsageError(`--canary-path: ${err.message}`);
+  }
+
   let validation = validationMode(args);
   const keyFile = str(args, "jwt-validation-pubkey-file");
   const url = jwksUrl(args);
@@ -298,6 +311,7 @@ export function settingsFrom(args: ParsedArgs, format: OutputFormat): Settings {
     jwksCaPem,
     issuer: str(args, "issuer"),
     kubeconfig,
+    canary,
     adopt: adoptItems(args),
     dryRun: args.values["dry-run"] === true,
   };

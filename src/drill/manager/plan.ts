@@ -100,6 +100,16 @@ export interface DrillPlan {
 /** A drill Job named in `currentJob` but not (yet) visible is re-created within this grace. */
 export const drillJobCreateGraceMs = 120_000;
 
+/**
+ * The backup a manual drill asks for: a trigger value ending in ` key=<object key>` (as
+ * `bao-backup trigger --drill --key` writes it, after the request time so that each request is
+ * a new value); any other value drills `spec.backup.drill.key`.
+ */
+export function requestedDrillKey(trigger: string | undefined): string | undefined {
+  const match = trigger === undefined ? null : /(?:^|\s)key=(\S+)$/.exec(trigger);
+  return match?.[1];
+}
+
 /** The manual drill trigger's value when one is pending (any non-empty value). */
 export function pendingDrillTrigger(cluster: Pick<OpenBaoCluster, "metadata">): string | undefined {
   const value = cluster.metadata.annotations?.[Annotation.TriggerDrill];
@@ -401,7 +411,6 @@ function start(draft: Draft, input: StartInput): void {
     ...(window ? { window: toTimestamp(window) } : {}),
     createdAt: toTimestamp(now),
   };
-  const drill = input.drill;
   draft.createJob = jobRequest(name, type, window, input.trigger, input);
   if (type === "manual") {
     draft.clearTrigger = true;
@@ -414,7 +423,7 @@ function start(draft: Draft, input: StartInput): void {
   draft.events.push({
     type: "Normal",
     reason: EventReason.DrillJobCreated,
-    message: `created drill Job ${name}: ${drill.key ?? defaults.drillKey} into a throwaway ${input.image}`,
+    message: `created drill Job ${name}: ${draft.createJob.drill.key} into a throwaway ${input.image}`,
   });
 }
 
@@ -435,7 +444,7 @@ function jobRequest(
     activeDeadlineSeconds: drill.activeDeadlineSeconds ?? defaults.activeDeadlineSeconds,
     drill: {
       openbaoImage: input.image,
-      key: drill.key ?? defaults.drillKey,
+      key: requestedDrillKey(trigger) ?? drill.key ?? defaults.drillKey,
       unsealKeysSecret: drill.unsealKeysSecretRef?.name,
       sealConfigSecret: drill.sealConfigSecretRef?.name,
       canaryPath: drill.canaryPath,

@@ -8,6 +8,7 @@ import { describe, test } from "node:test";
 import type { DrillSpec, OpenBaoCluster } from "../../../src/api/types.ts";
 import { type DrillPlan, drillImage, drillJobCreateGraceMs, planDrill } from "../../../src/drill/manager/plan.ts";
 import type { ReportedResult } from "../../../src/executor/result.ts";
+import { drillPodParts } from "../../../src/jobs/drill-pod.ts";
 import { buildExecutorJob } from "../../../src/jobs/executor-job.ts";
 import { type ObservedJob, resultGraceMs } from "../../../src/jobs/result.ts";
 
@@ -150,6 +151,10 @@ describe("drill manager: schedule", () => {
     assert.equal(again.createJob, undefined);
     assert.equal(again.clearTrigger, true);
     c = apply(left, again);
+    // A request naming a backup drills that one.
+    c.metadata.annotations = { "openbao.org/trigger-drill": "2026-12-06T07:00:00.000Z key=bao/x-0000a001.snap" };
+    const named = plan(c, t("2026-12-06T07:00:00Z"));
+    assert.equal(named.createJob?.drill.key, "bao/x-0000a001.snap");
   });
 });
 
@@ -350,6 +355,14 @@ describe("drill Job", () => {
       !executor?.volumeMounts?.some((m) => m.mountPath === "/drill"),
       "the throwaway's data never in the executor",
     );
+  });
+
+  test("without key material the canary is not asked of the drill (it can only prove loaded)", () => {
+    const c0 = observed({ ...weekly, canaryPath: "secret/openbao-backup/canary" }, t("2026-12-02T10:00:00Z"));
+    const req = plan(c0, t("2026-12-06T05:00:01Z")).createJob;
+    assert.ok(req);
+    const env = drillPodParts(req.drill).env.map((e) => e.name);
+    assert.ok(!env.includes("DRILL_CANARY_PATH"), env.join(","));
   });
 
   test("an auto-unseal stanza is the throwaway's second -config, mounted in its container only", () => {

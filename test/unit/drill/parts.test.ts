@@ -196,6 +196,31 @@ describe("the drill's result", () => {
     assert.equal(reported?.ok, true);
     assert.equal(reported?.raftIndex, 55);
     assert.equal(reported?.key, success.key);
+    // What the drill proved, for status.backup.lastDrill (src/drill/manager/plan.ts).
+    assert.deepEqual(reported?.drill, {
+      outcome: "verified",
+      sealType: "shamir",
+      canaryVersion: 3,
+      secretMounts: 4,
+      authMethods: 2,
+    });
+  });
+
+  test("the operator trusts drill fields only from a drill that passed, each well-typed", () => {
+    const line = (o: Record<string, unknown>): string => JSON.stringify({ v: 1, ...o });
+    assert.equal(parseResultLine(line({ ...success, mode: "backup" }))?.drill, undefined, "not a drill");
+    assert.equal(parseResultLine(line({ ...success, ok: false, reason: "X" }))?.drill, undefined, "failed");
+    assert.equal(parseResultLine(line({ ...success, outcome: "opened" }))?.drill, undefined, "unknown outcome");
+    const odd = parseResultLine(
+      line({ ...success, sealType: "Shamir; rm -rf", canary: { version: -1 }, secretMounts: "4", authMethods: 1.5 }),
+    )?.drill;
+    assert.deepEqual(odd, {
+      outcome: "verified",
+      sealType: undefined,
+      canaryVersion: undefined,
+      secretMounts: undefined,
+      authMethods: undefined,
+    });
   });
 
   test("a stored archive that fails inspection is a verification failure (6) in a drill, as in a restore", () => {
