@@ -26,6 +26,7 @@ import type { V1ContainerStateTerminated, V1Job, V1Pod } from "@kubernetes/clien
 import { Annotation, FailureReason } from "../api/constants.ts";
 import { parseResultLine, type ReportedResult } from "../executor/result.ts";
 import type { Wire } from "../runtime/informer.ts";
+import { throwawayContainerName } from "./drill-pod.ts";
 import { executorContainerName } from "./executor-job.ts";
 
 /** Jobs and Pods as the informer caches hold them: plain JSON (times are strings). */
@@ -55,6 +56,8 @@ export interface ObservedJob {
 export interface JobFailureExplained {
   readonly reason: string;
   readonly message: string;
+  /** The executor's own report is a consequence of this (it only saw its peer vanish): this is recorded first. */
+  readonly outranksReport?: true;
 }
 
 type Terminated = Wire<V1ContainerStateTerminated>;
@@ -124,6 +127,22 @@ export function explainFailure(job: CachedJob, pods: readonly CachedPod[]): JobF
     };
   }
   for (const pod of pods) {
+    // A drill's throwaway OpenBao (a native sidecar: restarted after an OOM kill, so the kill
+    // is in its lastState) takes the restore down with it; the executor only saw it vanish.
+    const throwaway = pod.status?.initContainerStatuses?.find((c) => c.name === throwawayContainerName);
+    if (
+      throwaway?.lastState?.terminated?.reason === "OOMKilled" ||
+      throwaway?.state?.terminated?.reason === "OOMKilled"
+    ) {
+      return {
+        reason: FailureReason.OOMKilled,
+        message:
+          "the drill's throwaway OpenBao was killed at its memory limit (OOMKilled) while the backup was restored into it; raise spec.backup.drill.openbaoResources.limits.memory (or remove the limit)",
+        outranksReport: true,
+      };
+    }
+  }
+  for (const pod of pods) {
     if (executorTerminated(pod)?.reason !== "OOMKilled") continue;
     const limit = pod.spec?.containers?.find((c) => c.name === executorContainerName)?.resources?.limits?.memory;
     return {
@@ -178,7 +197,7 @@ export function observeJob(job: CachedJob, pods: readonly CachedPod[]): Observed
  */
 export function failureOf(job: ObservedJob): { reason: string; message: string } {
   const result = job.result;
-  if (job.explained && job.explained.reason === FailureReason.DeadlineExceeded) {
+  if (job.explained && (job.explained.reason === FailureReason.DeadlineExceeded || job.explained.outranksReport)) {
     const reported = result?.ok === false && result.message ? `; the executor reported: ${result.message}` : "";
     return { reason: job.explained.reason, message: `${job.explained.message}${reported}` };
   }

@@ -203,7 +203,7 @@ const expect = {
     exp_labels: { ...c, reason, severity: "warning" },
     exp_annotations: {
       summary: `OpenBao cluster ${cl(c)}: spec.backup cannot be used (${reason})`,
-      description: `No backup of ${cl(c)} will run until spec.backup is fixed; the BackupHealthy condition's message says what is wrong.`,
+      description: `No backup (reason DrillInvalid: no restore drill) of ${cl(c)} will run until spec.backup is fixed; the BackupHealthy (DrillInvalid: RestoreVerified) condition's message says what is wrong.`,
       runbook_url: runbook("OpenBaoBackupMisconfigured"),
     },
   }),
@@ -493,6 +493,22 @@ function unitTests(sel: Selectors): UnitTest[] {
           expect.misconfigured(other, "InvalidConfiguration"),
         ]),
       ],
+    ),
+    unit(
+      "Misconfigured: a drill spec that cannot be used (RestoreVerified=False/DrillInvalid) for 15m fires; DrillFailed does not",
+      [
+        op(bao, "openbao_backup_condition", values([1, 31]), {
+          condition: "RestoreVerified",
+          status: "False",
+          reason: "DrillInvalid",
+        }),
+        op(other, "openbao_backup_condition", values([1, 31]), {
+          condition: "RestoreVerified",
+          status: "False",
+          reason: "DrillFailed",
+        }),
+      ],
+      [check(C, 10, []), check(C, 30, [expect.misconfigured(bao, "DrillInvalid")])],
     ),
     unit(
       "Misconfigured: BackupHealthy=True/BackupSucceeded or BackupFailed is quiet",

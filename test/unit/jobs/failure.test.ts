@@ -76,6 +76,38 @@ describe("failures the executor could not report", () => {
     assert.match(failure.message, /spec\.backup\.resources\.limits\.memory/);
   });
 
+  test("a drill whose throwaway OpenBao was OOM-killed: that is the reason, the executor's report kept", () => {
+    const drillPod = pod({
+      reason: "Error",
+      exitCode: 6,
+      message: JSON.stringify({ ok: false, reason: "SnapshotRefused", message: "connection reset by 127.0.0.1:8200" }),
+    });
+    const withSidecar: CachedPod = {
+      ...drillPod,
+      status: {
+        ...drillPod.status,
+        initContainerStatuses: [
+          {
+            name: "openbao",
+            image: "quay.io/openbao/openbao:2.4.0",
+            imageID: "",
+            ready: true,
+            restartCount: 1,
+            state: { running: { startedAt: finished } },
+            lastState: { terminated: { reason: "OOMKilled", exitCode: 137, finishedAt: finished } },
+          },
+        ],
+      },
+    };
+    const failure = failureOf(observeJob(job(undefined), [withSidecar]));
+    assert.equal(failure.reason, "OOMKilled");
+    assert.match(failure.message, /throwaway OpenBao was killed at its memory limit/);
+    assert.match(failure.message, /spec\.backup\.drill\.openbaoResources\.limits\.memory/);
+    assert.match(failure.message, /the executor reported: connection reset/);
+    // A backup Pod has no such sidecar: the executor's report stands.
+    assert.equal(failureOf(observeJob(job(undefined), [drillPod])).reason, "SnapshotRefused");
+  });
+
   test("the executor's own report wins over anything but the deadline", () => {
     const result = JSON.stringify({
       ok: false,
