@@ -4,7 +4,7 @@
  * operation lock, a pending manual trigger and the next window.
  */
 import { Annotation, Condition } from "../api/constants.ts";
-import type { Condition as ConditionValue, OpenBaoCluster } from "../api/types.ts";
+import type { Condition as ConditionValue, DrillStatus, LastDrill, OpenBaoCluster } from "../api/types.ts";
 import { nextWindowAfter, parseSchedule } from "../backup/schedule.ts";
 import { exitCodes } from "./exit-codes.ts";
 import {
@@ -69,7 +69,12 @@ export function summarise(cluster: OpenBaoCluster, now: Date): ClusterSummary {
     }
   }
   if (spec?.suspend) nextWindow = null;
-  const ours = new Set<string>([Condition.BackingUp, Condition.BackupHealthy, Condition.PreUpgradeSnapshotReady]);
+  const ours = new Set<string>([
+    Condition.BackingUp,
+    Condition.BackupHealthy,
+    Condition.PreUpgradeSnapshotReady,
+    Condition.RestoreVerified,
+  ]);
   return {
     name: cluster.metadata.name ?? "",
     namespace: cluster.metadata.namespace ?? "",
@@ -129,6 +134,19 @@ function render(s: ClusterSummary, now: Date): string {
   if (current?.name) row("running job", `${current.name} (${current.type ?? "?"})`);
   const pre = b.preUpgrade as { targetVersion?: string; phase?: string; attempts?: number } | undefined;
   if (pre) row("pre-upgrade", `${pre.phase ?? "?"} for ${pre.targetVersion ?? "?"} (attempt ${pre.attempts ?? 0})`);
+  // Read back from JSON (`-o json` prints the same object): typed as the status declares it.
+  const d = b.drill as DrillStatus | undefined;
+  if (d) {
+    row("next drill", d.nextScheduledDrill ? when(d.nextScheduledDrill, now) : "-");
+    if (d.currentJob?.name) row("running drill", `${d.currentJob.name} (${d.currentJob.type})`);
+  }
+  const last = b.lastDrill as LastDrill | undefined;
+  if (last) {
+    const proved = last.outcome === "failed" ? `FAILED (${last.reason ?? "?"})` : last.outcome;
+    row("last drill", `${proved} at ${when(last.time, now)}${last.duration ? `, took ${last.duration}` : ""}`);
+    if (last.key) row("  key", last.key);
+    row("", last.message);
+  }
   const lock = s.operationLock;
   row(
     "operation lock",

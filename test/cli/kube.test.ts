@@ -99,6 +99,15 @@ describe("kubeconfig subcommands against kube-apiserver, MinIO and OpenBao", () 
               lastFailureReason: "StorageUnreachable",
               lastFailureMessage: "cannot reach s3",
               lastFailureTime: new Date(now - 600_000).toISOString(),
+              lastDrill: {
+                time: new Date(now - 7200_000).toISOString(),
+                jobName: "drill-bao-20260101-050000",
+                outcome: "failed",
+                key: "openbao/bao/2026-01-01T03-00-00Z-0123abcd.snap",
+                duration: "9.1s",
+                reason: "SnapshotRefused",
+                message: "OpenBao refused the snapshot",
+              },
             },
             operationLock: {
               operation: "Backup",
@@ -113,6 +122,13 @@ describe("kubeconfig subcommands against kube-apiserver, MinIO and OpenBao", () 
                 reason: "BackupFailed",
                 message: "the last attempt failed",
                 lastTransitionTime: new Date(now - 600_000).toISOString(),
+              },
+              {
+                type: "RestoreVerified",
+                status: "False",
+                reason: "DrillFailed",
+                message: "the restore drill failed",
+                lastTransitionTime: new Date(now - 7200_000).toISOString(),
               },
             ],
           },
@@ -227,6 +243,8 @@ describe("kubeconfig subcommands against kube-apiserver, MinIO and OpenBao", () 
     assert.match(out, /last failure\s+StorageUnreachable/);
     assert.match(out, /operation lock\s+Backup held by openbaocluster\/backup/);
     assert.match(out, /BackupHealthy\s+False BackupFailed: the last attempt failed/);
+    assert.match(out, /last drill\s+FAILED \(SnapshotRefused\) at .*\(2h ago\), took 9\.1s/);
+    assert.match(out, /RestoreVerified\s+False DrillFailed: the restore drill failed/);
   });
 
   test("status without a name covers every cluster in the namespace; --output json for scripts", async () => {
