@@ -134,6 +134,15 @@ describe("drill manager: schedule", () => {
     assert.deepEqual(after.status?.backup?.currentJob, busy.backup.currentJob, "the backup's record is untouched");
   });
 
+  test("nobody writes status.phase (OpenBao from the official chart, no lifecycle operator): drills still run", () => {
+    const bare = cluster(weekly);
+    bare.status = {};
+    const c = apply(bare, plan(bare, t("2026-12-02T10:00:00Z")));
+    const p = plan(c, t("2026-12-06T05:00:01Z"));
+    assert.equal(p.createJob?.name, "drill-bao-20261206-050000");
+    assert.equal(p.createJob?.drill.openbaoImage, `${repo}:2.4.0`, "the image from spec.version");
+  });
+
   test("suspended: no scheduled drill, but a trigger still runs one and is cleared once", () => {
     let c = observed({ ...weekly, suspend: true }, t("2026-12-02T10:00:00Z"));
     assert.equal(plan(c, t("2026-12-06T05:00:01Z")).createJob, undefined);
