@@ -7,6 +7,9 @@
  *   npm run bench -- executor             executor only     npm run bench -- operator
  *   npm run bench -- openbao              executor against a real OpenBao (secrets=8000 value=8K)
  *   npm run bench -- destinations         executor to 1, 2 and 3 stores at once, and each alone
+ *   npm run bench -- drill                restore drill of a real ~1 GiB OpenBao backup beside raw and restore
+ *                                         (drill-size=1G drill-value=512K repeat=3; only when named: ~8 min,
+ *                                         ~4.5 GiB RAM and ~6 GiB in /tmp)
  *   options (key=value, after --):
  *     sizes=256M,1G,4G      MinIO sizes (default 256M,1G)
  *     other-sizes=256M      fake-gcs-server and Azurite sizes (default 256M; "none" to skip)
@@ -30,6 +33,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { benchDestinations } from "../bench/destinations.ts";
+import { benchDrill, drillTables } from "../bench/drill.ts";
 import { benchExecutor } from "../bench/executor.ts";
 import { MiB, parseSize } from "../bench/measure.ts";
 import { benchOpenBao } from "../bench/openbao.ts";
@@ -127,6 +131,21 @@ if (all || what.has("destinations")) {
   save("destinations", rows);
   process.stdout.write(`\n## Several destinations: throughput\n\n${destinationsThroughputTable(rows)}\n\n`);
   process.stdout.write(`## Several destinations: memory\n\n${destinationsMemoryTable(rows)}\n\n`);
+}
+
+// Only when named: a real 1 GiB snapshot needs minutes and gigabytes (see the header).
+if (what.has("drill")) {
+  const result = await benchDrill({
+    size: parseSize(options.get("drill-size") ?? "1G"),
+    valueBytes: parseSize(options.get("drill-value") ?? "512K"),
+    repeat: Number(options.get("repeat") ?? "3"),
+    partSize: parseSize(options.get("part") ?? "10M"),
+    concurrency: Number(options.get("conc") ?? "3"),
+    cpuProfileDir: profileDir("drill"),
+    log,
+  });
+  save("drill", result);
+  process.stdout.write(`\n## Restore drills\n\n${drillTables(result)}\n\n`);
 }
 
 if (all || what.has("openbao")) {

@@ -33,6 +33,9 @@ export function throwawayConfig(dir: string): string {
 storage "raft" {
   path    = "${join(dir, drillScratch.raft)}"
   node_id = "drill"
+  # One node: elect at once. The default (production) timings held a fresh throwaway 5–9 s
+  # before it became active, 1.4–2 s with this (BENCHMARKS.md, restore drills).
+  performance_multiplier = 1
 }
 listener "tcp" {
   address         = "127.0.0.1:${apiPort}"

@@ -40,6 +40,34 @@ export interface DrillPodInput {
   readonly sealConfigSecret?: string | undefined;
   readonly canaryPath?: string | undefined;
   readonly openbaoResources?: ExecutorResourcesSpec | undefined;
+  /** The size of the cluster's last backup (`status.backup.lastBackupSize`): the throwaway's requests follow it. */
+  readonly snapshotSize?: number | undefined;
+}
+
+const MiB = 1024 * 1024;
+/** The throwaway at rest: a fresh single-node OpenBao. */
+const throwawayBaseBytes = 256 * MiB;
+/**
+ * Memory per snapshot byte while OpenBao applies a snapshot: it holds a whole batch of restored
+ * entries in one transaction (physical/raft/snapshot.go), and maps its database file. Measured
+ * (BENCHMARKS.md, restore drills): a 1 GiB snapshot of 512 KiB values peaked at 4.1–4.3 GiB
+ * (3.1 GiB heap + 1.1 GiB mapped), a 274 MiB one of 4 KiB values at 1.1–1.3 GiB.
+ */
+const throwawayBytesPerSnapshotByte = 4.5;
+/** Disk per snapshot byte: the Raft database plus the temp file the upload is spooled to (1030 + 1025 MiB for 1 GiB). */
+const throwawayDiskPerSnapshotByte = 2.1;
+
+/**
+ * The throwaway's requests: what a fresh OpenBao needs, plus what applying a snapshot of the
+ * last backup's size takes, so the scheduler places the drill Pod on a node that has it (a
+ * request, never a limit: a limit too low is an OOM kill in the middle of a drill). The user's
+ * `spec.backup.drill.openbaoResources` win.
+ */
+export function throwawayRequests(snapshotSize: number | undefined): { memory: string; "ephemeral-storage"?: string } {
+  const size = snapshotSize !== undefined && Number.isSafeInteger(snapshotSize) && snapshotSize > 0 ? snapshotSize : 0;
+  const memory = `${Math.ceil((throwawayBaseBytes + size * throwawayBytesPerSnapshotByte) / MiB)}Mi`;
+  if (size === 0) return { memory };
+  return { memory, "ephemeral-storage": `${Math.ceil((64 * MiB + size * throwawayDiskPerSnapshotByte) / MiB)}Mi` };
 }
 
 /** The parts executor-job.ts adds to a drill Job's Pod. */
@@ -121,8 +149,9 @@ export function drillPodParts(input: DrillPodInput): DrillPodParts {
         volumeMounts: throwawayMounts,
         resources: {
           requests: {
+            ...throwawayRequests(input.snapshotSize),
             cpu: openbaoResources?.requests?.cpu ?? "100m",
-            memory: openbaoResources?.requests?.memory ?? "256Mi",
+            ...(openbaoResources?.requests?.memory ? { memory: openbaoResources.requests.memory } : {}),
           },
           ...(openbaoResources?.limits ? { limits: { ...openbaoResources.limits } } : {}),
         },

@@ -44,6 +44,7 @@ export async function startThrowawayOpenBao(options: { seal?: TransitSeal } = {}
 storage "raft" {
   path = "${join(dir, "raft")}"
   node_id = "throwaway"
+  performance_multiplier = 1
 }
 listener "tcp" {
   address = "127.0.0.1:${apiPort}"

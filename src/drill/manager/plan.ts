@@ -213,7 +213,16 @@ export function planDrill(obs: DrillObservation): DrillPlan {
     return finish(draft, before);
   }
 
-  start(draft, { schedule, observedAt, suspended: observed.suspend, trigger: request, resolved, drill, image });
+  start(draft, {
+    schedule,
+    observedAt,
+    suspended: observed.suspend,
+    trigger: request,
+    resolved,
+    drill,
+    image,
+    lastBackupSize: backup.lastBackupSize,
+  });
   health(draft, schedule, observedAt, observed.suspend);
   return finish(draft, before);
 }
@@ -366,6 +375,8 @@ interface StartInput {
   readonly resolved: ResolvedBackupSpec;
   readonly drill: DrillSpec;
   readonly image: string;
+  /** `status.backup.lastBackupSize`: the throwaway's memory and disk requests follow it. */
+  readonly lastBackupSize: number | undefined;
 }
 
 /** Step 2: a manual request, else the due window — unless a drill is already in flight. */
@@ -449,6 +460,7 @@ function jobRequest(
       sealConfigSecret: drill.sealConfigSecretRef?.name,
       canaryPath: drill.canaryPath,
       openbaoResources: drill.openbaoResources,
+      snapshotSize: input.lastBackupSize,
     },
   };
 }
