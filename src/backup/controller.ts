@@ -8,7 +8,7 @@
  * Nothing here decides; every branch is in plan.ts. The status write and its conflict re-read
  * are src/kube/status.ts, shared with the RestoreManager.
  */
-import { Annotation, apiVersion, clusterNames, Label, LabelValue } from "../api/constants.ts";
+import { Annotation, clusterNames, Label, LabelValue } from "../api/constants.ts";
 import { isRestoreActive, toTimestamp } from "../api/predicates.ts";
 import type { OpenBaoCluster, OpenBaoRestore } from "../api/types.ts";
 import { buildExecutorJob } from "../jobs/executor-job.ts";
@@ -16,11 +16,12 @@ import { labelValue } from "../jobs/names.ts";
 import { type CachedJob, type CachedPod, observeJob, ownedBy } from "../jobs/result.ts";
 import { byControllerUid, byJob, type IndexedCache } from "../kube/cache-indexes.ts";
 import { isConflict, isNotFound } from "../kube/errors.ts";
+import { recordClusterEvents } from "../kube/events.ts";
 import type { ManagerDeps } from "../kube/manager-deps.ts";
 import {
   type Cache,
   type CachedServiceAccount,
-  createJobOnce,
+  createClusterJob,
   ensureServiceAccount,
   missingSecrets,
   ownerReference,
@@ -155,24 +156,19 @@ export class BackupController {
   }
 
   async #perform(cluster: OpenBaoCluster, plan: BackupPlan): Promise<void> {
-    const involved = {
-      apiVersion,
-      kind: clusterNames.kind,
-      name: cluster.metadata.name ?? "",
-      namespace: cluster.metadata.namespace ?? "",
-      uid: cluster.metadata.uid,
-    };
     if (plan.recorded) this.#d.metrics.recorded(cluster, plan.recorded);
     this.#d.metrics.observe(cluster, plan.blocked);
-    for (const event of plan.events) {
-      this.#d.log.info({ cluster: involved.name, namespace: involved.namespace, reason: event.reason }, event.message);
-      await this.#d.events.record(involved, event.type, event.reason, event.message).catch((err: unknown) => {
-        this.#d.log.warn({ err: String(err) }, "could not record an event");
-      });
-    }
-    if (plan.createJob) {
-      await this.#createJob(cluster, plan.createJob);
-      crashPoint("backup.after-job-created");
+    // Events go out beside the Job, in their order, not before it: at a busy window every
+    // request ahead of the Job delays it (BENCHMARKS.md, operator scale), and an Event that
+    // cannot be written never holds a backup back.
+    const recording = recordClusterEvents(this.#d.events, this.#d.log, cluster, plan.events);
+    try {
+      if (plan.createJob) {
+        await this.#createJob(cluster, plan.createJob);
+        crashPoint("backup.after-job-created");
+      }
+    } finally {
+      await recording;
     }
     if (plan.clearTrigger) await this.#clearTrigger(cluster);
   }
@@ -233,14 +229,7 @@ export class BackupController {
       sizeHint: request.sizeHint,
       extraEnv: backupJobEnv(request, spec),
     });
-    if ((await createJobOnce(this.#d.batch, job, cluster.metadata.uid)) === "foreign") {
-      await this.#d.events.record(
-        { apiVersion, kind: clusterNames.kind, name: clusterName, namespace, uid: cluster.metadata.uid },
-        "Warning",
-        "JobNameConflict",
-        `Job ${request.name} exists and is not owned by this cluster; it is ignored`,
-      );
-    }
+    await createClusterJob(this.#d.batch, this.#d.events, cluster, job);
   }
 
   /** Removes the trigger only if it still holds the value this pass honoured. */

@@ -4,6 +4,9 @@
  */
 import { randomBytes } from "node:crypto";
 import type { CoreV1Api } from "@kubernetes/client-node";
+import { apiVersion, clusterNames } from "../api/constants.ts";
+import type { OpenBaoCluster } from "../api/types.ts";
+import type { Logger } from "../observability/logger.ts";
 
 export interface InvolvedObject {
   readonly apiVersion: string;
@@ -50,4 +53,34 @@ export function eventRecorder(core: CoreV1Api, instance: string): EventRecorder 
       });
     },
   };
+}
+
+/** An OpenBaoCluster as the object its Events are about. */
+export function clusterInvolved(cluster: OpenBaoCluster): InvolvedObject {
+  return {
+    apiVersion,
+    kind: clusterNames.kind,
+    name: cluster.metadata.name ?? "",
+    namespace: cluster.metadata.namespace ?? "",
+    uid: cluster.metadata.uid,
+  };
+}
+
+/**
+ * Logs and records a planner's Events about one cluster, in their order. An Event that cannot
+ * be written is logged and never fails the pass: the decision it reports has been made.
+ */
+export async function recordClusterEvents(
+  recorder: EventRecorder,
+  log: Logger,
+  cluster: OpenBaoCluster,
+  events: readonly { readonly type: "Normal" | "Warning"; readonly reason: string; readonly message: string }[],
+): Promise<void> {
+  const involved = clusterInvolved(cluster);
+  for (const event of events) {
+    log.info({ cluster: involved.name, namespace: involved.namespace, reason: event.reason }, event.message);
+    await recorder.record(involved, event.type, event.reason, event.message).catch((err: unknown) => {
+      log.warn({ err: String(err) }, "could not record an event");
+    });
+  }
 }

@@ -13,8 +13,10 @@ import {
   type V1OwnerReference,
 } from "@kubernetes/client-node";
 import { apiVersion, group, version } from "../api/constants.ts";
+import type { OpenBaoCluster } from "../api/types.ts";
 import type { Logger } from "../observability/logger.ts";
 import { isAlreadyExists, isForbidden, isNotFound } from "./errors.ts";
+import { clusterInvolved, type EventRecorder } from "./events.ts";
 
 /** Read access the informer caches provide. */
 export interface Cache<T> {
@@ -182,4 +184,23 @@ export async function removeAnnotationIfUnchanged(
   } catch (err) {
     log.info({ err: String(err), annotation }, "annotation changed before it could be cleared; keeping it");
   }
+}
+
+/**
+ * A cluster's Job, created once under its name (`createJobOnce`); a Job of that name that the
+ * cluster does not own is left alone and reported as a `JobNameConflict` Warning.
+ */
+export async function createClusterJob(
+  batch: BatchV1Api,
+  events: EventRecorder,
+  cluster: OpenBaoCluster,
+  job: V1Job,
+): Promise<void> {
+  if ((await createJobOnce(batch, job, cluster.metadata.uid)) !== "foreign") return;
+  await events.record(
+    clusterInvolved(cluster),
+    "Warning",
+    "JobNameConflict",
+    `Job ${job.metadata?.name ?? ""} exists and is not owned by this cluster; it is ignored`,
+  );
 }

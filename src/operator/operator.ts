@@ -30,6 +30,7 @@ import { drillMetrics } from "../drill/manager/metrics.ts";
 import { byControllerUid, byJob, controllerUids, jobOfPod } from "../kube/cache-indexes.ts";
 import { trimJob, trimMetadata, trimPod } from "../kube/cache-shape.ts";
 import { eventRecorder } from "../kube/events.ts";
+import type { ManagerDeps } from "../kube/manager-deps.ts";
 import type { Logger } from "../observability/logger.ts";
 import { operatorLeaderGauge } from "../observability/metrics.ts";
 import { statefulSetNameOf } from "../readiness/decide.ts";
@@ -109,23 +110,28 @@ export function buildOperator(options: OperatorOptions): Manager {
   );
 
   const kc = options.kubeConfig;
-  const backup = new BackupController({
+  // What every manager acts through (kube/manager-deps.ts): one set of clients for all of them.
+  const core = kc.makeApiClient(CoreV1Api);
+  const shared = {
     clusters,
-    jobs,
-    pods,
-    restores,
     statefulSets,
-    serviceAccounts,
     custom: kc.makeApiClient(CustomObjectsApi),
     batch: kc.makeApiClient(BatchV1Api),
-    core: kc.makeApiClient(CoreV1Api),
-    events: eventRecorder(kc.makeApiClient(CoreV1Api), manager.identity ?? "openbao-backup"),
-    metrics: backupMetrics(manager.registry, options.now),
-    log: options.logger.child({ controller: "backup" }),
+    core,
+    events: eventRecorder(core, manager.identity ?? "openbao-backup"),
     now: options.now ?? (() => new Date()),
     image: options.image,
     jwtAudience: options.jwtAudience ?? defaultJwtAudience,
     jobTtlSeconds: options.jobTtlSeconds,
+  } satisfies Omit<ManagerDeps, "log">;
+  const backup = new BackupController({
+    ...shared,
+    jobs,
+    pods,
+    restores,
+    serviceAccounts,
+    metrics: backupMetrics(manager.registry, options.now),
+    log: options.logger.child({ controller: "backup" }),
   });
   const jobOwner = enqueueOwner({ kind: clusterNames.kind, group: "openbao.org", controllerOnly: true });
   /** A Pod's termination message lands before its Job completes; its Job leads to the cluster. */
@@ -157,22 +163,13 @@ export function buildOperator(options: OperatorOptions): Manager {
         .map((c) => `${namespace}/${c.metadata.name ?? ""}`);
     });
   const drill = new DrillController({
-    clusters,
+    ...shared,
     jobs,
     pods,
-    statefulSets,
     serviceAccounts,
-    custom: kc.makeApiClient(CustomObjectsApi),
-    batch: kc.makeApiClient(BatchV1Api),
-    core: kc.makeApiClient(CoreV1Api),
-    events: eventRecorder(kc.makeApiClient(CoreV1Api), manager.identity ?? "openbao-backup"),
     metrics: drillMetrics(manager.registry, options.now),
     log: options.logger.child({ controller: "drill" }),
-    now: options.now ?? (() => new Date()),
-    image: options.image,
     drillImageRepository: options.drillImageRepository ?? defaults.drillImageRepository,
-    jwtAudience: options.jwtAudience ?? defaultJwtAudience,
-    jobTtlSeconds: options.jobTtlSeconds,
   });
   // Drills never wait on backups or restores (they never touch the live cluster): the cluster,
   // its drill Jobs and their Pods are all that wakes them.

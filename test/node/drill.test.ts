@@ -94,6 +94,9 @@ describe("real node: restore drills run by the operator prove that backups resto
     const openbao = pod?.status?.initContainerStatuses?.find((s) => s.name === "openbao");
     assert.equal(openbao?.image, "localhost/openbao-backup/openbao:2.4.0", "derived from the cluster's version");
     assert.ok(openbao?.state?.terminated, "the native sidecar was stopped when the drill ended");
+    const requests = pod?.spec?.initContainers?.find((c) => c.name === "openbao")?.resources?.requests;
+    assert.notEqual(requests?.memory, "256Mi", "the throwaway's memory request follows the last backup's size");
+    assert.ok(requests?.["ephemeral-storage"], "and its disk request too");
     const executor = pod?.status?.containerStatuses?.find((s) => s.name === "executor");
     assert.equal(executor?.image, world.images.productName);
     const jobs = await world.batch.readNamespacedJob({ name: job, namespace });
@@ -254,7 +257,7 @@ describe("real node: restore drills run by the operator prove that backups resto
     assert.equal(cut.status?.operationLock ?? null, null);
   });
 
-  test("Transit auto-unseal: the throwaway gets the source's seal stanza and the drill reads the canary (verified)", async () => {
+  test("Transit auto-unseal, on the drill schedule: the throwaway gets the source's seal stanza and the drill reads the canary (verified)", async () => {
     transitServer = await startTransitServer({ host: world.node.gatewayIp });
     transitSource = await startOpenBao({ nodes: 1, host: world.node.gatewayIp, seal: transitServer.seal });
     await transitSource.call("POST", "sys/policies/acl/backup", { policy: drillPolicy });
@@ -276,14 +279,30 @@ describe("real node: restore drills run by the operator prove that backups resto
       openbaoAddresses: transitSource.addresses,
       tlsSecretRef: { name: `${transit}-source-ca` },
       target: world.target("s3"),
-      drill: { schedule: "0 4 * * 0", sealConfigSecretRef: { name: `${transit}-drill-seal` }, canaryPath },
+      drill: { schedule: "* * * * *", sealConfigSecretRef: { name: `${transit}-drill-seal` }, canaryPath },
     });
     const backedUp = await world.triggerBackup(transit, "transit-backup");
     const key = backedUp.status?.backup?.lastBackupName;
     assert.ok(key, JSON.stringify(backedUp.status?.backup));
-    const c = await drillNow(transit, "transit-drill");
+    // No trigger here: the drill schedule (every minute) runs it, at most once per window.
+    const c = await until(
+      "a scheduled drill of the transit cluster verified",
+      async () => {
+        const x = await world.getCluster(transit);
+        const d = x.status?.backup?.lastDrill;
+        return d?.outcome === "verified" && d.key === key && x;
+      },
+      200_000,
+    );
     const last = c.status?.backup?.lastDrill;
-    assert.equal(last?.outcome, "verified", JSON.stringify(last));
+    const drillJob = await world.batch.readNamespacedJob({ name: last?.jobName ?? "", namespace });
+    assert.equal(drillJob.metadata?.labels?.["openbao.org/drill"], "scheduled");
+    const window = drillJob.metadata?.annotations?.["openbao.org/scheduled-time"] ?? "";
+    assert.match(window, /:00Z$/, "named after its cron window");
+    const sameWindow = (
+      await world.batch.listNamespacedJob({ namespace, labelSelector: "openbao.org/drill=scheduled" })
+    ).items.filter((j) => j.metadata?.annotations?.["openbao.org/scheduled-time"] === window);
+    assert.equal(sameWindow.length, 1, "one drill Job per window");
     assert.equal(last?.sealType, "transit");
     assert.equal(last?.key, key);
     assert.equal(last?.canaryVersion, await canaryVersion(transitSource));

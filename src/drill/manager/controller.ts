@@ -8,7 +8,7 @@
  * the same identity, and logs in to the *restored* data the way backups log in to the live
  * cluster. It never takes the operation lock (plan.ts says why).
  */
-import { Annotation, apiVersion, clusterNames, Label, LabelValue } from "../../api/constants.ts";
+import { Annotation, clusterNames, Label, LabelValue } from "../../api/constants.ts";
 import { toTimestamp } from "../../api/predicates.ts";
 import type { OpenBaoCluster } from "../../api/types.ts";
 import { backupServiceAccountName } from "../../backup/controller.ts";
@@ -16,11 +16,12 @@ import { buildExecutorJob } from "../../jobs/executor-job.ts";
 import { labelValue } from "../../jobs/names.ts";
 import { type CachedJob, type CachedPod, observeJob, ownedBy } from "../../jobs/result.ts";
 import { byControllerUid, byJob, type IndexedCache } from "../../kube/cache-indexes.ts";
+import { recordClusterEvents } from "../../kube/events.ts";
 import type { ManagerDeps } from "../../kube/manager-deps.ts";
 import {
   type Cache,
   type CachedServiceAccount,
-  createJobOnce,
+  createClusterJob,
   ensureServiceAccount,
   ownerReference,
   removeAnnotationIfUnchanged,
@@ -103,21 +104,9 @@ export class DrillController {
   }
 
   async #perform(cluster: OpenBaoCluster, plan: DrillPlan): Promise<void> {
-    const involved = {
-      apiVersion,
-      kind: clusterNames.kind,
-      name: cluster.metadata.name ?? "",
-      namespace: cluster.metadata.namespace ?? "",
-      uid: cluster.metadata.uid,
-    };
     if (plan.recorded) this.#d.metrics.recorded(cluster, plan.recorded);
     this.#d.metrics.observe(cluster);
-    for (const event of plan.events) {
-      this.#d.log.info({ cluster: involved.name, namespace: involved.namespace, reason: event.reason }, event.message);
-      await this.#d.events.record(involved, event.type, event.reason, event.message).catch((err: unknown) => {
-        this.#d.log.warn({ err: String(err) }, "could not record an event");
-      });
-    }
+    await recordClusterEvents(this.#d.events, this.#d.log, cluster, plan.events);
     if (plan.createJob) await this.#createJob(cluster, plan.createJob);
     if (plan.clearTrigger) await this.#clearTrigger(cluster);
   }
@@ -172,14 +161,7 @@ export class DrillController {
       drill: request.drill,
       extraEnv: {},
     });
-    if ((await createJobOnce(this.#d.batch, job, cluster.metadata.uid)) === "foreign") {
-      await this.#d.events.record(
-        { apiVersion, kind: clusterNames.kind, name: clusterName, namespace, uid: cluster.metadata.uid },
-        "Warning",
-        "JobNameConflict",
-        `Job ${request.name} exists and is not owned by this cluster; it is ignored`,
-      );
-    }
+    await createClusterJob(this.#d.batch, this.#d.events, cluster, job);
   }
 
   /** Removes the drill trigger only if it still holds the value this pass saw. */
