@@ -11,21 +11,18 @@
  *   sdk-download  the provider SDK's download piped into POST snapshot     (b) restore
  *
  * (b) uses the same SDK call, part size and concurrency as the product's store, and nothing
- * else: no hashing, no inspection, no guard.
+ * else: no hashing, no inspection, no guard. Each mode imports only the SDK it uses, so a
+ * process's peak RSS is that of its transfer and its one SDK (as the executor's is).
  */
 import { createReadStream, statSync } from "node:fs";
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type RequestOptions } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { Upload } from "@aws-sdk/lib-storage";
-import { BlobServiceClient, newPipeline, StorageSharedKeyCredential } from "@azure/storage-blob";
-import { Storage } from "@google-cloud/storage";
-import { NodeHttpHandler } from "@smithy/node-http-handler";
-import { azureBufferCount } from "../src/storage/azure/store.ts";
+import type { S3Client } from "@aws-sdk/client-s3";
 import { planParts } from "../src/storage/parts.ts";
-import { rawRequest, type SinkInfo } from "./sinks.ts";
+import { rawRequest } from "./raw.ts";
+import type { SinkInfo } from "./sinks.ts";
 import { type ArchivePlan, archiveChunks, warmPool } from "./source.ts";
 
 export type ClientMode = "read" | "put-raw" | "sdk-upload" | "get-raw" | "post-raw" | "sdk-download";
@@ -126,7 +123,16 @@ async function postToSource(job: ClientJob, body: Readable | ArchivePlan): Promi
   return bytes;
 }
 
-function s3Client(job: ClientJob): S3Client {
+/** The sink's CA for a raw request, when it serves HTTPS. */
+function sinkTls(job: ClientJob): { ca?: string } {
+  return job.sink.caPem ? { ca: job.sink.caPem } : {};
+}
+
+async function s3Client(job: ClientJob): Promise<S3Client> {
+  const [{ S3Client }, { NodeHttpHandler }] = await Promise.all([
+    import("@aws-sdk/client-s3"),
+    import("@smithy/node-http-handler"),
+  ]);
   const sink = job.sink;
   // As src/storage/s3/client.ts: keep-alive agent, WHEN_REQUIRED checksums.
   return new S3Client({
@@ -136,6 +142,11 @@ function s3Client(job: ClientJob): S3Client {
     credentials: { accessKeyId: sink.accessKeyId ?? "", secretAccessKey: sink.secretAccessKey ?? "" },
     requestHandler: new NodeHttpHandler({
       httpAgent: new HttpAgent({ keepAlive: true, maxSockets: job.concurrency + 4 }),
+      httpsAgent: new HttpsAgent({
+        keepAlive: true,
+        maxSockets: job.concurrency + 4,
+        ...(sink.caPem ? { ca: sink.caPem } : {}),
+      }),
       connectionTimeout: 5_000,
       requestTimeout: 120_000,
     }),
@@ -144,7 +155,8 @@ function s3Client(job: ClientJob): S3Client {
   });
 }
 
-function azureContainer(job: ClientJob) {
+async function azureContainer(job: ClientJob) {
+  const { BlobServiceClient, newPipeline, StorageSharedKeyCredential } = await import("@azure/storage-blob");
   const sink = job.sink;
   const credential = new StorageSharedKeyCredential(sink.account ?? "", sink.accountKey ?? "");
   return new BlobServiceClient(`${sink.endpoint}/${sink.account}`, newPipeline(credential)).getContainerClient(
@@ -152,7 +164,8 @@ function azureContainer(job: ClientJob) {
   );
 }
 
-function gcsFile(job: ClientJob) {
+async function gcsFile(job: ClientJob) {
+  const { Storage } = await import("@google-cloud/storage");
   return new Storage({ apiEndpoint: job.sink.endpoint, projectId: job.sink.project ?? "" })
     .bucket(job.sink.bucket)
     .file(job.key);
@@ -162,8 +175,9 @@ async function sdkUpload(job: ClientJob, body: IncomingMessage): Promise<void> {
   const partSize = planParts(job.sink.provider, job.partSize).partSize;
   switch (job.sink.provider) {
     case "s3": {
+      const { Upload } = await import("@aws-sdk/lib-storage");
       const upload = new Upload({
-        client: s3Client(job),
+        client: await s3Client(job),
         partSize,
         queueSize: job.concurrency,
         leavePartsOnError: false,
@@ -172,17 +186,23 @@ async function sdkUpload(job: ClientJob, body: IncomingMessage): Promise<void> {
       await upload.done();
       return;
     }
-    case "azure":
-      await azureContainer(job)
+    case "azure": {
+      const { azureBufferCount } = await import("../src/storage/azure/store.ts");
+      await (await azureContainer(job))
         .getBlockBlobClient(job.key)
         .uploadStream(body, partSize, azureBufferCount(job.concurrency), {
           blobHTTPHeaders: { blobContentType: "application/gzip" },
         });
       return;
+    }
     case "gcs":
       await pipeline(
         body,
-        gcsFile(job).createWriteStream({ resumable: true, chunkSize: partSize, contentType: "application/gzip" }),
+        (await gcsFile(job)).createWriteStream({
+          resumable: true,
+          chunkSize: partSize,
+          contentType: "application/gzip",
+        }),
       );
       return;
   }
@@ -191,21 +211,42 @@ async function sdkUpload(job: ClientJob, body: IncomingMessage): Promise<void> {
 async function sdkDownload(job: ClientJob): Promise<Readable> {
   switch (job.sink.provider) {
     case "s3": {
-      const out = await s3Client(job).send(new GetObjectCommand({ Bucket: job.sink.bucket, Key: job.key }));
+      const { GetObjectCommand } = await import("@aws-sdk/client-s3");
+      const out = await (await s3Client(job)).send(new GetObjectCommand({ Bucket: job.sink.bucket, Key: job.key }));
       return out.Body as Readable;
     }
     case "azure": {
-      const res = await azureContainer(job).getBlobClient(job.key).download(0);
+      const res = await (await azureContainer(job)).getBlobClient(job.key).download(0);
       if (!res.readableStreamBody) throw new Error("no body");
       return res.readableStreamBody as Readable;
     }
     case "gcs":
-      return gcsFile(job).createReadStream({ validation: false });
+      return (await gcsFile(job)).createReadStream({ validation: false });
   }
+}
+
+/** Loads the modules `job` uses before the clock starts, as the executor has loaded its own by then. */
+async function preload(job: ClientJob): Promise<void> {
+  const provider = job.sink.provider;
+  const sdk = job.mode === "sdk-upload" || job.mode === "sdk-download";
+  const raw = job.mode === "put-raw" || job.mode === "get-raw";
+  if (provider === "s3" && sdk) {
+    await Promise.all([
+      import("@aws-sdk/client-s3"),
+      import("@smithy/node-http-handler"),
+      ...(job.mode === "sdk-upload" ? [import("@aws-sdk/lib-storage")] : []),
+    ]);
+  }
+  if (provider === "s3" && raw) await import("@smithy/signature-v4");
+  if (provider === "azure" && (sdk || raw)) {
+    await Promise.all([import("@azure/storage-blob"), import("../src/storage/azure/store.ts")]);
+  }
+  if (provider === "gcs" && sdk) await import("@google-cloud/storage");
 }
 
 export async function runClient(job: ClientJob): Promise<ClientResult> {
   if (job.mode === "put-raw" || job.mode === "post-raw") warmPool(job.plan.seed);
+  await preload(job);
   const startedAt = Date.now();
   const cpu = process.cpuUsage();
   let bytes = 0;
@@ -217,7 +258,7 @@ export async function runClient(job: ClientJob): Promise<ClientResult> {
       const file = job.file;
       const length = file === undefined ? job.plan.streamLength : statSync(file).size;
       const raw = await rawRequest(job.sink, "put", job.key, length);
-      const res = await send(raw.url, { method: raw.method, headers: raw.headers }, (req) =>
+      const res = await send(raw.url, { method: raw.method, headers: raw.headers, ...sinkTls(job) }, (req) =>
         file === undefined
           ? writeAll(job.plan, req)
           : pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), req, { end: false }),
@@ -235,7 +276,10 @@ export async function runClient(job: ClientJob): Promise<ClientResult> {
     }
     case "get-raw": {
       const raw = await rawRequest(job.sink, "get", job.key);
-      bytes = await expectOk(await send(raw.url, { method: raw.method, headers: raw.headers }), "raw GET");
+      bytes = await expectOk(
+        await send(raw.url, { method: raw.method, headers: raw.headers, ...sinkTls(job) }),
+        "raw GET",
+      );
       break;
     }
     case "post-raw":

@@ -24,7 +24,7 @@ import { projectRoot } from "../test/servers/catalog.ts";
 import { scratchDir } from "../test/servers/process.ts";
 import { createCertificateAuthority, issueCertificate } from "../test/servers/tls.ts";
 import type { ClientJob, ClientMode, ClientResult } from "./client.ts";
-import { MiB, type ProcMemory, rate, runNode, sizeLabel } from "./measure.ts";
+import { cpuPerGiB, MiB, type ProcMemory, rate, runNode, sizeLabel } from "./measure.ts";
 import { type Provider, type Sink, startSink } from "./sinks.ts";
 import {
   type ArchivePlan,
@@ -54,6 +54,12 @@ export interface ExecutorBenchOptions {
   readonly partSize: number;
   readonly concurrency: number;
   readonly tls: boolean;
+  /** Run (a) and (b) next to the executor (default true); false: the executor alone, e.g. for an A/B. */
+  readonly baselines?: boolean | undefined;
+  /** MinIO over HTTPS (`sink-tls=on`), as AWS S3 always is. */
+  readonly sinkTls?: boolean | undefined;
+  /** Another checkout whose executor is measured (`executor-root=`); default this one. */
+  readonly executorRoot?: string | undefined;
   readonly repeat: number;
   /** Write a V8 CPU profile of every executor run here (`--cpu-prof`). */
   readonly cpuProfileDir?: string | undefined;
@@ -71,6 +77,8 @@ export interface Measured {
    * from the stream's start to its exit). The steadier figure when the machine is shared.
    */
   readonly cpuMs?: number;
+  /** Peak RSS (VmHWM) of the measuring process: the executor's, or the baseline client's. */
+  readonly peakRss?: number;
 }
 
 export interface ExecutorMeasured extends Measured {
@@ -96,13 +104,14 @@ export interface ThroughputRow {
   readonly minimal: Measured[];
 }
 
-function measuredOf(result: ClientResult): Measured {
+function measuredOf(result: ClientResult, peakRss: number | undefined): Measured {
   const ms = Math.max(1, result.endedAt - result.startedAt);
   return {
     bytes: result.bytes,
     ms,
     mibps: rate(result.bytes, ms),
     ...(result.cpuMs === undefined ? {} : { cpuMs: result.cpuMs }),
+    ...(peakRss === undefined ? {} : { peakRss }),
   };
 }
 
@@ -111,6 +120,8 @@ export interface World {
   readonly source: SnapshotSource;
   readonly cpuProfileDir: string | undefined;
   readonly jobRuntimeEnv: boolean;
+  /** The executor's entry point: this checkout's src/cli/main.ts, or another checkout's (`executor-root=`). */
+  readonly cli: string;
   readonly files: { readonly dir: string; readonly caFile: string | undefined; readonly tokenFile: string };
 }
 
@@ -119,6 +130,11 @@ export async function startWorld(options: {
   readonly tls: boolean;
   readonly cpuProfileDir?: string | undefined;
   readonly jobRuntimeEnv?: boolean | undefined;
+  /**
+   * Run the executor of another checkout (its src/cli/main.ts) against the same servers and
+   * baselines, e.g. the last commit for an A/B; default this checkout.
+   */
+  readonly executorRoot?: string | undefined;
 }): Promise<World> {
   const dir = scratchDir("bench-executor");
   let tls: { certPem: string; keyPem: string; caPem: string } | undefined;
@@ -138,6 +154,7 @@ export async function startWorld(options: {
     source,
     cpuProfileDir: options.cpuProfileDir,
     jobRuntimeEnv: options.jobRuntimeEnv ?? true,
+    cli: options.executorRoot === undefined ? cli : join(options.executorRoot, "src", "cli", "main.ts"),
     files: { dir, caFile, tokenFile },
   };
 }
@@ -168,7 +185,7 @@ export async function runClientJob(job: ClientJob): Promise<Measured> {
   const run = await runNode([clientScript, JSON.stringify(job)], {});
   if (run.code !== 0) throw new Error(`client ${job.mode} failed (exit ${run.code}): ${run.stderr.slice(-2000)}`);
   const line = run.stdout.trim().split("\n").at(-1) ?? "{}";
-  return measuredOf(JSON.parse(line) as ClientResult);
+  return measuredOf(JSON.parse(line) as ClientResult, run.memory?.hwm);
 }
 
 let runCounter = 0;
@@ -220,7 +237,7 @@ export async function runExecutor(
     idle = sampler?.now();
     idleCpuMs = sampler?.cpuMs();
   };
-  const run = await runNode([cli, mode], env, (_pid, s) => {
+  const run = await runNode([world.cli, mode], env, (_pid, s) => {
     sampler = s;
   });
   world.source.onTransferStart = undefined;
@@ -263,7 +280,16 @@ async function throughput(
   world: World,
   sink: Sink,
   size: number,
-  options: { partSize: number; concurrency: number; restore: boolean; repeat: number; baselines: boolean },
+  options: {
+    partSize: number;
+    concurrency: number;
+    restore: boolean;
+    repeat: number;
+    /** (a)'s legs. */
+    baselines: boolean;
+    /** (b), the bare SDK. */
+    minimal: boolean;
+  },
   log: (line: string) => void,
 ): Promise<ThroughputRow[]> {
   const provider = sink.info.provider;
@@ -287,7 +313,8 @@ async function throughput(
   const show = (what: string, m: Measured): void =>
     log(
       `  ${provider} ${sizeLabel(size)} p${partSize / MiB}c${concurrency} ${what}: ${m.mibps.toFixed(0)} MiB/s (${m.ms} ms` +
-        `${m.cpuMs === undefined ? "" : `, CPU ${(m.cpuMs / 1000).toFixed(2)} s`})`,
+        `${m.cpuMs === undefined ? "" : `, CPU ${(m.cpuMs / 1000).toFixed(2)} s = ${cpuPerGiB(m).toFixed(2)} s/GiB`}` +
+        `${m.peakRss === undefined ? "" : `, peak RSS ${(m.peakRss / MiB).toFixed(0)} MiB`})`,
     );
   for (let rep = 0; rep < options.repeat; rep++) {
     if (options.baselines) {
@@ -298,9 +325,11 @@ async function throughput(
       show("(a) raw put", put);
       backup.sinkLeg.push(put);
     }
-    const sdk = await runClient(world, sink, "sdk-upload", plan, `sdk/${rep}`, partSize, concurrency);
-    show("(b) sdk upload", sdk);
-    backup.minimal.push(sdk);
+    if (options.minimal) {
+      const sdk = await runClient(world, sink, "sdk-upload", plan, `sdk/${rep}`, partSize, concurrency);
+      show("(b) sdk upload", sdk);
+      backup.minimal.push(sdk);
+    }
     const exec = await runExecutor(world, sink, "backup", { partSize, concurrency });
     show(
       `executor backup (peak RSS ${(exec.peakRss / MiB).toFixed(0)} MiB, idle ${(exec.idleRss / MiB).toFixed(0)} MiB)`,
@@ -308,15 +337,19 @@ async function throughput(
     );
     backup.executor.push(exec);
     if (options.restore) {
-      const get = await runClient(world, sink, "get-raw", plan, exec.key, partSize, concurrency);
-      show("(a) raw get", get);
-      restore.sinkLeg.push(get);
-      const post = await runClient(world, sink, "post-raw", plan, "", partSize, concurrency);
-      show("(a) post to source", post);
-      restore.sourceLeg.push(post);
-      const down = await runClient(world, sink, "sdk-download", plan, exec.key, partSize, concurrency);
-      show("(b) sdk download → post", down);
-      restore.minimal.push(down);
+      if (options.baselines) {
+        const get = await runClient(world, sink, "get-raw", plan, exec.key, partSize, concurrency);
+        show("(a) raw get", get);
+        restore.sinkLeg.push(get);
+        const post = await runClient(world, sink, "post-raw", plan, "", partSize, concurrency);
+        show("(a) post to source", post);
+        restore.sourceLeg.push(post);
+      }
+      if (options.minimal) {
+        const down = await runClient(world, sink, "sdk-download", plan, exec.key, partSize, concurrency);
+        show("(b) sdk download → post", down);
+        restore.minimal.push(down);
+      }
       const back = await runExecutor(world, sink, "restore", { partSize, concurrency, key: exec.key });
       show(
         `executor restore (peak RSS ${(back.peakRss / MiB).toFixed(0)} MiB, idle ${(back.idleRss / MiB).toFixed(0)} MiB)`,
@@ -339,7 +372,7 @@ export async function benchExecutor(options: ExecutorBenchOptions): Promise<Thro
       const sweepHere = options.sweep?.provider === provider ? options.sweep : undefined;
       if (sizes.length === 0 && !sweepHere) continue;
       options.log(`starting ${provider} sink`);
-      const sink = await startSink(provider);
+      const sink = await startSink(provider, { tls: options.sinkTls });
       try {
         for (const size of sizes) {
           rows.push(
@@ -352,7 +385,8 @@ export async function benchExecutor(options: ExecutorBenchOptions): Promise<Thro
                 concurrency: options.concurrency,
                 restore: options.restore.includes(provider),
                 repeat: options.repeat,
-                baselines: true,
+                baselines: options.baselines ?? true,
+                minimal: options.baselines ?? true,
               },
               options.log,
             )),
@@ -366,7 +400,14 @@ export async function benchExecutor(options: ExecutorBenchOptions): Promise<Thro
                   world,
                   sink,
                   sweepHere.size,
-                  { partSize, concurrency, restore: false, repeat: 1, baselines: false },
+                  {
+                    partSize,
+                    concurrency,
+                    restore: false,
+                    repeat: 1,
+                    baselines: false,
+                    minimal: options.baselines ?? true,
+                  },
                   options.log,
                 )),
               );

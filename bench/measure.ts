@@ -135,6 +135,11 @@ export function mib(bytes: number): string {
   return (bytes / MiB).toFixed(0);
 }
 
+/** CPU seconds (user + system, all threads) per GiB moved; NaN without a CPU figure. */
+export function cpuPerGiB(m: { readonly bytes: number; readonly cpuMs?: number | undefined }): number {
+  return m.cpuMs === undefined || m.bytes <= 0 ? Number.NaN : m.cpuMs / 1000 / (m.bytes / (1024 * MiB));
+}
+
 export function rate(bytes: number, ms: number): number {
   return bytes / MiB / (ms / 1000);
 }

@@ -1,7 +1,7 @@
 /** Markdown tables of the executor benchmark (what BENCHMARKS.md quotes). */
 import { type DestinationsRow, sinkNames } from "./destinations.ts";
 import type { ExecutorMeasured, Measured, ThroughputRow } from "./executor.ts";
-import { MiB, median, sizeLabel, table } from "./measure.ts";
+import { cpuPerGiB, MiB, median, sizeLabel, table } from "./measure.ts";
 
 function mid(values: readonly Measured[]): number {
   return median(values.map((v) => v.mibps));
@@ -79,6 +79,58 @@ export function throughputTable(rows: readonly ThroughputRow[]): string {
         (median(row.executor.map((x) => x.wallMs)) / 1000).toFixed(1),
       ];
     }),
+  );
+}
+
+/** Median CPU s/GiB of some runs, with the range: "3.1 (2.9–3.4)"; "–" without CPU figures. */
+function cpuSpread(values: readonly Measured[]): string {
+  const each = values.map(cpuPerGiB).filter(Number.isFinite);
+  if (each.length === 0) return "–";
+  const m = median(each).toFixed(2);
+  if (each.length === 1) return m;
+  return `${m} (${Math.min(...each).toFixed(2)}–${Math.max(...each).toFixed(2)})`;
+}
+
+/** Highest peak RSS (VmHWM) of some runs, MiB; "–" without memory figures. */
+function peakSpread(values: readonly Measured[]): string {
+  const each = values.map((v) => v.peakRss).filter((v): v is number => v !== undefined && Number.isFinite(v));
+  return each.length === 0 ? "–" : (Math.max(...each) / MiB).toFixed(0);
+}
+
+/**
+ * CPU seconds (user + system, every thread) per GiB moved and peak RSS, for the executor and
+ * every baseline process of the same row: the steady figures when the machine is shared.
+ * (a)'s legs are separate processes (backup: source read / raw PUT; restore: POST to the source
+ * / raw GET), so a raw copy of the bytes costs their sum.
+ */
+export function cpuTable(rows: readonly ThroughputRow[]): string {
+  return table(
+    [
+      "sink",
+      "op",
+      "size",
+      "part × conc",
+      "executor CPU s/GiB",
+      "(b) CPU s/GiB",
+      "(a) legs CPU s/GiB: source / sink",
+      "executor peak RSS MiB",
+      "(b) peak RSS MiB",
+      "(a) legs peak RSS MiB: source / sink",
+    ],
+    rows
+      .filter((r) => r.executor.length > 0)
+      .map((row) => [
+        row.provider,
+        row.op,
+        sizeLabel(row.size),
+        `${row.partSize / MiB} MiB × ${row.concurrency}`,
+        cpuSpread(row.executor),
+        cpuSpread(row.minimal),
+        row.sourceLeg.length > 0 ? `${cpuSpread(row.sourceLeg)} / ${cpuSpread(row.sinkLeg)}` : "–",
+        peakSpread(row.executor),
+        peakSpread(row.minimal),
+        row.sourceLeg.length > 0 ? `${peakSpread(row.sourceLeg)} / ${peakSpread(row.sinkLeg)}` : "–",
+      ]),
   );
 }
 

@@ -5,17 +5,23 @@
  * S3 PUT/GET (SigV4, UNSIGNED-PAYLOAD), an Azure Put Blob / Get Blob with a SAS, and a GCS
  * media upload / alt=media download. These are baseline (a)'s "rawest path".
  */
-import { createHash, createHmac } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DeleteObjectsCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
-import { BlobSASPermissions, generateBlobSASQueryParameters, StorageSharedKeyCredential } from "@azure/storage-blob";
 import { Storage } from "@google-cloud/storage";
-import { SignatureV4 } from "@smithy/signature-v4";
 import { startAzurite } from "../test/servers/azurite.ts";
 import { startFakeGcs } from "../test/servers/fake-gcs.ts";
 import { startMinio } from "../test/servers/minio.ts";
 import { scratchDir } from "../test/servers/process.ts";
+import {
+  type CertificateAuthority,
+  createCertificateAuthority,
+  type IssuedCertificate,
+  issueCertificate,
+} from "../test/servers/tls.ts";
+
+// The raw paths live in raw.ts, which a baseline client process can load without every SDK.
+export { type RawRequest, rawRequest } from "./raw.ts";
 
 export type Provider = "s3" | "gcs" | "azure";
 
@@ -29,6 +35,8 @@ export interface SinkInfo {
   readonly account?: string;
   readonly accountKey?: string;
   readonly project?: string;
+  /** The sink's CA when it serves HTTPS (`sink-tls=on`, MinIO only). */
+  readonly caPem?: string;
 }
 
 export interface Sink {
@@ -49,10 +57,20 @@ function credentialsDir(files: Record<string, string>): string {
   return dir;
 }
 
-export async function startSink(provider: Provider): Promise<Sink> {
+export interface SinkOptions {
+  /** MinIO over HTTPS with a CA made for the run, as AWS S3 always is (the others stay on HTTP). */
+  readonly tls?: boolean | undefined;
+}
+
+export async function startSink(provider: Provider, options: SinkOptions = {}): Promise<Sink> {
   switch (provider) {
     case "s3": {
-      const minio = await startMinio({ name: "bench-minio" });
+      let tls: { readonly ca: CertificateAuthority; readonly cert: IssuedCertificate } | undefined;
+      if (options.tls) {
+        const ca = createCertificateAuthority(scratchDir("bench-minio-ca"), "bench MinIO CA");
+        tls = { ca, cert: issueCertificate(ca, "bench-minio") };
+      }
+      const minio = await startMinio({ name: "bench-minio", ...(tls === undefined ? {} : { tls }) });
       await minio.createBucket(bucket);
       const s3 = minio.client();
       const info: SinkInfo = {
@@ -61,6 +79,7 @@ export async function startSink(provider: Provider): Promise<Sink> {
         bucket,
         accessKeyId: minio.accessKeyId,
         secretAccessKey: minio.secretAccessKey,
+        ...(tls === undefined ? {} : { caPem: tls.ca.certPem }),
       };
       return {
         info,
@@ -72,6 +91,7 @@ export async function startSink(provider: Provider): Promise<Sink> {
           BACKUP_CREDENTIALS_DIR: credentialsDir({
             accessKeyId: minio.accessKeyId,
             secretAccessKey: minio.secretAccessKey,
+            ...(tls === undefined ? {} : { caCert: tls.ca.certPem }),
           }),
         },
         async clear() {
@@ -125,113 +145,6 @@ export async function startSink(provider: Provider): Promise<Sink> {
           for await (const blob of container.listBlobsFlat()) await container.deleteBlob(blob.name);
         },
         stop: () => azurite.stop(),
-      };
-    }
-  }
-}
-
-/** node:crypto as the SHA-256 / HMAC the SigV4 signer wants. */
-class Sha256 {
-  readonly #secret: Buffer | undefined;
-  #hash: ReturnType<typeof createHash> | ReturnType<typeof createHmac>;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.#secret =
-      secret === undefined
-        ? undefined
-        : typeof secret === "string"
-          ? Buffer.from(secret)
-          : ArrayBuffer.isView(secret)
-            ? Buffer.from(secret.buffer, secret.byteOffset, secret.byteLength)
-            : Buffer.from(secret);
-    this.#hash = this.#fresh();
-  }
-  #fresh(): ReturnType<typeof createHash> | ReturnType<typeof createHmac> {
-    return this.#secret === undefined ? createHash("sha256") : createHmac("sha256", this.#secret);
-  }
-  update(data: string | ArrayBuffer | ArrayBufferView): void {
-    this.#hash.update(
-      typeof data === "string"
-        ? data
-        : ArrayBuffer.isView(data)
-          ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
-          : new Uint8Array(data),
-    );
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.#hash.digest());
-  }
-  reset(): void {
-    this.#hash = this.#fresh();
-  }
-}
-
-export interface RawRequest {
-  readonly url: string;
-  readonly method: "PUT" | "POST" | "GET";
-  readonly headers: Record<string, string>;
-}
-
-/** The rawest request that stores (`put`) or reads (`get`) one object, without any SDK. */
-export async function rawRequest(sink: SinkInfo, op: "put" | "get", key: string, length?: number): Promise<RawRequest> {
-  const endpoint = new URL(sink.endpoint);
-  switch (sink.provider) {
-    case "s3": {
-      const signer = new SignatureV4({
-        credentials: { accessKeyId: sink.accessKeyId ?? "", secretAccessKey: sink.secretAccessKey ?? "" },
-        region: "us-east-1",
-        service: "s3",
-        sha256: Sha256,
-        uriEscapePath: false,
-        applyChecksum: false,
-      });
-      const path = `/${sink.bucket}/${key}`;
-      const signed = await signer.sign({
-        method: op === "put" ? "PUT" : "GET",
-        protocol: endpoint.protocol,
-        hostname: endpoint.hostname,
-        port: Number(endpoint.port),
-        path,
-        query: {},
-        headers: { host: endpoint.host, "x-amz-content-sha256": "UNSIGNED-PAYLOAD" },
-      });
-      const headers: Record<string, string> = {};
-      for (const [name, value] of Object.entries(signed.headers)) headers[name] = String(value);
-      if (length !== undefined) headers["content-length"] = String(length);
-      return { url: `${sink.endpoint}${path}`, method: op === "put" ? "PUT" : "GET", headers };
-    }
-    case "azure": {
-      const credential = new StorageSharedKeyCredential(sink.account ?? "", sink.accountKey ?? "");
-      const sas = generateBlobSASQueryParameters(
-        {
-          containerName: sink.bucket,
-          blobName: key,
-          permissions: BlobSASPermissions.parse(op === "put" ? "cw" : "r"),
-          expiresOn: new Date(Date.now() + 3600_000),
-        },
-        credential,
-      ).toString();
-      const headers: Record<string, string> = op === "put" ? { "x-ms-blob-type": "BlockBlob" } : {};
-      if (length !== undefined) headers["content-length"] = String(length);
-      return {
-        url: `${sink.endpoint}/${sink.account}/${sink.bucket}/${key}?${sas}`,
-        method: op === "put" ? "PUT" : "GET",
-        headers,
-      };
-    }
-    case "gcs": {
-      if (op === "put") {
-        const headers: Record<string, string> = { "content-type": "application/octet-stream" };
-        if (length !== undefined) headers["content-length"] = String(length);
-        return {
-          url: `${sink.endpoint}/upload/storage/v1/b/${sink.bucket}/o?uploadType=media&name=${encodeURIComponent(key)}`,
-          method: "POST",
-          headers,
-        };
-      }
-      return {
-        url: `${sink.endpoint}/storage/v1/b/${sink.bucket}/o/${encodeURIComponent(key)}?alt=media`,
-        method: "GET",
-        headers: {},
       };
     }
   }

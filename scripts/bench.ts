@@ -20,6 +20,10 @@
  *     part=10M conc=3       the executor's defaults
  *     repeat=1              runs of each figure (the median is reported)
  *     tls=on|off            the snapshot source over HTTPS (default on, as OpenBao)
+ *     sink-tls=on|off       MinIO over HTTPS, as AWS S3 always is (default off)
+ *     baselines=on|off      executor: (a) and (b) next to every executor run (default on; off for an A/B)
+ *     executor-root=DIR     executor: measure another checkout's executor (DIR/src/cli/main.ts), e.g. the
+ *                           last commit, against the same servers and baselines
  *     secrets=8000 value=8K real OpenBao: KV v2 secrets written before the backup, and their size
  *     clusters=1000         operator: OpenBaoCluster objects on one cron minute
  *     cpu-prof=on           V8 CPU profiles of the executor / operator (bench/results/profiles/)
@@ -38,7 +42,13 @@ import { benchExecutor } from "../bench/executor.ts";
 import { MiB, parseSize } from "../bench/measure.ts";
 import { benchOpenBao } from "../bench/openbao.ts";
 import { benchOperator, operatorTables } from "../bench/operator.ts";
-import { destinationsMemoryTable, destinationsThroughputTable, memoryTable, throughputTable } from "../bench/report.ts";
+import {
+  cpuTable,
+  destinationsMemoryTable,
+  destinationsThroughputTable,
+  memoryTable,
+  throughputTable,
+} from "../bench/report.ts";
 import type { Provider } from "../bench/sinks.ts";
 import { projectRoot } from "../test/servers/catalog.ts";
 
@@ -107,6 +117,9 @@ if (all || what.has("executor")) {
     partSize: parseSize(options.get("part") ?? "10M"),
     concurrency: Number(options.get("conc") ?? "3"),
     tls: (options.get("tls") ?? "on") === "on",
+    sinkTls: options.get("sink-tls") === "on",
+    baselines: (options.get("baselines") ?? "on") === "on",
+    executorRoot: options.get("executor-root"),
     repeat: Number(options.get("repeat") ?? "1"),
     cpuProfileDir: profileDir("executor"),
     jobRuntimeEnv: (options.get("job-env") ?? "on") === "on",
@@ -115,6 +128,7 @@ if (all || what.has("executor")) {
   save("executor", rows);
   process.stdout.write(`\n## Executor throughput\n\n${throughputTable(rows)}\n\n`);
   process.stdout.write(`## Executor memory\n\n${memoryTable(rows)}\n\n`);
+  process.stdout.write(`## CPU per GiB and peak RSS (executor and baselines)\n\n${cpuTable(rows)}\n\n`);
 }
 
 if (all || what.has("destinations")) {

@@ -8,7 +8,7 @@
  *   3. otherwise the provider's error, classified by the provider adapter.
  *
  * Aborting works by failing the source, never by cutting the SDK short: every SDK then takes
- * its own failure path (lib-storage aborts the multipart upload, Azure never commits the block
+ * its own failure path (S3 aborts the multipart upload, Azure never commits the block
  * list, GCS never finalizes the session) and the upload promise settles only after that
  * cleanup, so "rejected" always means "nothing left behind".
  */
@@ -46,6 +46,13 @@ export interface StreamUploadParams {
   readonly plan: PartPlan;
   /** Runs the SDK upload of `body`; resolves once the object is committed. */
   readonly send: (body: Readable) => Promise<void>;
+  /**
+   * Used instead of `send` when given: takes the guarded chunks as they come, without a
+   * Readable in between (S3's own multipart path, s3/multipart.ts: a stream stage costs CPU
+   * per chunk, and a TLS source delivers tens of thousands of chunks per GiB). The same rules
+   * as `send`: settle only after the provider's cleanup, and stop pulling on failure.
+   */
+  readonly sendChunks?: ((chunks: AsyncIterable<Buffer>) => Promise<void>) | undefined;
   /** Deletes the object: used only if an SDK committed without reading the whole source. */
   readonly discard: () => Promise<void>;
   /** Classifies an SDK failure. */
@@ -71,32 +78,41 @@ function sizeMismatch(provider: Provider, key: string, expected: number, got: st
 }
 
 /**
- * The source's next step, or "aborted" as soon as `signal` fires, even while the source is
- * silent (a stalled OpenBao). One listener per step, removed when the step settles: racing
- * every step against one long-lived abort promise (Promise.race) would keep every chunk
- * reachable from that promise until it settles, i.e. the whole upload in memory.
+ * The source's next steps, each resolving with "aborted" as soon as `signal` fires, even while
+ * the source is silent (a stalled OpenBao). One abort listener for the whole stream, which
+ * wakes only the step in progress: racing every step against one long-lived abort promise
+ * (Promise.race) would keep every chunk reachable from that promise until it settles, i.e. the
+ * whole upload in memory; a listener added and removed per step costs CPU per chunk, and a
+ * TLS source delivers ≈ 65,000 chunks per GiB.
  */
-function nextOrAbort(
+function abortableSteps(
   iterator: AsyncIterator<Uint8Array>,
   signal: AbortSignal | undefined,
-): Promise<IteratorResult<Uint8Array> | "aborted"> {
-  const next = iterator.next();
-  if (signal === undefined) return next;
-  return new Promise((resolve, reject) => {
-    const onAbort = (): void => resolve("aborted");
-    if (signal.aborted) onAbort();
-    signal.addEventListener("abort", onAbort, { once: true });
-    next.then(
-      (step) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(step);
-      },
-      (err: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(err);
-      },
-    );
-  });
+): { next(): Promise<IteratorResult<Uint8Array> | "aborted">; dispose(): void } {
+  if (signal === undefined) return { next: () => iterator.next(), dispose: () => {} };
+  let wake: ((aborted: "aborted") => void) | undefined;
+  const onAbort = (): void => wake?.("aborted");
+  signal.addEventListener("abort", onAbort, { once: true });
+  return {
+    next() {
+      const next = iterator.next();
+      if (signal.aborted) return Promise.resolve("aborted");
+      return new Promise((resolve, reject) => {
+        wake = resolve;
+        next.then(
+          (step) => {
+            wake = undefined;
+            resolve(step);
+          },
+          (err: unknown) => {
+            wake = undefined;
+            reject(err);
+          },
+        );
+      });
+    },
+    dispose: () => signal.removeEventListener("abort", onAbort),
+  };
 }
 
 /** Streams `source` through the guard into `send`; resolves with the bytes stored. */
@@ -117,12 +133,13 @@ export async function streamUpload(params: StreamUploadParams): Promise<number> 
   async function* guard(): AsyncGenerator<Buffer> {
     if (signal?.aborted) stop(abortedError(provider, key, signal.reason));
     const iterator = params.source[Symbol.asyncIterator]();
+    const steps = abortableSteps(iterator, signal);
     let sourceDone = false;
     try {
       for (;;) {
         let step: IteratorResult<Uint8Array> | "aborted";
         try {
-          step = await nextOrAbort(iterator, signal);
+          step = await steps.next();
         } catch (err) {
           sourceDone = true;
           sourceFailed = true;
@@ -150,21 +167,26 @@ export async function streamUpload(params: StreamUploadParams): Promise<number> 
       if (signal?.aborted) stop(abortedError(provider, key, signal.reason));
       finished = true;
     } finally {
+      steps.dispose();
       // Stopped early (abort, limit, SDK failure): release the source, e.g. close its connection.
       if (!sourceDone) void Promise.resolve(iterator.return?.()).catch(() => {});
     }
   }
 
-  const body = Readable.from(guard(), { objectMode: false });
+  const chunks = guard();
+  const body = params.sendChunks === undefined ? Readable.from(chunks, { objectMode: false }) : undefined;
   try {
-    await params.send(body);
+    if (body === undefined) await params.sendChunks?.(chunks);
+    else await params.send(body);
   } catch (err) {
     if (sourceFailed) throw sourceError;
     if (guardError) throw guardError;
     if (signal?.aborted) throw abortedError(provider, key, signal.reason);
     throw params.toError(err);
   } finally {
-    body.destroy();
+    // Not awaited, as destroy() is not: a consumer that stopped mid-step must not hang the upload.
+    if (body === undefined) void chunks.return(undefined).catch(() => {});
+    else body.destroy();
   }
   if (!finished) {
     // Defensive: an SDK that committed without reading to the end must not leave a truncated
@@ -182,20 +204,44 @@ export async function streamUpload(params: StreamUploadParams): Promise<number> 
   return bytes;
 }
 
-export interface UploadObjectParams extends Omit<StreamUploadParams, "plan" | "send"> {
+export type UploadObjectParams = Omit<StreamUploadParams, "plan" | "send" | "sendChunks"> & {
   /** `target.partSize`; raised for this upload when a known or expected size needs it (parts.ts). */
   readonly configuredPartSize: number;
   /** The provider's part limits: `partLimits[provider]` unless a test lowered them (StoreOptions). */
   readonly limits: PartLimits;
-  /** Runs the SDK upload of `body` with the planned part size and the checked metadata. */
-  readonly send: (body: Readable, plan: PartPlan, metadata: Record<string, string>) => Promise<void>;
-}
+} & (
+    | {
+        /** Runs the SDK upload of `body` with the planned part size and the checked metadata. */
+        readonly send: (body: Readable, plan: PartPlan, metadata: Record<string, string>) => Promise<void>;
+        readonly sendChunks?: undefined;
+      }
+    | {
+        readonly send?: undefined;
+        /** Instead of `send`: the guarded chunks themselves (see StreamUploadParams.sendChunks). */
+        readonly sendChunks: (
+          chunks: AsyncIterable<Buffer>,
+          plan: PartPlan,
+          metadata: Record<string, string>,
+        ) => Promise<void>;
+      }
+  );
 
 /** `ObjectStore.upload` for every provider: plan parts, check metadata, stream through the guard. */
 export async function uploadObject(params: UploadObjectParams): Promise<UploadResult> {
   const { contentLength, sizeHint } = params.options;
   const plan = planParts(params.provider, params.configuredPartSize, { contentLength, sizeHint }, params.limits);
   const metadata = checkMetadata(params.options.metadata);
-  const size = await streamUpload({ ...params, plan, send: (body) => params.send(body, plan, metadata) });
+  const { send, sendChunks } = params;
+  const size = await streamUpload({
+    ...params,
+    plan,
+    ...(send === undefined
+      ? {
+          // A Readable is an iterable of Buffers too; `sendChunks` is what streamUpload calls.
+          send: (body: Readable) => sendChunks(body, plan, metadata),
+          sendChunks: (chunks: AsyncIterable<Buffer>) => sendChunks(chunks, plan, metadata),
+        }
+      : { send: (body: Readable) => send(body, plan, metadata), sendChunks: undefined }),
+  });
   return { key: params.key, size, partSize: plan.partSize };
 }

@@ -1,23 +1,21 @@
 /**
- * ObjectStore on S3 and S3-compatible stores (`@aws-sdk/client-s3` + `@aws-sdk/lib-storage`).
+ * ObjectStore on S3 and S3-compatible stores (`@aws-sdk/client-s3`).
  *
- * Uploads go through lib-storage's `Upload` with `partSize` and `queueSize = concurrency`, and
- * carry `target.encryption` (SSE-S3 / SSE-KMS) and the object's lock (`UploadOptions.lock`) on
- * the request that creates the object. Every upload request carries a CRC32 checksum
- * (`x-amz-checksum-crc32` on PutObject and each UploadPart, the parts' checksums on
- * CompleteMultipartUpload): AWS refuses uploads into a bucket with Object Lock — a default
+ * Uploads go through multipart.ts: parts of `partSize`, `concurrency` in flight, signed and
+ * retried by this client, with `target.encryption` (SSE-S3 / SSE-KMS) and the object's lock
+ * (`UploadOptions.lock`) on the request that creates the object. Every upload request carries a
+ * CRC32 checksum (`x-amz-checksum-crc32` on PutObject and each UploadPart, the parts' checksums
+ * on CompleteMultipartUpload): AWS refuses uploads into a bucket with Object Lock — a default
  * retention is enough — without Content-MD5 or an `x-amz-checksum-*` header, and the client's
- * `requestChecksumCalculation: "WHEN_REQUIRED"` would send neither (it only signs the
- * payload's SHA-256). CRC32 is the one Node computes natively (zlib), so it costs next to no CPU.
+ * `requestChecksumCalculation: "WHEN_REQUIRED"` would send neither. CRC32 is the one Node
+ * computes natively (zlib), so it costs next to no CPU.
  *
  * Deleting on a versioned bucket only adds a delete marker: the versions stay, billed and
  * invisible. `deleteMany` therefore removes every version of each key it deleted (needs
  * s3:ListBucketVersions and s3:DeleteObjectVersion), and reports the keys whose versions it
  * could not remove, with the reason and the lifecycle rule that would.
- * Its `abortController` is deliberately not used: on abort `done()` rejects at once while the
- * multipart upload is aborted in the background (or not, if a part is still in flight). An
- * abort is a source failure instead (upload.ts); lib-storage then lets the parts in flight
- * settle, aborts the multipart upload, and only then rejects.
+ * An abort is a source failure (upload.ts): the parts in flight settle, the multipart upload is
+ * aborted, and only then does the upload reject.
  */
 
 import { Readable } from "node:stream";
@@ -32,7 +30,6 @@ import {
   paginateListObjectsV2,
   type S3Client,
 } from "@aws-sdk/client-s3";
-import { Upload } from "@aws-sdk/lib-storage";
 import { nameRequestedKey } from "../encryption.ts";
 import {
   type ErrorFacts,
@@ -62,6 +59,7 @@ import { secretValues } from "../target.ts";
 import { type Agents, createAgents, tlsSettings } from "../tls.ts";
 import { uploadObject } from "../upload.ts";
 import { createS3Client, type S3ClientOptions } from "./client.ts";
+import { leanUpload } from "./multipart.ts";
 
 /** Keys per ListObjectsV2 page and per DeleteObjects request (the S3 maximum). */
 const pageSize = 1000;
@@ -79,10 +77,10 @@ export function s3ErrorFacts(err: unknown): ErrorFacts {
 }
 
 /**
- * The request parameters of `target.encryption`. lib-storage passes them to PutObject and
- * CreateMultipartUpload, the two requests that create an object; UploadPart and
- * CompleteMultipartUpload have no such members (S3 refuses the headers there), so the SDK
- * drops them from those requests.
+ * The request parameters of `target.encryption`, passed to PutObject and
+ * CreateMultipartUpload, the two requests that create an object; S3 refuses the headers on
+ * UploadPart (multipart.ts sends none) and CompleteMultipartUpload (the SDK's command has no
+ * such members).
  */
 export function sseParams(
   encryption: S3Target["encryption"],
@@ -137,28 +135,25 @@ export class S3ObjectStore implements ObjectStore {
       options,
       configuredPartSize: this.#target.partSize,
       limits: this.#limits,
-      send: async (body, plan, metadata) => {
-        const upload = new Upload({
+      sendChunks: (chunks, plan, metadata) =>
+        leanUpload(chunks, {
           client: this.#client,
+          agents: this.#agents,
           partSize: plan.partSize,
-          queueSize: this.#target.concurrency,
-          leavePartsOnError: false,
+          concurrency: this.#target.concurrency,
           params: {
             Bucket: this.#target.bucket,
             Key: key,
-            Body: body,
             ...(options.contentLength === undefined ? {} : { ContentLength: options.contentLength }),
             ...(options.contentType === undefined ? {} : { ContentType: options.contentType }),
             Metadata: metadata,
-            // lib-storage passes the algorithm to every request: the SDK then computes each
-            // part's CRC32 and CompleteMultipartUpload lists them.
+            // PutObject computes the CRC32 itself; CreateMultipartUpload names it, and every
+            // part carries its own (multipart.ts).
             ChecksumAlgorithm: "CRC32",
             ...sseParams(this.#target.encryption),
             ...lockParams(options.lock),
           },
-        });
-        await upload.done();
-      },
+        }),
       discard: () => this.delete(key),
       toError: (err) => nameRequestedKey(this.#error("upload", key, err), this.#target),
     });

@@ -1,0 +1,514 @@
+/**
+ * S3 uploads without lib-storage's per-byte costs, keeping the SDK for everything else.
+ *
+ * Measured (BENCHMARKS.md, finding 8): with lib-storage's `Upload` a backup cost 9–10 CPU
+ * s/GiB, 29% of the main thread in the garbage collector: its chunker builds every part with
+ * `Buffer.concat`, a fresh part-sized buffer per part, so 1 GiB of ArrayBuffers per GiB, and
+ * V8 starts a mark-compact for every ≈ 64 MiB of them. Here (4–5 CPU s/GiB):
+ * - parts are filled by one copy of each chunk into `concurrency + 1` part buffers allocated
+ *   once per upload and reused, so memory is those buffers whatever the size, and nothing
+ *   part-sized is left for the garbage collector;
+ * - each `UploadPart` is one `PUT` on the store's own keep-alive agents (tls.ts: the same CA
+ *   and verification settings), the buffer written as it is (no copy), signed by the client's
+ *   own SigV4 signer (`client.config.signer()`: its credentials provider, refreshed as the
+ *   SDK refreshes it) for the host, path, region and service the SDK itself resolved and
+ *   signed for the upload's `CreateMultipartUpload` (read off that request, so path-style,
+ *   virtual-hosted, custom endpoints and AWS regions are whatever the SDK makes of them);
+ * - the payload is `UNSIGNED-PAYLOAD` over HTTPS (TLS protects it, and S3 checks each part
+ *   against its CRC32 header); over plain HTTP the part's SHA-256 is signed, as the SDK does;
+ * - every part carries `x-amz-checksum-crc32` (zlib's native CRC32), and
+ *   CompleteMultipartUpload lists them, as with lib-storage (object-lock.test.ts: AWS refuses
+ *   uploads into an Object Lock bucket without a checksum);
+ * - a failed part is retried with the client's own retry strategy (`config.retryStrategy()`:
+ *   its attempts, backoff and retry quota), classified as the SDK classifies errors.
+ * The requests that create, complete and abort the upload, and a single `PutObject` for an
+ * object of at most one part, go through the SDK unchanged: they are per upload, not per byte.
+ * A failure aborts the multipart upload once the parts in flight have settled, then rejects.
+ */
+import { createHash } from "node:crypto";
+import type { ClientRequest, IncomingMessage } from "node:http";
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
+import { crc32 } from "node:zlib";
+import {
+  AbortMultipartUploadCommand,
+  type CompletedPart,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  type CreateMultipartUploadCommandInput,
+  PutObjectCommand,
+  type PutObjectCommandInput,
+  type S3Client,
+  S3ServiceException,
+} from "@aws-sdk/client-s3";
+import type { Agents } from "../tls.ts";
+
+/** What the SDK decided for this upload's requests: where they go and what they are signed for. */
+interface ResolvedTarget {
+  readonly protocol: string;
+  readonly hostname: string;
+  readonly port: number | undefined;
+  /** The object's path as the SDK encoded it (e.g. `/bucket/a/b.snap` or `/a/b.snap`). */
+  readonly path: string;
+  /** The `host` header the SDK signed. */
+  readonly host: string;
+  readonly signingRegion: string;
+  readonly signingService: string;
+}
+
+/** A SigV4 signer as the S3 client builds it (`config.signer()`). */
+interface RequestSigner {
+  sign(
+    request: SignableRequest,
+    options: { signingDate?: Date; signingRegion?: string; signingService?: string },
+  ): Promise<SignableRequest>;
+}
+
+interface SignableRequest {
+  method: string;
+  protocol: string;
+  hostname: string;
+  port?: number | undefined;
+  path: string;
+  query: Record<string, string>;
+  headers: Record<string, string>;
+}
+
+/** The client's configuration members this path uses (public members of S3Client.config). */
+interface ClientConfig {
+  signer: (authScheme?: unknown) => Promise<RequestSigner>;
+  retryStrategy: () => Promise<RetryStrategy>;
+  systemClockOffset?: number;
+}
+
+interface RetryToken {
+  getRetryCount(): number;
+}
+
+/** The SDK's RetryStrategyV2 (StandardRetryStrategy by default, `maxAttempts` from the client). */
+interface RetryStrategy {
+  acquireInitialRetryToken(scope: string): Promise<RetryToken>;
+  refreshRetryTokenForRetry(
+    token: RetryToken,
+    errorInfo: { error: unknown; errorType: RetryErrorType },
+  ): Promise<RetryToken>;
+  recordSuccess(token: RetryToken): void;
+}
+
+type RetryErrorType = "THROTTLING" | "TRANSIENT" | "SERVER_ERROR" | "CLIENT_ERROR";
+
+// The SDK's own classification (@smithy/core retry: service-error-classification), for the
+// errors one part request can end with.
+const throttlingNames = new Set([
+  "BandwidthLimitExceeded",
+  "RequestLimitExceeded",
+  "RequestThrottled",
+  "RequestThrottledException",
+  "SlowDown",
+  "Throttling",
+  "ThrottlingException",
+  "TooManyRequestsException",
+]);
+const transientNames = new Set(["TimeoutError", "RequestTimeout", "RequestTimeoutException"]);
+const transientCodes = new Set([
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+]);
+const transientStatus = new Set([500, 502, 503, 504]);
+
+function retryErrorType(err: unknown): RetryErrorType {
+  const e = err as { name?: unknown; code?: unknown; $metadata?: { httpStatusCode?: number } };
+  const status = e.$metadata?.httpStatusCode;
+  if (status === 429 || throttlingNames.has(String(e.name))) return "THROTTLING";
+  if (
+    transientNames.has(String(e.name)) ||
+    transientCodes.has(String(e.code)) ||
+    (status !== undefined && transientStatus.has(status))
+  ) {
+    return "TRANSIENT";
+  }
+  if (status !== undefined && status >= 500) return "SERVER_ERROR";
+  return "CLIENT_ERROR";
+}
+
+/** RFC 3986 escaping, as SigV4 canonicalises query values (the signer escapes the same way). */
+function escapeUri(value: string): string {
+  return encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/** `Credential=<key id>/<date>/<region>/<service>/aws4_request` of a SigV4 Authorization header. */
+const credentialScope = /Credential=[^/,\s]+\/\d{8}\/([^/,\s]+)\/([^/,\s]+)\/aws4_request/;
+
+/** `<Code>` and `<Message>` of an S3 XML error body. */
+function errorFields(xml: string): { code: string | undefined; message: string | undefined } {
+  const pick = (tag: string): string | undefined => new RegExp(`<${tag}>([^<]*)</${tag}>`).exec(xml)?.[1];
+  return { code: pick("Code"), message: pick("Message") };
+}
+
+/** Reads at most `limit` bytes of a response (an error's XML); the rest is discarded. */
+async function readSome(res: IncomingMessage, limit: number): Promise<string> {
+  let text = "";
+  for await (const chunk of res) {
+    if (text.length < limit) text += (chunk as Buffer).toString("utf8", 0, Math.min((chunk as Buffer).length, limit));
+  }
+  return text.slice(0, limit);
+}
+
+export interface LeanUploadParams {
+  readonly client: S3Client;
+  readonly agents: Agents;
+  readonly partSize: number;
+  readonly concurrency: number;
+  /** Every member of PutObject / CreateMultipartUpload but Body (bucket, key, type, metadata, SSE, lock, checksum). */
+  readonly params: Omit<PutObjectCommandInput, "Body"> & CreateMultipartUploadCommandInput;
+}
+
+/** Connection and idle limits, as the client's NodeHttpHandler (client.ts) has them. */
+const connectionTimeoutMs = 5_000;
+const requestTimeoutMs = 120_000;
+
+/**
+ * Uploads `chunks` as one object: a single PutObject when they fit one part, else a multipart
+ * upload of parts of exactly `partSize` (the last one smaller), at most `concurrency` in flight.
+ */
+export async function leanUpload(chunks: AsyncIterable<Buffer>, upload: LeanUploadParams): Promise<void> {
+  const { client, partSize, concurrency } = upload;
+  const free: Buffer[] = [];
+  let allocated = 0;
+  // One part being filled while `concurrency` are in flight: never more buffers than that.
+  const take = (): Buffer => {
+    const reused = free.pop();
+    if (reused !== undefined) return reused;
+    allocated++;
+    if (allocated > concurrency + 1) throw new Error("lean upload: more part buffers than concurrency + 1");
+    // Outside V8's buffer pool, not zero-filled: every byte sent is written first.
+    return Buffer.allocUnsafeSlow(partSize);
+  };
+
+  const iterator = chunks[Symbol.asyncIterator]();
+  let current = take();
+  let filled = 0;
+  let multipart: Multipart | undefined;
+  try {
+    for (;;) {
+      const step = await iterator.next();
+      if (step.done) break;
+      const chunk = step.value;
+      let offset = 0;
+      while (offset < chunk.length) {
+        if (filled === partSize) {
+          // A full part, and more bytes follow: it is not the last one.
+          multipart ??= await Multipart.start(upload);
+          await multipart.send(current, filled, (buffer) => free.push(buffer));
+          current = take();
+          filled = 0;
+        }
+        const end = Math.min(chunk.length, offset + partSize - filled);
+        filled += chunk.copy(current, filled, offset, end);
+        offset = end;
+      }
+      if (multipart?.failed) break;
+    }
+    if (multipart === undefined) {
+      await client.send(new PutObjectCommand({ ...upload.params, Body: current.subarray(0, filled) }));
+      return;
+    }
+    // After a failed part, `complete` rejects with that part's error.
+    if (!multipart.failed) await multipart.send(current, filled, () => {});
+    await multipart.complete();
+  } finally {
+    // Any failure (a part, the source, Complete): the parts in flight settle first, since an
+    // abort before them could leave a part behind, then the upload is aborted.
+    if (multipart !== undefined && !multipart.completed) await multipart.abort();
+  }
+}
+
+/** One multipart upload in progress: its id, its parts in flight, and those done. */
+class Multipart {
+  readonly #upload: LeanUploadParams;
+  readonly #uploadId: string;
+  readonly #target: ResolvedTarget;
+  readonly #signer: RequestSigner;
+  readonly #retry: RetryStrategy;
+  readonly #clockOffset: () => number;
+  readonly #inFlight = new Set<Promise<void>>();
+  readonly #done: CompletedPart[] = [];
+  #next = 1;
+  #error: { error: unknown } | undefined;
+  completed = false;
+
+  private constructor(
+    upload: LeanUploadParams,
+    uploadId: string,
+    target: ResolvedTarget,
+    signer: RequestSigner,
+    retry: RetryStrategy,
+  ) {
+    this.#upload = upload;
+    this.#uploadId = uploadId;
+    this.#target = target;
+    this.#signer = signer;
+    this.#retry = retry;
+    const config = upload.client.config as unknown as ClientConfig;
+    this.#clockOffset = () => config.systemClockOffset ?? 0;
+  }
+
+  /** CreateMultipartUpload through the SDK, noting where and for what it signed the request. */
+  static async start(upload: LeanUploadParams): Promise<Multipart> {
+    const { client, params } = upload;
+    const command = new CreateMultipartUploadCommand(params);
+    let seen: SignableRequest | undefined;
+    // Last before the wire: the request as resolved (endpoint, addressing) and signed.
+    command.middlewareStack.add(
+      (next) => async (args) => {
+        seen = args.request as SignableRequest;
+        return next(args);
+      },
+      { step: "deserialize", priority: "low", name: "openbaoBackupResolvedTarget" },
+    );
+    const out = await client.send(command);
+    const uploadId = out.UploadId;
+    if (uploadId === undefined) throw new Error("CreateMultipartUpload returned no UploadId");
+    const config = client.config as unknown as ClientConfig;
+    const multipart = await (async () => {
+      if (typeof config.signer !== "function" || typeof config.retryStrategy !== "function") {
+        // A client without them (an SDK change): fail loudly, never upload unsigned or unretried.
+        throw new Error(
+          "the S3 client exposes no SigV4 signer or retry strategy (config.signer, config.retryStrategy)",
+        );
+      }
+      const scope = credentialScope.exec(seen?.headers.authorization ?? seen?.headers.Authorization ?? "");
+      if (seen === undefined || scope?.[1] === undefined || scope[2] === undefined) {
+        throw new Error("CreateMultipartUpload was not sent with a SigV4 signature");
+      }
+      const target: ResolvedTarget = {
+        protocol: seen.protocol,
+        hostname: seen.hostname,
+        port: seen.port,
+        path: seen.path,
+        host: seen.headers.host ?? seen.headers.Host ?? seen.hostname,
+        signingRegion: scope[1],
+        signingService: scope[2],
+      };
+      return new Multipart(upload, uploadId, target, await config.signer(), await config.retryStrategy());
+    })().catch(async (err: unknown) => {
+      await client
+        .send(new AbortMultipartUploadCommand({ Bucket: params.Bucket, Key: params.Key, UploadId: uploadId }))
+        .catch(() => {});
+      throw err;
+    });
+    return multipart;
+  }
+
+  get failed(): boolean {
+    return this.#error !== undefined;
+  }
+
+  /**
+   * Starts part `#next` from `buffer[0, length)` once fewer than `concurrency` are in flight;
+   * `release` gets the buffer back when its request has settled.
+   */
+  async send(buffer: Buffer, length: number, release: (buffer: Buffer) => void): Promise<void> {
+    while (this.#inFlight.size >= this.#upload.concurrency) await Promise.race(this.#inFlight);
+    if (this.#error !== undefined) {
+      release(buffer);
+      return;
+    }
+    const partNumber = this.#next++;
+    const body = buffer.subarray(0, length);
+    const part = this.#putPart(partNumber, body).then(
+      (done) => {
+        this.#done.push(done);
+      },
+      (err: unknown) => {
+        this.#error ??= { error: err };
+      },
+    );
+    const settled = part.finally(() => {
+      this.#inFlight.delete(settled);
+      release(buffer);
+    });
+    this.#inFlight.add(settled);
+  }
+
+  async complete(): Promise<void> {
+    await Promise.all(this.#inFlight);
+    if (this.#error !== undefined) throw this.#error.error;
+    const parts = this.#done.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
+    const { Bucket, Key } = this.#upload.params;
+    await this.#upload.client.send(
+      new CompleteMultipartUploadCommand({ Bucket, Key, UploadId: this.#uploadId, MultipartUpload: { Parts: parts } }),
+    );
+    this.completed = true;
+  }
+
+  /** Waits for the parts in flight, then aborts the upload. */
+  async abort(): Promise<void> {
+    this.#error ??= { error: new Error("upload stopped") };
+    await Promise.all(this.#inFlight);
+    const { Bucket, Key } = this.#upload.params;
+    // A store unreachable now keeps the upload open: the next run's abortIncompleteUploads
+    // removes it (object-store.ts); the caller reports the failure that got us here.
+    await this.#upload.client
+      .send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId: this.#uploadId }))
+      .catch(() => {});
+  }
+
+  /** One UploadPart, retried as the client retries; resolves with what Complete lists. */
+  async #putPart(partNumber: number, body: Buffer): Promise<CompletedPart> {
+    const checksum = Buffer.alloc(4);
+    checksum.writeUInt32BE(crc32(body) >>> 0);
+    const crc = checksum.toString("base64");
+    // Over plain HTTP the part's SHA-256 is signed, as the SDK signs it (≈ 0.6 CPU s/GiB).
+    // Here, on the main thread: WebCrypto's digest on the thread pool copies each part first
+    // (outside the JS heap, into malloc arenas that stay resident), and measured A/B it cost
+    // as much main-thread time in that copy and more memory (BENCHMARKS, issue 19).
+    const payloadHash =
+      this.#target.protocol === "https:" ? "UNSIGNED-PAYLOAD" : createHash("sha256").update(body).digest("hex");
+    let token = await this.#retry.acquireInitialRetryToken("s3:UploadPart");
+    for (;;) {
+      try {
+        const etag = await this.#attempt(partNumber, body, crc, payloadHash);
+        this.#retry.recordSuccess(token);
+        return { PartNumber: partNumber, ETag: etag, ChecksumCRC32: crc };
+      } catch (err) {
+        if (this.#error !== undefined) throw err;
+        try {
+          token = await this.#retry.refreshRetryTokenForRetry(token, { error: err, errorType: retryErrorType(err) });
+        } catch {
+          throw err;
+        }
+      }
+    }
+  }
+
+  async #attempt(partNumber: number, body: Buffer, crc: string, payloadHash: string): Promise<string> {
+    const t = this.#target;
+    const query = { partNumber: String(partNumber), uploadId: this.#uploadId };
+    const signed = await this.#signer.sign(
+      {
+        method: "PUT",
+        protocol: t.protocol,
+        hostname: t.hostname,
+        port: t.port,
+        path: t.path,
+        query,
+        headers: {
+          host: t.host,
+          "content-length": String(body.length),
+          "x-amz-checksum-crc32": crc,
+          "x-amz-content-sha256": payloadHash,
+        },
+      },
+      {
+        signingDate: new Date(Date.now() + this.#clockOffset()),
+        signingRegion: t.signingRegion,
+        signingService: t.signingService,
+      },
+    );
+    const path = `${t.path}?partNumber=${partNumber}&uploadId=${escapeUri(this.#uploadId)}`;
+    const res = await send(this.#upload.agents, t, path, signed.headers, body);
+    const status = res.statusCode ?? 0;
+    if (status >= 200 && status < 300) {
+      res.resume();
+      const etag = res.headers.etag;
+      if (typeof etag !== "string" || etag === "") throw new Error(`part ${partNumber}: the store returned no ETag`);
+      return etag;
+    }
+    const { code, message } = errorFields(await readSome(res, 64 * 1024).catch(() => ""));
+    throw new S3ServiceException({
+      name: code ?? (status === 404 ? "NotFound" : "Unknown"),
+      $fault: status >= 500 ? "server" : "client",
+      $metadata: { httpStatusCode: status, requestId: headerOf(res, "x-amz-request-id") },
+      message: message ?? `UploadPart answered HTTP ${status}`,
+    });
+  }
+}
+
+function headerOf(res: IncomingMessage, name: string): string | undefined {
+  const value = res.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** One request with `body` written as is; resolves with the response (its body unread). */
+function send(
+  agents: Agents,
+  target: ResolvedTarget,
+  path: string,
+  headers: Record<string, string>,
+  body: Buffer,
+): Promise<IncomingMessage> {
+  const secure = target.protocol === "https:";
+  return new Promise((resolve, reject) => {
+    const req: ClientRequest = (secure ? httpsRequest : httpRequest)(
+      {
+        method: "PUT",
+        hostname: target.hostname,
+        ...(target.port === undefined ? {} : { port: target.port }),
+        path,
+        headers,
+        // The store's agents: its CA, verification setting and keep-alive sockets (tls.ts).
+        agent: secure ? agents.https : agents.http,
+      },
+      resolve,
+    );
+    req.on("error", reject);
+    limitTime(req, target.hostname, secure);
+    if (secure) writeSliced(req, body);
+    else req.end(body);
+  });
+}
+
+/** Slices of a part written to a TLS socket at a time. */
+const tlsSliceSize = 1024 * 1024;
+
+/**
+ * Writes `body` in slices (views, no copies), each once the last has left: TLS encrypts all
+ * of a write at once and queues the ciphertext, so one 10 MiB write would hold a second copy
+ * of the part until the store has read it (measured: +50 MiB peak RSS at 10 MiB × 3).
+ * Over plain HTTP the part is written whole: the kernel takes it from the buffer as it can.
+ */
+function writeSliced(req: ClientRequest, body: Buffer): void {
+  let offset = 0;
+  const next = (): void => {
+    while (offset < body.length) {
+      const end = Math.min(body.length, offset + tlsSliceSize);
+      const more = req.write(body.subarray(offset, end));
+      offset = end;
+      if (!more) {
+        req.once("drain", next);
+        return;
+      }
+    }
+    req.end();
+  };
+  next();
+}
+
+/**
+ * The client's connection and idle limits on one request. Apart from `send` on purpose: a
+ * listener on a kept-alive socket outlives its request, and a closure created in `send` would
+ * keep that request's part buffer reachable for as long as the socket lives.
+ */
+function limitTime(req: ClientRequest, hostname: string, secure: boolean): void {
+  req.on("socket", (socket) => {
+    if (!socket.connecting) return;
+    const timer = setTimeout(() => {
+      req.destroy(
+        Object.assign(new Error(`connection to ${hostname} timed out`), { name: "TimeoutError", code: "ETIMEDOUT" }),
+      );
+    }, connectionTimeoutMs);
+    const clear = (): void => clearTimeout(timer);
+    socket.once(secure ? "secureConnect" : "connect", clear);
+    req.once("close", clear);
+  });
+  req.setTimeout(requestTimeoutMs, () => {
+    req.destroy(Object.assign(new Error("the store sent nothing for two minutes"), { name: "TimeoutError" }));
+  });
+}
