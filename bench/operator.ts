@@ -34,6 +34,7 @@ import { serviceAccountIssuer, startKube } from "../test/servers/kube.ts";
 import { freePort } from "../test/servers/ports.ts";
 import { scratchDir, startProcess, waitFor } from "../test/servers/process.ts";
 import { MiB, percentile, procCpuMs, procMemory, table } from "./measure.ts";
+import { type ClusterRef, minimalClientBurst, minimalClients } from "./minimal-client.ts";
 
 const namespace = "openbao";
 const group = "openbao.org";
@@ -61,6 +62,10 @@ export interface OperatorBenchOptions {
   readonly operatorArgs?: readonly string[];
   /** Give up on the burst after this many seconds (default 1800). */
   readonly burstTimeoutSeconds?: number;
+  /** Measure the minimal client's burst afterwards (bench/minimal-client.ts); default true. */
+  readonly baseline?: boolean;
+  /** The operator's workers (`--workers`), and the minimal client's requests in flight; default 16. */
+  readonly workers?: number;
 }
 
 interface AuditRecord {
@@ -69,7 +74,33 @@ interface AuditRecord {
   readonly verb: string;
   readonly user?: { readonly username?: string };
   readonly objectRef?: { readonly resource?: string; readonly subresource?: string; readonly name?: string };
+  readonly responseStatus?: { readonly code?: number };
   readonly requestReceivedTimestamp: string;
+  /** When the stage was reached: for ResponseComplete, when the API server answered (µs resolution). */
+  readonly stageTimestamp?: string;
+}
+
+/**
+ * Seconds from `windowMs` until the API server answered each successful Job create whose name
+ * `matches` (the audit log's ResponseComplete stage): a millisecond figure for the operator and
+ * the minimal client alike, where creationTimestamp has whole seconds only.
+ */
+function jobCreateLatencies(
+  records: readonly AuditRecord[],
+  windowMs: number,
+  matches: (record: AuditRecord) => boolean,
+): number[] {
+  return records
+    .filter(
+      (r) =>
+        r.verb === "create" &&
+        r.stage === "ResponseComplete" &&
+        r.objectRef?.resource === "jobs" &&
+        (r.responseStatus?.code ?? 0) < 300 &&
+        Date.parse(r.requestReceivedTimestamp) >= windowMs - 1_000 &&
+        matches(r),
+    )
+    .map((r) => (Date.parse(r.stageTimestamp ?? r.requestReceivedTimestamp) - windowMs) / 1000);
 }
 
 export interface RequestCounts {
@@ -106,6 +137,19 @@ export interface OperatorResult {
   readonly operatorWarnings: Record<string, number>;
   /** The operator's own memory figures (its /metrics), MiB: when settled, at the end of the burst, at the end. */
   readonly memory: { readonly settled: MemoryFigures; readonly burstEnd: MemoryFigures; readonly end: MemoryFigures };
+  /**
+   * The minimal client on the same API server, after the operator stopped: the same writes
+   * before each Job (status, ServiceAccount, Job), as many in flight as the operator's workers.
+   */
+  readonly baseline?: {
+    readonly jobsCreated: number;
+    readonly creationLatencyS: { p50: number; p99: number; max: number };
+    /** From the audit log: window → the API server's answer to each Job create (ms resolution). */
+    readonly createdLatencyS: { p50: number; p99: number; max: number };
+    readonly workers: number;
+  };
+  /** The operator's Job creates, from the audit log like the baseline's (ms resolution). */
+  readonly createdLatencyS?: { p50: number; p99: number; max: number };
   readonly samples: Sample[];
 }
 
@@ -509,7 +553,8 @@ export async function benchOperator(options: OperatorBenchOptions): Promise<Oper
     const endMemory = await memory();
 
     const jobs = runner.runs.filter((r) => r.seenAt >= windowMs - 60_000);
-    const batch = await kc.makeApiClient(BatchV1Api).listNamespacedJob({ namespace });
+    const batchApi = kc.makeApiClient(BatchV1Api);
+    const batch = await batchApi.listNamespacedJob({ namespace });
     const creation = batch.items
       .map((j) => j.metadata?.creationTimestamp)
       .filter((t): t is Date => t !== undefined)
@@ -522,6 +567,53 @@ export async function benchOperator(options: OperatorBenchOptions): Promise<Oper
     }
     const records = readAudit(auditPath);
     const burst = phase(records, samples, windowMs - 1_000, burstTo);
+
+    let baseline: OperatorResult["baseline"];
+    const template = batch.items[0];
+    if (options.baseline !== false && template) {
+      // The operator stops first: the API server and etcd serve the minimal client alone.
+      await operator.stop();
+      const workers = options.workers ?? 16;
+      const listed = (await custom.listNamespacedCustomObject({ group, version, namespace, plural })) as {
+        items: { metadata: { name: string; uid: string; resourceVersion: string }; status?: Record<string, unknown> }[];
+      };
+      const clusters: ClusterRef[] = listed.items.map((c) => ({
+        name: c.metadata.name,
+        uid: c.metadata.uid,
+        resourceVersion: c.metadata.resourceVersion,
+        status: c.status ?? {},
+      }));
+      const baselineWindow = Math.ceil((Date.now() + 15_000) / 60_000) * 60_000;
+      log(`operator: the minimal client's burst at ${new Date(baselineWindow).toISOString()} (${workers} in flight)`);
+      const names = new Set(
+        await minimalClientBurst({
+          // Kept-alive connections, as the operator's (src/runtime/kube-connections.ts): the
+          // client library alone opens a TLS connection per request.
+          ...minimalClients(kc),
+          namespace,
+          clusters,
+          template,
+          windowMs: baselineWindow,
+          workers,
+        }),
+      );
+      const after = await batchApi.listNamespacedJob({ namespace });
+      const latencies = after.items
+        .filter((j) => names.has(j.metadata?.name ?? ""))
+        .map((j) => (new Date(j.metadata?.creationTimestamp ?? 0).getTime() - baselineWindow) / 1000);
+      await sleep(2_000); // the audit log is written asynchronously
+      const acked = jobCreateLatencies(readAudit(auditPath), baselineWindow, (r) => r.user?.username !== operatorUser);
+      const measured = {
+        jobsCreated: latencies.length,
+        creationLatencyS: stats(latencies),
+        createdLatencyS: stats(acked),
+        workers,
+      };
+      baseline = measured;
+      log(
+        `operator: minimal client: ${latencies.length} Jobs, window → Job create answered p50 ${measured.createdLatencyS.p50.toFixed(2)} s, p99 ${measured.createdLatencyS.p99.toFixed(2)} s`,
+      );
+    }
     const clusterWrites = Object.entries(burst.requests.byVerbResource)
       .filter(([key]) => /^(patch|update|create) openbaoclusters/.test(key))
       .reduce((sum, [, count]) => sum + count, 0);
@@ -542,6 +634,8 @@ export async function benchOperator(options: OperatorBenchOptions): Promise<Oper
       clusterWritesPerBackup: clusterWrites / n,
       operatorWarnings: warnings(operator.logPath),
       memory: { settled: settledMemory, burstEnd: burstEndMemory, end: endMemory },
+      createdLatencyS: stats(jobCreateLatencies(records, windowMs, (r) => r.user?.username === operatorUser)),
+      ...(baseline ? { baseline } : {}),
       samples,
     };
     mkdirSync(dir, { recursive: true });
@@ -564,6 +658,7 @@ function breakdown(counts: RequestCounts, divisor: number): string {
 
 export function operatorTables(r: OperatorResult): string {
   const s = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : "–");
+  const s3 = (x: number | undefined): string => (x !== undefined && Number.isFinite(x) ? x.toFixed(2) : "–");
   const main = table(
     ["figure", "value"],
     [
@@ -577,6 +672,22 @@ export function operatorTables(r: OperatorResult): string {
         "window → Job seen by the runner p50 / p99 / max (s)",
         `${s(r.seenLatencyS.p50)} / ${s(r.seenLatencyS.p99)} / ${s(r.seenLatencyS.max)}`,
       ],
+      ...(r.baseline
+        ? [
+            [
+              `minimal client (status write, ServiceAccount, Job; ${r.baseline.workers} in flight): window → Job creationTimestamp p50 / p99 / max (s)`,
+              `${s(r.baseline.creationLatencyS.p50)} / ${s(r.baseline.creationLatencyS.p99)} / ${s(r.baseline.creationLatencyS.max)} (${r.baseline.jobsCreated} Jobs)`,
+            ],
+            [
+              "window → Job create answered (audit log, ms) p50 / p99 / max (s): operator; minimal client",
+              `${s3(r.createdLatencyS?.p50)} / ${s3(r.createdLatencyS?.p99)} / ${s3(r.createdLatencyS?.max)}; ${s3(r.baseline.createdLatencyS.p50)} / ${s3(r.baseline.createdLatencyS.p99)} / ${s3(r.baseline.createdLatencyS.max)}`,
+            ],
+            [
+              "operator p99 / minimal client p99, Job create answered (target ≤ 1.25)",
+              ((r.createdLatencyS?.p99 ?? Number.NaN) / r.baseline.createdLatencyS.p99).toFixed(2),
+            ],
+          ]
+        : []),
       ["window → last Job finished (s)", s(r.lastJobFinishedS)],
       ["window → all results recorded (s)", `${s(r.allRecordedS)} (${r.recorded} recorded)`],
       [

@@ -31,6 +31,7 @@
  *     node-options="…"      operator: NODE_OPTIONS (default: the Helm chart's nodeOptions; "none")
  *     job-env=on|off        executor: the backup Job's runtime settings (its NODE_OPTIONS; default on)
  *     operator-args="…"     operator: extra flags, e.g. "--workers=4" or "--no-leader-election"
+ *     baseline=on|off       operator: the minimal client's burst after the operator's (default on)
  * Results: printed as Markdown tables and written to bench/results/<what>-<time>.json.
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -182,6 +183,7 @@ if (all || what.has("operator")) {
     heapSnapshotDir: options.get("heap") === "on" ? profileDir("operator-heap", true) : undefined,
     nodeOptions: nodeOptions === "none" ? undefined : nodeOptions,
     operatorArgs: (options.get("operator-args") ?? "").split(" ").filter((a) => a !== ""),
+    baseline: (options.get("baseline") ?? "on") === "on",
     log,
   });
   save("operator", result);
