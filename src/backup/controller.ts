@@ -53,6 +53,30 @@ export function backupServiceAccountName(cluster: string): string {
   return `${cluster.slice(0, 246)}-backup`;
 }
 
+/**
+ * The cluster's backup ServiceAccount, created (or its annotations updated) if the cache does
+ * not show it as wanted: the identity of backup, confirm and drill Jobs alike. Returns its name.
+ */
+export async function ensureBackupServiceAccount(
+  deps: Pick<BackupControllerDeps, "core" | "serviceAccounts">,
+  cluster: OpenBaoCluster,
+  annotations: Readonly<Record<string, string>>,
+): Promise<string> {
+  const name = backupServiceAccountName(cluster.metadata.name ?? "");
+  await ensureServiceAccount(
+    deps.core,
+    {
+      namespace: cluster.metadata.namespace ?? "",
+      name,
+      owner: ownerReference(clusterNames.kind, cluster),
+      annotations,
+      labels: { [Label.ManagedBy]: LabelValue.ManagedBy, [Label.Component]: LabelValue.ComponentBackup },
+    },
+    deps.serviceAccounts,
+  );
+  return name;
+}
+
 export class BackupController {
   readonly #d: BackupControllerDeps;
   readonly #unconfirmed = new UnconfirmedResults();
@@ -177,17 +201,10 @@ export class BackupController {
     const namespace = cluster.metadata.namespace ?? "";
     const clusterName = cluster.metadata.name ?? "";
     const owner = ownerReference(clusterNames.kind, cluster);
-    const serviceAccountName = backupServiceAccountName(clusterName);
-    await ensureServiceAccount(
-      this.#d.core,
-      {
-        namespace,
-        name: serviceAccountName,
-        owner,
-        annotations: request.spec.serviceAccountAnnotations,
-        labels: { [Label.ManagedBy]: LabelValue.ManagedBy, [Label.Component]: LabelValue.ComponentBackup },
-      },
-      this.#d.serviceAccounts,
+    const serviceAccountName = await ensureBackupServiceAccount(
+      this.#d,
+      cluster,
+      request.spec.serviceAccountAnnotations,
     );
     const labels = {
       [Label.ManagedBy]: LabelValue.ManagedBy,

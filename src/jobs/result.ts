@@ -23,7 +23,7 @@
  * and the Job's own verdict (DeadlineExceeded) must win over the executor's SIGTERM report.
  */
 import type { V1ContainerStateTerminated, V1Job, V1Pod } from "@kubernetes/client-node";
-import { Annotation, FailureReason } from "../api/constants.ts";
+import { Annotation, FailureReason, Label } from "../api/constants.ts";
 import { parseResultLine, type ReportedResult } from "../executor/result.ts";
 import type { Wire } from "../runtime/informer.ts";
 import { throwawayContainerName } from "./drill-pod.ts";
@@ -123,7 +123,9 @@ export function explainFailure(job: CachedJob, pods: readonly CachedPod[]): JobF
       reason: FailureReason.DeadlineExceeded,
       message:
         `the Job ran longer than its deadline${limit === undefined ? "" : ` of ${limit}s`} and Kubernetes stopped it; ` +
-        "raise spec.backup.activeDeadlineSeconds if the snapshot needs longer, or look for a hung OpenBao or storage endpoint",
+        (job.metadata?.labels?.[Label.Drill] !== undefined
+          ? "raise spec.backup.drill.activeDeadlineSeconds if the backup needs longer to restore, or look for a throwaway OpenBao that never started (its image, its requests) or a hung storage endpoint"
+          : "raise spec.backup.activeDeadlineSeconds if the snapshot needs longer, or look for a hung OpenBao or storage endpoint"),
     };
   }
   for (const pod of pods) {

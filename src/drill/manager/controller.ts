@@ -11,7 +11,7 @@
 import { Annotation, clusterNames, Label, LabelValue } from "../../api/constants.ts";
 import { toTimestamp } from "../../api/predicates.ts";
 import type { OpenBaoCluster } from "../../api/types.ts";
-import { backupServiceAccountName } from "../../backup/controller.ts";
+import { ensureBackupServiceAccount } from "../../backup/controller.ts";
 import { buildExecutorJob } from "../../jobs/executor-job.ts";
 import { labelValue } from "../../jobs/names.ts";
 import { type CachedJob, type CachedPod, observeJob, ownedBy } from "../../jobs/result.ts";
@@ -22,7 +22,6 @@ import {
   type Cache,
   type CachedServiceAccount,
   createClusterJob,
-  ensureServiceAccount,
   ownerReference,
   removeAnnotationIfUnchanged,
 } from "../../kube/objects.ts";
@@ -115,19 +114,9 @@ export class DrillController {
     const namespace = cluster.metadata.namespace ?? "";
     const clusterName = cluster.metadata.name ?? "";
     const owner = ownerReference(clusterNames.kind, cluster);
-    const serviceAccountName = backupServiceAccountName(clusterName);
     const spec = request.spec;
-    await ensureServiceAccount(
-      this.#d.core,
-      {
-        namespace,
-        name: serviceAccountName,
-        owner,
-        annotations: spec.serviceAccountAnnotations,
-        labels: { [Label.ManagedBy]: LabelValue.ManagedBy, [Label.Component]: LabelValue.ComponentBackup },
-      },
-      this.#d.serviceAccounts,
-    );
+    // The backup identity: a drill reads the same storage and logs in to the restored data as backups do.
+    const serviceAccountName = await ensureBackupServiceAccount(this.#d, cluster, spec.serviceAccountAnnotations);
     const labels = {
       [Label.ManagedBy]: LabelValue.ManagedBy,
       [Label.Name]: LabelValue.Name,

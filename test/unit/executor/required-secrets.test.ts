@@ -50,6 +50,9 @@ describe("required Secrets of a Job", () => {
       ["s3-credentials", env("tls=bao-tls-ca,storage=s3-credentials")],
       ["bao-token", env("token=bao-token", { BACKUP_TOKEN_FILE: join(root, "token", "token") })],
       ["other-ca", env("tls=other-ca", { BACKUP_CA_FILE: join(storage, "ca.crt") })],
+      // A drill's unseal keys (spec.backup.drill.unsealKeysSecretRef): missing, the drill would
+      // prove only "loaded" where "verified" was asked for.
+      ["bao-unseal-keys", env("unseal-keys=bao-unseal-keys", { DRILL_UNSEAL_KEYS_DIR: storage })],
     ];
     for (const [secret, e] of cases) {
       assert.throws(

@@ -68,6 +68,15 @@ describe("failures the executor could not report", () => {
     assert.match(failure.message, /the executor reported: stopped by a signal/);
   });
 
+  test("a drill Job's deadline names the drill's own deadline field", () => {
+    const drillJob = job("DeadlineExceeded", 600);
+    drillJob.metadata = { ...drillJob.metadata, labels: { "openbao.org/drill": "scheduled" } };
+    const failure = failureOf(observeJob(drillJob, [pod({ reason: "Error", exitCode: 4, message: terminatedResult })]));
+    assert.equal(failure.reason, "DeadlineExceeded");
+    assert.match(failure.message, /spec\.backup\.drill\.activeDeadlineSeconds/);
+    assert.doesNotMatch(failure.message, /raise spec\.backup\.activeDeadlineSeconds/);
+  });
+
   test("the OOM killer: OOMKilled naming the limit and what to change", () => {
     const observed = observeJob(job(undefined), [pod({ reason: "OOMKilled", exitCode: 137 })]);
     const failure = failureOf(observed);
