@@ -99,11 +99,14 @@ describe("real node: restore drills run by the operator prove that backups resto
     assert.ok(requests?.["ephemeral-storage"], "and its disk request too");
     const executor = pod?.status?.containerStatuses?.find((s) => s.name === "executor");
     assert.equal(executor?.image, world.images.productName);
-    const jobs = await world.batch.readNamespacedJob({ name: job, namespace });
-    assert.ok(
-      jobs.status?.conditions?.some((c) => (c.type === "Complete" || c.type === "Failed") && c.status === "True"),
-      "the Job controller finished the Job although a sidecar ran",
-    );
+    // The Job controller marks the Job a moment after its Pod ended (a failed Pod: after the
+    // Pod's own status, which the check above already saw): waited for, not read once.
+    await until(`the Job controller finished ${job} although a sidecar ran`, async () => {
+      const read = await world.batch.readNamespacedJob({ name: job, namespace });
+      return read.status?.conditions?.some(
+        (c) => (c.type === "Complete" || c.type === "Failed") && c.status === "True",
+      );
+    });
   }
 
   async function canaryVersion(bao: BaoServer): Promise<number> {
