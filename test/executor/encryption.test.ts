@@ -343,6 +343,28 @@ describe("server-side encryption on MinIO with its KMS: backup, restore, confirm
       assert.deepEqual(await storedKeys(), before);
     });
 
+    test("the refused PutObject never sends its body: the refusal is the store's answer, not a broken pipe", async () => {
+      // A store that refuses a PUT answers before reading the body and closes the connection:
+      // a client still writing then sees EPIPE / ECONNRESET, and the refusal was reported as
+      // StorageUnreachable (1 run in many, CI). With Expect: 100-continue awaited, the body
+      // never leaves; through a pass-through that relays the server's interim answers.
+      const proxy = await startWireProxy(minio.endpoint);
+      let run: Awaited<ReturnType<typeof runExecutor>>;
+      try {
+        const backupEnv = env({ BACKUP_PART_SIZE: String(64 * MiB) }, { credentials: temporary });
+        run = await runExecutor("backup", { ...backupEnv, BACKUP_ENDPOINT: proxy.url });
+      } finally {
+        await proxy.stop();
+      }
+      assert.equal(run.result?.reason, "StorageAuthDenied", showRun(run));
+      const puts = proxy.records.filter((r) => r.method === "PUT");
+      assert.ok(puts.length > 0, "the snapshot's PutObject was sent");
+      for (const put of puts) {
+        assert.equal(put.headers.expect, "100-continue", put.url);
+        assert.deepEqual([put.status, put.continued, put.bodyBytes], [403, false, 0], put.url);
+      }
+    });
+
     test("with SSE-KMS the policy accepts the backup (one PUT per object); restore and verify work with the same credentials", async () => {
       // A part size above the snapshot's size: the snapshot goes up in one PutObject.
       const backupEnv = env({ ...kms, BACKUP_PART_SIZE: String(64 * MiB) }, { credentials: temporary });
@@ -379,6 +401,10 @@ describe("server-side encryption on MinIO with its KMS: backup, restore, confirm
       assert.ok(
         parts.every((r) => r.status === 403 && r.headers["x-amz-server-side-encryption"] === undefined),
         `every UploadPart (no header) is refused: ${parts.map((r) => r.status).join(", ")}`,
+      );
+      assert.ok(
+        parts.every((r) => !r.continued && r.bodyBytes === 0),
+        "and none of them sent its body: the refusal came before it",
       );
       assert.deepEqual(await storedKeys(), before, "the aborted multipart upload stored nothing");
       assert.equal(await openUploads(), 0, "and was aborted");

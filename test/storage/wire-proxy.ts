@@ -5,8 +5,10 @@
  * It answers nothing itself, except when a test asks it to drop requests (`failWhen`) to
  * simulate a store that fails mid-upload.
  *
- * `Expect: 100-continue` is answered here and not forwarded; `Location` headers that point
- * at the server (GCS resumable sessions) are rewritten to point back at the proxy.
+ * `Expect: 100-continue` is forwarded: the server's `100 Continue` is relayed, and a body the
+ * client sends without it still reaches the server (`bodyBytes` counts what the client sent).
+ * `Location` headers that point at the server (GCS resumable sessions) are rewritten to
+ * point back at the proxy.
  */
 import {
   createServer,
@@ -24,6 +26,8 @@ export interface WireRecord {
   readonly url: string;
   /** Request body bytes forwarded. */
   bodyBytes: number;
+  /** Whether the server answered `100 Continue` to the request's `Expect` (false without one). */
+  continued: boolean;
   /** Whether the request carried an Authorization header. */
   readonly authorization: boolean;
   /** The request's headers as sent (names lower-case). */
@@ -61,6 +65,8 @@ export class WireProxy {
   constructor(options: WireProxyOptions) {
     this.#upstream = new URL(options.upstream);
     this.#server = createServer((req, res) => this.#forward(req, res));
+    // Without this listener Node would answer `100 Continue` itself, before the server decides.
+    this.#server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => this.#forward(req, res));
     this.#server.keepAliveTimeout = 30_000;
   }
 
@@ -110,6 +116,7 @@ export class WireProxy {
       method: req.method ?? "GET",
       url: req.url ?? "/",
       bodyBytes: 0,
+      continued: false,
       authorization: req.headers.authorization !== undefined,
       headers: { ...req.headers },
       startedAt: performance.now(),
@@ -126,7 +133,6 @@ export class WireProxy {
       return;
     }
     const headers = { ...req.headers };
-    delete headers.expect;
     const amendment = this.amendResponse?.(req);
     // A JSON body to amend must arrive uncompressed.
     if (amendment?.json !== undefined) delete headers["accept-encoding"];
@@ -172,6 +178,19 @@ export class WireProxy {
       finish();
       res.destroy();
     });
+    if (req.headers.expect?.toLowerCase() === "100-continue") {
+      upstreamReq.on("continue", () => {
+        record.continued = true;
+        res.writeContinue();
+      });
+      // The headers go alone, as the client sent them: the server answers before any body.
+      upstreamReq.flushHeaders();
+      // Answered without the body (a refusal): the client will not send it, so the request
+      // to the server can never end; it is closed once the answer has been relayed.
+      res.on("finish", () => {
+        if (!req.complete) upstreamReq.destroy();
+      });
+    }
     req.on("data", (chunk: Buffer) => {
       record.bodyBytes += chunk.length;
     });

@@ -8,10 +8,10 @@ import { S3Client, type S3ClientConfig } from "@aws-sdk/client-s3";
 // The web-identity provider the SDK's default chain uses itself. `@aws-sdk/credential-providers`
 // re-exports it publicly; it is not a declared dependency yet (see the storage issue's note).
 import { fromTokenFile } from "@aws-sdk/credential-providers";
-import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { messageOf, TargetConfigError } from "../errors.ts";
 import type { S3Target, StorageCredentials } from "../target.ts";
 import type { Agents } from "../tls.ts";
+import { ContinueAwareHandler } from "./continue-handler.ts";
 
 export interface S3ClientOptions {
   /** Projected ServiceAccount token for `roleArn`; default `AWS_WEB_IDENTITY_TOKEN_FILE`. */
@@ -58,13 +58,7 @@ export function createS3Client(
   agents: Agents,
   options: S3ClientOptions,
 ): S3Client {
-  const requestHandler = new NodeHttpHandler({
-    httpAgent: agents.http,
-    httpsAgent: agents.https,
-    // Fail fast on a black-holed endpoint; a stalled part is cut after two quiet minutes.
-    connectionTimeout: 5_000,
-    requestTimeout: 120_000,
-  });
+  const requestHandler = new ContinueAwareHandler(agents);
   const region = credentials.region ?? target.region;
   const mode = s3CredentialMode(target, credentials);
   let identity: S3ClientConfig["credentials"];
@@ -110,6 +104,9 @@ export function createS3Client(
     forcePathStyle: target.usePathStyle,
     ...(identity === undefined ? {} : { credentials: identity }),
     requestHandler,
+    // Every request with a body waits for the store's 100 Continue (continue-request.ts): a refusal
+    // then arrives as the store's answer, never as a broken pipe. One round trip per request.
+    expectContinueHeader: true,
     maxAttempts: 3,
     requestChecksumCalculation: "WHEN_REQUIRED",
     responseChecksumValidation: "WHEN_REQUIRED",

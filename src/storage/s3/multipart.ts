@@ -9,7 +9,8 @@
  *   once per upload and reused, so memory is those buffers whatever the size, and nothing
  *   part-sized is left for the garbage collector;
  * - each `UploadPart` is one `PUT` on the store's own keep-alive agents (tls.ts: the same CA
- *   and verification settings), the buffer written as it is (no copy), signed by the client's
+ *   and verification settings), the buffer written as it is (no copy) once the store has
+ *   answered `100 Continue` (continue-request.ts), signed by the client's
  *   own SigV4 signer (`client.config.signer()`: its credentials provider, refreshed as the
  *   SDK refreshes it) for the host, path, region and service the SDK itself resolved and
  *   signed for the upload's `CreateMultipartUpload` (read off that request, so path-style,
@@ -26,9 +27,7 @@
  * A failure aborts the multipart upload once the parts in flight have settled, then rejects.
  */
 import { createHash } from "node:crypto";
-import type { ClientRequest, IncomingMessage } from "node:http";
-import { request as httpRequest } from "node:http";
-import { request as httpsRequest } from "node:https";
+import type { IncomingMessage } from "node:http";
 import { crc32 } from "node:zlib";
 import {
   AbortMultipartUploadCommand,
@@ -42,6 +41,7 @@ import {
   S3ServiceException,
 } from "@aws-sdk/client-s3";
 import type { Agents } from "../tls.ts";
+import { escapeUri, sendWithContinue } from "./continue-request.ts";
 
 /** What the SDK decided for this upload's requests: where they go and what they are signed for. */
 interface ResolvedTarget {
@@ -137,11 +137,6 @@ function retryErrorType(err: unknown): RetryErrorType {
   return "CLIENT_ERROR";
 }
 
-/** RFC 3986 escaping, as SigV4 canonicalises query values (the signer escapes the same way). */
-function escapeUri(value: string): string {
-  return encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-}
-
 /** `Credential=<key id>/<date>/<region>/<service>/aws4_request` of a SigV4 Authorization header. */
 const credentialScope = /Credential=[^/,\s]+\/\d{8}\/([^/,\s]+)\/([^/,\s]+)\/aws4_request/;
 
@@ -168,10 +163,6 @@ export interface LeanUploadParams {
   /** Every member of PutObject / CreateMultipartUpload but Body (bucket, key, type, metadata, SSE, lock, checksum). */
   readonly params: Omit<PutObjectCommandInput, "Body"> & CreateMultipartUploadCommandInput;
 }
-
-/** Connection and idle limits, as the client's NodeHttpHandler (client.ts) has them. */
-const connectionTimeoutMs = 5_000;
-const requestTimeoutMs = 120_000;
 
 /**
  * Uploads `chunks` as one object: a single PutObject when they fit one part, else a multipart
@@ -413,7 +404,7 @@ class Multipart {
       },
     );
     const path = `${t.path}?partNumber=${partNumber}&uploadId=${escapeUri(this.#uploadId)}`;
-    const res = await send(this.#upload.agents, t, path, signed.headers, body);
+    const res = await sendWithContinue(this.#upload.agents, t, "PUT", path, signed.headers, body);
     const status = res.statusCode ?? 0;
     if (status >= 200 && status < 300) {
       res.resume();
@@ -434,81 +425,4 @@ class Multipart {
 function headerOf(res: IncomingMessage, name: string): string | undefined {
   const value = res.headers[name];
   return Array.isArray(value) ? value[0] : value;
-}
-
-/** One request with `body` written as is; resolves with the response (its body unread). */
-function send(
-  agents: Agents,
-  target: ResolvedTarget,
-  path: string,
-  headers: Record<string, string>,
-  body: Buffer,
-): Promise<IncomingMessage> {
-  const secure = target.protocol === "https:";
-  return new Promise((resolve, reject) => {
-    const req: ClientRequest = (secure ? httpsRequest : httpRequest)(
-      {
-        method: "PUT",
-        hostname: target.hostname,
-        ...(target.port === undefined ? {} : { port: target.port }),
-        path,
-        headers,
-        // The store's agents: its CA, verification setting and keep-alive sockets (tls.ts).
-        agent: secure ? agents.https : agents.http,
-      },
-      resolve,
-    );
-    req.on("error", reject);
-    limitTime(req, target.hostname, secure);
-    if (secure) writeSliced(req, body);
-    else req.end(body);
-  });
-}
-
-/** Slices of a part written to a TLS socket at a time. */
-const tlsSliceSize = 1024 * 1024;
-
-/**
- * Writes `body` in slices (views, no copies), each once the last has left: TLS encrypts all
- * of a write at once and queues the ciphertext, so one 10 MiB write would hold a second copy
- * of the part until the store has read it (measured: +50 MiB peak RSS at 10 MiB × 3).
- * Over plain HTTP the part is written whole: the kernel takes it from the buffer as it can.
- */
-function writeSliced(req: ClientRequest, body: Buffer): void {
-  let offset = 0;
-  const next = (): void => {
-    while (offset < body.length) {
-      const end = Math.min(body.length, offset + tlsSliceSize);
-      const more = req.write(body.subarray(offset, end));
-      offset = end;
-      if (!more) {
-        req.once("drain", next);
-        return;
-      }
-    }
-    req.end();
-  };
-  next();
-}
-
-/**
- * The client's connection and idle limits on one request. Apart from `send` on purpose: a
- * listener on a kept-alive socket outlives its request, and a closure created in `send` would
- * keep that request's part buffer reachable for as long as the socket lives.
- */
-function limitTime(req: ClientRequest, hostname: string, secure: boolean): void {
-  req.on("socket", (socket) => {
-    if (!socket.connecting) return;
-    const timer = setTimeout(() => {
-      req.destroy(
-        Object.assign(new Error(`connection to ${hostname} timed out`), { name: "TimeoutError", code: "ETIMEDOUT" }),
-      );
-    }, connectionTimeoutMs);
-    const clear = (): void => clearTimeout(timer);
-    socket.once(secure ? "secureConnect" : "connect", clear);
-    req.once("close", clear);
-  });
-  req.setTimeout(requestTimeoutMs, () => {
-    req.destroy(Object.assign(new Error("the store sent nothing for two minutes"), { name: "TimeoutError" }));
-  });
 }

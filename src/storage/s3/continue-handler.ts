@@ -1,0 +1,69 @@
+/**
+ * The S3 client's HTTP handler: the SDK's NodeHttpHandler, except that a PUT or POST the SDK
+ * marked `Expect: 100-continue` (client.ts: every one with a body) waits for the store's
+ * interim answer before its body is sent (continue-request.ts says why: a refusal must arrive as
+ * the store's answer, not as a broken pipe).
+ */
+import { NodeHttpHandler, type NodeHttpHandlerOptions } from "@smithy/node-http-handler";
+import type { Agents } from "../tls.ts";
+import { connectionTimeoutMs, escapeUri, requestTimeoutMs, sendWithContinue } from "./continue-request.ts";
+
+type SdkRequest = Parameters<NodeHttpHandler["handle"]>[0];
+type SdkOptions = Parameters<NodeHttpHandler["handle"]>[1];
+type SdkResult = Awaited<ReturnType<NodeHttpHandler["handle"]>>;
+
+export class ContinueAwareHandler extends NodeHttpHandler {
+  readonly #agents: Agents;
+
+  constructor(agents: Agents, options: Omit<NodeHttpHandlerOptions, "httpAgent" | "httpsAgent"> = {}) {
+    super({
+      httpAgent: agents.http,
+      httpsAgent: agents.https,
+      // Fail fast on a black-holed endpoint; a stalled request is cut after two quiet minutes.
+      connectionTimeout: connectionTimeoutMs,
+      requestTimeout: requestTimeoutMs,
+      ...options,
+    });
+    this.#agents = agents;
+  }
+
+  override async handle(request: SdkRequest, options?: SdkOptions): Promise<SdkResult> {
+    const { Expect, expect, ...headers } = request.headers;
+    const body = bufferOf(request.body);
+    const method = request.method === "PUT" || request.method === "POST" ? request.method : undefined;
+    if (method === undefined || (Expect ?? expect) !== "100-continue" || body === undefined) {
+      return super.handle(request, options);
+    }
+    const query = queryString(request.query);
+    const res = await sendWithContinue(
+      this.#agents,
+      { protocol: request.protocol, hostname: request.hostname, port: request.port },
+      method,
+      query === "" ? request.path : `${request.path}?${query}`,
+      headers,
+      body,
+      options?.abortSignal as AbortSignal | undefined,
+    );
+    const flat: Record<string, string> = {};
+    for (const [name, value] of Object.entries(res.headers)) {
+      if (value !== undefined) flat[name] = Array.isArray(value) ? value.join(",") : value;
+    }
+    return { response: { statusCode: res.statusCode ?? 0, reason: res.statusMessage, headers: flat, body: res } };
+  }
+}
+
+function queryString(query: SdkRequest["query"]): string {
+  const parts: string[] = [];
+  for (const [key, value] of Object.entries(query ?? {})) {
+    if (value === null || value === undefined) parts.push(escapeUri(key));
+    else for (const one of Array.isArray(value) ? value : [value]) parts.push(`${escapeUri(key)}=${escapeUri(one)}`);
+  }
+  return parts.join("&");
+}
+
+/** A body already in memory, as a Buffer view; undefined for a stream (left to the SDK). */
+function bufferOf(body: unknown): Buffer | undefined {
+  if (typeof body === "string") return Buffer.from(body);
+  if (body instanceof Uint8Array) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  return undefined;
+}
