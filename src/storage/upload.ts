@@ -48,9 +48,9 @@ export interface StreamUploadParams {
   readonly send: (body: Readable) => Promise<void>;
   /**
    * Used instead of `send` when given: takes the guarded chunks as they come, without a
-   * Readable in between (S3's own multipart path, s3/multipart.ts: a stream stage costs CPU
-   * per chunk, and a TLS source delivers tens of thousands of chunks per GiB). The same rules
-   * as `send`: settle only after the provider's cleanup, and stop pulling on failure.
+   * Readable in between (the part uploads of S3 and Azure, part-upload.ts: a stream stage
+   * costs CPU per chunk, and a TLS source delivers tens of thousands of chunks per GiB). The
+   * same rules as `send`: settle only after the provider's cleanup, and stop pulling on failure.
    */
   readonly sendChunks?: ((chunks: AsyncIterable<Buffer>) => Promise<void>) | undefined;
   /** Deletes the object: used only if an SDK committed without reading the whole source. */

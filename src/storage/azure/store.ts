@@ -1,9 +1,9 @@
 /**
  * ObjectStore on Azure Blob Storage (`@azure/storage-blob` + `@azure/identity`) and Azurite.
  *
- * Uploads are block uploads (`uploadStream`): blocks of `partSize` are staged in parallel and
- * the blob appears only when the block list is committed after the last one, so a failed
- * upload leaves no blob (staged blocks are discarded by the service after a week).
+ * Uploads are block uploads (blocks.ts): blocks of `partSize` are staged in parallel and the
+ * blob appears only when the block list is committed after the last one, so a failed upload
+ * leaves no blob (staged blocks are discarded by the service after a week).
  *
  * `target.encryption.encryptionScope` goes on every staged block and on the block list;
  * `head` reads the scope Azure reports (Azurite ignores and omits it).
@@ -52,6 +52,7 @@ import { deleteEach, guardDownload } from "../streams.ts";
 import { type AzureTarget, type StorageCredentials, secretValues } from "../target.ts";
 import { type Agents, createAgents, tlsSettings } from "../tls.ts";
 import { uploadObject } from "../upload.ts";
+import { uploadBlocks } from "./blocks.ts";
 
 const pageSize = 1000;
 /** A base64 string of whole 4-character groups (Azure account keys are 64 bytes → 88 characters). */
@@ -177,6 +178,8 @@ function resolveCredential(
 /**
  * `uploadStream` keeps m block buffers and stages ceil(3m/4) blocks at once; the smallest m
  * that stages `concurrency` (c) blocks at once keeps memory lowest (m = c for c ≤ 3).
+ * Uploads here no longer use `uploadStream` (blocks.ts); the bench's bare-SDK baseline does
+ * (bench/client.ts), with this count, so that it stages as many blocks at once as the store.
  */
 export function azureBufferCount(concurrency: number): number {
   return Math.floor((4 * (concurrency - 1)) / 3) + 1;
@@ -215,7 +218,7 @@ export class AzureObjectStore implements ObjectStore {
     const secrets = secretValues(credentials);
     this.#error = errorMapper("azure", this.location, secrets, azureErrorFacts);
     const { url, credential } = resolveCredential(target, credentials, secrets);
-    this.#agents = createAgents(tlsSettings(target, credentials), azureBufferCount(target.concurrency) + 4);
+    this.#agents = createAgents(tlsSettings(target, credentials), target.concurrency + 4);
     const pipeline = newPipeline(credential, {
       // Quick on a dead endpoint (three tries within seconds), patient enough for a busy one.
       retryOptions: { maxTries: 3, retryDelayInMs: 500, maxRetryDelayInMs: 4_000 },
@@ -233,16 +236,17 @@ export class AzureObjectStore implements ObjectStore {
       options,
       configuredPartSize: this.#target.partSize,
       limits: this.#limits,
-      send: async (body, plan, metadata) => {
-        await blob.uploadStream(body, plan.partSize, azureBufferCount(this.#target.concurrency), {
+      sendChunks: (chunks, plan, metadata) =>
+        uploadBlocks(chunks, {
+          blob,
+          partSize: plan.partSize,
+          concurrency: this.#target.concurrency,
           metadata,
           ...(options.contentType === undefined ? {} : { blobHTTPHeaders: { blobContentType: options.contentType } }),
-          // Sent as x-ms-encryption-scope on every Put Block and on Put Block List.
           ...(this.#target.encryption === undefined
             ? {}
             : { encryptionScope: this.#target.encryption.encryptionScope }),
-        });
-      },
+        }),
       discard: () => this.delete(key),
       toError: (err) => nameRequestedKey(this.#error("upload", key, err), this.#target),
     });

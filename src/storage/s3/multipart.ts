@@ -1,13 +1,8 @@
 /**
- * S3 uploads without lib-storage's per-byte costs, keeping the SDK for everything else.
- *
- * Measured (BENCHMARKS.md, finding 8): with lib-storage's `Upload` a backup cost 9–10 CPU
- * s/GiB, 29% of the main thread in the garbage collector: its chunker builds every part with
- * `Buffer.concat`, a fresh part-sized buffer per part, so 1 GiB of ArrayBuffers per GiB, and
- * V8 starts a mark-compact for every ≈ 64 MiB of them. Here (4–5 CPU s/GiB):
- * - parts are filled by one copy of each chunk into `concurrency + 1` part buffers allocated
- *   once per upload and reused, so memory is those buffers whatever the size, and nothing
- *   part-sized is left for the garbage collector;
+ * S3 uploads without lib-storage's per-byte costs, keeping the SDK for everything else: the
+ * S3 requests of part-upload.ts, which fills the parts (one copy of each chunk into pooled
+ * buffers), bounds the parts in flight, and aborts after a failure (why and measured there,
+ * BENCHMARKS.md finding 8: 9–10 CPU s/GiB with lib-storage's `Upload`, 4–5 here).
  * - each `UploadPart` is one `PUT` on the store's own keep-alive agents (tls.ts: the same CA
  *   and verification settings), the buffer written as it is (no copy) once the store has
  *   answered `100 Continue` (continue-request.ts), signed by the client's
@@ -40,6 +35,7 @@ import {
   type S3Client,
   S3ServiceException,
 } from "@aws-sdk/client-s3";
+import { type PartSession, uploadInParts } from "../part-upload.ts";
 import type { Agents } from "../tls.ts";
 import { escapeUri, sendWithContinue } from "./continue-request.ts";
 
@@ -168,71 +164,28 @@ export interface LeanUploadParams {
  * Uploads `chunks` as one object: a single PutObject when they fit one part, else a multipart
  * upload of parts of exactly `partSize` (the last one smaller), at most `concurrency` in flight.
  */
-export async function leanUpload(chunks: AsyncIterable<Buffer>, upload: LeanUploadParams): Promise<void> {
+export function leanUpload(chunks: AsyncIterable<Buffer>, upload: LeanUploadParams): Promise<void> {
   const { client, partSize, concurrency } = upload;
-  const free: Buffer[] = [];
-  let allocated = 0;
-  // One part being filled while `concurrency` are in flight: never more buffers than that.
-  const take = (): Buffer => {
-    const reused = free.pop();
-    if (reused !== undefined) return reused;
-    allocated++;
-    if (allocated > concurrency + 1) throw new Error("lean upload: more part buffers than concurrency + 1");
-    // Outside V8's buffer pool, not zero-filled: every byte sent is written first.
-    return Buffer.allocUnsafeSlow(partSize);
-  };
-
-  const iterator = chunks[Symbol.asyncIterator]();
-  let current = take();
-  let filled = 0;
-  let multipart: Multipart | undefined;
-  try {
-    for (;;) {
-      const step = await iterator.next();
-      if (step.done) break;
-      const chunk = step.value;
-      let offset = 0;
-      while (offset < chunk.length) {
-        if (filled === partSize) {
-          // A full part, and more bytes follow: it is not the last one.
-          multipart ??= await Multipart.start(upload);
-          await multipart.send(current, filled, (buffer) => free.push(buffer));
-          current = take();
-          filled = 0;
-        }
-        const end = Math.min(chunk.length, offset + partSize - filled);
-        filled += chunk.copy(current, filled, offset, end);
-        offset = end;
-      }
-      if (multipart?.failed) break;
-    }
-    if (multipart === undefined) {
-      await client.send(new PutObjectCommand({ ...upload.params, Body: current.subarray(0, filled) }));
-      return;
-    }
-    // After a failed part, `complete` rejects with that part's error.
-    if (!multipart.failed) await multipart.send(current, filled, () => {});
-    await multipart.complete();
-  } finally {
-    // Any failure (a part, the source, Complete): the parts in flight settle first, since an
-    // abort before them could leave a part behind, then the upload is aborted.
-    if (multipart !== undefined && !multipart.completed) await multipart.abort();
-  }
+  return uploadInParts(
+    chunks,
+    { partSize, concurrency },
+    {
+      single: async (body) => {
+        await client.send(new PutObjectCommand({ ...upload.params, Body: body }));
+      },
+      start: () => Multipart.start(upload),
+    },
+  );
 }
 
-/** One multipart upload in progress: its id, its parts in flight, and those done. */
-class Multipart {
+/** One multipart upload in progress: its id, and where and how its parts are sent. */
+class Multipart implements PartSession<CompletedPart> {
   readonly #upload: LeanUploadParams;
   readonly #uploadId: string;
   readonly #target: ResolvedTarget;
   readonly #signer: RequestSigner;
   readonly #retry: RetryStrategy;
   readonly #clockOffset: () => number;
-  readonly #inFlight = new Set<Promise<void>>();
-  readonly #done: CompletedPart[] = [];
-  #next = 1;
-  #error: { error: unknown } | undefined;
-  completed = false;
 
   private constructor(
     upload: LeanUploadParams,
@@ -297,52 +250,19 @@ class Multipart {
     return multipart;
   }
 
-  get failed(): boolean {
-    return this.#error !== undefined;
-  }
-
-  /**
-   * Starts part `#next` from `buffer[0, length)` once fewer than `concurrency` are in flight;
-   * `release` gets the buffer back when its request has settled.
-   */
-  async send(buffer: Buffer, length: number, release: (buffer: Buffer) => void): Promise<void> {
-    while (this.#inFlight.size >= this.#upload.concurrency) await Promise.race(this.#inFlight);
-    if (this.#error !== undefined) {
-      release(buffer);
-      return;
-    }
-    const partNumber = this.#next++;
-    const body = buffer.subarray(0, length);
-    const part = this.#putPart(partNumber, body).then(
-      (done) => {
-        this.#done.push(done);
-      },
-      (err: unknown) => {
-        this.#error ??= { error: err };
-      },
-    );
-    const settled = part.finally(() => {
-      this.#inFlight.delete(settled);
-      release(buffer);
-    });
-    this.#inFlight.add(settled);
-  }
-
-  async complete(): Promise<void> {
-    await Promise.all(this.#inFlight);
-    if (this.#error !== undefined) throw this.#error.error;
-    const parts = this.#done.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
+  async complete(parts: readonly CompletedPart[]): Promise<void> {
     const { Bucket, Key } = this.#upload.params;
     await this.#upload.client.send(
-      new CompleteMultipartUploadCommand({ Bucket, Key, UploadId: this.#uploadId, MultipartUpload: { Parts: parts } }),
+      new CompleteMultipartUploadCommand({
+        Bucket,
+        Key,
+        UploadId: this.#uploadId,
+        MultipartUpload: { Parts: [...parts] },
+      }),
     );
-    this.completed = true;
   }
 
-  /** Waits for the parts in flight, then aborts the upload. */
   async abort(): Promise<void> {
-    this.#error ??= { error: new Error("upload stopped") };
-    await Promise.all(this.#inFlight);
     const { Bucket, Key } = this.#upload.params;
     // A store unreachable now keeps the upload open: the next run's abortIncompleteUploads
     // removes it (object-store.ts); the caller reports the failure that got us here.
@@ -352,7 +272,7 @@ class Multipart {
   }
 
   /** One UploadPart, retried as the client retries; resolves with what Complete lists. */
-  async #putPart(partNumber: number, body: Buffer): Promise<CompletedPart> {
+  async sendPart(partNumber: number, body: Buffer, stopped: AbortSignal): Promise<CompletedPart> {
     const checksum = Buffer.alloc(4);
     checksum.writeUInt32BE(crc32(body) >>> 0);
     const crc = checksum.toString("base64");
@@ -369,7 +289,7 @@ class Multipart {
         this.#retry.recordSuccess(token);
         return { PartNumber: partNumber, ETag: etag, ChecksumCRC32: crc };
       } catch (err) {
-        if (this.#error !== undefined) throw err;
+        if (stopped.aborted) throw err;
         try {
           token = await this.#retry.refreshRetryTokenForRetry(token, { error: err, errorType: retryErrorType(err) });
         } catch {
