@@ -22,8 +22,10 @@
  *     tls=on|off            the snapshot source over HTTPS (default on, as OpenBao)
  *     sink-tls=on|off       MinIO over HTTPS, as AWS S3 always is (default off)
  *     baselines=on|off      executor: (a) and (b) next to every executor run (default on; off for an A/B)
- *     executor-root=DIR     executor: measure another checkout's executor (DIR/src/cli/main.ts), e.g. the
- *                           last commit, against the same servers and baselines
+ *     executor-root=DIR     executor: measure another checkout's executor, e.g. the last commit, against
+ *                           the same servers and baselines (DIR needs node_modules, e.g. a symlink)
+ *     executor-build=dist|src  executor: as the image runs it (tsc, then node --enable-source-maps
+ *                           dist/cli/main.js) or from src/ with Node's type stripping (default dist)
  *     secrets=8000 value=8K real OpenBao: KV v2 secrets written before the backup, and their size
  *     clusters=1000         operator: OpenBaoCluster objects on one cron minute
  *     cpu-prof=on           V8 CPU profiles of the executor / operator (bench/results/profiles/)
@@ -62,6 +64,12 @@ for (const arg of args) {
   else what.add(arg);
 }
 const all = what.size === 0;
+/** `executor-build=`: how the executor is run (bench/executor.ts, ExecutorBuild). */
+function executorBuild(): "dist" | "src" {
+  const value = options.get("executor-build") ?? "dist";
+  if (value !== "dist" && value !== "src") throw new Error(`executor-build=${value}: use dist or src`);
+  return value;
+}
 const list = (name: string, fallback: string): string[] =>
   (options.get(name) ?? fallback)
     .split(",")
@@ -121,6 +129,7 @@ if (all || what.has("executor")) {
     sinkTls: options.get("sink-tls") === "on",
     baselines: (options.get("baselines") ?? "on") === "on",
     executorRoot: options.get("executor-root"),
+    executorBuild: executorBuild(),
     repeat: Number(options.get("repeat") ?? "1"),
     cpuProfileDir: profileDir("executor"),
     jobRuntimeEnv: (options.get("job-env") ?? "on") === "on",
