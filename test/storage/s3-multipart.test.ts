@@ -1,18 +1,21 @@
 /**
  * S3's own multipart path (src/storage/s3/multipart.ts) against a real MinIO, beyond the
  * contract every provider passes (contract.ts): what each UploadPart carries on the wire over
- * plain HTTP (its SHA-256 signed, its CRC32), that parts go over HTTPS with the store's CA and
- * an unsigned payload, that a part cut off on the wire is retried by the client's retry
+ * plain HTTP (its SHA-256 signed and sent as its checksum), that parts go over HTTPS with the
+ * store's CA, an unsigned payload and a CRC32, that a part cut off on the wire is retried by the client's retry
  * strategy, and that temporary credentials from web identity (a session token the signer adds)
  * sign the parts as they sign the SDK's own requests.
  */
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
+import { Agent as HttpsAgent } from "node:https";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { crc32 } from "node:zlib";
+import { HeadObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { openObjectStore } from "../../src/storage/index.ts";
 import type { ObjectStore } from "../../src/storage/object-store.ts";
 import { parseTarget, type StorageCredentials, type TargetSpec } from "../../src/storage/target.ts";
@@ -72,7 +75,7 @@ describe("s3 multipart on MinIO over HTTP: what each part carries, and retries",
     await server?.stop();
   });
 
-  test("each part: exactly its bytes, its SHA-256 signed (plain HTTP) and its CRC32; read back whole", async () => {
+  test("each part: exactly its bytes, its SHA-256 signed (plain HTTP) and sent as its checksum; read back whole", async () => {
     const bytes = randomBytes(2 * partSize + 12345);
     proxy.reset();
     const store = open();
@@ -92,8 +95,11 @@ describe("s3 multipart on MinIO over HTTP: what each part carries, and retries",
       const record = byNumber.get(i + 1);
       assert.ok(record, `part ${i + 1} was sent`);
       assert.equal(record.headers["x-amz-content-sha256"], sha256(part), `part ${i + 1}: signed payload`);
-      assert.equal(record.headers["x-amz-checksum-crc32"], crc32Base64(part), `part ${i + 1}: CRC32`);
-      assert.match(String(record.headers.authorization), /SignedHeaders=[^,]*x-amz-checksum-crc32/);
+      // One hash of each part: the signed digest is its checksum, and no CRC32 is computed beside it.
+      const digest = Buffer.from(sha256(part), "hex").toString("base64");
+      assert.equal(record.headers["x-amz-checksum-sha256"], digest, `part ${i + 1}: checksum`);
+      assert.equal(record.headers["x-amz-checksum-crc32"], undefined, `part ${i + 1}: no CRC32`);
+      assert.match(String(record.headers.authorization), /SignedHeaders=[^,]*x-amz-checksum-sha256/);
     });
     const down = await sha256Of(await store.download("wire/parts.bin"));
     assert.equal(down.sha256, sha256(bytes));
@@ -138,7 +144,7 @@ describe("s3 multipart on MinIO over HTTPS", () => {
     await server?.stop();
   });
 
-  test("parts go over TLS with the store's CA (unsigned payload, CRC32 checked by the store)", async () => {
+  test("parts go over TLS with the store's CA (unsigned payload, CRC32 checked by the store and listed)", async () => {
     assert.match(server.endpoint, /^https:/);
     const store = openObjectStore(parseTarget(server.target("tls", { partSize, concurrency: 3 })), {
       ...server.credentials,
@@ -150,6 +156,29 @@ describe("s3 multipart on MinIO over HTTPS", () => {
     assert.equal(result.size, bytes.length);
     assert.equal((await store.head("tls/parts.bin"))?.size, bytes.length);
     assert.equal((await sha256Of(await store.download("tls/parts.bin"))).sha256, sha256(bytes));
+    // Over TLS the parts carry CRC32 (no SHA-256 is computed for an unsigned payload): the
+    // store's composite checksum is the CRC32 of the four parts' CRC32s, listed by Complete.
+    const official = new S3Client({
+      region: "us-east-1",
+      endpoint: server.endpoint,
+      forcePathStyle: true,
+      credentials: {
+        accessKeyId: server.credentials.accessKeyId ?? "",
+        secretAccessKey: server.credentials.secretAccessKey ?? "",
+      },
+      requestHandler: new NodeHttpHandler({ httpsAgent: new HttpsAgent({ ca: caPem }) }),
+    });
+    try {
+      const head = await official.send(
+        new HeadObjectCommand({ Bucket: "tls", Key: "tls/parts.bin", ChecksumMode: "ENABLED" }),
+      );
+      const parts = [0, 1, 2, 3].map((i) => bytes.subarray(i * partSize, (i + 1) * partSize));
+      const composite = Buffer.concat(parts.map((part) => Buffer.from(crc32Base64(part), "base64")));
+      assert.equal(head.ChecksumCRC32, `${crc32Base64(composite)}-4`);
+      assert.equal(head.ChecksumSHA256, undefined);
+    } finally {
+      official.destroy();
+    }
   });
 });
 

@@ -10,11 +10,13 @@
  *   SDK refreshes it) for the host, path, region and service the SDK itself resolved and
  *   signed for the upload's `CreateMultipartUpload` (read off that request, so path-style,
  *   virtual-hosted, custom endpoints and AWS regions are whatever the SDK makes of them);
- * - the payload is `UNSIGNED-PAYLOAD` over HTTPS (TLS protects it, and S3 checks each part
- *   against its CRC32 header); over plain HTTP the part's SHA-256 is signed, as the SDK does;
- * - every part carries `x-amz-checksum-crc32` (zlib's native CRC32), and
- *   CompleteMultipartUpload lists them, as with lib-storage (object-lock.test.ts: AWS refuses
- *   uploads into an Object Lock bucket without a checksum);
+ * - every part carries a checksum header of the upload's `ChecksumAlgorithm` (store.ts picks
+ *   it), and CompleteMultipartUpload lists them (object-lock.test.ts: AWS refuses uploads into
+ *   an Object Lock bucket without a checksum): over HTTPS `x-amz-checksum-crc32` (zlib's
+ *   native CRC32) and an `UNSIGNED-PAYLOAD` signature (TLS protects the bytes, S3 checks the
+ *   CRC32); over plain HTTP the part's SHA-256 is signed, as the SDK signs it, and the same
+ *   digest is its `x-amz-checksum-sha256` — one hash of each part where a CRC32 beside it
+ *   would cost ≈ 0.2 CPU s/GiB more;
  * - a failed part is retried with the client's own retry strategy (`config.retryStrategy()`:
  *   its attempts, backoff and retry quota), classified as the SDK classifies errors.
  * The requests that create, complete and abort the upload, and a single `PutObject` for an
@@ -178,6 +180,54 @@ export function leanUpload(chunks: AsyncIterable<Buffer>, upload: LeanUploadPara
   );
 }
 
+/** What one part is sent with: its checksum header, what Complete lists, its signed payload hash. */
+interface PartDigests {
+  readonly header: "x-amz-checksum-crc32" | "x-amz-checksum-sha256";
+  /** The checksum, base64, as S3 expects it in the header and in Complete. */
+  readonly checksum: string;
+  readonly completed: Pick<CompletedPart, "ChecksumCRC32" | "ChecksumSHA256">;
+  /** `x-amz-content-sha256`: the payload's SHA-256, hex, or `UNSIGNED-PAYLOAD` over HTTPS. */
+  readonly payloadHash: string;
+}
+
+/**
+ * The checksum an upload to `endpoint` carries (store.ts): SHA-256 over plain HTTP, where each
+ * part's SHA-256 is computed for its signature anyway; CRC32 over HTTPS (AWS's own endpoints
+ * when none is given), where the payload is not signed and CRC32 is the cheapest checksum.
+ */
+export function checksumAlgorithmFor(endpoint: string | undefined): "CRC32" | "SHA256" {
+  return endpoint !== undefined && new URL(endpoint).protocol === "http:" ? "SHA256" : "CRC32";
+}
+
+/**
+ * One part's digests for the upload's checksum algorithm, each byte hashed once. The part's
+ * SHA-256 runs on the main thread: WebCrypto's digest on the thread pool copies each part
+ * first (outside the JS heap, into malloc arenas that stay resident), and measured A/B it cost
+ * as much main-thread time in that copy and more memory (BENCHMARKS, finding 8).
+ */
+export function partDigests(body: Buffer, algorithm: string | undefined, https: boolean): PartDigests {
+  if (algorithm === "SHA256") {
+    const digest = createHash("sha256").update(body).digest();
+    const checksum = digest.toString("base64");
+    return {
+      header: "x-amz-checksum-sha256",
+      checksum,
+      completed: { ChecksumSHA256: checksum },
+      payloadHash: https ? "UNSIGNED-PAYLOAD" : digest.toString("hex"),
+    };
+  }
+  if (algorithm !== "CRC32") throw new Error(`part checksums: ${String(algorithm)} is not CRC32 or SHA256`);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(body) >>> 0);
+  const checksum = crc.toString("base64");
+  return {
+    header: "x-amz-checksum-crc32",
+    checksum,
+    completed: { ChecksumCRC32: checksum },
+    payloadHash: https ? "UNSIGNED-PAYLOAD" : createHash("sha256").update(body).digest("hex"),
+  };
+}
+
 /** One multipart upload in progress: its id, and where and how its parts are sent. */
 class Multipart implements PartSession<CompletedPart> {
   readonly #upload: LeanUploadParams;
@@ -273,21 +323,13 @@ class Multipart implements PartSession<CompletedPart> {
 
   /** One UploadPart, retried as the client retries; resolves with what Complete lists. */
   async sendPart(partNumber: number, body: Buffer, stopped: AbortSignal): Promise<CompletedPart> {
-    const checksum = Buffer.alloc(4);
-    checksum.writeUInt32BE(crc32(body) >>> 0);
-    const crc = checksum.toString("base64");
-    // Over plain HTTP the part's SHA-256 is signed, as the SDK signs it (≈ 0.6 CPU s/GiB).
-    // Here, on the main thread: WebCrypto's digest on the thread pool copies each part first
-    // (outside the JS heap, into malloc arenas that stay resident), and measured A/B it cost
-    // as much main-thread time in that copy and more memory (BENCHMARKS, issue 19).
-    const payloadHash =
-      this.#target.protocol === "https:" ? "UNSIGNED-PAYLOAD" : createHash("sha256").update(body).digest("hex");
+    const digests = partDigests(body, this.#upload.params.ChecksumAlgorithm, this.#target.protocol === "https:");
     let token = await this.#retry.acquireInitialRetryToken("s3:UploadPart");
     for (;;) {
       try {
-        const etag = await this.#attempt(partNumber, body, crc, payloadHash);
+        const etag = await this.#attempt(partNumber, body, digests);
         this.#retry.recordSuccess(token);
-        return { PartNumber: partNumber, ETag: etag, ChecksumCRC32: crc };
+        return { PartNumber: partNumber, ETag: etag, ...digests.completed };
       } catch (err) {
         if (stopped.aborted) throw err;
         try {
@@ -299,7 +341,7 @@ class Multipart implements PartSession<CompletedPart> {
     }
   }
 
-  async #attempt(partNumber: number, body: Buffer, crc: string, payloadHash: string): Promise<string> {
+  async #attempt(partNumber: number, body: Buffer, digests: PartDigests): Promise<string> {
     const t = this.#target;
     const query = { partNumber: String(partNumber), uploadId: this.#uploadId };
     const signed = await this.#signer.sign(
@@ -313,8 +355,8 @@ class Multipart implements PartSession<CompletedPart> {
         headers: {
           host: t.host,
           "content-length": String(body.length),
-          "x-amz-checksum-crc32": crc,
-          "x-amz-content-sha256": payloadHash,
+          [digests.header]: digests.checksum,
+          "x-amz-content-sha256": digests.payloadHash,
         },
       },
       {

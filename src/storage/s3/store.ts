@@ -4,11 +4,12 @@
  * Uploads go through multipart.ts: parts of `partSize`, `concurrency` in flight, signed and
  * retried by this client, with `target.encryption` (SSE-S3 / SSE-KMS) and the object's lock
  * (`UploadOptions.lock`) on the request that creates the object. Every upload request carries a
- * CRC32 checksum (`x-amz-checksum-crc32` on PutObject and each UploadPart, the parts' checksums
- * on CompleteMultipartUpload): AWS refuses uploads into a bucket with Object Lock — a default
+ * checksum (`x-amz-checksum-*` on PutObject and each UploadPart, the parts' checksums on
+ * CompleteMultipartUpload): AWS refuses uploads into a bucket with Object Lock — a default
  * retention is enough — without Content-MD5 or an `x-amz-checksum-*` header, and the client's
- * `requestChecksumCalculation: "WHEN_REQUIRED"` would send neither. CRC32 is the one Node
- * computes natively (zlib), so it costs next to no CPU.
+ * `requestChecksumCalculation: "WHEN_REQUIRED"` would send neither. Which one costs least
+ * depends on the endpoint (multipart.ts, `checksumAlgorithmFor`): CRC32 (zlib, native) over
+ * HTTPS, the SHA-256 each part is signed with anyway over plain HTTP.
  *
  * Deleting on a versioned bucket only adds a delete marker: the versions stay, billed and
  * invisible. `deleteMany` therefore removes every version of each key it deleted (needs
@@ -59,7 +60,7 @@ import { secretValues } from "../target.ts";
 import { type Agents, createAgents, tlsSettings } from "../tls.ts";
 import { uploadObject } from "../upload.ts";
 import { createS3Client, type S3ClientOptions } from "./client.ts";
-import { leanUpload } from "./multipart.ts";
+import { checksumAlgorithmFor, leanUpload } from "./multipart.ts";
 
 /** Keys per ListObjectsV2 page and per DeleteObjects request (the S3 maximum). */
 const pageSize = 1000;
@@ -147,9 +148,9 @@ export class S3ObjectStore implements ObjectStore {
             ...(options.contentLength === undefined ? {} : { ContentLength: options.contentLength }),
             ...(options.contentType === undefined ? {} : { ContentType: options.contentType }),
             Metadata: metadata,
-            // PutObject computes the CRC32 itself; CreateMultipartUpload names it, and every
-            // part carries its own (multipart.ts).
-            ChecksumAlgorithm: "CRC32",
+            // PutObject computes the checksum itself; CreateMultipartUpload names it, and
+            // every part carries its own (multipart.ts).
+            ChecksumAlgorithm: checksumAlgorithmFor(this.#target.endpoint),
             ...sseParams(this.#target.encryption),
             ...lockParams(options.lock),
           },
