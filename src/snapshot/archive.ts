@@ -606,7 +606,11 @@ export class SnapshotInspector extends Transform {
   readonly #spare: Buffer[] = [];
 
   constructor(options: SnapshotInspectorOptions = {}) {
-    super();
+    // The readable side hands out the chunks it was given, one per read, never joined: a
+    // reader that iterates it (the tee, `for await`) calls `read()`, which in byte mode
+    // concatenates every queued chunk into a fresh buffer — a copy of the stream and an
+    // allocation per read. Eight chunks queued at most (TLS records: 128 KiB).
+    super({ readableObjectMode: true, readableHighWaterMark: 8 });
     const lagBytes = options.lagBytes ?? 1024 * 1024;
     this.#batchBytes = Math.max(1, options.batchBytes ?? 256 * 1024);
     this.result = new Promise<SnapshotInfo>((resolve, reject) => {
