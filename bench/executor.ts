@@ -79,6 +79,8 @@ export interface ExecutorBenchOptions {
   readonly executorRoot?: string | undefined;
   /** The executor as the image runs it (`dist`, the default) or from its sources (`executor-build=src`). */
   readonly executorBuild?: ExecutorBuild | undefined;
+  /** More Node flags for the executor (`executor-flags=`), e.g. `--trace-gc`. */
+  readonly executorFlags?: readonly string[] | undefined;
   readonly repeat: number;
   /** Write a V8 CPU profile of every executor run here (`--cpu-prof`). */
   readonly cpuProfileDir?: string | undefined;
@@ -105,6 +107,8 @@ export interface ExecutorMeasured extends Measured {
   readonly peakRss: number;
   readonly idleRss: number;
   readonly key: string;
+  /** Mark-compacts and scavenges the executor made, when its flags include `--trace-gc` (finding 11). */
+  readonly gc?: { readonly markCompacts: number; readonly scavenges: number };
   /** With several destinations: each one's outcome as the executor reported it (main target first). */
   readonly destinations?: readonly { readonly name: string; readonly ok: boolean; readonly reason?: string }[];
 }
@@ -157,8 +161,11 @@ export async function startWorld(options: {
    */
   readonly executorRoot?: string | undefined;
   readonly executorBuild?: ExecutorBuild | undefined;
+  /** More Node flags for the executor (`executor-flags=`), e.g. `--trace-gc`. */
+  readonly executorFlags?: readonly string[] | undefined;
 }): Promise<World> {
-  const entry = executorEntry(options.executorRoot ?? projectRoot, options.executorBuild ?? "dist");
+  const built = executorEntry(options.executorRoot ?? projectRoot, options.executorBuild ?? "dist");
+  const entry = { cli: built.cli, nodeArgs: [...built.nodeArgs, ...(options.executorFlags ?? [])] };
   const dir = scratchDir("bench-executor");
   let tls: { certPem: string; keyPem: string; caPem: string } | undefined;
   let caFile: string | undefined;
@@ -201,6 +208,11 @@ async function runClient(
     concurrency,
   };
   return runClientJob(job);
+}
+
+/** ", N mark-compacts, M scavenges" when the run was traced (`executor-flags=--trace-gc`). */
+function gcOf(m: ExecutorMeasured): string {
+  return m.gc === undefined ? "" : `, ${m.gc.markCompacts} mark-compacts, ${m.gc.scavenges} scavenges`;
 }
 
 /** Runs one baseline client process (bench/client.ts) and returns what it measured. */
@@ -287,6 +299,15 @@ export async function runExecutor(
     idleRss: idle?.rss ?? Number.NaN,
     cpuMs: (run.cpuMs ?? Number.NaN) - (idleCpuMs ?? Number.NaN),
     key: String(result.key),
+    // `--trace-gc` prints a line per collection on stdout (the result is read from its file).
+    ...(world.nodeArgs.includes("--trace-gc")
+      ? {
+          gc: {
+            markCompacts: run.stdout.match(/: Mark-Compact /g)?.length ?? 0,
+            scavenges: run.stdout.match(/: Scavenge /g)?.length ?? 0,
+          },
+        }
+      : {}),
     ...(Array.isArray(result.destinations)
       ? {
           destinations: (result.destinations as { name: string; ok: boolean; reason?: string }[]).map((d) => ({
@@ -355,7 +376,7 @@ async function throughput(
     }
     const exec = await runExecutor(world, sink, "backup", { partSize, concurrency });
     show(
-      `executor backup (peak RSS ${(exec.peakRss / MiB).toFixed(0)} MiB, idle ${(exec.idleRss / MiB).toFixed(0)} MiB)`,
+      `executor backup (peak RSS ${(exec.peakRss / MiB).toFixed(0)} MiB, idle ${(exec.idleRss / MiB).toFixed(0)} MiB${gcOf(exec)})`,
       exec,
     );
     backup.executor.push(exec);
@@ -375,7 +396,7 @@ async function throughput(
       }
       const back = await runExecutor(world, sink, "restore", { partSize, concurrency, key: exec.key });
       show(
-        `executor restore (peak RSS ${(back.peakRss / MiB).toFixed(0)} MiB, idle ${(back.idleRss / MiB).toFixed(0)} MiB)`,
+        `executor restore (peak RSS ${(back.peakRss / MiB).toFixed(0)} MiB, idle ${(back.idleRss / MiB).toFixed(0)} MiB${gcOf(back)})`,
         back,
       );
       restore.executor.push(back);

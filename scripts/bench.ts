@@ -26,6 +26,8 @@
  *                           the same servers and baselines (DIR needs node_modules, e.g. a symlink)
  *     executor-build=dist|src  executor: as the image runs it (tsc, then node --enable-source-maps
  *                           dist/cli/main.js) or from src/ with Node's type stripping (default dist)
+ *     executor-flags="…"    executor: more Node flags, beside the Job's NODE_OPTIONS; with --trace-gc
+ *                           each executor line counts its mark-compacts and scavenges
  *     secrets=8000 value=8K real OpenBao: KV v2 secrets written before the backup, and their size
  *     clusters=1000         operator: OpenBaoCluster objects on one cron minute
  *     cpu-prof=on           V8 CPU profiles of the executor / operator (bench/results/profiles/)
@@ -130,6 +132,7 @@ if (all || what.has("executor")) {
     baselines: (options.get("baselines") ?? "on") === "on",
     executorRoot: options.get("executor-root"),
     executorBuild: executorBuild(),
+    executorFlags: (options.get("executor-flags") ?? "").split(" ").filter((f) => f !== ""),
     repeat: Number(options.get("repeat") ?? "1"),
     cpuProfileDir: profileDir("executor"),
     jobRuntimeEnv: (options.get("job-env") ?? "on") === "on",
