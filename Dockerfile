@@ -46,5 +46,5 @@ COPY --chown=0:0 package.json ./
 # Files stay owned by root and read-only to the process; it runs as nonroot.
 USER 65532:65532
 EXPOSE 8080
-ENTRYPOINT ["/nodejs/bin/node", "--enable-source-maps", "/app/dist/cli/main.js"]
+ENTRYPOINT ["/nodejs/bin/node", "--enable-source-maps", "--initial-old-space-size=64", "/app/dist/cli/main.js"]
 CMD ["--help"]

@@ -20,6 +20,7 @@
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { imageNodeFlags } from "../src/cli/node-flags.ts";
 import { executorRuntimeEnv } from "../src/jobs/executor-job.ts";
 import { projectRoot } from "../test/servers/catalog.ts";
 import { scratchDir } from "../test/servers/process.ts";
@@ -50,7 +51,7 @@ function executorEntry(root: string, build: ExecutorBuild): { readonly cli: stri
   if (built.status !== 0) {
     throw new Error(`tsc -p ${root}/tsconfig.build.json failed:\n${built.stdout}${built.stderr}`);
   }
-  return { cli: join(root, "dist", "cli", "main.js"), nodeArgs: ["--enable-source-maps"] };
+  return { cli: join(root, "dist", "cli", "main.js"), nodeArgs: [...imageNodeFlags] };
 }
 const clientScript = join(projectRoot, "bench", "client.ts");
 

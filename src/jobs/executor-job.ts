@@ -163,15 +163,11 @@ function roleArnOf(target: ResolvedTarget): string | undefined {
  * waited for an external-memory GC; a 1 MiB young generation collects every few MiB. Measured
  * at 10 MiB × 3 on MinIO in one session: restore growth 69–71 → 21–23 MiB, backup growth
  * 111–115 → 81–94 MiB (256 MiB–1 GiB), throughput the same or better.
- *
- * `--initial-old-space-size=64` (finding 11): the live JavaScript heap is ≈ 15 MiB, and V8
- * sized the old generation's limit so tightly around it that, in about half of all backups,
- * each megabyte promoted started a mark-compact — 100–470 of them per run instead of 1–2,
- * 1.5–2 times the CPU per GiB. Starting the limit at 64 MiB, 0 of 13 backups did so (1 GiB and
- * 4 GiB, MinIO), with the same peak RSS.
+ * The image's ENTRYPOINT adds `--initial-old-space-size=64` (src/cli/node-flags.ts, finding
+ * 11), which Node does not accept in NODE_OPTIONS.
  */
 export const executorRuntimeEnv: Readonly<Record<string, string>> = {
-  NODE_OPTIONS: "--max-semi-space-size=1 --initial-old-space-size=64",
+  NODE_OPTIONS: "--max-semi-space-size=1",
 };
 
 /**

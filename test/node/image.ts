@@ -37,6 +37,7 @@ import {
 } from "node:fs/promises";
 import { delimiter, dirname, join, posix } from "node:path";
 import { pipeline } from "node:stream/promises";
+import { imageNodeFlags } from "../../src/cli/node-flags.ts";
 import { projectRoot, serverBinary } from "../servers/catalog.ts";
 
 /** The `config` object of an OCI image configuration (field names as the spec spells them). */
@@ -85,7 +86,7 @@ export const runtimeImage: RuntimeImage = {
     User: "65532:65532",
     WorkingDir: "/app",
     Env: [...distrolessEnv, "NODE_ENV=production"],
-    Entrypoint: ["/nodejs/bin/node", "--enable-source-maps", "/app/dist/cli/main.js"],
+    Entrypoint: ["/nodejs/bin/node", ...imageNodeFlags, "/app/dist/cli/main.js"],
     Cmd: ["--help"],
     ExposedPorts: { "8080/tcp": {} },
     Labels: {

@@ -183,7 +183,7 @@ describe(
       assert.equal(report.lifetime, 3600);
       assert.equal(report.apiToken, false, "no Kubernetes API token is mounted");
       assert.equal(report.ca, true, "the CA Secret is mounted where BACKUP_CA_FILE says");
-      assert.equal(report.nodeOptions, "--max-semi-space-size=1 --initial-old-space-size=64");
+      assert.equal(report.nodeOptions, "--max-semi-space-size=1");
       assert.equal(report.memoryLimit, String(306 * 1024 * 1024), "the memory limit is enforced by the cgroup");
     });
 

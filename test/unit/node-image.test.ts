@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join, posix } from "node:path";
 import { describe, test } from "node:test";
+import { imageNodeFlags } from "../../src/cli/node-flags.ts";
 import { type RuntimeImage, runtimeImage } from "../node/image.ts";
 
 const projectRoot = join(import.meta.dirname, "..", "..");
@@ -328,7 +329,7 @@ describe("the node tier's product image follows the Dockerfile", () => {
     assert.equal(runtime.workdir, "/app");
     assert.deepEqual(runtime.env, [["NODE_ENV", "production"]]);
     assert.deepEqual(runtime.exposed, ["8080/tcp"]);
-    assert.deepEqual(runtime.entrypoint, ["/nodejs/bin/node", "--enable-source-maps", "/app/dist/cli/main.js"]);
+    assert.deepEqual(runtime.entrypoint, ["/nodejs/bin/node", ...imageNodeFlags, "/app/dist/cli/main.js"]);
     assert.deepEqual(runtime.cmd, ["--help"]);
     assert.deepEqual(runtime.copies.flatMap((c) => c.targets).sort(), [
       "/app/dist",

@@ -321,7 +321,7 @@ describe("buildExecutorJob", () => {
     assert.equal(container(large)?.resources?.limits?.memory, `${512 * 6 + 256}Mi`);
     assert.equal(container(large)?.resources?.requests?.memory, container(large)?.resources?.limits?.memory);
     // Dead stream buffers are freed every few MiB, not after 64 MiB (BENCHMARKS.md).
-    assert.equal(env(small).NODE_OPTIONS, "--max-semi-space-size=1 --initial-old-space-size=64");
+    assert.equal(env(small).NODE_OPTIONS, "--max-semi-space-size=1");
   });
 
   test("a size hint that raises the part size raises the memory with it (issue 18: any size)", () => {
