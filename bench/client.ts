@@ -21,6 +21,7 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { planParts } from "../src/storage/parts.ts";
+import { azureBufferCount } from "./measure.ts";
 import { rawRequest } from "./raw.ts";
 import type { SinkInfo } from "./sinks.ts";
 import { type ArchivePlan, archiveChunks, warmPool } from "./source.ts";
@@ -187,7 +188,6 @@ async function sdkUpload(job: ClientJob, body: IncomingMessage): Promise<void> {
       return;
     }
     case "azure": {
-      const { azureBufferCount } = await import("../src/storage/azure/store.ts");
       await (await azureContainer(job))
         .getBlockBlobClient(job.key)
         .uploadStream(body, partSize, azureBufferCount(job.concurrency), {

@@ -31,6 +31,15 @@ export function procMemory(pid: number): ProcMemory | undefined {
   }
 }
 
+/**
+ * Buffers for the bare-SDK Azure baseline's `uploadStream` (bench/client.ts), which keeps m
+ * block buffers and stages ceil(3m/4) blocks at once: the smallest m that stages `concurrency`
+ * blocks at once, so that the baseline has as many in flight as the executor's store.
+ */
+export function azureBufferCount(concurrency: number): number {
+  return Math.floor((4 * (concurrency - 1)) / 3) + 1;
+}
+
 /** utime + stime of a process, in milliseconds (clock ticks are 100 Hz on Linux). */
 export function procCpuMs(pid: number): number | undefined {
   try {

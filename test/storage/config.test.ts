@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { azureBufferCount, azureCredentialMode, azureServiceUrl } from "../../src/storage/azure/store.ts";
+import { azureCredentialMode, azureServiceUrl } from "../../src/storage/azure/store.ts";
 import { classify, redact, TargetConfigError } from "../../src/storage/errors.ts";
 import { gcsSendsCredentials, parseGcsCredentials } from "../../src/storage/gcs/store.ts";
 import { s3CredentialMode, stsEndpointFor } from "../../src/storage/s3/client.ts";
@@ -369,15 +369,5 @@ describe("credential and endpoint selection", () => {
     );
     assert.equal(azureServiceUrl("acct", "http://127.0.0.1:10000"), "http://127.0.0.1:10000/acct");
     assert.equal(azureServiceUrl("acct", "http://azurite:10000/acct"), "http://azurite:10000/acct");
-  });
-
-  test("Azure buffer count: the fewest buffers that stage exactly `concurrency` blocks (uploadStream runs ceil(3m/4))", () => {
-    const inFlight = (m: number): number => Math.ceil((m * 3) / 4);
-    for (let c = 1; c <= 16; c++) {
-      const m = azureBufferCount(c);
-      assert.equal(inFlight(m), c, `concurrency ${c}`);
-      assert.ok(m === 1 || inFlight(m - 1) < c, `concurrency ${c}: ${m} buffers is more than needed`);
-    }
-    assert.equal(azureBufferCount(3), 3);
   });
 });

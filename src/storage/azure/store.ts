@@ -176,16 +176,6 @@ function resolveCredential(
 }
 
 /**
- * `uploadStream` keeps m block buffers and stages ceil(3m/4) blocks at once; the smallest m
- * that stages `concurrency` (c) blocks at once keeps memory lowest (m = c for c ≤ 3).
- * Uploads here no longer use `uploadStream` (blocks.ts); the bench's bare-SDK baseline does
- * (bench/client.ts), with this count, so that it stages as many blocks at once as the store.
- */
-export function azureBufferCount(concurrency: number): number {
-  return Math.floor((4 * (concurrency - 1)) / 3) + 1;
-}
-
-/**
  * A blob-level immutability policy (version-level WORM) and legal hold, as Get Blob Properties
  * reports them. A container-level policy is not reported per blob: its deletes fail, and are
  * reported as failures.
