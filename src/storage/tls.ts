@@ -9,6 +9,14 @@ import { Agent as HttpsAgent } from "node:https";
 import { getCACertificates } from "node:tls";
 import type { StorageCredentials, Target } from "./target.ts";
 
+/**
+ * Bytes of an upload body written to a TLS socket at a time (S3 parts: s3/continue-request.ts;
+ * Azure blocks: azure/blocks.ts), as views, each once the last has left: TLS encrypts a whole
+ * write at once and queues the ciphertext, so one 10 MiB write holds a second copy of every
+ * part in flight until the store has read it (BENCHMARKS.md, finding 10).
+ */
+export const tlsWriteSliceBytes = 1024 * 1024;
+
 export interface Agents {
   readonly http: HttpAgent;
   readonly https: HttpsAgent;

@@ -23,9 +23,7 @@ import { randomUUID } from "node:crypto";
 import { Readable } from "node:stream";
 import type { BlobHTTPHeaders, BlockBlobClient } from "@azure/storage-blob";
 import { type PartSession, uploadInParts } from "../part-upload.ts";
-
-/** Bytes of a block written to a TLS socket at a time (as continue-request.ts writes S3 parts). */
-const tlsSliceSize = 1024 * 1024;
+import { tlsWriteSliceBytes } from "../tls.ts";
 
 /**
  * The body of one Put Block, `body` itself or views of it, never a copy. Over plain HTTP the
@@ -38,12 +36,12 @@ const tlsSliceSize = 1024 * 1024;
  * 220–225 MiB whole, 186–197 sliced).
  */
 function blockBody(body: Buffer, secure: boolean): Buffer | (() => Readable) {
-  if (!secure || body.length <= tlsSliceSize) return body;
+  if (!secure || body.length <= tlsWriteSliceBytes) return body;
   return () =>
     Readable.from(
       (function* () {
-        for (let offset = 0; offset < body.length; offset += tlsSliceSize) {
-          yield body.subarray(offset, Math.min(body.length, offset + tlsSliceSize));
+        for (let offset = 0; offset < body.length; offset += tlsWriteSliceBytes) {
+          yield body.subarray(offset, Math.min(body.length, offset + tlsWriteSliceBytes));
         }
       })(),
     );

@@ -15,7 +15,7 @@
 import type { ClientRequest, IncomingMessage } from "node:http";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
-import type { Agents } from "../tls.ts";
+import { type Agents, tlsWriteSliceBytes } from "../tls.ts";
 
 export interface RequestTarget {
   readonly protocol: string;
@@ -98,9 +98,6 @@ function abortError(signal: AbortSignal): Error {
   return Object.assign(new Error("the request was aborted", { cause: signal.reason }), { name: "AbortError" });
 }
 
-/** Slices of a body written to a TLS socket at a time. */
-const tlsSliceSize = 1024 * 1024;
-
 /**
  * Writes `body` in slices (views, no copies), each once the last has left: TLS encrypts all
  * of a write at once and queues the ciphertext, so one 10 MiB write would hold a second copy
@@ -111,7 +108,7 @@ function writeSliced(req: ClientRequest, body: Buffer): void {
   let offset = 0;
   const next = (): void => {
     while (offset < body.length) {
-      const end = Math.min(body.length, offset + tlsSliceSize);
+      const end = Math.min(body.length, offset + tlsWriteSliceBytes);
       const more = req.write(body.subarray(offset, end));
       offset = end;
       if (!more) {
