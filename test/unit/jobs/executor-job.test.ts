@@ -4,11 +4,20 @@
  * identity hooks, and the hardened pod. Pure: no servers.
  */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, test } from "node:test";
 import type { V1Job } from "@kubernetes/client-node";
 import type { ResolvedAuth, ResolvedTarget } from "../../../src/api/predicates.ts";
+import { imageNodeFlags } from "../../../src/cli/node-flags.ts";
 import { loadBackupConfig } from "../../../src/executor/config.ts";
-import { buildExecutorJob, type ExecutorJobInput, memoryBytes } from "../../../src/jobs/executor-job.ts";
+import {
+  buildExecutorJob,
+  type ExecutorJobInput,
+  executorRuntimeEnv,
+  memoryBytes,
+} from "../../../src/jobs/executor-job.ts";
+import { projectRoot } from "../../servers/catalog.ts";
 
 const jwt: ResolvedAuth = { method: "jwt", role: "backup", path: "jwt" };
 const token: ResolvedAuth = { method: "token", secretName: "bao-token", secretKey: "tok" };
@@ -322,6 +331,16 @@ describe("buildExecutorJob", () => {
     assert.equal(container(large)?.resources?.requests?.memory, container(large)?.resources?.limits?.memory);
     // Dead stream buffers are freed every few MiB, not after 64 MiB (BENCHMARKS.md).
     assert.equal(env(small).NODE_OPTIONS, "--max-semi-space-size=1");
+  });
+
+  test("docs/install.md states the Job's NODE_OPTIONS and the image's heap flag as they are set", () => {
+    const install = readFileSync(join(projectRoot, "docs", "install.md"), "utf8");
+    assert.ok(install.includes(`\`NODE_OPTIONS=${executorRuntimeEnv.NODE_OPTIONS}\``), "NODE_OPTIONS");
+    const heapFlag = imageNodeFlags.find((flag) => flag.startsWith("--initial-old-space-size="));
+    assert.ok(heapFlag, "the image carries the heap flag");
+    assert.ok(install.includes(`entrypoint \`${heapFlag}\``), heapFlag);
+    // Node refuses it in NODE_OPTIONS (exit 9): it must never move there.
+    assert.ok(!executorRuntimeEnv.NODE_OPTIONS?.includes("--initial-old-space-size"));
   });
 
   test("a size hint that raises the part size raises the memory with it (issue 18: any size)", () => {
