@@ -5,13 +5,11 @@
  * runner. Garbage is collected before each sample (every 100 ms), so the figure is close to
  * what the upload holds rather than what V8 has yet to collect (see memory-child.ts).
  *
- * Measured here (partSize 8 MiB, concurrency 3, bound without allowance 40 MiB): Azure about
- * 41 MiB, GCS about 25 MiB, S3 about 64-85 MiB. The S3 figure is lib-storage's own: a bare
- * `Upload` fed a Readable, without this layer, measures the same (its chunker concatenates
- * each part from the incoming chunks and carries a slice of the previous part over, and the
- * freed chunks and parts are swept lazily). The allowance covers that and allocator slack; a
- * leak that grows with the object (like the one upload-guard.test.ts guards against) exceeds
- * it many times over.
+ * Measured here (partSize 8 MiB, concurrency 3, bound without allowance 40 MiB; 2026-12-06):
+ * S3 53 MiB and Azure 55 MiB (both on part-upload.ts: `concurrency + 1` pooled part buffers,
+ * 32 MiB, plus the SDK's and the sockets' own), GCS 27 MiB (the library's resumable upload).
+ * The allowance covers the SDKs, lazily swept buffers and allocator slack; a leak that grows
+ * with the object (like the one upload-guard.test.ts guards against) exceeds it many times over.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
