@@ -63,12 +63,13 @@ async function build(spec: ServerSpec): Promise<void> {
     const out = join(staging, spec.binary);
     if (spec.recipe.kind === "wrapper") {
       const ldflags = spec.recipe.ldflags ? ["-ldflags", spec.recipe.ldflags.join(" ")] : [];
+      const tags = spec.recipe.tags ? ["-tags", spec.recipe.tags.join(",")] : [];
       // `-o dir/` writes each package's binary under its own name: one link per command,
       // one module graph and build cache for all of them.
       const output = spec.recipe.pkgs.length > 1 ? `${staging}/` : out;
       await run(
         "go",
-        ["build", ...ldflags, "-o", output, ...spec.recipe.pkgs],
+        ["build", ...ldflags, ...tags, "-o", output, ...spec.recipe.pkgs],
         wrapperDir({ ...spec, recipe: spec.recipe }),
         goEnv,
         spec.label,
