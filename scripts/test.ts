@@ -2,10 +2,12 @@
  * `npm test`: every pass/fail tier, in order, on a fresh machine or a warm one.
  *   1. lint + format check (biome), type check (tsc), build (tsc → dist)
  *   2. prepare the real servers (build on a cold machine, reuse the cache afterwards)
- *   3. run the test files of every tier with Node's test runner, ending with its summary
+ *   3. run the test files of every tier with Node's test runner, two at a time (a `node` tier
+ *      file alone), ending with its summary
  * Pass test file paths or globs to run only those (e.g. `npm test -- test/unit`).
  */
 import { spawnSync } from "node:child_process";
+import { join } from "node:path";
 import { nodeStateDir, undoStaleNode } from "../test/node/host.ts";
 import { prepareServers } from "../test/servers/prepare.ts";
 
@@ -38,9 +40,19 @@ await prepareServers();
 
 const patterns = selected.length > 0 ? selected : tiers.map((tier) => `test/${tier}/**/*.test.ts`);
 process.stdout.write(`[test] running ${patterns.join(" ")}\n`);
+// Two test files at a time (most of a file's time is spent waiting on its servers); a `node`
+// tier file waits for the others and runs alone (test/host-lock.ts, loaded into every file).
+const hostLock = join(import.meta.dirname, "..", "test", "host-lock.ts");
 const result = spawnSync(
   process.execPath,
-  ["--test", "--test-reporter=spec", "--test-concurrency=1", "--test-timeout=900000", ...patterns],
+  [
+    `--import=${hostLock}`,
+    "--test",
+    "--test-reporter=spec",
+    "--test-concurrency=2",
+    "--test-timeout=900000",
+    ...patterns,
+  ],
   { stdio: "inherit" },
 );
 // Node's test runner may end a test file's process before its exit hooks have undone a real
