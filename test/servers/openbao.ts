@@ -11,7 +11,7 @@
  * unseal key, and nodes unseal themselves when they start.
  */
 import { generateKeyPairSync } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { serverBinary } from "./catalog.ts";
 import { httpsJson, type JsonResponse } from "./https-json.ts";
@@ -98,6 +98,9 @@ export class OpenBaoCluster {
   recoveryKey = "";
   /** Nodes unseal themselves (a Transit seal): `unseal` only waits for it. */
   readonly autoUnseal: boolean;
+  /** Set by `stop` and `sealAll`: a node that crashes then is not unsealed again. */
+  #stopping = false;
+  #sealing = false;
 
   constructor(nodes: OpenBaoNode[], ca: CertificateAuthority, dir: string, options: { autoUnseal?: boolean } = {}) {
     this.nodes = nodes;
@@ -237,12 +240,13 @@ export class OpenBaoCluster {
    * sealed, as a Pod restarted without auto-unseal comes up.
    */
   async sealAll(): Promise<void> {
+    this.#sealing = true;
     const leader = await this.leaderIndex();
     await this.call("PUT", "sys/seal", undefined, { node: leader });
     for (const node of this.nodes) {
       if (node.index === leader) continue;
       await node.process.stop();
-      node.process = launch(node, this.dir);
+      this.relaunch(node);
       await waitForListener(node, this.caPem);
     }
     for (const node of this.nodes) {
@@ -256,6 +260,7 @@ export class OpenBaoCluster {
 
   /** Unseals every node and waits until Raft is healthy again. */
   async unsealAll(): Promise<void> {
+    this.#sealing = false;
     for (const node of this.nodes) await this.unseal(node.index);
     await this.waitHealthy();
   }
@@ -270,9 +275,36 @@ export class OpenBaoCluster {
     const node = this.nodes[index];
     if (!node) throw new Error(`no node ${index}`);
     await node.process.stop();
-    node.process = launch(node, this.dir);
+    this.relaunch(node);
     await waitForListener(node, this.caPem);
     await this.unseal(index);
+  }
+
+  /** Starts `node`'s process from its data, watched for OpenBao's known crash. */
+  relaunch(node: OpenBaoNode): void {
+    const logOffset = fileSize(join(this.dir, "logs", `${processName(node)}.log`));
+    const proc = launch(node, this.dir);
+    node.process = proc;
+    void proc.exited
+      .then(async () => {
+        if (this.#stopping || node.process !== proc) return;
+        const crash = readFrom(proc.logPath, logOffset);
+        if (!autopilotShutdownPanic.test(crash)) return;
+        // OpenBao v2.4.0 stops Raft autopilot without waiting for its state updater, which can
+        // then dereference the cleared state (hashicorp/vault#27726 fixed it there; the pinned
+        // OpenBao lacks the fix). It strikes at random when a leader steps down, as a restore
+        // makes it. A StatefulSet's kubelet restarts the container: so does this fixture, and
+        // says so, rather than leave every later test of the file waiting on a dead member.
+        process.stdout.write(
+          `# ${proc.name} crashed with OpenBao's autopilot shutdown race (hashicorp/vault#27726, not fixed in the pinned OpenBao): restarted as a kubelet would\n`,
+        );
+        this.relaunch(node);
+        await waitForListener(node, this.caPem);
+        if (!this.#sealing && !this.#stopping) await this.unseal(node.index);
+      })
+      .catch((err: unknown) => {
+        process.stdout.write(`# restarting ${proc.name} after its crash failed: ${String(err)}\n`);
+      });
   }
 
   /** Waits until every running node is unsealed and Raft has all of them as healthy voters. */
@@ -294,6 +326,7 @@ export class OpenBaoCluster {
   }
 
   async stop(): Promise<void> {
+    this.#stopping = true;
     await Promise.all(this.nodes.map((n) => n.process.stop()));
     removeScratch(this.dir);
   }
@@ -333,9 +366,37 @@ log_level = "info"
 ${seal}`;
 }
 
+/** The Go panic of the autopilot shutdown race: a nil state read by `Autopilot.GetState`. */
+const autopilotShutdownPanic = /panic: runtime error: invalid memory address[\s\S]*raft-autopilot[^\n]*GetState/;
+
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** What a log holds after `offset` (a restarted node appends to the same file). */
+function readFrom(path: string, offset: number): string {
+  const fd = openSync(path, "r");
+  try {
+    const length = Math.max(0, fileSize(path) - offset);
+    const buffer = Buffer.alloc(length);
+    readSync(fd, buffer, 0, length, offset);
+    return buffer.toString("utf8");
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function processName(node: OpenBaoNode): string {
+  return `openbao-${node.index}`;
+}
+
 function launch(node: OpenBaoNode, dir: string): ManagedProcess {
   return startProcess({
-    name: `openbao-${node.index}`,
+    name: processName(node),
     command: openbaoBinary(),
     args: ["server", `-config=${node.configPath}`],
     env: { PATH: process.env.PATH ?? "", HOME: dir },
@@ -385,11 +446,11 @@ export async function startOpenBao(options: OpenBaoOptions = {}): Promise<OpenBa
     writeFileSync(caPath, options.seal.caPem);
     seal = transitSealStanza(options.seal, caPath);
   }
+  const cluster = new OpenBaoCluster(nodes, ca, dir, { autoUnseal: options.seal !== undefined });
   for (const node of nodes) {
     writeFileSync(node.configPath, nodeConfig(node, dir, ca, node.index === 0 ? undefined : nodes[0], seal));
-    node.process = launch(node, dir);
+    cluster.relaunch(node);
   }
-  const cluster = new OpenBaoCluster(nodes, ca, dir, { autoUnseal: options.seal !== undefined });
   try {
     await Promise.all(nodes.map((n) => waitForListener(n, ca.certPem)));
     const init = await cluster.call<{ keys_base64: string[]; recovery_keys_base64?: string[]; root_token: string }>(

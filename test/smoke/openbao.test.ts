@@ -3,12 +3,14 @@
  * and roles the product relies on, and a Raft snapshot that is a gzip-compressed tar.
  */
 import assert from "node:assert/strict";
+import { appendFileSync } from "node:fs";
 import { request } from "node:https";
 import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { createGunzip } from "node:zlib";
 import { extract } from "tar-stream";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
-import { printServerLogsOnFailure } from "../servers/process.ts";
+import { printServerLogsOnFailure, waitFor } from "../servers/process.ts";
 
 printServerLogsOnFailure();
 
@@ -104,5 +106,39 @@ for (const nodes of [1, 3] as const) {
       for (const name of ["meta.json", "state.bin", "SHA256SUMS"])
         assert.ok(names.includes(name), `${name} in ${names}`);
     });
+
+    if (nodes === 3) {
+      test("a member that dies of OpenBao's autopilot shutdown race is restarted and unsealed; one killed otherwise stays down", async () => {
+        const leader = await cluster.leaderIndex();
+        const [crashing, killed] = [0, 1, 2].filter((i) => i !== leader);
+        assert.ok(crashing !== undefined && killed !== undefined);
+        const crashed = cluster.nodes[crashing]?.process;
+        assert.ok(crashed);
+        // The race's own last words (as OpenBao v2.4.0 printed them in a CI run), then its death.
+        appendFileSync(
+          crashed.logPath,
+          [
+            "panic: runtime error: invalid memory address or nil pointer dereference",
+            "[signal SIGSEGV: segmentation violation code=0x1 addr=0x78 pc=0x2ee85cd]",
+            "github.com/hashicorp/raft-autopilot.(*Autopilot).GetState(0x158565f7ec40?)",
+            "",
+          ].join("\n"),
+        );
+        cluster.kill(crashing);
+        await waitFor(async () => cluster.nodes[crashing]?.process !== crashed && !(await cluster.isSealed(crashing)), {
+          what: "the crashed member restarted and unsealed",
+          timeoutMs: 60_000,
+        });
+        await cluster.waitHealthy();
+
+        const dead = cluster.nodes[killed]?.process;
+        cluster.kill(killed);
+        await dead?.exited;
+        await sleep(2000);
+        assert.equal(cluster.nodes[killed]?.process, dead, "a member killed for another reason is left down");
+        await cluster.restart(killed);
+        await cluster.waitHealthy();
+      });
+    }
   });
 }
