@@ -3,7 +3,8 @@
  * the wire: every request is forwarded unchanged (Host header included, so SigV4 signatures
  * still match) to the real server, and its method, path, body size and timing are recorded.
  * It answers nothing itself, except when a test asks it to drop requests (`failWhen`) to
- * simulate a store that fails mid-upload.
+ * simulate a store that fails mid-upload, or to change a byte of a request's body on its way
+ * (`alterWhen`), as a faulty or hostile link would.
  *
  * `Expect: 100-continue` is forwarded: the server's `100 Continue` is relayed, and a body the
  * client sends without it still reaches the server (`bodyBytes` counts what the client sent).
@@ -55,6 +56,8 @@ export class WireProxy {
   #url = "";
   /** Requests for which this returns true are cut off (connection destroyed) instead of forwarded. */
   failWhen: ((req: IncomingMessage) => boolean) | undefined;
+  /** Requests for which this returns true reach the server with their body's first byte inverted. */
+  alterWhen: ((req: IncomingMessage) => boolean) | undefined;
   /**
    * Adds to the server's answer what a real service would have said and an emulator does not
    * (e.g. the encryption it applied): extra response headers, and fields merged into a JSON
@@ -196,7 +199,23 @@ export class WireProxy {
     });
     req.on("aborted", () => upstreamReq.destroy());
     res.on("close", finish);
-    req.pipe(upstreamReq);
+    if (!this.alterWhen?.(req)) {
+      req.pipe(upstreamReq);
+      return;
+    }
+    let altered = false;
+    req.on("data", (chunk: Buffer) => {
+      const out = altered || chunk.length === 0 ? chunk : Buffer.from(chunk);
+      if (!altered && out.length > 0) {
+        out[0] = (out[0] ?? 0) ^ 0xff;
+        altered = true;
+      }
+      if (!upstreamReq.write(out)) {
+        req.pause();
+        upstreamReq.once("drain", () => req.resume());
+      }
+    });
+    req.on("end", () => upstreamReq.end());
   }
 }
 

@@ -10,20 +10,21 @@
  *   SDK refreshes it) for the host, path, region and service the SDK itself resolved and
  *   signed for the upload's `CreateMultipartUpload` (read off that request, so path-style,
  *   virtual-hosted, custom endpoints and AWS regions are whatever the SDK makes of them);
- * - every part carries a checksum header of the upload's `ChecksumAlgorithm` (store.ts picks
- *   it), and CompleteMultipartUpload lists them (object-lock.test.ts: AWS refuses uploads into
- *   an Object Lock bucket without a checksum): over HTTPS `x-amz-checksum-crc32` (zlib's
- *   native CRC32) and an `UNSIGNED-PAYLOAD` signature (TLS protects the bytes, S3 checks the
- *   CRC32); over plain HTTP the part's SHA-256 is signed, as the SDK signs it, and the same
- *   digest is its `x-amz-checksum-sha256` — one hash of each part where a CRC32 beside it
- *   would cost ≈ 0.2 CPU s/GiB more;
+ * - every part carries `x-amz-checksum-crc32` (zlib's native CRC32, 0.2 CPU s/GiB), signed as
+ *   a header, which the store checks against the bytes it received, and CompleteMultipartUpload
+ *   lists them (object-lock.test.ts: AWS refuses uploads into an Object Lock bucket without a
+ *   checksum). The payload itself is `UNSIGNED-PAYLOAD`, over HTTPS and plain HTTP alike: that
+ *   is how the SDK sends any streamed body (`@smithy/signature-v4` hashes only string and buffer
+ *   bodies), and signing it would be a SHA-256 pass over every byte (0.6 CPU s/GiB, the third
+ *   beside the snapshot's own and state.bin's). What proves the bytes end to end is the
+ *   snapshot's SHA-256 in the manifest, which restore and `verify` check; on a plain-HTTP link
+ *   only TLS would stop someone on the path from changing a part and its CRC32 together;
  * - a failed part is retried with the client's own retry strategy (`config.retryStrategy()`:
  *   its attempts, backoff and retry quota), classified as the SDK classifies errors.
  * The requests that create, complete and abort the upload, and a single `PutObject` for an
  * object of at most one part, go through the SDK unchanged: they are per upload, not per byte.
  * A failure aborts the multipart upload once the parts in flight have settled, then rejects.
  */
-import { createHash } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { crc32 } from "node:zlib";
 import {
@@ -180,52 +181,22 @@ export function leanUpload(chunks: AsyncIterable<Buffer>, upload: LeanUploadPara
   );
 }
 
-/** What one part is sent with: its checksum header, what Complete lists, its signed payload hash. */
-interface PartDigests {
-  readonly header: "x-amz-checksum-crc32" | "x-amz-checksum-sha256";
-  /** The checksum, base64, as S3 expects it in the header and in Complete. */
+/** The checksum every S3 upload carries: named on PutObject and CreateMultipartUpload (store.ts). */
+export const uploadChecksumAlgorithm = "CRC32";
+
+/** What one part is sent with: its checksum header's value, and what Complete lists. */
+interface PartChecksum {
+  /** CRC32 of the part, base64 (big-endian), as S3 expects it in the header and in Complete. */
   readonly checksum: string;
-  readonly completed: Pick<CompletedPart, "ChecksumCRC32" | "ChecksumSHA256">;
-  /** `x-amz-content-sha256`: the payload's SHA-256, hex, or `UNSIGNED-PAYLOAD` over HTTPS. */
-  readonly payloadHash: string;
+  readonly completed: Pick<CompletedPart, "ChecksumCRC32">;
 }
 
-/**
- * The checksum an upload to `endpoint` carries (store.ts): SHA-256 over plain HTTP, where each
- * part's SHA-256 is computed for its signature anyway; CRC32 over HTTPS (AWS's own endpoints
- * when none is given), where the payload is not signed and CRC32 is the cheapest checksum.
- */
-export function checksumAlgorithmFor(endpoint: string | undefined): "CRC32" | "SHA256" {
-  return endpoint !== undefined && new URL(endpoint).protocol === "http:" ? "SHA256" : "CRC32";
-}
-
-/**
- * One part's digests for the upload's checksum algorithm, each byte hashed once. The part's
- * SHA-256 runs on the main thread: WebCrypto's digest on the thread pool copies each part
- * first (outside the JS heap, into malloc arenas that stay resident), and measured A/B it cost
- * as much main-thread time in that copy and more memory (BENCHMARKS, finding 8).
- */
-export function partDigests(body: Buffer, algorithm: string | undefined, https: boolean): PartDigests {
-  if (algorithm === "SHA256") {
-    const digest = createHash("sha256").update(body).digest();
-    const checksum = digest.toString("base64");
-    return {
-      header: "x-amz-checksum-sha256",
-      checksum,
-      completed: { ChecksumSHA256: checksum },
-      payloadHash: https ? "UNSIGNED-PAYLOAD" : digest.toString("hex"),
-    };
-  }
-  if (algorithm !== "CRC32") throw new Error(`part checksums: ${String(algorithm)} is not CRC32 or SHA256`);
+/** One part's CRC32, each byte read once. */
+export function partChecksum(body: Buffer): PartChecksum {
   const crc = Buffer.alloc(4);
   crc.writeUInt32BE(crc32(body) >>> 0);
   const checksum = crc.toString("base64");
-  return {
-    header: "x-amz-checksum-crc32",
-    checksum,
-    completed: { ChecksumCRC32: checksum },
-    payloadHash: https ? "UNSIGNED-PAYLOAD" : createHash("sha256").update(body).digest("hex"),
-  };
+  return { checksum, completed: { ChecksumCRC32: checksum } };
 }
 
 /** One multipart upload in progress: its id, and where and how its parts are sent. */
@@ -323,7 +294,7 @@ class Multipart implements PartSession<CompletedPart> {
 
   /** One UploadPart, retried as the client retries; resolves with what Complete lists. */
   async sendPart(partNumber: number, body: Buffer, stopped: AbortSignal): Promise<CompletedPart> {
-    const digests = partDigests(body, this.#upload.params.ChecksumAlgorithm, this.#target.protocol === "https:");
+    const digests = partChecksum(body);
     let token = await this.#retry.acquireInitialRetryToken("s3:UploadPart");
     for (;;) {
       try {
@@ -341,7 +312,7 @@ class Multipart implements PartSession<CompletedPart> {
     }
   }
 
-  async #attempt(partNumber: number, body: Buffer, digests: PartDigests): Promise<string> {
+  async #attempt(partNumber: number, body: Buffer, digests: PartChecksum): Promise<string> {
     const t = this.#target;
     const query = { partNumber: String(partNumber), uploadId: this.#uploadId };
     const signed = await this.#signer.sign(
@@ -355,8 +326,8 @@ class Multipart implements PartSession<CompletedPart> {
         headers: {
           host: t.host,
           "content-length": String(body.length),
-          [digests.header]: digests.checksum,
-          "x-amz-content-sha256": digests.payloadHash,
+          "x-amz-checksum-crc32": digests.checksum,
+          "x-amz-content-sha256": "UNSIGNED-PAYLOAD",
         },
       },
       {

@@ -7,9 +7,8 @@
  * checksum (`x-amz-checksum-*` on PutObject and each UploadPart, the parts' checksums on
  * CompleteMultipartUpload): AWS refuses uploads into a bucket with Object Lock — a default
  * retention is enough — without Content-MD5 or an `x-amz-checksum-*` header, and the client's
- * `requestChecksumCalculation: "WHEN_REQUIRED"` would send neither. Which one costs least
- * depends on the endpoint (multipart.ts, `checksumAlgorithmFor`): CRC32 (zlib, native) over
- * HTTPS, the SHA-256 each part is signed with anyway over plain HTTP.
+ * `requestChecksumCalculation: "WHEN_REQUIRED"` would send neither. The checksum is CRC32
+ * (zlib, native) on every endpoint, the cheapest the store checks (multipart.ts).
  *
  * Deleting on a versioned bucket only adds a delete marker: the versions stay, billed and
  * invisible. `deleteMany` therefore removes every version of each key it deleted (needs
@@ -60,7 +59,7 @@ import { secretValues } from "../target.ts";
 import { type Agents, createAgents, tlsSettings } from "../tls.ts";
 import { uploadObject } from "../upload.ts";
 import { createS3Client, type S3ClientOptions } from "./client.ts";
-import { checksumAlgorithmFor, leanUpload } from "./multipart.ts";
+import { leanUpload, uploadChecksumAlgorithm } from "./multipart.ts";
 
 /** Keys per ListObjectsV2 page and per DeleteObjects request (the S3 maximum). */
 const pageSize = 1000;
@@ -150,7 +149,7 @@ export class S3ObjectStore implements ObjectStore {
             Metadata: metadata,
             // PutObject computes the checksum itself; CreateMultipartUpload names it, and
             // every part carries its own (multipart.ts).
-            ChecksumAlgorithm: checksumAlgorithmFor(this.#target.endpoint),
+            ChecksumAlgorithm: uploadChecksumAlgorithm,
             ...sseParams(this.#target.encryption),
             ...lockParams(options.lock),
           },
