@@ -64,6 +64,23 @@ describe("openSnapshot stall guard", () => {
     assert.equal(await drain(stream), size);
   });
 
+  test("a body that trickles (a chunk every 100 ms, for longer than the stall timeout) is not a stall", async () => {
+    const chunks = 12;
+    behaviour = (res) => {
+      res.writeHead(200, { "content-length": String(chunks * 1024) });
+      let sent = 0;
+      const tick = setInterval(() => {
+        res.write(Buffer.alloc(1024));
+        if (++sent === chunks) {
+          clearInterval(tick);
+          res.end();
+        }
+      }, 100);
+    };
+    const stream = await openSnapshot(http, address, "t", undefined, { stallTimeoutMs: 300 });
+    assert.equal(await drain(stream), chunks * 1024);
+  });
+
   test("a body cut short is still a SnapshotFailed, never a clean end", async () => {
     behaviour = (res) => {
       res.writeHead(200, { "content-length": String(size) });
