@@ -44,6 +44,7 @@ import { join } from "node:path";
 import { benchDestinations } from "../bench/destinations.ts";
 import { benchDrill, drillTables } from "../bench/drill.ts";
 import { benchExecutor } from "../bench/executor.ts";
+import { floorTable, measurePrimitives } from "../bench/floor.ts";
 import { MiB, parseSize } from "../bench/measure.ts";
 import { benchOpenBao } from "../bench/openbao.ts";
 import { benchOperator, operatorTables } from "../bench/operator.ts";
@@ -138,10 +139,18 @@ if (all || what.has("executor")) {
     jobRuntimeEnv: (options.get("job-env") ?? "on") === "on",
     log,
   });
+  // The per-byte floor needs (a)'s legs of the same run; measured last, with the servers idle.
+  const primitives = (options.get("baselines") ?? "on") === "on" ? await measurePrimitives(log) : undefined;
   save("executor", rows);
+  if (primitives !== undefined) save("floor", primitives);
   process.stdout.write(`\n## Executor throughput\n\n${throughputTable(rows)}\n\n`);
   process.stdout.write(`## Executor memory\n\n${memoryTable(rows)}\n\n`);
   process.stdout.write(`## CPU per GiB and peak RSS (executor and baselines)\n\n${cpuTable(rows)}\n\n`);
+  if (primitives !== undefined) {
+    process.stdout.write(
+      `## Per-byte floor: (a)'s legs plus the checks (bench/floor.ts)\n\n${floorTable(rows, primitives)}\n\n`,
+    );
+  }
 }
 
 if (all || what.has("destinations")) {

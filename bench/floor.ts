@@ -1,0 +1,115 @@
+/**
+ * The per-byte floor of the executor's work on this machine, measured in the same run as the
+ * executor: what its bytes cannot avoid costing in one Node process, so that the executor's CPU
+ * per GiB can be read as a ratio to it (issue 19: "≥ 70% of the physical limit", "≤ 4 CPU
+ * s/GiB").
+ *
+ * A backup's bytes are received from OpenBao (HTTPS) and sent to the store, both measured by
+ * (a)'s legs in the same run; on the way, by contract (SPEC §4), they are hashed (SHA-256, the
+ * manifest's), decompressed (gzip, its CRC-32 included) and the tar's state.bin hashed again
+ * (SHA-256, against SHA256SUMS); each part is copied once into its buffer and carries a CRC32.
+ * A restore's bytes take the same checks between the store (GET) and OpenBao (POST). The
+ * primitives are measured here, in this process, one after the other, each over 1 GiB:
+ *   sha256  node:crypto, 16 KiB updates (the TLS records the tap sees)
+ *   crc32   zlib.crc32 of 10 MiB parts
+ *   gunzip  the bench's own archive (bench/source.ts), in 256 KiB batches with 512 KiB output
+ *           chunks, as the inspector feeds it (src/snapshot/archive.ts); thread pool included
+ *   copy    Buffer.copy of 16 KiB chunks into 10 MiB parts
+ */
+import { createHash } from "node:crypto";
+import { crc32, createGunzip } from "node:zlib";
+import type { ThroughputRow } from "./executor.ts";
+import { cpuPerGiB, MiB, median, sizeLabel, table } from "./measure.ts";
+import { archiveChunks, GiB, prepareArchive } from "./source.ts";
+
+/** CPU seconds per GiB of each primitive. */
+export interface Primitives {
+  readonly sha256: number;
+  readonly crc32: number;
+  readonly gunzip: number;
+  readonly copy: number;
+}
+
+async function cpuSecondsPerGiB(bytes: number, work: () => Promise<void> | void): Promise<number> {
+  const before = process.cpuUsage();
+  await work();
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / 1e6 / (bytes / GiB);
+}
+
+export async function measurePrimitives(log: (line: string) => void): Promise<Primitives> {
+  const part = Buffer.alloc(10 * MiB, 0x5a);
+  const record = 16 * 1024;
+  const sha256 = await cpuSecondsPerGiB(GiB, () => {
+    const hash = createHash("sha256");
+    for (let n = 0; n < GiB; n += record) hash.update(part.subarray(n % part.length, (n % part.length) + record));
+    hash.digest();
+  });
+  const crc = await cpuSecondsPerGiB(GiB, () => {
+    let value = 0;
+    for (let n = 0; n < GiB; n += part.length) value = crc32(part, value);
+  });
+  const into = Buffer.allocUnsafe(part.length);
+  const copy = await cpuSecondsPerGiB(GiB, () => {
+    for (let n = 0; n < GiB; n += record) part.copy(into, n % into.length, 0, record);
+  });
+  const plan = prepareArchive(GiB);
+  const gunzip = await cpuSecondsPerGiB(plan.streamLength, async () => {
+    const inflater = createGunzip({ chunkSize: 512 * 1024 });
+    inflater.resume();
+    const ended = new Promise((resolve, reject) => inflater.on("end", resolve).on("error", reject));
+    for (const chunk of archiveChunks(plan)) {
+      for (let offset = 0; offset < chunk.length; offset += 256 * 1024) {
+        if (!inflater.write(chunk.subarray(offset, offset + 256 * 1024))) {
+          await new Promise((resolve) => inflater.once("drain", resolve));
+        }
+      }
+    }
+    inflater.end();
+    await ended;
+  });
+  const primitives = { sha256, crc32: crc, gunzip, copy };
+  log(
+    `  per-byte primitives (CPU s/GiB): SHA-256 ${sha256.toFixed(2)}, CRC32 ${crc.toFixed(2)}, ` +
+      `gunzip ${gunzip.toFixed(2)}, copy ${copy.toFixed(2)}`,
+  );
+  return primitives;
+}
+
+/** CPU s/GiB the checks cost on the way: two SHA-256 passes and a gunzip; a backup's parts a copy and a CRC32. */
+export function checksFloor(op: "backup" | "restore", p: Primitives): number {
+  return 2 * p.sha256 + p.gunzip + (op === "backup" ? p.crc32 + p.copy : 0);
+}
+
+export function floorTable(rows: readonly ThroughputRow[], p: Primitives): string {
+  const cpu = (values: ThroughputRow["sourceLeg"]): number => median(values.map(cpuPerGiB));
+  return table(
+    [
+      "sink",
+      "op",
+      "size",
+      "(a) legs CPU s/GiB: source / sink",
+      "checks CPU s/GiB",
+      "floor CPU s/GiB",
+      "executor CPU s/GiB",
+      "executor / floor",
+    ],
+    rows
+      .filter((r) => r.executor.length > 0 && r.sourceLeg.length > 0 && r.sinkLeg.length > 0)
+      .map((row) => {
+        const legs = cpu(row.sourceLeg) + cpu(row.sinkLeg);
+        const checks = checksFloor(row.op, p);
+        const executor = cpu(row.executor);
+        return [
+          row.provider,
+          row.op,
+          sizeLabel(row.size),
+          `${cpu(row.sourceLeg).toFixed(2)} / ${cpu(row.sinkLeg).toFixed(2)}`,
+          checks.toFixed(2),
+          (legs + checks).toFixed(2),
+          executor.toFixed(2),
+          `${(executor / (legs + checks)).toFixed(2)}×`,
+        ];
+      }),
+  );
+}
