@@ -9,15 +9,20 @@
  * manifest's), decompressed (gzip, its CRC-32 included) and the tar's state.bin hashed again
  * (SHA-256, against SHA256SUMS); each part is copied once into its buffer and carries a CRC32.
  * A restore's bytes take the same checks between the store (GET) and OpenBao (POST). The
- * primitives are measured here, in this process, one after the other, each over 1 GiB:
+ * primitives are measured one after the other, each over 1 GiB, in a process of their own with
+ * the executor's Node flags and NODE_OPTIONS (in the bench's own process, whose heap holds the run, the gunzip
+ * cost 3× as much: its output buffers start collections there):
  *   sha256  node:crypto, 16 KiB updates (the TLS records the tap sees)
  *   crc32   zlib.crc32 of 10 MiB parts
  *   gunzip  the bench's own archive (bench/source.ts), in 256 KiB batches with 512 KiB output
  *           chunks, as the inspector feeds it (src/snapshot/archive.ts); thread pool included
  *   copy    Buffer.copy of 16 KiB chunks into 10 MiB parts
  */
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { crc32, createGunzip } from "node:zlib";
+import { imageNodeFlags } from "../src/cli/node-flags.ts";
+import { executorRuntimeEnv } from "../src/jobs/executor-job.ts";
 import type { ThroughputRow } from "./executor.ts";
 import { cpuPerGiB, MiB, median, sizeLabel, table } from "./measure.ts";
 import { archiveChunks, GiB, prepareArchive } from "./source.ts";
@@ -37,7 +42,8 @@ async function cpuSecondsPerGiB(bytes: number, work: () => Promise<void> | void)
   return (used.user + used.system) / 1e6 / (bytes / GiB);
 }
 
-export async function measurePrimitives(log: (line: string) => void): Promise<Primitives> {
+/** The primitives, measured in this process. */
+export async function measurePrimitivesHere(): Promise<Primitives> {
   const part = Buffer.alloc(10 * MiB, 0x5a);
   const record = 16 * 1024;
   const sha256 = await cpuSecondsPerGiB(GiB, () => {
@@ -68,6 +74,21 @@ export async function measurePrimitives(log: (line: string) => void): Promise<Pr
     inflater.end();
     await ended;
   });
+  return { sha256, crc32: crc, gunzip, copy };
+}
+
+/** The primitives, measured in a fresh Node process with the executor's flags (the image's and the Job's). */
+export function measurePrimitives(log: (line: string) => void): Primitives {
+  const script =
+    `const { measurePrimitivesHere } = await import(${JSON.stringify(import.meta.url)});` +
+    "process.stdout.write(JSON.stringify(await measurePrimitivesHere()));";
+  const child = spawnSync(process.execPath, [...imageNodeFlags, "--input-type=module", "-e", script], {
+    encoding: "utf8",
+    timeout: 120_000,
+    env: { ...process.env, ...executorRuntimeEnv },
+  });
+  if (child.status !== 0) throw new Error(`measuring the per-byte primitives failed: ${child.stderr || child.error}`);
+  const { sha256, crc32: crc, gunzip, copy } = JSON.parse(child.stdout) as Primitives;
   const primitives = { sha256, crc32: crc, gunzip, copy };
   log(
     `  per-byte primitives (CPU s/GiB): SHA-256 ${sha256.toFixed(2)}, CRC32 ${crc.toFixed(2)}, ` +

@@ -140,7 +140,7 @@ if (all || what.has("executor")) {
     log,
   });
   // The per-byte floor needs (a)'s legs of the same run; measured last, with the servers idle.
-  const primitives = (options.get("baselines") ?? "on") === "on" ? await measurePrimitives(log) : undefined;
+  const primitives = (options.get("baselines") ?? "on") === "on" ? measurePrimitives(log) : undefined;
   save("executor", rows);
   if (primitives !== undefined) save("floor", primitives);
   process.stdout.write(`\n## Executor throughput\n\n${throughputTable(rows)}\n\n`);
