@@ -42,6 +42,20 @@ function chunked(bytes: Buffer): Readable {
 
 const sha256 = (bytes: Buffer): string => createHash("sha256").update(bytes).digest("hex");
 
+/** The SDK's own client on `server`, to look at what the store holds independently of ours. */
+function officialClient(server: StorageServer, requestHandler?: NodeHttpHandler): S3Client {
+  return new S3Client({
+    region: "us-east-1",
+    endpoint: server.endpoint,
+    forcePathStyle: true,
+    credentials: {
+      accessKeyId: server.credentials.accessKeyId ?? "",
+      secretAccessKey: server.credentials.secretAccessKey ?? "",
+    },
+    ...(requestHandler === undefined ? {} : { requestHandler }),
+  });
+}
+
 function crc32Base64(bytes: Buffer): string {
   const out = Buffer.alloc(4);
   out.writeUInt32BE(crc32(bytes) >>> 0);
@@ -118,15 +132,7 @@ describe("s3 multipart on MinIO over HTTP: what each part carries, and retries",
     const second = proxy.records.filter((r) => isPart(r.method, r.url) && /[?&]partNumber=2(&|$)/.test(r.url));
     assert.ok(second.length >= 1 && second.every((r) => r.status === 400), "the store refused the altered part");
     assert.equal(await store.head("wire/altered.bin"), null, "no object under the key");
-    const direct = new S3Client({
-      region: "us-east-1",
-      endpoint: server.endpoint,
-      forcePathStyle: true,
-      credentials: {
-        accessKeyId: server.credentials.accessKeyId ?? "",
-        secretAccessKey: server.credentials.secretAccessKey ?? "",
-      },
-    });
+    const direct = officialClient(server);
     try {
       const open = await direct.send(new ListMultipartUploadsCommand({ Bucket: "parts", Prefix: "wire/altered.bin" }));
       assert.deepEqual(open.Uploads ?? [], [], "the multipart upload was aborted");
@@ -188,16 +194,7 @@ describe("s3 multipart on MinIO over HTTPS", () => {
     assert.equal((await sha256Of(await store.download("tls/parts.bin"))).sha256, sha256(bytes));
     // Over TLS the parts carry CRC32 (no SHA-256 is computed for an unsigned payload): the
     // store's composite checksum is the CRC32 of the four parts' CRC32s, listed by Complete.
-    const official = new S3Client({
-      region: "us-east-1",
-      endpoint: server.endpoint,
-      forcePathStyle: true,
-      credentials: {
-        accessKeyId: server.credentials.accessKeyId ?? "",
-        secretAccessKey: server.credentials.secretAccessKey ?? "",
-      },
-      requestHandler: new NodeHttpHandler({ httpsAgent: new HttpsAgent({ ca: caPem }) }),
-    });
+    const official = officialClient(server, new NodeHttpHandler({ httpsAgent: new HttpsAgent({ ca: caPem }) }));
     try {
       const head = await official.send(
         new HeadObjectCommand({ Bucket: "tls", Key: "tls/parts.bin", ChecksumMode: "ENABLED" }),
