@@ -14,7 +14,7 @@
  * cost 3× as much: its output buffers start collections there):
  *   sha256  node:crypto, 16 KiB updates (the TLS records the tap sees)
  *   crc32   zlib.crc32 of 10 MiB parts
- *   gunzip  the bench's own archive (bench/source.ts), in 256 KiB batches with 512 KiB output
+ *   gunzip  the bench's own archive (bench/source.ts), in 1 MiB batches with 1 MiB output
  *           chunks, as the inspector feeds it (src/snapshot/archive.ts); thread pool included
  *   copy    Buffer.copy of 16 KiB chunks into 10 MiB parts
  */
@@ -61,12 +61,12 @@ export async function measurePrimitivesHere(): Promise<Primitives> {
   });
   const plan = prepareArchive(GiB);
   const gunzip = await cpuSecondsPerGiB(plan.streamLength, async () => {
-    const inflater = createGunzip({ chunkSize: 512 * 1024 });
+    const inflater = createGunzip({ chunkSize: MiB });
     inflater.resume();
     const ended = new Promise((resolve, reject) => inflater.on("end", resolve).on("error", reject));
     for (const chunk of archiveChunks(plan)) {
-      for (let offset = 0; offset < chunk.length; offset += 256 * 1024) {
-        if (!inflater.write(chunk.subarray(offset, offset + 256 * 1024))) {
+      for (let offset = 0; offset < chunk.length; offset += MiB) {
+        if (!inflater.write(chunk.subarray(offset, offset + MiB))) {
           await new Promise((resolve) => inflater.once("drain", resolve));
         }
       }
