@@ -2,13 +2,16 @@
  * The one HTTP path to OpenBao. TLS is verified against the cluster CA unless explicitly
  * disabled; redirects are never followed (a member that redirects elsewhere is an error,
  * not a hint); JSON answers are size-capped so a hostile or broken endpoint cannot make
- * the executor buffer an endless body.
+ * the executor buffer an endless body. Requests go through node:http, except the snapshot
+ * download (`streamGet`), whose body is read by stream-get.ts with the same TLS settings.
  */
 import type { IncomingMessage } from "node:http";
 import { Agent as HttpAgent, request as httpRequest } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { Readable } from "node:stream";
 import { OpenBaoError, oneLineError, redact } from "./errors.ts";
+import { FramingError } from "./http1-framing.ts";
+import { type StreamedResponse, streamGet, type TlsConnectOptions } from "./stream-get.ts";
 
 export interface TlsSettings {
   /** PEM of the CA that signed OpenBao's serving certificates; system CAs when absent. */
@@ -37,28 +40,25 @@ const maxJsonBytes = 1024 * 1024;
 
 /** A connection pool to one set of members with one TLS configuration. */
 export class OpenBaoHttp {
+  readonly #tls: TlsConnectOptions;
   readonly #https: HttpsAgent;
   readonly #http: HttpAgent;
 
   constructor(tls: TlsSettings) {
-    this.#https = new HttpsAgent({
-      keepAlive: true,
+    this.#tls = {
       ...(tls.caPem ? { ca: tls.caPem } : {}),
       ...(tls.serverName ? { servername: tls.serverName } : {}),
       rejectUnauthorized: tls.insecureSkipVerify !== true,
-    });
+    };
+    this.#https = new HttpsAgent({ keepAlive: true, ...this.#tls });
     this.#http = new HttpAgent({ keepAlive: true });
   }
 
   /** Sends a request and resolves with the response once headers arrive (any status). */
   request(address: string, options: RequestOptions): Promise<IncomingMessage> {
-    const url = new URL(`/v1/${options.path.replace(/^\/+/, "")}`, address);
+    const url = apiUrl(address, options.path);
+    if (url instanceof OpenBaoError) return Promise.reject(url);
     const secure = url.protocol === "https:";
-    if (!secure && url.protocol !== "http:") {
-      return Promise.reject(
-        new OpenBaoError("Unreachable", `OpenBao address ${address} must be an http(s) URL`, { address }),
-      );
-    }
     const payload = options.json === undefined ? undefined : Buffer.from(JSON.stringify(options.json));
     const headers: Record<string, string> = {};
     if (options.token) headers["x-vault-token"] = options.token;
@@ -96,6 +96,41 @@ export class OpenBaoHttp {
     });
   }
 
+  /**
+   * A GET of a large body (the snapshot) on its own connection; resolves once the head has
+   * arrived (any status). The body errors with `bodyError(...)` if it does not arrive whole.
+   */
+  async streamGet(
+    address: string,
+    options: {
+      readonly path: string;
+      readonly token: string;
+      readonly signal?: AbortSignal | undefined;
+      readonly timeoutMs: number;
+      readonly bodyError: (problem: string, cause?: unknown) => Error;
+    },
+  ): Promise<StreamedResponse> {
+    const url = apiUrl(address, options.path);
+    if (url instanceof OpenBaoError) throw url;
+    try {
+      return await streamGet(url, {
+        headers: { "X-Vault-Token": options.token },
+        tls: this.#tls,
+        signal: options.signal,
+        headersTimeoutMs: options.timeoutMs,
+        bodyError: options.bodyError,
+      });
+    } catch (err) {
+      if (err instanceof FramingError) {
+        throw new OpenBaoError("BadResponse", `${address} answered ${options.path} with ${err.message}`, {
+          cause: err,
+          address,
+        });
+      }
+      throw toUnreachable(err, address);
+    }
+  }
+
   /** A request whose answer is JSON (or empty); non-2xx answers become typed errors. */
   async json<T>(address: string, options: RequestOptions, failure: OpenBaoErrorCodeFor = "BadResponse"): Promise<T> {
     const res = await this.request(address, options);
@@ -125,6 +160,12 @@ export class OpenBaoHttp {
 
 type OpenBaoErrorCodeFor = OpenBaoError["code"];
 
+function apiUrl(address: string, path: string): URL | OpenBaoError {
+  const url = new URL(`/v1/${path.replace(/^\/+/, "")}`, address);
+  if (url.protocol === "https:" || url.protocol === "http:") return url;
+  return new OpenBaoError("Unreachable", `OpenBao address ${address} must be an http(s) URL`, { address });
+}
+
 function toUnreachable(err: unknown, address: string): OpenBaoError {
   if (err instanceof OpenBaoError) return err;
   const e = err as NodeJS.ErrnoException;
@@ -146,7 +187,7 @@ function toUnreachable(err: unknown, address: string): OpenBaoError {
 }
 
 /** Reads a body up to `limit` bytes; a longer body is an error, never buffered whole. */
-export function readCapped(res: IncomingMessage, limit: number, address: string): Promise<string> {
+export function readCapped(res: Readable, limit: number, address: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;

@@ -3,9 +3,10 @@
  * A stream that ends early is an error here, never a clean end of file (SPEC §5 trap 3).
  */
 import type { IncomingMessage } from "node:http";
-import { PassThrough, type Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { OpenBaoError } from "./errors.ts";
 import { errorForStatus, type OpenBaoHttp, readCapped } from "./http.ts";
+import type { ResponseBody } from "./stream-get.ts";
 
 const snapshotPath = "sys/storage/raft/snapshot";
 
@@ -19,7 +20,8 @@ export const defaultStallTimeoutMs = 120_000;
 
 /**
  * Opens `GET sys/storage/raft/snapshot` on the leader. The returned stream errors (with
- * code SnapshotFailed) if the connection drops before the server finished the body.
+ * code SnapshotFailed) if the connection drops before the server finished the body, or if
+ * the body stalls while we are ready to read it.
  */
 export async function openSnapshot(
   http: OpenBaoHttp,
@@ -28,10 +30,23 @@ export async function openSnapshot(
   signal?: AbortSignal,
   options: { stallTimeoutMs?: number } = {},
 ): Promise<Readable> {
-  const res = await http.request(leader, { method: "GET", path: snapshotPath, token, signal, timeoutMs: 60_000 });
-  const status = res.statusCode ?? 0;
+  const res = await http.streamGet(leader, {
+    path: snapshotPath,
+    token,
+    signal,
+    timeoutMs: 60_000,
+    bodyError: (problem, cause) =>
+      cause instanceof OpenBaoError
+        ? cause
+        : new OpenBaoError("SnapshotFailed", `the snapshot stream from ${leader} ${problem}`, {
+            cause,
+            address: leader,
+          }),
+  });
+  const status = res.status;
   if (status !== 200) {
-    const text = await readCapped(res, 64 * 1024, leader).catch(() => "");
+    const text = await readCapped(res.body, 64 * 1024, leader).catch(() => "");
+    res.body.destroy();
     if (status === 400 || status === 401) {
       throw new OpenBaoError("AuthFailed", `${leader} refused the token for ${snapshotPath} (${status})`, {
         status,
@@ -40,71 +55,41 @@ export async function openSnapshot(
     }
     throw errorForStatus(status, text, leader, snapshotPath, "SnapshotFailed");
   }
-  return guardCompleteness(res, leader, options.stallTimeoutMs ?? defaultStallTimeoutMs);
+  guardAgainstStalls(res.body, leader, options.stallTimeoutMs ?? defaultStallTimeoutMs);
+  return res.body;
 }
 
 /**
- * Wraps a response so that a premature close, or a body that stalls while we wait for it,
- * surfaces as an error on the stream.
+ * Fails the body if it sends nothing for `stallTimeoutMs` while we are ready to read it.
+ * Looked at a few times per timeout instead of a timer re-armed for every chunk: an HTTPS
+ * body arrives in 16 KiB TLS records, 65,000 per GiB, and re-arming for each cost ≈ 0.1 CPU
+ * s/GiB (BENCHMARKS.md). Quiet time counts only while the body flows: the connection is
+ * paused when storage is the slow side, and waiting on storage is never a stall.
  */
-function guardCompleteness(res: IncomingMessage, leader: string, stallTimeoutMs: number): Readable {
-  const out = new PassThrough({ highWaterMark: 1024 * 1024 });
-  const stalled = (): void => {
-    res.destroy(
-      new OpenBaoError(
-        "SnapshotFailed",
-        `the snapshot stream from ${leader} stalled: no data for ${Math.round(stallTimeoutMs / 1000)} s`,
-        { address: leader },
-      ),
-    );
-  };
-  // Looked at a few times per timeout instead of a timer re-armed for every chunk: an HTTPS
-  // body arrives in 16 KiB TLS records, 65,000 per GiB, and re-arming for each cost ≈ 0.1 CPU
-  // s/GiB (BENCHMARKS.md). Quiet time counts only while the response flows: `pipe` pauses it
-  // when storage is the slow side, and waiting on storage is never a stall.
-  const socket = res.socket;
-  let seen = socket.bytesRead;
+function guardAgainstStalls(body: ResponseBody, leader: string, stallTimeoutMs: number): void {
+  let seen = body.bytesReceived;
   let quietSince = performance.now();
   const watch = setInterval(
     () => {
       const now = performance.now();
-      const read = socket.bytesRead;
-      if (read !== seen || res.isPaused()) {
+      const read = body.bytesReceived;
+      if (read !== seen || body.waitingOnReader) {
         seen = read;
         quietSince = now;
       } else if (now - quietSince >= stallTimeoutMs) {
         clearInterval(watch);
-        stalled();
+        body.destroy(
+          new OpenBaoError(
+            "SnapshotFailed",
+            `the snapshot stream from ${leader} stalled: no data for ${Math.round(stallTimeoutMs / 1000)} s`,
+            { address: leader },
+          ),
+        );
       }
     },
     Math.max(10, Math.min(stallTimeoutMs / 4, 5_000)),
   );
-  res.on("error", (err) =>
-    out.destroy(
-      err instanceof OpenBaoError
-        ? err
-        : new OpenBaoError("SnapshotFailed", `the snapshot stream from ${leader} failed: ${err.message}`, {
-            cause: err,
-            address: leader,
-          }),
-    ),
-  );
-  res.on("close", () => {
-    clearInterval(watch);
-    if (!res.complete) {
-      out.destroy(
-        new OpenBaoError("SnapshotFailed", `the snapshot stream from ${leader} ended before it was complete`, {
-          address: leader,
-        }),
-      );
-    }
-  });
-  out.on("close", () => {
-    clearInterval(watch);
-    if (!res.complete) res.destroy();
-  });
-  res.pipe(out);
-  return out;
+  body.once("close", () => clearInterval(watch));
 }
 
 /**
