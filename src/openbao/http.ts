@@ -9,9 +9,9 @@ import type { IncomingMessage } from "node:http";
 import { Agent as HttpAgent, request as httpRequest } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { Readable } from "node:stream";
+import { FramingError } from "../http1/framing.ts";
+import { type StreamedResponse, streamGet, type TlsConnectOptions } from "../http1/stream-get.ts";
 import { OpenBaoError, oneLineError, redact } from "./errors.ts";
-import { FramingError } from "./http1-framing.ts";
-import { type StreamedResponse, streamGet, type TlsConnectOptions } from "./stream-get.ts";
 
 export interface TlsSettings {
   /** PEM of the CA that signed OpenBao's serving certificates; system CAs when absent. */
@@ -107,17 +107,25 @@ export class OpenBaoHttp {
       readonly token: string;
       readonly signal?: AbortSignal | undefined;
       readonly timeoutMs: number;
+      readonly stallTimeoutMs: number;
       readonly bodyError: (problem: string, cause?: unknown) => Error;
     },
   ): Promise<StreamedResponse> {
     const url = apiUrl(address, options.path);
     if (url instanceof OpenBaoError) throw url;
     try {
-      return await streamGet(url, {
+      const target = {
+        protocol: url.protocol === "https:" ? "https:" : "http:",
+        hostname: url.hostname,
+        port: url.port === "" ? undefined : Number(url.port),
+        path: `${url.pathname}${url.search}`,
+      } as const;
+      return await streamGet(target, {
         headers: { "X-Vault-Token": options.token },
         tls: this.#tls,
         signal: options.signal,
         headersTimeoutMs: options.timeoutMs,
+        stallTimeoutMs: options.stallTimeoutMs,
         bodyError: options.bodyError,
       });
     } catch (err) {

@@ -6,7 +6,6 @@ import type { IncomingMessage } from "node:http";
 import type { Readable } from "node:stream";
 import { OpenBaoError } from "./errors.ts";
 import { errorForStatus, type OpenBaoHttp, readCapped } from "./http.ts";
-import type { ResponseBody } from "./stream-get.ts";
 
 const snapshotPath = "sys/storage/raft/snapshot";
 
@@ -35,6 +34,7 @@ export async function openSnapshot(
     token,
     signal,
     timeoutMs: 60_000,
+    stallTimeoutMs: options.stallTimeoutMs ?? defaultStallTimeoutMs,
     bodyError: (problem, cause) =>
       cause instanceof OpenBaoError
         ? cause
@@ -55,41 +55,7 @@ export async function openSnapshot(
     }
     throw errorForStatus(status, text, leader, snapshotPath, "SnapshotFailed");
   }
-  guardAgainstStalls(res.body, leader, options.stallTimeoutMs ?? defaultStallTimeoutMs);
   return res.body;
-}
-
-/**
- * Fails the body if it sends nothing for `stallTimeoutMs` while we are ready to read it.
- * Looked at a few times per timeout instead of a timer re-armed for every chunk: an HTTPS
- * body arrives in 16 KiB TLS records, 65,000 per GiB, and re-arming for each cost ≈ 0.1 CPU
- * s/GiB (BENCHMARKS.md). Quiet time counts only while the body flows: the connection is
- * paused when storage is the slow side, and waiting on storage is never a stall.
- */
-function guardAgainstStalls(body: ResponseBody, leader: string, stallTimeoutMs: number): void {
-  let seen = body.bytesReceived;
-  let quietSince = performance.now();
-  const watch = setInterval(
-    () => {
-      const now = performance.now();
-      const read = body.bytesReceived;
-      if (read !== seen || body.waitingOnReader) {
-        seen = read;
-        quietSince = now;
-      } else if (now - quietSince >= stallTimeoutMs) {
-        clearInterval(watch);
-        body.destroy(
-          new OpenBaoError(
-            "SnapshotFailed",
-            `the snapshot stream from ${leader} stalled: no data for ${Math.round(stallTimeoutMs / 1000)} s`,
-            { address: leader },
-          ),
-        );
-      }
-    },
-    Math.max(10, Math.min(stallTimeoutMs / 4, 5_000)),
-  );
-  body.once("close", () => clearInterval(watch));
 }
 
 /**

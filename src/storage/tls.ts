@@ -18,6 +18,8 @@ import type { StorageCredentials, Target } from "./target.ts";
 export const tlsWriteSliceBytes = 1024 * 1024;
 
 export interface Agents {
+  /** What the HTTPS agent was built with, for a connection made without it (http1/stream-get.ts). */
+  readonly tls: TlsSettings;
   readonly http: HttpAgent;
   readonly https: HttpsAgent;
   /** The agent for a URL's scheme. */
@@ -51,6 +53,7 @@ export function createAgents(settings: TlsSettings, maxSockets: number): Agents 
     ...(settings.ca === undefined ? {} : { ca: settings.ca }),
   });
   return {
+    tls: settings,
     http,
     https,
     for: (url) => (url.startsWith("https:") ? https : http),

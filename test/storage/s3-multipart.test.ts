@@ -16,6 +16,7 @@ import { after, before, describe, test } from "node:test";
 import { crc32 } from "node:zlib";
 import { HeadObjectCommand, ListMultipartUploadsCommand, S3Client } from "@aws-sdk/client-s3";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
+import { StorageError } from "../../src/storage/errors.ts";
 import { openObjectStore } from "../../src/storage/index.ts";
 import type { ObjectStore } from "../../src/storage/object-store.ts";
 import { parseTarget, type StorageCredentials, type TargetSpec } from "../../src/storage/target.ts";
@@ -117,6 +118,35 @@ describe("s3 multipart on MinIO over HTTP: what each part carries, and retries",
     });
     const down = await sha256Of(await store.download("wire/parts.bin"));
     assert.equal(down.sha256, sha256(bytes));
+  });
+
+  test("a download is the SDK's signed GetObject read on its own connection, whole; a cut body fails, never ends cleanly", async () => {
+    const store = open();
+    const bytes = randomBytes(3 * partSize + 12_345);
+    await store.upload("wire/download.bin", chunked(bytes));
+    proxy.reset();
+    const down = await sha256Of(await store.download("wire/download.bin"));
+    assert.equal(down.sha256, sha256(bytes));
+    assert.equal(down.bytes, bytes.length);
+    const gets = proxy.matching((r) => r.method === "GET");
+    assert.equal(gets.length, 1);
+    // Signed by the SDK (SigV4, its x-id), sent by http1/stream-get.ts (not node:http's keep-alive agent).
+    assert.match(String(gets[0]?.headers.authorization), /^AWS4-HMAC-SHA256 /);
+    assert.match(gets[0]?.url ?? "", /[?&]x-id=GetObject(&|$)/);
+    assert.equal(gets[0]?.headers.connection, "close");
+
+    proxy.cutResponseWhen = (req) => (req.method === "GET" ? 5 * MiB + 7 : undefined);
+    try {
+      const stream = await store.download("wire/download.bin");
+      await assert.rejects(sha256Of(stream), (err: unknown) => {
+        assert.ok(err instanceof StorageError, String(err));
+        assert.equal(err.code, "Unreachable");
+        assert.match(err.message, /s3 download .*wire\/download\.bin/);
+        return true;
+      });
+    } finally {
+      proxy.cutResponseWhen = undefined;
+    }
   });
 
   test("a part changed on the wire is refused by the store (its CRC32): the upload fails and leaves nothing", async () => {

@@ -4,7 +4,8 @@
  * still match) to the real server, and its method, path, body size and timing are recorded.
  * It answers nothing itself, except when a test asks it to drop requests (`failWhen`) to
  * simulate a store that fails mid-upload, or to change a byte of a request's body on its way
- * (`alterWhen`), as a faulty or hostile link would.
+ * (`alterWhen`), or to cut an answer's body after some bytes (`cutResponseWhen`), as a faulty or
+ * hostile link would.
  *
  * `Expect: 100-continue` is forwarded: the server's `100 Continue` is relayed, and a body the
  * client sends without it still reaches the server (`bodyBytes` counts what the client sent).
@@ -58,6 +59,8 @@ export class WireProxy {
   failWhen: ((req: IncomingMessage) => boolean) | undefined;
   /** Requests for which this returns true reach the server with their body's first byte inverted. */
   alterWhen: ((req: IncomingMessage) => boolean) | undefined;
+  /** For requests where this returns a number, the connection is cut after that many bytes of the answer's body. */
+  cutResponseWhen: ((req: IncomingMessage) => number | undefined) | undefined;
   /**
    * Adds to the server's answer what a real service would have said and an emulator does not
    * (e.g. the encryption it applied): extra response headers, and fields merged into a JSON
@@ -157,6 +160,24 @@ export class WireProxy {
         }
         Object.assign(outHeaders, amendment?.headers);
         upstreamRes.on("error", () => res.destroy());
+        const cutAfter = this.cutResponseWhen?.(req);
+        if (cutAfter !== undefined) {
+          res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.statusMessage, outHeaders);
+          let sent = 0;
+          upstreamRes.on("data", (chunk: Buffer) => {
+            if (sent >= cutAfter) return;
+            const piece = chunk.subarray(0, cutAfter - sent);
+            sent += piece.length;
+            res.write(piece, () => {
+              if (sent >= cutAfter) {
+                res.socket?.destroy();
+                upstreamRes.destroy();
+                finish();
+              }
+            });
+          });
+          return;
+        }
         if (amendment?.json === undefined) {
           res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.statusMessage, outHeaders);
           upstreamRes.pipe(res);

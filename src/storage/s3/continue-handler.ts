@@ -1,10 +1,16 @@
 /**
- * The S3 client's HTTP handler: the SDK's NodeHttpHandler, except that a PUT or POST the SDK
- * marked `Expect: 100-continue` (client.ts: every one with a body) waits for the store's
- * interim answer before its body is sent (continue-request.ts says why: a refusal must arrive as
- * the store's answer, not as a broken pipe).
+ * The S3 client's HTTP handler: the SDK's NodeHttpHandler, except for two kinds of request.
+ * - A PUT or POST the SDK marked `Expect: 100-continue` (client.ts: every one with a body)
+ *   waits for the store's interim answer before its body is sent (continue-request.ts says
+ *   why: a refusal must arrive as the store's answer, not as a broken pipe).
+ * - A `GetObject` (the SDK's own `x-id=GetObject` in its query) is sent as signed by the SDK,
+ *   but its response is read by http1/stream-get.ts instead of node:http: a restore downloads
+ *   gigabytes, and node:http's per-read cost was ≈ 0.4 CPU s/GiB of it (BENCHMARKS.md finding
+ *   13). Everything else stays the SDK's: endpoint, signing, retries before the response, and
+ *   reading an error answer into its exceptions.
  */
 import { NodeHttpHandler, type NodeHttpHandlerOptions } from "@smithy/node-http-handler";
+import { streamGet } from "../../http1/stream-get.ts";
 import type { Agents } from "../tls.ts";
 import { connectionTimeoutMs, escapeUri, requestTimeoutMs, sendWithContinue } from "./continue-request.ts";
 
@@ -28,6 +34,7 @@ export class ContinueAwareHandler extends NodeHttpHandler {
   }
 
   override async handle(request: SdkRequest, options?: SdkOptions): Promise<SdkResult> {
+    if (request.method === "GET" && request.query?.["x-id"] === "GetObject") return this.#download(request, options);
     const { Expect, expect, ...headers } = request.headers;
     const body = bufferOf(request.body);
     const method = request.method === "PUT" || request.method === "POST" ? request.method : undefined;
@@ -49,6 +56,32 @@ export class ContinueAwareHandler extends NodeHttpHandler {
       if (value !== undefined) flat[name] = Array.isArray(value) ? value.join(",") : value;
     }
     return { response: { statusCode: res.statusCode ?? 0, reason: res.statusMessage, headers: flat, body: res } };
+  }
+
+  async #download(request: SdkRequest, options?: SdkOptions): Promise<SdkResult> {
+    const query = queryString(request.query);
+    const tls = this.#agents.tls;
+    const res = await streamGet(
+      {
+        protocol: request.protocol === "https:" ? "https:" : "http:",
+        hostname: request.hostname,
+        port: request.port,
+        path: query === "" ? request.path : `${request.path}?${query}`,
+      },
+      {
+        headers: request.headers,
+        tls: { rejectUnauthorized: tls.rejectUnauthorized, ...(tls.ca === undefined ? {} : { ca: tls.ca }) },
+        signal: options?.abortSignal as AbortSignal | undefined,
+        connectTimeoutMs: connectionTimeoutMs,
+        headersTimeoutMs: requestTimeoutMs,
+        stallTimeoutMs: requestTimeoutMs,
+        // A cut body is a network failure, as node:http reports it (ECONNRESET): the storage
+        // error says "unreachable", and restore refuses what it did not receive whole.
+        bodyError: (problem, cause) =>
+          Object.assign(new Error(`the object's body ${problem}`), { code: "ECONNRESET", cause }),
+      },
+    );
+    return { response: { statusCode: res.status, headers: Object.fromEntries(res.headers), body: res.body } };
   }
 }
 

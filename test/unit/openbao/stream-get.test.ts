@@ -251,6 +251,7 @@ describe("snapshot download from a server that misbehaves (raw TCP)", () => {
       path: "sys/storage/raft/snapshot",
       token: "t",
       timeoutMs: 200,
+      stallTimeoutMs: 1000,
       bodyError: (problem) => new Error(problem),
     });
     await assert.rejects(

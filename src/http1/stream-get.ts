@@ -1,29 +1,48 @@
 /**
  * One GET on its own connection, its body a stream of views of what the socket receives.
- * Used for the snapshot download only: its gigabytes are where node:http's per-record cost
- * shows (http1-framing.ts says why and how much); every other call goes through node:http.
+ * Used for the two downloads whose gigabytes pass through the executor: the snapshot from
+ * OpenBao (openbao/http.ts) and an S3 object on restore (storage/s3/continue-handler.ts); that
+ * is where node:http's per-record cost shows (framing.ts says why and how much). Every other
+ * call goes through node:http.
  *
- * The connection is the one node:https would open: same CA, SNI and verification settings
- * (`TlsConnectOptions`, from the same `OpenBaoHttp`), `Connection: close`, never reused.
+ * The connection is the one node:https would open for the same caller: the same CA, SNI and
+ * verification settings (`TlsConnectOptions`), `Connection: close`, never reused.
  */
 import { isIP, connect as netConnect, type Socket } from "node:net";
 import { Readable } from "node:stream";
 import { connect as tlsConnect } from "node:tls";
-import { BodyDecoder, FramingError, ResponseHeadParser } from "./http1-framing.ts";
+import { BodyDecoder, FramingError, ResponseHeadParser } from "./framing.ts";
 
 /** The TLS settings of a connection, as node:https's agent gets them. */
 export interface TlsConnectOptions {
-  readonly ca?: string;
+  readonly ca?: string | string[];
   readonly servername?: string;
   readonly rejectUnauthorized: boolean;
+}
+
+/** Where the GET goes: `path` with its query string, already encoded. */
+export interface GetTarget {
+  readonly protocol: "http:" | "https:";
+  /** A name or an IP address (IPv6 with or without brackets). */
+  readonly hostname: string;
+  /** Default: the scheme's. */
+  readonly port?: number | undefined;
+  readonly path: string;
 }
 
 export interface StreamGetOptions {
   readonly headers: Readonly<Record<string, string>>;
   readonly tls: TlsConnectOptions;
   readonly signal?: AbortSignal | undefined;
+  /** Time allowed for the TCP connection; default `headersTimeoutMs`. */
+  readonly connectTimeoutMs?: number | undefined;
   /** Time allowed from connecting until the response head has arrived. */
   readonly headersTimeoutMs: number;
+  /**
+   * Fail the body if it sends nothing for this long while the reader is ready for more. Time
+   * spent waiting for the reader (backpressure) never counts. Default: no limit.
+   */
+  readonly stallTimeoutMs?: number | undefined;
   /** Turns a problem with the body ("ended before it was complete") into the error the stream emits. */
   readonly bodyError: (problem: string, cause?: unknown) => Error;
 }
@@ -42,10 +61,14 @@ const bodyHighWaterMark = 1024 * 1024;
  * the socket's error, a `FramingError` for a response that is not HTTP/1.1, or an error with
  * code ETIMEDOUT / name AbortError.
  */
-export function streamGet(url: URL, options: StreamGetOptions): Promise<StreamedResponse> {
-  const requestHead = renderRequest(url, options.headers);
+export function streamGet(target: GetTarget, options: StreamGetOptions): Promise<StreamedResponse> {
+  const host = target.hostname.replace(/^\[(.*)\]$/, "$1");
+  const port = target.port ?? (target.protocol === "https:" ? 443 : 80);
+  const defaultPort = port === (target.protocol === "https:" ? 443 : 80);
+  const hostHeader = `${isIP(host) === 6 ? `[${host}]` : host}${defaultPort ? "" : `:${port}`}`;
+  const requestHead = renderRequest(target.path, hostHeader, options.headers);
   return new Promise((resolve, reject) => {
-    const socket = connectTo(url, options.tls);
+    const socket = connectTo(target.protocol, host, port, options.tls);
     const head = new ResponseHeadParser();
     const abort = (): void => {
       const err = new Error("The operation was aborted");
@@ -56,11 +79,16 @@ export function streamGet(url: URL, options: StreamGetOptions): Promise<Streamed
     options.signal?.addEventListener("abort", abort, { once: true });
     socket.once("close", () => options.signal?.removeEventListener("abort", abort));
 
-    socket.setTimeout(options.headersTimeoutMs, () =>
-      socket.destroy(
-        Object.assign(new Error(`no answer within ${options.headersTimeoutMs} ms`), { code: "ETIMEDOUT" }),
-      ),
+    let waitingFor = "a connection";
+    let limitMs = options.connectTimeoutMs ?? options.headersTimeoutMs;
+    socket.setTimeout(limitMs, () =>
+      socket.destroy(Object.assign(new Error(`no answer within ${limitMs} ms (${waitingFor})`), { code: "ETIMEDOUT" })),
     );
+    socket.once("connect", () => {
+      waitingFor = "the response head";
+      limitMs = options.headersTimeoutMs;
+      socket.setTimeout(limitMs);
+    });
     const beforeHead = {
       data: (bytes: Buffer): void => {
         let got: ReturnType<ResponseHeadParser["feed"]>;
@@ -76,6 +104,7 @@ export function streamGet(url: URL, options: StreamGetOptions): Promise<Streamed
         socket.off("error", beforeHead.error);
         socket.off("close", beforeHead.close);
         const body = new ResponseBody(socket, new BodyDecoder(got.head.framing), got.rest, options.bodyError);
+        if (options.stallTimeoutMs !== undefined) guardAgainstStalls(body, options.stallTimeoutMs, options.bodyError);
         resolve({ status: got.head.status, headers: got.head.headers, body });
       },
       error: (err: Error): void => reject(err),
@@ -178,29 +207,62 @@ export class ResponseBody extends Readable {
   }
 }
 
-function connectTo(url: URL, tls: TlsConnectOptions): Socket {
-  const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
-  if (url.protocol === "http:") return netConnect({ host, port: Number(url.port || 80) });
+/**
+ * Looked at a few times per timeout instead of a timer re-armed for every chunk: an HTTPS
+ * body arrives in 16 KiB TLS records, 65,000 per GiB, and re-arming for each cost ≈ 0.1 CPU
+ * s/GiB (BENCHMARKS.md). Quiet time counts only while the body flows: the connection is
+ * paused while the reader is the slow side, and waiting on the reader is never a stall.
+ */
+function guardAgainstStalls(
+  body: ResponseBody,
+  stallTimeoutMs: number,
+  bodyError: (problem: string, cause?: unknown) => Error,
+): void {
+  let seen = body.bytesReceived;
+  let quietSince = performance.now();
+  const watch = setInterval(
+    () => {
+      const now = performance.now();
+      const read = body.bytesReceived;
+      if (read !== seen || body.waitingOnReader) {
+        seen = read;
+        quietSince = now;
+      } else if (now - quietSince >= stallTimeoutMs) {
+        clearInterval(watch);
+        body.destroy(bodyError(`stalled: no data for ${Math.round(stallTimeoutMs / 1000)} s`));
+      }
+    },
+    Math.max(10, Math.min(stallTimeoutMs / 4, 5_000)),
+  );
+  body.once("close", () => clearInterval(watch));
+}
+
+function connectTo(protocol: "http:" | "https:", host: string, port: number, tls: TlsConnectOptions): Socket {
+  if (protocol === "http:") return netConnect({ host, port });
   // node:https sends the host as SNI unless it is an IP address, and checks the certificate
   // against the SNI name or else the host; `servername` overrides both, as it does there.
   const servername = tls.servername ?? (isIP(host) === 0 ? host : undefined);
   return tlsConnect({
     host,
-    port: Number(url.port || 443),
+    port,
     rejectUnauthorized: tls.rejectUnauthorized,
     ...(tls.ca === undefined ? {} : { ca: tls.ca }),
     ...(servername === undefined ? {} : { servername }),
   });
 }
 
-function renderRequest(url: URL, headers: Readonly<Record<string, string>>): string {
-  const lines = [`GET ${url.pathname}${url.search} HTTP/1.1`, `Host: ${url.host}`];
+/** The request head; `Host` unless the caller's headers carry it (a signed request does). */
+function renderRequest(path: string, host: string, headers: Readonly<Record<string, string>>): string {
+  const lines = [`GET ${path} HTTP/1.1`];
+  if (!Object.keys(headers).some((name) => name.toLowerCase() === "host")) lines.push(`Host: ${host}`);
   for (const [name, value] of Object.entries(headers)) {
     // CR or LF in a value would end the header early and let the rest be read as a new one.
-    if (!/^[\t\x20-\x7e\x80-\xff]*$/.test(value)) {
-      throw new TypeError(`the ${name} header contains characters an HTTP header cannot carry`);
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name) || !/^[\t\x20-\x7e\x80-\xff]*$/.test(value)) {
+      throw new TypeError(
+        `the ${name.replace(/[^\x21-\x7e]/g, "?")} header contains characters an HTTP header cannot carry`,
+      );
     }
-    lines.push(`${name}: ${value}`);
+    if (name.toLowerCase() !== "connection") lines.push(`${name}: ${value}`);
   }
   lines.push("Connection: close", "", "");
   return lines.join("\r\n");

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { BodyDecoder, type BodyFraming, FramingError, ResponseHeadParser } from "../../../src/openbao/http1-framing.ts";
+import { BodyDecoder, type BodyFraming, FramingError, ResponseHeadParser } from "../../../src/http1/framing.ts";
 
 const chunked: BodyFraming = { kind: "chunked" };
 
