@@ -21,6 +21,7 @@ import type { TargetUnderTest } from "../executor/targets.ts";
 import { type OpenBaoCluster as BaoServer, backupPolicy, startOpenBao, transitSealStanza } from "../servers/openbao.ts";
 import { printServerLogsOnFailure, waitFor } from "../servers/process.ts";
 import { startTransitServer, type TransitServer } from "../servers/transit.ts";
+import { printPodsOnFailure } from "./diagnostics.ts";
 import { nodeTierSkip } from "./gate.ts";
 import { namespace, startWorld, type World } from "./world.ts";
 
@@ -42,6 +43,7 @@ describe("real node: restore drills run by the operator prove that backups resto
   let transitServer: TransitServer | undefined;
   let transitSource: BaoServer | undefined;
   printServerLogsOnFailure();
+  printPodsOnFailure(() => world);
 
   before(async () => {
     world = await startWorld({

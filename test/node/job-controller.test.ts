@@ -16,6 +16,7 @@ import { Annotation } from "../../src/api/constants.ts";
 import { type HttpsFixtureServer, serveHttps } from "../servers/https-json.ts";
 import { printServerLogsOnFailure, waitFor } from "../servers/process.ts";
 import { issueCertificate } from "../servers/tls.ts";
+import { printPodsOnFailure } from "./diagnostics.ts";
 import { nodeTierSkip } from "./gate.ts";
 import { namespace, operatorNamespace, operatorPodSelector, startWorld, type World } from "./world.ts";
 
@@ -34,6 +35,7 @@ describe(
     /** Snapshot requests the hung OpenBao has received, by member address. */
     let snapshotRequests = 0;
     printServerLogsOnFailure();
+    printPodsOnFailure(() => world);
 
     before(async () => {
       world = await startWorld({

@@ -15,6 +15,7 @@ import type { OpenBaoCluster } from "../../src/api/types.ts";
 import { backupServiceAccountName } from "../../src/backup/controller.ts";
 import { restoreServiceAccountName } from "../../src/restore/plan.ts";
 import { printServerLogsOnFailure, waitFor } from "../servers/process.ts";
+import { printPodsOnFailure } from "./diagnostics.ts";
 import { nodeTierSkip } from "./gate.ts";
 import { type ChartOpenBao, deployChartShapedOpenBao } from "./openbao-statefulset.ts";
 import { namespace, startWorld, type World } from "./world.ts";
@@ -29,6 +30,7 @@ describe(
     let world: World;
     const baos: Record<string, ChartOpenBao> = {};
     printServerLogsOnFailure();
+    printPodsOnFailure(() => world);
 
     before(async () => {
       world = await startWorld({ clusters: [], providers: ["s3"], hostOpenBao: false });
