@@ -11,7 +11,10 @@
  *   sdk-download  the provider SDK's download piped into POST snapshot     (b) restore
  *
  * (b) uses the same SDK call, part size and concurrency as the product's store, and nothing
- * else: no hashing, no inspection, no guard. Each mode imports only the SDK it uses, so a
+ * else: no hashing, no inspection, no guard. Every GET that is not an SDK's own (the source
+ * read, the raw GET) is read by the executor's lean HTTP/1.1 reader (src/http1/stream-get.ts),
+ * the cheapest way Node has here to receive a body; node:http costs ≈ 0.5 CPU s/GiB more
+ * (BENCHMARKS.md finding 13), which would flatter the executor beside (a) and (b). Each mode imports only the SDK it uses, so a
  * process's peak RSS is that of its transfer and its one SDK (as the executor's is).
  */
 import { createReadStream, statSync } from "node:fs";
@@ -20,6 +23,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { S3Client } from "@aws-sdk/client-s3";
+import { streamGet } from "../src/http1/stream-get.ts";
 import { planParts } from "../src/storage/parts.ts";
 import { azureBufferCount } from "./measure.ts";
 import { rawRequest } from "./raw.ts";
@@ -61,7 +65,7 @@ function send(url: string, options: RequestOptions, body?: (req: NodeJS.Writable
   });
 }
 
-async function drain(res: IncomingMessage): Promise<number> {
+async function drain(res: Readable): Promise<number> {
   let bytes = 0;
   for await (const chunk of res) bytes += (chunk as Buffer).length;
   return bytes;
@@ -89,14 +93,39 @@ function sourceAgent(job: ClientJob): HttpAgent | HttpsAgent {
     : new HttpAgent({ keepAlive: true });
 }
 
-async function openSource(job: ClientJob): Promise<IncomingMessage> {
-  const res = await send(`${job.source.address}${snapshotPath}`, {
-    method: "GET",
-    agent: sourceAgent(job),
-    headers: { "x-vault-token": job.source.token },
-  });
-  if (res.statusCode !== 200) throw new Error(`source answered ${res.statusCode}`);
-  return res;
+/** A GET read by the lean reader; its body once the answer is 2xx. */
+async function leanGet(
+  url: string,
+  headers: Readonly<Record<string, string>>,
+  ca: string | undefined,
+): Promise<Readable> {
+  const target = new URL(url);
+  const res = await streamGet(
+    {
+      protocol: target.protocol === "https:" ? "https:" : "http:",
+      hostname: target.hostname,
+      port: target.port === "" ? undefined : Number(target.port),
+      path: `${target.pathname}${target.search}`,
+    },
+    {
+      headers,
+      tls: { rejectUnauthorized: true, ...(ca === undefined ? {} : { ca }) },
+      headersTimeoutMs: 60_000,
+      bodyError: (problem) => new Error(`GET ${target.pathname}: the body ${problem}`),
+    },
+  );
+  if (res.status < 200 || res.status >= 300) {
+    const chunks: Buffer[] = [];
+    for await (const c of res.body) chunks.push(c as Buffer);
+    throw new Error(
+      `GET ${target.pathname}: HTTP ${res.status} ${Buffer.concat(chunks).toString("utf8").slice(0, 500)}`,
+    );
+  }
+  return res.body;
+}
+
+function openSource(job: ClientJob): Promise<Readable> {
+  return leanGet(`${job.source.address}${snapshotPath}`, { "x-vault-token": job.source.token }, job.source.caPem);
 }
 
 async function postToSource(job: ClientJob, body: Readable | ArchivePlan): Promise<number> {
@@ -172,7 +201,7 @@ async function gcsFile(job: ClientJob) {
     .file(job.key);
 }
 
-async function sdkUpload(job: ClientJob, body: IncomingMessage): Promise<void> {
+async function sdkUpload(job: ClientJob, body: Readable): Promise<void> {
   const partSize = planParts(job.sink.provider, job.partSize).partSize;
   switch (job.sink.provider) {
     case "s3": {
@@ -276,10 +305,7 @@ export async function runClient(job: ClientJob): Promise<ClientResult> {
     }
     case "get-raw": {
       const raw = await rawRequest(job.sink, "get", job.key);
-      bytes = await expectOk(
-        await send(raw.url, { method: raw.method, headers: raw.headers, ...sinkTls(job) }),
-        "raw GET",
-      );
+      bytes = await drain(await leanGet(raw.url, raw.headers, job.sink.caPem));
       break;
     }
     case "post-raw":
