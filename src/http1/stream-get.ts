@@ -57,9 +57,10 @@ export interface StreamedResponse {
 const bodyHighWaterMark = 1024 * 1024;
 
 /**
- * Sends `GET url` and resolves once the response head has arrived (any status). Rejects with
- * the socket's error, a `FramingError` for a response that is not HTTP/1.1, or an error with
- * code ETIMEDOUT / name AbortError.
+ * Sends `GET target.path` and resolves once the response head has arrived (any status).
+ * Rejects with the socket's error, a `FramingError` for a response that is not HTTP/1.1, or an
+ * error with code ETIMEDOUT or ECONNRESET (closed before a response: "socket hang up" in
+ * node:http, which the SDKs retry) or name AbortError.
  */
 export function streamGet(target: GetTarget, options: StreamGetOptions): Promise<StreamedResponse> {
   const host = target.hostname.replace(/^\[(.*)\]$/, "$1");
@@ -108,7 +109,8 @@ export function streamGet(target: GetTarget, options: StreamGetOptions): Promise
         resolve({ status: got.head.status, headers: got.head.headers, body });
       },
       error: (err: Error): void => reject(err),
-      close: (): void => reject(new Error("the connection closed before a response arrived")),
+      close: (): void =>
+        reject(Object.assign(new Error("the connection closed before a response arrived"), { code: "ECONNRESET" })),
     };
     socket.on("data", beforeHead.data);
     socket.on("error", beforeHead.error);

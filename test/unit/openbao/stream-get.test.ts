@@ -237,6 +237,17 @@ describe("snapshot download from a server that misbehaves (raw TCP)", () => {
     );
   });
 
+  test("a connection closed before any answer is Unreachable (ECONNRESET, as node:http's socket hang up)", async () => {
+    behaviour = (socket) => socket.end();
+    await assert.rejects(
+      openSnapshot(http, address, "t"),
+      (err: unknown) =>
+        err instanceof OpenBaoError &&
+        err.code === "Unreachable" &&
+        /\(ECONNRESET\): the connection closed before a response arrived/.test(err.message),
+    );
+  });
+
   test("an answer that is not HTTP/1.1 is a BadResponse", async () => {
     behaviour = (socket) => socket.end("SSH-2.0-OpenSSH_9.6\r\n\r\n");
     await assert.rejects(
