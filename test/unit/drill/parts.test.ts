@@ -5,10 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, test } from "node:test";
+import { after, describe, test } from "node:test";
 import {
   CanaryLocationError,
   canaryDigest,
@@ -51,7 +51,15 @@ describe("canary locations", () => {
 });
 
 describe("the unseal-keys directory", () => {
-  const dir = (): string => mkdtempSync(join(tmpdir(), "drill-keys-"));
+  const made: string[] = [];
+  const dir = (): string => {
+    const d = mkdtempSync(join(tmpdir(), "drill-keys-"));
+    made.push(d);
+    return d;
+  };
+  after(() => {
+    for (const d of made) rmSync(d, { recursive: true, force: true });
+  });
   const b64 = (n: number): string => Buffer.alloc(33, n).toString("base64");
 
   test("one key per file, in file-name order; the kubelet's dot entries skipped; symlinks followed", async () => {

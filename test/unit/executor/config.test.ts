@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, test } from "node:test";
+import { after, describe, test } from "node:test";
 import {
   ConfigError,
   loadBackupConfig,
@@ -61,6 +61,7 @@ describe("executor configuration", () => {
 
   test("every mounted path has an env override", () => {
     const dir = mkdtempSync(join(tmpdir(), "cfg-"));
+    after(() => rmSync(dir, { recursive: true, force: true }));
     writeFileSync(join(dir, "ca.crt"), "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
     const c = loadRestoreConfig(
       {

@@ -4,10 +4,10 @@
  * after a restore that left OpenBao sealed.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, test } from "node:test";
+import { after, describe, test } from "node:test";
 import {
   type BackupSuccess,
   humanLine,
@@ -30,6 +30,7 @@ const success: RestoreSuccess = {
 describe("termination message outside a container", () => {
   test("the default path is left alone when it does not exist; an existing or asked-for one is written", () => {
     const dir = mkdtempSync(join(tmpdir(), "term-"));
+    after(() => rmSync(dir, { recursive: true, force: true }));
     const absent = join(dir, "termination-log");
     assert.equal(writeTerminationMessage(absent, success, { onlyIfExists: true }), undefined);
     assert.equal(existsSync(absent), false, "nothing created where nothing was mounted");

@@ -8,7 +8,7 @@
  * test/storage/size-hint.test.ts.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -54,6 +54,7 @@ describe("BACKUP_SIZE_HINT reaches the snapshot upload", () => {
     { timeout: 30_000 },
     async () => {
       const credentials = mkdtempSync(join(tmpdir(), "size-hint-"));
+      after(() => rmSync(credentials, { recursive: true, force: true }));
       writeFileSync(join(credentials, "accessKeyId"), "AKIATEST");
       writeFileSync(join(credentials, "secretAccessKey"), "not-a-real-secret");
       const { maxParts, maxPartSize } = partLimits.s3;
