@@ -14,8 +14,9 @@
  * else: no hashing, no inspection, no guard. Every GET that is not an SDK's own (the source
  * read, the raw GET) is read by the executor's lean HTTP/1.1 reader (src/http1/stream-get.ts),
  * the cheapest way Node has here to receive a body; node:http costs ≈ 0.5 CPU s/GiB more
- * (BENCHMARKS.md finding 13), which would flatter the executor beside (a) and (b). Each mode imports only the SDK it uses, so a
- * process's peak RSS is that of its transfer and its one SDK (as the executor's is).
+ * (BENCHMARKS.md finding 13), which would flatter the executor beside (a) and (b). Each mode
+ * imports only the SDK it uses, so a process's peak RSS is that of its transfer and its one
+ * SDK (as the executor's is).
  */
 import { createReadStream, statSync } from "node:fs";
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type RequestOptions } from "node:http";
@@ -23,7 +24,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { S3Client } from "@aws-sdk/client-s3";
-import { streamGet } from "../src/http1/stream-get.ts";
+import { streamGet, targetOf } from "../src/http1/stream-get.ts";
 import { planParts } from "../src/storage/parts.ts";
 import { azureBufferCount } from "./measure.ts";
 import { rawRequest } from "./raw.ts";
@@ -100,20 +101,12 @@ async function leanGet(
   ca: string | undefined,
 ): Promise<Readable> {
   const target = new URL(url);
-  const res = await streamGet(
-    {
-      protocol: target.protocol === "https:" ? "https:" : "http:",
-      hostname: target.hostname,
-      port: target.port === "" ? undefined : Number(target.port),
-      path: `${target.pathname}${target.search}`,
-    },
-    {
-      headers,
-      tls: { rejectUnauthorized: true, ...(ca === undefined ? {} : { ca }) },
-      headersTimeoutMs: 60_000,
-      bodyError: (problem) => new Error(`GET ${target.pathname}: the body ${problem}`),
-    },
-  );
+  const res = await streamGet(targetOf(target), {
+    headers,
+    tls: { rejectUnauthorized: true, ...(ca === undefined ? {} : { ca }) },
+    headersTimeoutMs: 60_000,
+    bodyError: (problem) => new Error(`GET ${target.pathname}: the body ${problem}`),
+  });
   if (res.status < 200 || res.status >= 300) {
     const chunks: Buffer[] = [];
     for await (const c of res.body) chunks.push(c as Buffer);

@@ -30,6 +30,16 @@ export interface GetTarget {
   readonly path: string;
 }
 
+/** The target of an http(s) URL (its path and query as the URL encoded them). */
+export function targetOf(url: URL): GetTarget {
+  return {
+    protocol: url.protocol === "https:" ? "https:" : "http:",
+    hostname: url.hostname,
+    port: url.port === "" ? undefined : Number(url.port),
+    path: `${url.pathname}${url.search}`,
+  };
+}
+
 export interface StreamGetOptions {
   readonly headers: Readonly<Record<string, string>>;
   readonly tls: TlsConnectOptions;

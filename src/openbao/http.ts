@@ -10,7 +10,7 @@ import { Agent as HttpAgent, request as httpRequest } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { Readable } from "node:stream";
 import { FramingError } from "../http1/framing.ts";
-import { type StreamedResponse, streamGet, type TlsConnectOptions } from "../http1/stream-get.ts";
+import { type StreamedResponse, streamGet, type TlsConnectOptions, targetOf } from "../http1/stream-get.ts";
 import { OpenBaoError, oneLineError, redact } from "./errors.ts";
 
 export interface TlsSettings {
@@ -114,13 +114,7 @@ export class OpenBaoHttp {
     const url = apiUrl(address, options.path);
     if (url instanceof OpenBaoError) throw url;
     try {
-      const target = {
-        protocol: url.protocol === "https:" ? "https:" : "http:",
-        hostname: url.hostname,
-        port: url.port === "" ? undefined : Number(url.port),
-        path: `${url.pathname}${url.search}`,
-      } as const;
-      return await streamGet(target, {
+      return await streamGet(targetOf(url), {
         headers: { "X-Vault-Token": options.token },
         tls: this.#tls,
         signal: options.signal,

@@ -149,6 +149,22 @@ describe("s3 multipart on MinIO over HTTP: what each part carries, and retries",
     }
   });
 
+  test("a download whose connection closes before any answer is retried by the SDK, and arrives whole", async () => {
+    const store = open();
+    const bytes = randomBytes(partSize + 4_321);
+    await store.upload("wire/retried-download.bin", chunked(bytes));
+    proxy.reset();
+    let cut = 0;
+    proxy.failWhen = (req) => req.method === "GET" && ++cut === 1;
+    try {
+      const down = await sha256Of(await store.download("wire/retried-download.bin"));
+      assert.equal(down.sha256, sha256(bytes));
+    } finally {
+      proxy.failWhen = undefined;
+    }
+    assert.equal(proxy.matching((r) => r.method === "GET").length, 2, "the first GET cut, the second answered");
+  });
+
   test("a part changed on the wire is refused by the store (its CRC32): the upload fails and leaves nothing", async () => {
     const bytes = randomBytes(3 * partSize);
     proxy.reset();
