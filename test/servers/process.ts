@@ -29,14 +29,16 @@ export class ManagedProcess {
   /** Resolves with the exit code (or null when killed by a signal) once the process ends. */
   readonly exited: Promise<number | null>;
   #exitCode: number | null | undefined;
+  #exitSignal: NodeJS.Signals | null = null;
 
   constructor(name: string, logPath: string, child: ChildProcess) {
     this.name = name;
     this.logPath = logPath;
     this.child = child;
     this.exited = new Promise((resolve) => {
-      child.on("exit", (code) => {
+      child.on("exit", (code, signal) => {
         this.#exitCode = code;
+        this.#exitSignal = signal;
         live.delete(this);
         resolve(code);
       });
@@ -45,6 +47,12 @@ export class ManagedProcess {
 
   get running(): boolean {
     return this.#exitCode === undefined;
+  }
+
+  /** How it ended, for failure messages: a process killed by a signal often logs nothing. */
+  get exitReason(): string {
+    if (this.running) return "running";
+    return this.#exitSignal === null ? `exit code ${this.#exitCode}` : `killed by ${this.#exitSignal}`;
   }
 
   /** The last `bytes` of the log, for failure messages. */
@@ -135,7 +143,7 @@ export async function waitFor<T>(check: () => Promise<T | undefined | false>, op
   for (;;) {
     for (const proc of options.processes ?? []) {
       if (!proc.running) {
-        throw new Error(`${proc.name} exited while waiting for ${options.what}:\n${proc.logTail()}`);
+        throw new Error(`${proc.name} exited (${proc.exitReason}) while waiting for ${options.what}:\n${proc.logTail()}`);
       }
     }
     try {
