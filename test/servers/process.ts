@@ -143,7 +143,9 @@ export async function waitFor<T>(check: () => Promise<T | undefined | false>, op
   for (;;) {
     for (const proc of options.processes ?? []) {
       if (!proc.running) {
-        throw new Error(`${proc.name} exited (${proc.exitReason}) while waiting for ${options.what}:\n${proc.logTail()}`);
+        throw new Error(
+          `${proc.name} exited (${proc.exitReason}) while waiting for ${options.what}:\n${proc.logTail()}`,
+        );
       }
     }
     try {
