@@ -51,10 +51,6 @@ const result = spawnSync(
     "--test-reporter=spec",
     "--test-concurrency=2",
     "--test-timeout=900000",
-    // A file whose tests are done ends even if a leaked handle (a server a failed `before` could
-    // not hand to its `after`) would keep it alive: its exit hooks still stop every server by
-    // PID (test/servers/process.ts). Without it one such leak held CI for an hour.
-    "--test-force-exit",
     ...patterns,
   ],
   { stdio: "inherit" },

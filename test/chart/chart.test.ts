@@ -36,10 +36,10 @@ import { type OpenBaoCluster as BaoServer, startOpenBao } from "../servers/openb
 import { freePort } from "../servers/ports.ts";
 import {
   type ManagedProcess,
-  printServerLogsOnFailure,
   removeScratch,
   scratchDir,
   startProcess,
+  superviseServers,
   waitFor,
 } from "../servers/process.ts";
 import {
@@ -54,7 +54,7 @@ import {
   rulesOf,
 } from "./helm.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 printJobRunnerOnFailure();
 
 const release = "bao";

@@ -25,17 +25,17 @@ import { type KubeHandle, kubeGet, startKube } from "../servers/kube.ts";
 import { type OpenBaoCluster as BaoServer, startOpenBao } from "../servers/openbao.ts";
 import {
   type ManagedProcess,
-  printServerLogsOnFailure,
   scratchDir,
   startProcess,
   startTogether,
+  superviseServers,
   waitFor,
 } from "../servers/process.ts";
 import { TcpProxy } from "../servers/tcp-proxy.ts";
 import type { CertificateAuthority } from "../servers/tls.ts";
 import { type CliRun, json, runCli, show } from "./run.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 
 const ns = "openbao";
 /** Someone else's policy named "backup": it grants more than snapshots. */

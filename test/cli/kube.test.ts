@@ -16,10 +16,10 @@ import { startTarget, type TargetUnderTest } from "../executor/targets.ts";
 import { s3Target } from "../operator/stack.ts";
 import { type KubeHandle, startKube } from "../servers/kube.ts";
 import { type OpenBaoCluster as BaoServer, startOpenBao } from "../servers/openbao.ts";
-import { printServerLogsOnFailure, scratchDir, startTogether } from "../servers/process.ts";
+import { scratchDir, startTogether, superviseServers } from "../servers/process.ts";
 import { json, runCli, show } from "./run.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 
 const ns = "openbao";
 const api = { group: "openbao.org", version: "v1alpha1", namespace: ns, plural: "openbaoclusters" };

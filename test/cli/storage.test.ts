@@ -11,10 +11,10 @@ import { buildKey } from "../../src/snapshot/key.ts";
 import { clusterEnv, mounts, runExecutor } from "../executor/harness.ts";
 import { startTarget, type TargetUnderTest } from "../executor/targets.ts";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
-import { printServerLogsOnFailure, scratchDir, startTogether } from "../servers/process.ts";
+import { scratchDir, startTogether, superviseServers } from "../servers/process.ts";
 import { json, runCli, show } from "./run.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 
 const day = 24 * 3600 * 1000;
 

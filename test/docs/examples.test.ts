@@ -29,9 +29,9 @@ import { loadAll } from "js-yaml";
 import { clusterCrdManifest, crds, type Schema } from "../../src/api/schema.ts";
 import { projectRoot } from "../servers/catalog.ts";
 import { type KubeHandle, kubePost, startKube } from "../servers/kube.ts";
-import { printServerLogsOnFailure } from "../servers/process.ts";
+import { superviseServers } from "../servers/process.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 
 type JsonObject = Record<string, unknown>;
 

@@ -26,9 +26,9 @@ import { projectRoot, serverBinary } from "../servers/catalog.ts";
 import { type MinioServer, startMinio } from "../servers/minio.ts";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
 import { freePort } from "../servers/ports.ts";
-import { printServerLogsOnFailure, removeScratch, scratchDir } from "../servers/process.ts";
+import { removeScratch, scratchDir, superviseServers } from "../servers/process.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 
 const runbookPath = join(projectRoot, "docs", "restore-runbook.md");
 const thisFile = relative(projectRoot, new URL(import.meta.url).pathname);

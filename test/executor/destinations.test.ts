@@ -17,12 +17,12 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
-import { printServerLogsOnFailure, scratchDir, startTogether, waitFor } from "../servers/process.ts";
+import { scratchDir, startTogether, superviseServers, waitFor } from "../servers/process.ts";
 import { startWireProxy, type WireProxy } from "../storage/wire-proxy.ts";
 import { clusterEnv, mounts, runExecutor, showRun } from "./harness.ts";
 import { type ProviderName, startTarget, type TargetUnderTest } from "./targets.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 
 const MiB = 1024 * 1024;
 

@@ -20,14 +20,14 @@ import { buildKey } from "../../src/snapshot/key.ts";
 import { type ManifestCanary, parseManifest, serializeManifest } from "../../src/snapshot/manifest.ts";
 import type { TransitSeal } from "../servers/openbao.ts";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
-import { printServerLogsOnFailure, scratchDir, startTogether } from "../servers/process.ts";
+import { scratchDir, startTogether, superviseServers } from "../servers/process.ts";
 import { startThrowawayOpenBao, type ThrowawayOpenBao } from "../servers/throwaway-openbao.ts";
 import { startTransitServer, type TransitServer } from "../servers/transit.ts";
 import { type ExecutorRun, mounts, runExecutor, showRun } from "./harness.ts";
 import { flipKvVersionValues, repacked } from "./tamper.ts";
 import { startTarget, type TargetUnderTest } from "./targets.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 
 const drillMode = "drill";
 

@@ -40,12 +40,12 @@ import { fromTemporaryCredentials } from "@aws-sdk/credential-providers";
 import { runCli, show } from "../cli/run.ts";
 import { type MinioServer, startMinio } from "../servers/minio.ts";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
-import { printServerLogsOnFailure, startTogether, waitFor } from "../servers/process.ts";
+import { startTogether, superviseServers, waitFor } from "../servers/process.ts";
 import { startWireProxy } from "../storage/wire-proxy.ts";
 import { clusterEnv, mounts, runExecutor, showRun } from "./harness.ts";
 import { startTarget } from "./targets.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 
 const MiB = 1024 * 1024;
 const kmsKey = "openbao-backups";

@@ -7,12 +7,12 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
-import { printServerLogsOnFailure, startTogether, waitFor } from "../servers/process.ts";
+import { startTogether, superviseServers, waitFor } from "../servers/process.ts";
 import { TcpProxy } from "../servers/tcp-proxy.ts";
 import { assertBackupAndRestoreWork, clusterEnv, mounts, runExecutor } from "./harness.ts";
 import { startTarget, type TargetUnderTest } from "./targets.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 
 describe("executor failures (3-node OpenBao, MinIO)", () => {
   let cluster: OpenBaoCluster;

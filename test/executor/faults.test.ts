@@ -11,7 +11,7 @@ import { after, before, describe, test } from "node:test";
 import { AbortMultipartUploadCommand, ListMultipartUploadsCommand, S3Client } from "@aws-sdk/client-s3";
 import { FaultProxy } from "../servers/fault-proxy.ts";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
-import { printServerLogsOnFailure, startTogether } from "../servers/process.ts";
+import { startTogether, superviseServers } from "../servers/process.ts";
 import { TcpProxy } from "../servers/tcp-proxy.ts";
 import {
   assertBackupAndRestoreWork as assertBackupAndRestoreWorkWith,
@@ -23,7 +23,7 @@ import {
 } from "./harness.ts";
 import { startTarget, type TargetUnderTest } from "./targets.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 
 const show = showRun;
 const partSize = 5 * 1024 * 1024;

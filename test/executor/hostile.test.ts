@@ -17,12 +17,12 @@ import { json, runCli, show as showCli } from "../cli/run.ts";
 import { type HttpsFixtureServer, serveHttps } from "../servers/https-json.ts";
 import { type MinioServer, startMinio } from "../servers/minio.ts";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
-import { printServerLogsOnFailure, startTogether } from "../servers/process.ts";
+import { startTogether, superviseServers } from "../servers/process.ts";
 import { issueCertificate } from "../servers/tls.ts";
 import { clusterEnv, type ExecutorRun, mounts, runExecutor } from "./harness.ts";
 import { startTarget, type TargetUnderTest } from "./targets.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 
 const show = (run: ExecutorRun): string => `exit ${run.code}\n${run.stdout}${run.stderr}${run.raw}`;
 const everything = (run: ExecutorRun): string => `${run.stdout}\n${run.stderr}\n${run.raw}`;

@@ -12,11 +12,11 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { buildKey } from "../../src/snapshot/key.ts";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
-import { printServerLogsOnFailure, startTogether, waitFor } from "../servers/process.ts";
+import { startTogether, superviseServers, waitFor } from "../servers/process.ts";
 import { clusterEnv, mounts, runExecutor, showRun } from "./harness.ts";
 import { startTarget, type TargetUnderTest } from "./targets.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 
 const hour = 3600 * 1000;
 

@@ -24,10 +24,10 @@ import {
 import { runCli, show } from "../cli/run.ts";
 import { type MinioServer, startMinio } from "../servers/minio.ts";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
-import { printServerLogsOnFailure, startTogether, waitFor } from "../servers/process.ts";
+import { startTogether, superviseServers, waitFor } from "../servers/process.ts";
 import { clusterEnv, mounts, runExecutor, showRun } from "./harness.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 
 const locked = "locked";
 const plain = "plain";

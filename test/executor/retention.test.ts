@@ -9,11 +9,11 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { buildKey } from "../../src/snapshot/key.ts";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
-import { printServerLogsOnFailure, startTogether } from "../servers/process.ts";
+import { startTogether, superviseServers } from "../servers/process.ts";
 import { clusterEnv, mounts, runExecutor } from "./harness.ts";
 import { startTarget, type TargetUnderTest } from "./targets.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 
 const day = 24 * 3600 * 1000;
 const hex = (i: number): string => i.toString(16).padStart(8, "0");

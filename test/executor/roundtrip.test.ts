@@ -7,11 +7,11 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
-import { printServerLogsOnFailure, startTogether, waitFor } from "../servers/process.ts";
+import { startTogether, superviseServers, waitFor } from "../servers/process.ts";
 import { clusterEnv, mounts, runExecutor } from "./harness.ts";
 import { allProviders, startTarget, type TargetUnderTest } from "./targets.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 
 async function scopedToken(cluster: OpenBaoCluster, policy: "backup" | "restore"): Promise<string> {
   const out = await cluster.call<{ auth: { client_token: string } }>("POST", "auth/token/create", {

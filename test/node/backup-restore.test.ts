@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Annotation } from "../../src/api/constants.ts";
 import type { ProviderName } from "../executor/targets.ts";
-import { printServerLogsOnFailure, waitFor } from "../servers/process.ts";
+import { superviseServers, waitFor } from "../servers/process.ts";
 import { printPodsOnFailure } from "./diagnostics.ts";
 import { nodeTierSkip } from "./gate.ts";
 import { operatorNamespace, operatorPodSelector, startWorld, type World } from "./world.ts";
@@ -25,7 +25,7 @@ describe(
   },
   () => {
     let world: World;
-    printServerLogsOnFailure();
+    superviseServers();
     printPodsOnFailure(() => world);
     before(async () => {
       world = await startWorld({ clusters: providers.map(clusterOf) });

@@ -1,5 +1,5 @@
 /**
- * What a failed node-tier test prints beside the node programs' logs (printServerLogsOnFailure):
+ * What a failed node-tier test prints beside the node programs' logs (superviseServers):
  * every Pod's containers — restarts, and how the last one ended (reason, exit code, signal) —
  * and the tail of each operator container's log, a previous container's included, which the
  * kubelet keeps as `<restart>.log` beside the current one until the node is stopped.

@@ -19,7 +19,7 @@ import { parseManifest, serializeManifest } from "../../src/snapshot/manifest.ts
 import { flipKvVersionValues, repacked } from "../executor/tamper.ts";
 import type { TargetUnderTest } from "../executor/targets.ts";
 import { type OpenBaoCluster as BaoServer, backupPolicy, startOpenBao, transitSealStanza } from "../servers/openbao.ts";
-import { printServerLogsOnFailure, waitFor } from "../servers/process.ts";
+import { superviseServers, waitFor } from "../servers/process.ts";
 import { startTransitServer, type TransitServer } from "../servers/transit.ts";
 import { printPodsOnFailure } from "./diagnostics.ts";
 import { nodeTierSkip } from "./gate.ts";
@@ -42,7 +42,7 @@ describe("real node: restore drills run by the operator prove that backups resto
   let s3: TargetUnderTest;
   let transitServer: TransitServer | undefined;
   let transitSource: BaoServer | undefined;
-  printServerLogsOnFailure();
+  superviseServers();
   printPodsOnFailure(() => world);
 
   before(async () => {

@@ -14,7 +14,7 @@ import { after, before, describe, test } from "node:test";
 import type { V1Job } from "@kubernetes/client-node";
 import { Annotation } from "../../src/api/constants.ts";
 import { type HttpsFixtureServer, serveHttps } from "../servers/https-json.ts";
-import { printServerLogsOnFailure, waitFor } from "../servers/process.ts";
+import { superviseServers, waitFor } from "../servers/process.ts";
 import { issueCertificate } from "../servers/tls.ts";
 import { printPodsOnFailure } from "./diagnostics.ts";
 import { nodeTierSkip } from "./gate.ts";
@@ -34,7 +34,7 @@ describe(
     let hung: HttpsFixtureServer;
     /** Snapshot requests the hung OpenBao has received, by member address. */
     let snapshotRequests = 0;
-    printServerLogsOnFailure();
+    superviseServers();
     printPodsOnFailure(() => world);
 
     before(async () => {

@@ -14,7 +14,7 @@ import { Annotation } from "../../src/api/constants.ts";
 import type { OpenBaoCluster } from "../../src/api/types.ts";
 import { backupServiceAccountName } from "../../src/backup/controller.ts";
 import { restoreServiceAccountName } from "../../src/restore/plan.ts";
-import { printServerLogsOnFailure, waitFor } from "../servers/process.ts";
+import { superviseServers, waitFor } from "../servers/process.ts";
 import { printPodsOnFailure } from "./diagnostics.ts";
 import { nodeTierSkip } from "./gate.ts";
 import { type ChartOpenBao, deployChartShapedOpenBao } from "./openbao-statefulset.ts";
@@ -29,7 +29,7 @@ describe(
   () => {
     let world: World;
     const baos: Record<string, ChartOpenBao> = {};
-    printServerLogsOnFailure();
+    superviseServers();
     printPodsOnFailure(() => world);
 
     before(async () => {

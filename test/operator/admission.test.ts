@@ -9,10 +9,10 @@ import { after, before, describe, test } from "node:test";
 import { CustomObjectsApi } from "@kubernetes/client-node";
 import { crds } from "../../src/api/schema.ts";
 import { type KubeHandle, startKube } from "../servers/kube.ts";
-import { printServerLogsOnFailure } from "../servers/process.ts";
+import { superviseServers } from "../servers/process.ts";
 import { badSpecs, goodSpecs, type ResourceObject } from "../unit/api/bad-specs.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 
 const namespace = "admission";
 

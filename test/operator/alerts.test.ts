@@ -19,11 +19,11 @@ import { renderRules } from "../chart/rules.ts";
 import { projectRoot } from "../servers/catalog.ts";
 import { printJobRunnerOnFailure } from "../servers/job-runner.ts";
 import { freePort } from "../servers/ports.ts";
-import { type ManagedProcess, printServerLogsOnFailure, startProcess, waitFor } from "../servers/process.ts";
+import { type ManagedProcess, startProcess, superviseServers, waitFor } from "../servers/process.ts";
 import { type ActiveAlert, type PrometheusServer, startPrometheus } from "../servers/prometheus.ts";
 import { namespace, type OperatorProcess, type Stack, s3Target, startStack } from "./stack.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 printJobRunnerOnFailure();
 
 const cluster = "bao";

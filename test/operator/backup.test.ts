@@ -8,10 +8,10 @@ import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { OpenBaoCluster } from "../../src/api/types.ts";
 import { printJobRunnerOnFailure } from "../servers/job-runner.ts";
-import { printServerLogsOnFailure, waitFor } from "../servers/process.ts";
+import { superviseServers, waitFor } from "../servers/process.ts";
 import { namespace, type OperatorProcess, type Stack, s3Target, startStack } from "./stack.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 printJobRunnerOnFailure();
 
 const longName = "l".repeat(63);

@@ -16,10 +16,10 @@ import { after, before, describe, test } from "node:test";
 import type { OpenBaoCluster } from "../../src/api/types.ts";
 import { clusterTarget, startTarget, type TargetUnderTest } from "../executor/targets.ts";
 import { printJobRunnerOnFailure } from "../servers/job-runner.ts";
-import { printServerLogsOnFailure, waitFor } from "../servers/process.ts";
+import { superviseServers, waitFor } from "../servers/process.ts";
 import { namespace, type OperatorProcess, type Stack, s3Target, startStack } from "./stack.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 printJobRunnerOnFailure();
 
 const tokenAuth = { tokenSecretRef: { name: "bao-token" } };

@@ -15,10 +15,10 @@ import type { OpenBaoCluster } from "../../src/api/types.ts";
 import { type CrashPoint, crashPoints } from "../../src/runtime/crash-point.ts";
 import { clusterEnv, mounts, runExecutor } from "../executor/harness.ts";
 import { printJobRunnerOnFailure } from "../servers/job-runner.ts";
-import { printServerLogsOnFailure, waitFor } from "../servers/process.ts";
+import { superviseServers, waitFor } from "../servers/process.ts";
 import { namespace, type OperatorOptions, type OperatorProcess, type Stack, s3Target, startStack } from "./stack.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 printJobRunnerOnFailure();
 
 const tokenAuth = { tokenSecretRef: { name: "bao-token" } };

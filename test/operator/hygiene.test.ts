@@ -28,10 +28,10 @@ import { Label } from "../../src/api/constants.ts";
 import type { OpenBaoCluster, OpenBaoRestore } from "../../src/api/types.ts";
 import { type CompletionResult, printJobRunnerOnFailure, startJobRunner } from "../servers/job-runner.ts";
 import { freePort } from "../servers/ports.ts";
-import { printServerLogsOnFailure } from "../servers/process.ts";
+import { superviseServers } from "../servers/process.ts";
 import { namespace, type RestoreStack, startRestoreStack } from "./restore-stack.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 printJobRunnerOnFailure();
 
 const hex = (bytes: number) => randomBytes(bytes).toString("hex");

@@ -40,10 +40,10 @@ import {
 import type { ResolvedAuth, ResolvedTarget } from "../../src/api/predicates.ts";
 import { buildExecutorJob, type ExecutorJobInput } from "../../src/jobs/executor-job.ts";
 import { type KubeHandle, startKube } from "../servers/kube.ts";
-import { printServerLogsOnFailure, waitFor } from "../servers/process.ts";
+import { superviseServers, waitFor } from "../servers/process.ts";
 import { issueCertificate } from "../servers/tls.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 
 // ── the webhook's mutation, as a pure function ─────────────────────────────────────────────
 

@@ -20,9 +20,9 @@ import { startTarget, type TargetUnderTest } from "../executor/targets.ts";
 import { type JobRunner, printJobRunnerOnFailure, startJobRunner } from "../servers/job-runner.ts";
 import { type KubeHandle, openbaoAudience, startKube } from "../servers/kube.ts";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
-import { printServerLogsOnFailure, startTogether, waitFor } from "../servers/process.ts";
+import { startTogether, superviseServers, waitFor } from "../servers/process.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 printJobRunnerOnFailure();
 
 const namespace = "backups";

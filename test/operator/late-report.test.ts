@@ -15,10 +15,10 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Label } from "../../src/api/constants.ts";
 import { type JobRunner, printJobRunnerOnFailure, startJobRunner } from "../servers/job-runner.ts";
-import { printServerLogsOnFailure } from "../servers/process.ts";
+import { superviseServers } from "../servers/process.ts";
 import { namespace, type RestoreStack, startRestoreStack } from "./restore-stack.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 printJobRunnerOnFailure();
 
 const cluster = "late";

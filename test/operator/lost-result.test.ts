@@ -14,10 +14,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { printJobRunnerOnFailure } from "../servers/job-runner.ts";
-import { printServerLogsOnFailure, waitFor } from "../servers/process.ts";
+import { superviseServers, waitFor } from "../servers/process.ts";
 import { namespace, type Stack, s3Target, startStack } from "./stack.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 printJobRunnerOnFailure();
 
 const tokenAuth = { tokenSecretRef: { name: "bao-token" } };

@@ -10,10 +10,10 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { OpenBaoCluster } from "../../src/api/types.ts";
 import { printJobRunnerOnFailure } from "../servers/job-runner.ts";
-import { printServerLogsOnFailure, waitFor } from "../servers/process.ts";
+import { superviseServers, waitFor } from "../servers/process.ts";
 import { type OperatorProcess, type Stack, s3Target, startStack } from "./stack.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 printJobRunnerOnFailure();
 
 const cluster = "bao";

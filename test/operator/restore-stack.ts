@@ -131,30 +131,39 @@ export async function startRestoreStack(
       : {}),
   });
 
-  const port = await freePort();
-  const operator = startProcess({
-    name: "operator",
-    command: process.execPath,
-    args: [
-      join(projectRoot, "src", "cli", "main.ts"),
-      "operator",
-      "--kubeconfig",
-      kube.kubeConfigPath,
-      "--namespace",
-      namespace,
-      "--image",
-      "openbao-backup:test",
-      "--health-port",
-      String(port),
-      "--no-leader-election",
-    ],
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", LOG_LEVEL: "debug" },
-  });
-  const healthUrl = `http://127.0.0.1:${port}`;
-  await waitFor(async () => (await fetch(`${healthUrl}/readyz`)).ok, {
-    what: "operator /readyz",
-    processes: [operator],
-  });
+  // The runner is no server process: a failed operator start must stop it here, or its watch
+  // keeps the test file alive.
+  let operator: ManagedProcess;
+  let healthUrl: string;
+  try {
+    const port = await freePort();
+    operator = startProcess({
+      name: "operator",
+      command: process.execPath,
+      args: [
+        join(projectRoot, "src", "cli", "main.ts"),
+        "operator",
+        "--kubeconfig",
+        kube.kubeConfigPath,
+        "--namespace",
+        namespace,
+        "--image",
+        "openbao-backup:test",
+        "--health-port",
+        String(port),
+        "--no-leader-election",
+      ],
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", LOG_LEVEL: "debug" },
+    });
+    healthUrl = `http://127.0.0.1:${port}`;
+    await waitFor(async () => (await fetch(`${healthUrl}/readyz`)).ok, {
+      what: "operator /readyz",
+      processes: [operator],
+    });
+  } catch (err) {
+    await runner.stop();
+    throw err;
+  }
 
   const restorePath = { group, version, namespace, plural: "openbaorestores" };
   const clusterPath = { group, version, namespace, plural: "openbaoclusters" };

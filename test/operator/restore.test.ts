@@ -15,10 +15,10 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { OpenBaoCluster, OpenBaoRestore } from "../../src/api/types.ts";
 import type { ProviderName } from "../executor/targets.ts";
 import { printJobRunnerOnFailure } from "../servers/job-runner.ts";
-import { printServerLogsOnFailure, waitFor } from "../servers/process.ts";
+import { superviseServers, waitFor } from "../servers/process.ts";
 import { namespace, type RestoreStack, startRestoreStack } from "./restore-stack.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 printJobRunnerOnFailure();
 
 const clusters = ["bao-s3", "bao-gcs", "bao-azure", "waits", "override", "displaced", "fails", "deleted"];

@@ -30,9 +30,9 @@ import { enqueueOwner, type Reconciler } from "../../src/runtime/controller.ts";
 import type { Wire } from "../../src/runtime/informer.ts";
 import { Manager } from "../../src/runtime/manager.ts";
 import { type KubeHandle, kubeGet, startKube } from "../servers/kube.ts";
-import { type ManagedProcess, printServerLogsOnFailure, startProcess, waitFor } from "../servers/process.ts";
+import { type ManagedProcess, startProcess, superviseServers, waitFor } from "../servers/process.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 
 const namespace = "runtime";
 type ConfigMap = Wire<V1ConfigMap>;

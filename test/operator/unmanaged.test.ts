@@ -13,10 +13,10 @@ import { after, before, describe, test } from "node:test";
 import { AppsV1Api, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import type { OpenBaoCluster, OpenBaoRestore } from "../../src/api/types.ts";
 import { printJobRunnerOnFailure } from "../servers/job-runner.ts";
-import { printServerLogsOnFailure, waitFor } from "../servers/process.ts";
+import { superviseServers, waitFor } from "../servers/process.ts";
 import { namespace, type OperatorProcess, type Stack, s3Target, startStack } from "./stack.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 printJobRunnerOnFailure();
 
 const group = "openbao.org";

@@ -13,7 +13,7 @@
  *    projected service-account tokens from the real TokenRequest API bound to the Pod, and
  *    maps mount paths to scratch directories through the env values that name them;
  * 3. runs the real executor (`node src/cli/main.ts <args>`) with exactly that env plus PATH
- *    and HOME, output to a log file (a ManagedProcess, so `printServerLogsOnFailure` shows
+ *    and HOME, output to a log file (a ManagedProcess, so `superviseServers` shows
  *    it), enforcing `activeDeadlineSeconds` from `status.startTime`;
  * 4. writes the Pod status like a kubelet (Running, then Succeeded/Failed with the container's
  *    terminated state and its termination message — the last 4096 bytes of the file, as the
@@ -344,7 +344,7 @@ const liveRunners = new Set<{ describe(): string }>();
 /**
  * Registers an `afterEach` in the calling test file that prints every job runner's notes
  * and runs when a test fails (the containers' own logs are printed by
- * `printServerLogsOnFailure`, as they run as ManagedProcesses).
+ * `superviseServers`, as they run as ManagedProcesses).
  */
 export function printJobRunnerOnFailure(): void {
   afterEach((t) => {

@@ -8,7 +8,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach } from "node:test";
+import { after, afterEach } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 
 export interface StartOptions {
@@ -164,16 +164,26 @@ export async function waitFor<T>(check: () => Promise<T | undefined | false>, op
 }
 
 /**
- * Registers an `afterEach` hook in the calling test file that prints the logs of every
- * server this file started when a test fails, so a failure explains itself in CI output.
+ * Supervises the servers of the calling test file: an `afterEach` prints the logs of every
+ * server it started when a test fails, so a failure explains itself in CI output, and a
+ * file-level `after` stops every server still running once its tests are done. A setup that
+ * fails half-way has started servers its `after` never received; their handles would keep the
+ * file's process alive (once for an hour in CI). Stopped by PID, like everything here.
  */
-export function printServerLogsOnFailure(): void {
+export function superviseServers(): void {
   afterEach((t) => {
     // `passed` exists at run time on Node 24; @types/node does not declare it on every context.
     if ((t as { passed?: boolean }).passed !== false) return;
     for (const proc of started) {
       process.stderr.write(`\n--- log of ${proc.name} (${proc.logPath}) ---\n${proc.logTail()}\n`);
     }
+  });
+  after(async () => {
+    const leftovers = [...live];
+    if (leftovers.length > 0) {
+      process.stdout.write(`# stopping ${leftovers.map((p) => p.name).join(", ")}: started, never stopped\n`);
+    }
+    await Promise.all(leftovers.map((proc) => proc.stop()));
   });
 }
 

@@ -16,11 +16,11 @@ import type { ObjectStore } from "../../src/storage/object-store.ts";
 import { parseTarget } from "../../src/storage/target.ts";
 import { httpsJson } from "../servers/https-json.ts";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
-import { printServerLogsOnFailure, scratchDir, startTogether } from "../servers/process.ts";
+import { scratchDir, startTogether, superviseServers } from "../servers/process.ts";
 import { type StorageProvider, type StorageServer, startStorageServer, storageProviders } from "../servers/storage.ts";
 import { type CertificateAuthority, createCertificateAuthority, issueCertificate } from "../servers/tls.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 
 const host = "127.0.0.2";
 const bucket = "bind-host";

@@ -15,9 +15,9 @@ import { after, before, describe, it } from "node:test";
 import { CoreV1Api, KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { type ClusterDns, startClusterDns } from "../node/dns.ts";
 import { type KubeHandle, startKube } from "../servers/kube.ts";
-import { printServerLogsOnFailure } from "../servers/process.ts";
+import { superviseServers } from "../servers/process.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 
 const namespace = "dns-smoke";
 const zone = "cluster.local";

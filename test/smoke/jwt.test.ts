@@ -10,9 +10,9 @@ import { clusterEnv, mounts, runExecutor } from "../executor/harness.ts";
 import { startTarget, type TargetUnderTest } from "../executor/targets.ts";
 import { type KubeHandle, startKube } from "../servers/kube.ts";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
-import { printServerLogsOnFailure, startTogether } from "../servers/process.ts";
+import { startTogether, superviseServers } from "../servers/process.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 
 describe("kube-apiserver tokens → OpenBao JWT auth", () => {
   let kube: KubeHandle;

@@ -17,9 +17,9 @@ import {
   type V1CustomResourceDefinition,
 } from "@kubernetes/client-node";
 import { type KubeHandle, kubeGet, openbaoAudience, startKube } from "../servers/kube.ts";
-import { printServerLogsOnFailure } from "../servers/process.ts";
+import { superviseServers } from "../servers/process.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 
 interface JwtParts {
   readonly header: Record<string, unknown>;

@@ -10,9 +10,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createGunzip } from "node:zlib";
 import { extract } from "tar-stream";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
-import { printServerLogsOnFailure, waitFor } from "../servers/process.ts";
+import { superviseServers, waitFor } from "../servers/process.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 
 function downloadSnapshot(cluster: OpenBaoCluster, node: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {

@@ -9,9 +9,9 @@ import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { type AzuriteServer, startAzurite } from "../servers/azurite.ts";
 import { type FakeGcsServer, startFakeGcs } from "../servers/fake-gcs.ts";
 import { type MinioServer, startMinio } from "../servers/minio.ts";
-import { printServerLogsOnFailure, startTogether } from "../servers/process.ts";
+import { startTogether, superviseServers } from "../servers/process.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 
 const body = `smoke ${new Date().toISOString()} ${Math.random()}`;
 

@@ -13,13 +13,13 @@ import { openObjectStore } from "../../src/storage/index.ts";
 import type { ObjectStore } from "../../src/storage/object-store.ts";
 import { parseTarget, type StorageCredentials, type TargetSpec } from "../../src/storage/target.ts";
 import { type AzuriteServer, startAzurite } from "../servers/azurite.ts";
-import { printServerLogsOnFailure, scratchDir } from "../servers/process.ts";
+import { scratchDir, superviseServers } from "../servers/process.ts";
 import { createCertificateAuthority, issueCertificate } from "../servers/tls.ts";
 import { storageContract, tlsContract } from "./contract.ts";
 import { generate, sha256Of } from "./data.ts";
 import { startWireProxy, type WireProxy } from "./wire-proxy.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 storageContract("azure");
 tlsContract("azure");
 

@@ -18,12 +18,12 @@ import { isStorageError } from "../../src/storage/errors.ts";
 import { openObjectStore } from "../../src/storage/index.ts";
 import type { ObjectStore } from "../../src/storage/object-store.ts";
 import { parseTarget, type Target, type TargetSpec } from "../../src/storage/target.ts";
-import { printServerLogsOnFailure } from "../servers/process.ts";
+import { superviseServers } from "../servers/process.ts";
 import { type StorageServer, startStorageServer } from "../servers/storage.ts";
 import { generate, sha256Of } from "./data.ts";
 import { startWireProxy, type WireProxy, type WireRecord } from "./wire-proxy.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 
 const MiB = 1024 * 1024;
 const bucket = "enc";

@@ -16,13 +16,13 @@ import { isStorageError } from "../../src/storage/errors.ts";
 import { openObjectStore } from "../../src/storage/index.ts";
 import type { ObjectStore } from "../../src/storage/object-store.ts";
 import { parseTarget, type StorageCredentials, type TargetSpec } from "../../src/storage/target.ts";
-import { printServerLogsOnFailure, scratchDir } from "../servers/process.ts";
+import { scratchDir, superviseServers } from "../servers/process.ts";
 import { type StorageServer, startStorageServer } from "../servers/storage.ts";
 import { storageContract, tlsContract } from "./contract.ts";
 import { generate, sha256Of } from "./data.ts";
 import { startWireProxy, type WireProxy } from "./wire-proxy.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 storageContract("gcs");
 tlsContract("gcs");
 

@@ -15,10 +15,10 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { printServerLogsOnFailure } from "../servers/process.ts";
+import { superviseServers } from "../servers/process.ts";
 import { startStorageServer, storageProviders } from "../servers/storage.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 
 const MiB = 1024 * 1024;
 const partSize = 8 * MiB;

@@ -30,11 +30,11 @@ import type { ObjectStore, WriteLock } from "../../src/storage/object-store.ts";
 import { S3ObjectStore } from "../../src/storage/s3/store.ts";
 import { parseTarget, type S3Target } from "../../src/storage/target.ts";
 import { type MinioServer, startMinio } from "../servers/minio.ts";
-import { printServerLogsOnFailure } from "../servers/process.ts";
+import { superviseServers } from "../servers/process.ts";
 import { generate } from "./data.ts";
 import { startWireProxy, type WireProxy } from "./wire-proxy.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 
 const MiB = 1024 * 1024;
 const locked = "locked";

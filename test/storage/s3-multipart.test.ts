@@ -20,14 +20,14 @@ import { StorageError } from "../../src/storage/errors.ts";
 import { openObjectStore } from "../../src/storage/index.ts";
 import type { ObjectStore } from "../../src/storage/object-store.ts";
 import { parseTarget, type StorageCredentials, type TargetSpec } from "../../src/storage/target.ts";
-import { printServerLogsOnFailure, scratchDir, waitFor } from "../servers/process.ts";
+import { scratchDir, superviseServers, waitFor } from "../servers/process.ts";
 import { type StorageServer, startStorageServer } from "../servers/storage.ts";
 import { createCertificateAuthority, issueCertificate } from "../servers/tls.ts";
 import { sha256Of } from "./data.ts";
 import { startOidcIssuer } from "./oidc-issuer.ts";
 import { startWireProxy, type WireProxy } from "./wire-proxy.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 
 const MiB = 1024 * 1024;
 const partSize = 5 * MiB;

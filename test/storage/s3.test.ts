@@ -13,13 +13,13 @@ import { isStorageError, TargetConfigError } from "../../src/storage/errors.ts";
 import { type OpenOptions, openObjectStore } from "../../src/storage/index.ts";
 import type { ObjectStore } from "../../src/storage/object-store.ts";
 import { parseTarget, type StorageCredentials, type TargetSpec } from "../../src/storage/target.ts";
-import { printServerLogsOnFailure, scratchDir, waitFor } from "../servers/process.ts";
+import { scratchDir, superviseServers, waitFor } from "../servers/process.ts";
 import { type StorageServer, startStorageServer } from "../servers/storage.ts";
 import { storageContract, tlsContract } from "./contract.ts";
 import { generate, sha256Of } from "./data.ts";
 import { newSigningKey, type OidcIssuer, startOidcIssuer } from "./oidc-issuer.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 storageContract("s3");
 tlsContract("s3");
 

@@ -15,12 +15,12 @@ import type { UploadOptions } from "../../src/storage/object-store.ts";
 import { partLimits } from "../../src/storage/parts.ts";
 import { S3ObjectStore } from "../../src/storage/s3/store.ts";
 import { parseTarget, type S3Target } from "../../src/storage/target.ts";
-import { printServerLogsOnFailure } from "../servers/process.ts";
+import { superviseServers } from "../servers/process.ts";
 import { type StorageServer, startStorageServer } from "../servers/storage.ts";
 import { generate, sha256Of } from "./data.ts";
 import { startWireProxy, type WireProxy } from "./wire-proxy.ts";
 
-printServerLogsOnFailure();
+superviseServers();
 
 const MiB = 1024 * 1024;
 const bucket = "size-hint";
