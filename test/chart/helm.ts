@@ -4,13 +4,12 @@
  * misspelt field fails instead of being dropped.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { loadAllYaml } from "@kubernetes/client-node";
 import { projectRoot, serverBinary } from "../servers/catalog.ts";
 import { type KubeHandle, kubePost } from "../servers/kube.ts";
+import { removeScratch, scratchDir } from "../servers/process.ts";
 
 const run = promisify(execFile);
 
@@ -42,10 +41,13 @@ function isManifest(value: unknown): value is Manifest {
   return typeof v.apiVersion === "string" && typeof v.kind === "string" && typeof v.metadata?.name === "string";
 }
 
-/** Helm keeps its caches and config in a scratch home, never the user's. */
+/**
+ * Helm keeps its caches and config in a scratch home, never the user's; removed by
+ * `removeHelmHome`, or when the process exits for a file that does not call it.
+ */
 let helmHome: string | undefined;
 function helmEnv(): NodeJS.ProcessEnv {
-  helmHome ??= mkdtempSync(join(tmpdir(), "helm-home-"));
+  helmHome ??= scratchDir("helm-home");
   return {
     PATH: process.env.PATH ?? "",
     HOME: helmHome,
@@ -56,7 +58,7 @@ function helmEnv(): NodeJS.ProcessEnv {
 }
 
 export function removeHelmHome(): void {
-  if (helmHome) rmSync(helmHome, { recursive: true, force: true });
+  if (helmHome) removeScratch(helmHome);
   helmHome = undefined;
 }
 
