@@ -15,8 +15,10 @@
  * therefore waits until (1) the active node has finished applying (its `active_time` moved
  * and its applied Raft index passed the restore's log entries), (2) every member has applied
  * up to that index, and (3) every member serves an authenticated request through the
- * active node (no redirect, not sealed). Only then does the run succeed; otherwise it fails
- * with exit 6 (`RestoreNotServed`) naming each member that did not converge and why.
+ * active node (no redirect, not sealed), and (4) what this run marked in the data before the
+ * restore is gone: a node that restarted before applying the snapshot passes (1)–(3) while
+ * serving the old data (pre-restore-mark.ts). Only then does the run succeed; otherwise it
+ * fails with exit 6 (`RestoreNotServed`) naming each member that did not converge and why.
  * No member needs a restart: OpenBao's own restore callback purges each node's caches.
  *
  * `--key latest` is resolved once, first: the newest verified backup of the source cluster as
@@ -44,6 +46,7 @@ import { createTap } from "../snapshot/tap.ts";
 import type { ObjectStore } from "../storage/index.ts";
 import { ConfigError, type RestoreConfig } from "./config.ts";
 import { failureResult, VerificationError } from "./failure.ts";
+import { markPreRestoreState, type PreRestoreMark, preRestoreStateServed, removeMark } from "./pre-restore-mark.ts";
 import { startProgress } from "./progress.ts";
 import type { ExecutorResult, RestoreSuccess } from "./result.ts";
 import { leaderAndToken, login, openStore } from "./session.ts";
@@ -273,6 +276,7 @@ export async function awaitRestoreServed(
   config: Pick<RestoreConfig, "members" | "auth" | "staticToken" | "key" | "expectSealed">,
   before: BeforeRestore,
   oldToken: string,
+  mark: PreRestoreMark,
   secrets: string[],
   signal: AbortSignal,
   timeoutMs: number,
@@ -331,7 +335,8 @@ export async function awaitRestoreServed(
     if (!(err instanceof OpenBaoError)) throw err;
   }
 
-  // 3. Every member has applied the restore and serves requests through the active node.
+  // 3. Every member has applied the restore and serves requests through the active node;
+  // 4. and the state this run marked before sending the snapshot is no longer served.
   const pending = new Set(config.members);
   for (;;) {
     for (const member of [...pending]) {
@@ -351,8 +356,26 @@ export async function awaitRestoreServed(
         problems.set(member, describeProblem(err));
       }
     }
-    if (pending.size === 0) break;
-    if (Date.now() >= deadline) await fail(`${pending.size} of ${config.members.length} member(s) did not serve it`);
+    if (pending.size === 0) {
+      try {
+        const stale = await preRestoreStateServed(http, active.address, oldToken, mark, signal);
+        if (stale === undefined) break;
+        throw new VerificationError(
+          "RestoreNotServed",
+          `OpenBao accepted ${config.key}, but ${stale}: it restarted or lost leadership before applying the snapshot; run the restore again`,
+        );
+      } catch (err) {
+        if (err instanceof VerificationError) throw err;
+        problems.set(active.address, `cannot tell whether the data from before is gone: ${describeProblem(err)}`);
+      }
+    }
+    if (Date.now() >= deadline) {
+      await fail(
+        pending.size === 0
+          ? "whether it replaced the data could not be checked"
+          : `${pending.size} of ${config.members.length} member(s) did not serve it`,
+      );
+    }
     await sleep(pollMs, undefined, { signal });
   }
   if (fresh) {
@@ -413,6 +436,7 @@ export async function runRestore(
   const latest = config.key === latestKey;
   // With `latest`, undefined until resolved: a failure before that names no key.
   let resolved: string | undefined = latest ? undefined : config.key;
+  let marked: { address: string; token: string; mark: PreRestoreMark } | undefined;
   try {
     store = await openStore(config, secrets);
     const key = resolved ?? (await resolveLatest(store, config));
@@ -424,6 +448,8 @@ export async function runRestore(
       activeTime: view.active_time,
       committedIndex: view.raft_committed_index ?? view.raft_applied_index ?? 0,
     };
+    const mark = await markPreRestoreState(http, leader, token, config.auth, signal);
+    marked = { address: leader, token, mark };
 
     const { body, tap, destroy } = await openVerifiedSnapshot(store, key, manifest, signal);
     const progress = startProgress(`${key} → OpenBao`, () => tap.bytes);
@@ -440,6 +466,7 @@ export async function runRestore(
       { ...config, key },
       before,
       token,
+      mark,
       secrets,
       signal,
       options.serveTimeoutMs ?? defaultServeTimeoutMs,
@@ -460,6 +487,8 @@ export async function runRestore(
     const cause = storedSnapshotError(err, resolved ?? config.key);
     return failureResult("restore", cause, { secrets, key: resolved, started, now: now() });
   } finally {
+    // Gone with the old data after a restore; removed where the data was not replaced.
+    if (marked !== undefined) await removeMark(http, marked.address, marked.token, marked.mark, signal);
     options.signal?.removeEventListener("abort", forward);
     http.close();
     await store?.close().catch(() => undefined);

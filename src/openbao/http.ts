@@ -26,7 +26,7 @@ export interface TlsSettings {
 }
 
 export interface RequestOptions {
-  readonly method: "GET" | "POST" | "PUT";
+  readonly method: "GET" | "POST" | "PUT" | "DELETE";
   readonly path: string;
   readonly token?: string | undefined;
   readonly json?: unknown;

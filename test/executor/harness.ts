@@ -120,7 +120,16 @@ export async function assertBackupAndRestoreWork(
   const backup = await runExecutor("backup", env);
   assert.equal(backup.code, 0, `the next backup succeeds: ${showRun(backup)}`);
   await cluster.writeSecret(`marker/${label}`, { value: "after" }, leader);
-  const restore = await runExecutor("restore", { ...env, BACKUP_KEY: String(backup.result?.key) });
+  const restoreEnv = { ...env, BACKUP_KEY: String(backup.result?.key) };
+  const crashes = cluster.crashRestarts;
+  let restore = await runExecutor("restore", restoreEnv);
+  if (restore.result?.reason === "RestoreNotServed" && cluster.crashRestarts > crashes) {
+    // OpenBao v2.4.0's autopilot race crashed a node as the restore stepped it down (the
+    // fixture restarted it, as a kubelet would); the run said so instead of claiming success:
+    // what the runbook tells a person to do next is run it again.
+    process.stdout.write(`# ${label}: OpenBao crashed during the restore, which failed RestoreNotServed: run again\n`);
+    restore = await runExecutor("restore", restoreEnv);
+  }
   assert.equal(restore.code, 0, `the restore succeeds: ${showRun(restore)}`);
   assert.equal(
     await waitFor(

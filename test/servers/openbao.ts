@@ -101,6 +101,12 @@ export class OpenBaoCluster {
   /** Set by `stop` and `sealAll`: a node that crashes then is not unsealed again. */
   #stopping = false;
   #sealing = false;
+  #crashRestarts = 0;
+
+  /** How often a node crashed with OpenBao's known autopilot race and was restarted. */
+  get crashRestarts(): number {
+    return this.#crashRestarts;
+  }
 
   constructor(nodes: OpenBaoNode[], ca: CertificateAuthority, dir: string, options: { autoUnseal?: boolean } = {}) {
     this.nodes = nodes;
@@ -298,6 +304,7 @@ export class OpenBaoCluster {
         process.stdout.write(
           `# ${proc.name} crashed with OpenBao's autopilot shutdown race (hashicorp/vault#27726, not fixed in the pinned OpenBao): restarted as a kubelet would\n`,
         );
+        this.#crashRestarts++;
         this.relaunch(node);
         await waitForListener(node, this.caPem);
         if (!this.#sealing && !this.#stopping) await this.unseal(node.index);
