@@ -136,17 +136,23 @@ export interface WaitOptions {
   readonly processes?: readonly ManagedProcess[];
 }
 
+/** A server that ended while a wait for it was still going on. */
+export class ProcessExitedError extends Error {
+  readonly process: ManagedProcess;
+  constructor(proc: ManagedProcess, what: string) {
+    super(`${proc.name} exited (${proc.exitReason}) while waiting for ${what}:\n${proc.logTail()}`);
+    this.name = "ProcessExitedError";
+    this.process = proc;
+  }
+}
+
 /** Polls `check` until it returns a value other than undefined/false, or fails with the logs. */
 export async function waitFor<T>(check: () => Promise<T | undefined | false>, options: WaitOptions): Promise<T> {
   const deadline = Date.now() + (options.timeoutMs ?? 60_000);
   let lastError: unknown;
   for (;;) {
     for (const proc of options.processes ?? []) {
-      if (!proc.running) {
-        throw new Error(
-          `${proc.name} exited (${proc.exitReason}) while waiting for ${options.what}:\n${proc.logTail()}`,
-        );
-      }
+      if (!proc.running) throw new ProcessExitedError(proc, options.what);
     }
     try {
       const value = await check();
@@ -164,11 +170,9 @@ export async function waitFor<T>(check: () => Promise<T | undefined | false>, op
 }
 
 /**
- * Supervises the servers of the calling test file: an `afterEach` prints the logs of every
- * server it started when a test fails, so a failure explains itself in CI output, and a
- * file-level `after` stops every server still running once its tests are done. A setup that
- * fails half-way has started servers its `after` never received; their handles would keep the
- * file's process alive (once for an hour in CI). Stopped by PID, like everything here.
+ * Registers an `afterEach` hook in the calling test file that prints the logs of every server
+ * this file started when a test fails, so a failure explains itself in CI output. (Servers a
+ * file never stopped are stopped after its last test, below.)
  */
 export function superviseServers(): void {
   afterEach((t) => {
@@ -178,11 +182,18 @@ export function superviseServers(): void {
       process.stderr.write(`\n--- log of ${proc.name} (${proc.logPath}) ---\n${proc.logTail()}\n`);
     }
   });
+}
+
+// After the last test of a test file (a root-level hook, registered on import so it runs after
+// every suite's own `after`): stop every server still running. A setup that fails half-way has
+// started servers its `after` never received, and their handles would keep the file's process
+// alive (once for an hour in CI). Only in a test file's own process: not in the bench, nor in a
+// helper process a test spawns (which inherits NODE_TEST_CONTEXT).
+if (process.env.NODE_TEST_CONTEXT !== undefined && process.argv[1]?.endsWith(".test.ts")) {
   after(async () => {
     const leftovers = [...live];
-    if (leftovers.length > 0) {
-      process.stdout.write(`# stopping ${leftovers.map((p) => p.name).join(", ")}: started, never stopped\n`);
-    }
+    if (leftovers.length === 0) return;
+    process.stdout.write(`# stopping ${leftovers.map((p) => p.name).join(", ")}: started, never stopped\n`);
     await Promise.all(leftovers.map((proc) => proc.stop()));
   });
 }
