@@ -16,7 +16,14 @@ import { join } from "node:path";
 import { serverBinary } from "./catalog.ts";
 import { httpsJson, type JsonResponse } from "./https-json.ts";
 import { defaultHost, freePort, hostPort } from "./ports.ts";
-import { type ManagedProcess, removeScratch, scratchDir, startProcess, waitFor } from "./process.ts";
+import {
+  type ManagedProcess,
+  ProcessExitedError,
+  removeScratch,
+  scratchDir,
+  startProcess,
+  waitFor,
+} from "./process.ts";
 import { type CertificateAuthority, createCertificateAuthority, issueCertificate } from "./tls.ts";
 
 export const backupPolicy = `path "sys/storage/raft/snapshot" {\n  capabilities = ["read"]\n}\n`;
@@ -422,6 +429,22 @@ async function waitForListener(node: OpenBaoNode, caPem: string): Promise<void> 
 }
 
 export async function startOpenBao(options: OpenBaoOptions = {}): Promise<OpenBaoCluster> {
+  try {
+    return await startOpenBaoOnce(options);
+  } catch (err) {
+    // A node that dies before it listens has met the machine, not the product: a port taken
+    // between choosing and binding it, or a signal (once in CI, with nothing in its log). The
+    // cluster is started once more from scratch, on new ports; a second failure is reported.
+    if (!(err instanceof ProcessExitedError) || !err.message.includes("listening")) throw err;
+    const tail = err.process.logTail(400).trim().split("\n").at(-1) ?? "";
+    process.stdout.write(
+      `# ${err.process.name} exited (${err.process.exitReason}) before listening (${tail}): starting OpenBao again\n`,
+    );
+    return startOpenBaoOnce(options);
+  }
+}
+
+async function startOpenBaoOnce(options: OpenBaoOptions): Promise<OpenBaoCluster> {
   const count = options.nodes ?? 1;
   const host = options.host ?? defaultHost;
   const dir = scratchDir("openbao");
