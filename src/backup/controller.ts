@@ -12,8 +12,10 @@ import { Annotation, clusterNames, Label, LabelValue } from "../api/constants.ts
 import { isRestoreActive, toTimestamp } from "../api/predicates.ts";
 import type { OpenBaoCluster, OpenBaoRestore } from "../api/types.ts";
 import { buildExecutorJob } from "../jobs/executor-job.ts";
+import { jobCreateGraceMs } from "../jobs/missing.ts";
 import { labelValue } from "../jobs/names.ts";
 import { type CachedJob, type CachedPod, observeJob, ownedBy } from "../jobs/result.ts";
+import { JobSightings } from "../jobs/sightings.ts";
 import { byControllerUid, byJob, type IndexedCache } from "../kube/cache-indexes.ts";
 import { isConflict, isNotFound } from "../kube/errors.ts";
 import { recordClusterEvents } from "../kube/events.ts";
@@ -80,6 +82,8 @@ export async function ensureBackupServiceAccount(
 export class BackupController {
   readonly #d: BackupControllerDeps;
   readonly #unconfirmed = new UnconfirmedResults();
+  /** The Jobs in flight this process created or saw: one that vanished is never created again. */
+  readonly #sightings = new JobSightings();
 
   constructor(deps: BackupControllerDeps) {
     this.#d = deps;
@@ -91,6 +95,7 @@ export class BackupController {
     if (!cluster) {
       this.#d.metrics.forget(namespace, name);
       this.#unconfirmed.settled(key);
+      this.#sightings.forget(key);
       return undefined;
     }
     const written = await retryOnConflict(
@@ -101,7 +106,7 @@ export class BackupController {
       (current) => this.#planAndWrite(key, current),
     );
     if (!written) return undefined;
-    await this.#perform(written.cluster, written.plan);
+    await this.#perform(key, written.cluster, written.plan);
     const { requeueAfterMs } = written.plan;
     return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
   }
@@ -110,7 +115,7 @@ export class BackupController {
   async #planAndWrite(key: string, cluster: OpenBaoCluster): Promise<{ cluster: OpenBaoCluster; plan: BackupPlan }> {
     const applied = this.#unconfirmed.confirmed(key, cluster.status?.backup?.lastRecordedJob ?? undefined);
     if (applied) this.#d.metrics.recorded(cluster, applied);
-    const plan = await this.#plan(cluster);
+    const plan = await this.#plan(key, cluster);
     try {
       if (plan.deleteJob) await this.#deleteJob(cluster.metadata.namespace ?? "", plan.deleteJob);
       if (plan.recorded) crashPoint("backup.before-result-recorded");
@@ -130,7 +135,7 @@ export class BackupController {
     return { cluster: after, plan };
   }
 
-  async #plan(cluster: OpenBaoCluster): Promise<BackupPlan> {
+  async #plan(key: string, cluster: OpenBaoCluster): Promise<BackupPlan> {
     const namespace = cluster.metadata.namespace ?? "";
     const uid = cluster.metadata.uid;
     const jobs = (uid === undefined ? [] : this.#d.jobs.byIndex(byControllerUid, uid))
@@ -145,9 +150,17 @@ export class BackupController {
       .list(namespace)
       .filter((r) => r.spec.cluster === cluster.metadata.name && isRestoreActive(r.status?.phase))
       .map((r) => r.metadata.name ?? "");
+    const inFlight = cluster.status?.backup?.currentJob;
+    const sightings = this.#sightings.track(
+      key,
+      [inFlight?.name, inFlight?.confirm?.job].filter((n) => n !== undefined),
+      jobs.map((j) => j.name),
+    );
     const observation = {
       cluster,
       jobs,
+      sightings,
+      jobCreateGraceMs: jobCreateGraceMs(this.#d.jobTtlSeconds),
       activeRestores,
       missingSecrets: [] as string[],
       now: this.#d.now(),
@@ -179,7 +192,7 @@ export class BackupController {
     }
   }
 
-  async #perform(cluster: OpenBaoCluster, plan: BackupPlan): Promise<void> {
+  async #perform(key: string, cluster: OpenBaoCluster, plan: BackupPlan): Promise<void> {
     if (plan.recorded) this.#d.metrics.recorded(cluster, plan.recorded);
     this.#d.metrics.observe(cluster, plan.blocked);
     // Events go out beside the Job, in their order, not before it: at a busy window every
@@ -189,6 +202,7 @@ export class BackupController {
     try {
       if (plan.createJob) {
         await this.#createJob(cluster, plan.createJob);
+        this.#sightings.created(key, plan.createJob.name);
         crashPoint("backup.after-job-created");
       }
     } finally {

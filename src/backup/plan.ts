@@ -24,7 +24,9 @@
  *   answered, cleared, and never starts a second Job;
  * - a Job whose result is lost (the Job gone, or its Pod with its report) is recorded only
  *   after a confirm Job looked in storage for the snapshot ending in its key id: the success it
- *   was when found, `JobLost` otherwise (issue 15, defect 6).
+ *   was when found, `JobLost` otherwise (issue 15, defect 6); a Job this process created or
+ *   saw is never created again, and a new process creates one only within a grace shorter than
+ *   half the Job TTL (src/jobs/missing.ts): a vanished Job is lost, never silently re-run.
  *
  * Where the rest lives: the operation lock in src/lock/ (lock.ts holds its invariants), a Job
  * and its Pods turned into a result in src/jobs/result.ts, the cron windows in schedule.ts, the
@@ -67,6 +69,7 @@ import type {
   PreUpgradeStatus,
 } from "../api/types.ts";
 import type { ReportedDestination } from "../executor/result.ts";
+import { decideMissingJob, type JobSighting, maxJobCreateGraceMs } from "../jobs/missing.ts";
 import { backupJobName, backupKeyId, confirmJobName, preUpgradeJobName } from "../jobs/names.ts";
 import { failureOf, type ObservedJob, resultWaitMs } from "../jobs/result.ts";
 import { displacedBy, displacedFailure } from "../lock/displaced.ts";
@@ -98,6 +101,10 @@ export interface BackupObservation {
   readonly defaultImage: string;
   /** The StatefulSet `spec.backup.statefulSetName` (default: the cluster's name) names, if it exists. */
   readonly statefulSet?: ObservedStatefulSet | undefined;
+  /** What this process knows of the Jobs in flight it cannot see (src/jobs/missing.ts); none when absent. */
+  readonly sightings?: ReadonlyMap<string, JobSighting>;
+  /** How long a decided Job may be invisible before it is lost (`jobCreateGraceMs` of the Job TTL). */
+  readonly jobCreateGraceMs?: number;
 }
 
 export interface JobRequest {
@@ -164,8 +171,6 @@ export interface BackupPlan {
  */
 export const sizeHintHeadroom = 2;
 
-/** A Job named in `currentJob` but not (yet) visible is re-created within this grace. */
-export const jobCreateGraceMs = 120_000;
 /** How soon a blocked run is re-checked (events also wake the controller earlier). */
 export const blockedRecheckMs = 30_000;
 
@@ -354,9 +359,19 @@ function settleInFlight(draft: Draft, resolved: ResolvedBackupSpec | undefined, 
     if (job.phase !== "Running") recordEnded(draft, job, type, true);
     return answered;
   }
-  const age = now.getTime() - (fromTimestamp(current.createdAt)?.getTime() ?? 0);
   const decision = decideLock(draft.lock, lockRequest(type, current.name), now);
-  if (resolved && age < jobCreateGraceMs && mayRun(decision)) {
+  const missing = decideMissingJob({
+    decidedAt: fromTimestamp(current.createdAt),
+    now,
+    sighting: obs.sightings?.get(current.name),
+    graceMs: graceOf(obs),
+    creatable: resolved !== undefined && mayRun(decision),
+  });
+  if (missing.action === "wait") {
+    draft.requeue.push(missing.recheckMs);
+    return answered;
+  }
+  if (resolved && missing.action === "create") {
     // A Job never runs without its lock: a lock freed meanwhile (by hand) is taken again.
     draft.lock = lockAfter(decision, draft.lock);
     // Decided, but the create did not happen (or is not visible yet): make it so. A
@@ -375,7 +390,7 @@ function settleInFlight(draft: Draft, resolved: ResolvedBackupSpec | undefined, 
       ),
       keyId: current.keyId,
     };
-    draft.requeue.push(jobCreateGraceMs - age);
+    draft.requeue.push(missing.recheckMs);
     return answers !== undefined;
   }
   startConfirm(draft, current, resolved, FailureReason.JobLost);
@@ -406,7 +421,7 @@ function startConfirm(
   const job = confirmJobName(current.name);
   draft.backup.currentJob = { ...current, confirm: { job, startedAt: toTimestamp(draft.now), reason } };
   draft.createJob = confirmRequest(draft, current, job, resolved, current.keyId);
-  draft.requeue.push(jobCreateGraceMs);
+  draft.requeue.push(graceOf(draft.obs));
   draft.events.push({
     type: "Warning",
     reason: EventReason.BackupResultMissing,
@@ -426,11 +441,18 @@ function confirmLost(
   const what = lostWhat(current.name, reason);
   const check = obs.jobs.find((j) => j.name === confirm.job);
   if (!check) {
-    const age = now.getTime() - (fromTimestamp(confirm.startedAt)?.getTime() ?? 0);
-    if (resolved && current.keyId !== undefined && age < jobCreateGraceMs) {
-      // Decided, not yet visible (or the create did not happen): make it so.
-      draft.createJob = confirmRequest(draft, current, confirm.job, resolved, current.keyId);
-      draft.requeue.push(jobCreateGraceMs - age);
+    const missing = decideMissingJob({
+      decidedAt: fromTimestamp(confirm.startedAt),
+      now,
+      sighting: obs.sightings?.get(confirm.job),
+      graceMs: graceOf(obs),
+      creatable: resolved !== undefined && current.keyId !== undefined,
+    });
+    if (missing.action !== "lost") {
+      // Decided, not yet visible (or the create did not happen): wait for it, or make it so.
+      if (missing.action === "create" && resolved && current.keyId !== undefined)
+        draft.createJob = confirmRequest(draft, current, confirm.job, resolved, current.keyId);
+      draft.requeue.push(missing.recheckMs);
       return;
     }
     recordLost(
@@ -501,6 +523,11 @@ function confirmRequest(
 
 /** Why a Job in flight has no result: gone (JobLost), or finished without a readable one (JobFailed). */
 type LostReason = "JobLost" | "JobFailed";
+
+/** The grace for a decided Job that is not visible (src/jobs/missing.ts). */
+function graceOf(obs: BackupObservation): number {
+  return obs.jobCreateGraceMs ?? maxJobCreateGraceMs;
+}
 
 function lostWhat(job: string, reason: LostReason): string {
   return reason === FailureReason.JobLost

@@ -37,8 +37,10 @@ import { isRestoreTerminal } from "../api/predicates.ts";
 import type { OpenBaoCluster, OpenBaoRestore, OpenBaoRestoreStatus, OperationLock } from "../api/types.ts";
 
 import { buildExecutorJob } from "../jobs/executor-job.ts";
+import { jobCreateGraceMs } from "../jobs/missing.ts";
 import { labelValue, restoreJobName } from "../jobs/names.ts";
 import { type CachedJob, type CachedPod, executorDone, observeJob, ownedBy } from "../jobs/result.ts";
+import { JobSightings } from "../jobs/sightings.ts";
 import { isNotFound } from "../kube/errors.ts";
 import type { InvolvedObject } from "../kube/events.ts";
 import type { ManagerDeps } from "../kube/manager-deps.ts";
@@ -62,6 +64,8 @@ const maxConflictRetries = 5;
 
 export class RestoreController {
   readonly #d: RestoreControllerDeps;
+  /** The restore Jobs this process created or saw: one that vanished is never created again (a restore runs once). */
+  readonly #sightings = new JobSightings();
 
   constructor(deps: RestoreControllerDeps) {
     this.#d = deps;
@@ -73,6 +77,7 @@ export class RestoreController {
     const name = key.slice(slash + 1);
     const restore = this.#d.restores.get(namespace, name);
     if (!restore) {
+      this.#sightings.forget(key);
       await this.#releaseOrphanLock(namespace, name);
       return undefined;
     }
@@ -86,15 +91,16 @@ export class RestoreController {
         return fresh && { restore: fresh, cluster: await this.#cluster(fresh, true) };
       },
       async (current) => {
-        let plan = this.#plan(current.restore, current.cluster, undefined);
+        let plan = this.#plan(key, current.restore, current.cluster, undefined);
         if (plan.secretsToCheck.length > 0) {
           plan = this.#plan(
+            key,
             current.restore,
             current.cluster,
             await this.#missingSecrets(namespace, plan.secretsToCheck),
           );
         }
-        await this.#perform(current.restore, current.cluster, plan);
+        await this.#perform(key, current.restore, current.cluster, plan);
         return plan;
       },
     );
@@ -104,6 +110,7 @@ export class RestoreController {
   }
 
   #plan(
+    key: string,
     restore: OpenBaoRestore,
     cluster: OpenBaoCluster | undefined,
     missing: readonly string[] | undefined,
@@ -116,6 +123,7 @@ export class RestoreController {
       ? this.#d.pods.list(namespace).filter((p) => p.metadata?.labels?.["job-name"] === jobName)
       : [];
     const job = cached && ownedBy(cached, uid) ? observeJob(cached, pods) : undefined;
+    const sightings = this.#sightings.track(key, jobName ? [jobName] : [], job ? [jobName] : []);
     const peers = this.#d.restores
       .list(namespace)
       .filter((r) => r.spec.cluster === restore.spec.cluster && r.metadata.name !== restore.metadata.name)
@@ -138,10 +146,17 @@ export class RestoreController {
       backupWork: cluster
         ? observeBackupWork(cluster, this.#d.jobs.list(namespace), this.#d.pods.list(namespace))
         : { runningJobs: [], activePods: 0 },
+      jobSighting: sightings.get(jobName),
+      jobCreateGraceMs: jobCreateGraceMs(this.#d.jobTtlSeconds),
     });
   }
 
-  async #perform(restore: OpenBaoRestore, cluster: OpenBaoCluster | undefined, plan: RestorePlan): Promise<void> {
+  async #perform(
+    key: string,
+    restore: OpenBaoRestore,
+    cluster: OpenBaoCluster | undefined,
+    plan: RestorePlan,
+  ): Promise<void> {
     let current = restore;
     let target = cluster;
     const namespace = restore.metadata.namespace ?? "";
@@ -159,7 +174,10 @@ export class RestoreController {
       target = await this.#releaseLock(target, restoreLockHolder(restore.metadata.name ?? ""));
     for (const displaced of plan.deleteBackupJobs) await this.#deleteJob(namespace, displaced);
     if (plan.deleteJob) await this.#deleteJob(namespace, plan.deleteJob);
-    if (plan.createJob && target) await this.#createJob(current, target, plan.createJob);
+    if (plan.createJob && target) {
+      await this.#createJob(current, target, plan.createJob);
+      this.#sightings.created(key, plan.createJob.name);
+    }
     if (plan.removeFinalizer) {
       await this.#patchFinalizers(
         current,

@@ -74,6 +74,7 @@ import type {
   RestorePhase,
   TargetSpec,
 } from "../api/types.ts";
+import { decideMissingJob, type JobSighting, maxJobCreateGraceMs } from "../jobs/missing.ts";
 import { restoreJobName } from "../jobs/names.ts";
 import { failureOf, type ObservedJob, resultWaitMs } from "../jobs/result.ts";
 import { type BackupWork, waitForBackupWork } from "../lock/displaced.ts";
@@ -119,6 +120,10 @@ export interface RestoreObservation {
    * read from the cluster's status. A restore never starts its Job beside them.
    */
   readonly backupWork: Pick<BackupWork, "runningJobs" | "activePods">;
+  /** What this process knows of the restore's Job when it cannot see it (src/jobs/missing.ts); nothing when absent. */
+  readonly jobSighting?: JobSighting | undefined;
+  /** How long a decided Job may be invisible before it is lost (`jobCreateGraceMs` of the Job TTL). */
+  readonly jobCreateGraceMs?: number;
 }
 
 /** Everything the controller needs to build the restore Job and its ServiceAccount. */
@@ -185,8 +190,6 @@ export interface RestorePlan {
   readonly requeueAfterMs: number | undefined;
 }
 
-/** A Job recorded in status but not (yet) visible is re-created within this grace; after it, it is lost. */
-export const jobCreateGraceMs = 120_000;
 /** How soon a waiting restore re-checks the lock (cluster events wake it earlier). */
 export const lockRecheckMs = 30_000;
 /** Re-check interval while a deleted restore's Job and Pods go away (src/lock/orphans.ts bounds the wait). */
@@ -225,6 +228,7 @@ export function planRestore(obs: RestoreObservation): RestorePlan {
   const hasFinalizer = (restore.metadata.finalizers ?? []).includes(restoreFinalizer);
   const deleting = restore.metadata.deletionTimestamp !== undefined;
   const jobName = restoreJobName({ metadata: { name, uid: restore.metadata.uid ?? "" } });
+  const graceMs = obs.jobCreateGraceMs ?? maxJobCreateGraceMs;
   const generation = restore.metadata.generation;
 
   const events: PlannedEvent[] = [];
@@ -331,11 +335,18 @@ export function planRestore(obs: RestoreObservation): RestorePlan {
       recordJob(job);
       release(`Job ${job.name} finished`);
     } else if (!job) {
-      const age = now.getTime() - (fromTimestamp(before.startTime)?.getTime() ?? 0);
       const request = cluster ? jobRequest(cluster) : undefined;
-      if (age < jobCreateGraceMs && request) {
-        createJob = request;
-        requeue.push(jobCreateGraceMs - age);
+      const missing = decideMissingJob({
+        decidedAt: fromTimestamp(before.startTime),
+        now,
+        sighting: obs.jobSighting,
+        graceMs,
+        creatable: request !== undefined,
+      });
+      if (missing.action !== "lost") {
+        // Decided, not visible yet: wait for the cache, or create it when this process never did.
+        if (missing.action === "create") createJob = request;
+        requeue.push(missing.recheckMs);
       } else {
         fail(
           FailureReason.JobLost,
@@ -477,7 +488,7 @@ export function planRestore(obs: RestoreObservation): RestorePlan {
     EventReason.RestoreJobCreated,
     `created Job ${request.name} to restore ${describeKey(spec.source.key)}`,
   );
-  requeue.push(jobCreateGraceMs);
+  requeue.push(graceMs);
   return finish();
 
   /** The first reason the restore cannot run, as a message naming the field and the fix. */

@@ -8,8 +8,10 @@
  * The operator is SIGKILLed after it created the Job; the job runner then runs (or does not
  * run) the Job, and the test deletes it. One status write is the test's: `currentJob.createdAt`
  * is moved 3 minutes back, standing for an operator that stayed down past the 2-minute create
- * grace (within it, a Job not seen is re-created, as after a crash between the status write and
- * the create). Real executor (backup and confirm), OpenBao, MinIO and kube-apiserver.
+ * grace (within it, a Job the new process never saw is created, as after a crash between the
+ * status write and the create). A Job deleted while the operator runs, or one a short TTL may
+ * have collected, is never run a second time (src/jobs/missing.ts). Real executor (backup and
+ * confirm), OpenBao, MinIO and kube-apiserver.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -25,7 +27,7 @@ const tokenAuth = { tokenSecretRef: { name: "bao-token" } };
 describe("a backup Job whose result was lost is recorded as what storage holds", () => {
   let stack: Stack;
   before(async () => {
-    stack = await startStack(["gone", "never"]);
+    stack = await startStack(["gone", "never", "deleted", "ttl"]);
   });
   after(async () => {
     await stack?.stop();
@@ -69,12 +71,31 @@ describe("a backup Job whose result was lost is recorded as what storage holds",
     });
   }
 
-  /** The operator was down past the create grace: the Job's decision is 3 minutes old. */
-  async function operatorDownLong(name: string): Promise<void> {
+  /** The operator was down for `ms` (past the 2-minute create grace by default): the Job's decision is that old. */
+  async function operatorDownLong(name: string, ms = 180_000): Promise<void> {
     const current = (await stack.getCluster(name)).status?.backup?.currentJob;
     assert.ok(current);
-    const createdAt = new Date(Date.parse(current.createdAt) - 180_000).toISOString().replace(/\.\d{3}Z$/, "Z");
+    const createdAt = new Date(Date.parse(current.createdAt) - ms).toISOString().replace(/\.\d{3}Z$/, "Z");
     await stack.setStatus(name, { backup: { currentJob: { ...current, createdAt } } });
+  }
+
+  /** The loss recorded as JobLost after a confirm Job found nothing, and the Job never ran a second time. */
+  async function recordedLostNotRerun(name: string, job: string): Promise<void> {
+    const recorded = await until("the lost Job recorded", async () => {
+      const c = await stack.getCluster(name);
+      return c.status?.backup?.lastRecordedJob === job && c.status.backup.currentJob == null && c;
+    });
+    const b = recorded.status?.backup;
+    assert.equal(b?.lastFailureReason, "JobLost", b?.lastFailureMessage);
+    assert.equal(b?.consecutiveFailures, 1);
+    const confirm = await stack.runner.waitForRun(`confirm-${job}`);
+    assert.equal(confirm.outcome, "Failed", "the confirm Job found nothing (exit 6)");
+    const jobs = (await stack.jobsOf(name)).map((j) => j.metadata?.name);
+    assert.deepEqual(jobs, [`confirm-${job}`], "the vanished Job was not created again");
+    assert.ok(
+      !stack.runner.runs.some((r) => r.jobName === job),
+      "the backup never ran (it was deleted before the runner ran it)",
+    );
   }
 
   test("stored, then deleted with its Pod while the operator was down: the success it was, every time", async () => {
@@ -121,6 +142,36 @@ describe("a backup Job whose result was lost is recorded as what storage holds",
       keys.push(reported.key);
     }
     assert.notEqual(keys[0], keys[1], "two backups, each recorded as itself");
+  });
+
+  test("deleted by a person while the operator runs: never created again, recorded JobLost", async () => {
+    await stack.createCluster("deleted", { schedule: "0 3 * * *", ...tokenAuth, target: s3Target(stack.target) });
+    const operator = await stack.startOperator({ name: "operator-deleted" });
+    stack.runner.pause();
+    await trigger("deleted", "1");
+    const job = await until("the Job exists", async () => {
+      const current = (await stack.getCluster("deleted")).status?.backup?.currentJob;
+      return (current && (await stack.jobsOf("deleted")).find((j) => j.metadata?.name === current.name)) || undefined;
+    });
+    const name = job.metadata?.name ?? "";
+    // Seconds after its create, well within the 2-minute grace that covers a create not yet cached.
+    await deleteJob(name);
+    stack.runner.resume();
+    await recordedLostNotRerun("deleted", name);
+    await operator.process.stop();
+  });
+
+  test("a 60 s Job TTL and a new operator 45 s after the decision: the missing Job is not run again", async () => {
+    // What happened in CI: the Job failed and its 60 s TTL collected it while leadership moved;
+    // the new leader, within the 2-minute grace, created it again, and the failure went unrecorded.
+    await stack.createCluster("ttl", { schedule: "0 3 * * *", ...tokenAuth, target: s3Target(stack.target) });
+    const { job } = await startedThenOperatorDown("ttl", "1");
+    await deleteJob(job);
+    await operatorDownLong("ttl", 45_000);
+    stack.runner.resume();
+    const operator = await stack.startOperator({ name: "operator-ttl-back", env: { JOB_TTL_SECONDS: "60" } });
+    await recordedLostNotRerun("ttl", job);
+    await operator.process.stop();
   });
 
   test("deleted before it stored anything: JobLost, saying storage holds no backup of it", async () => {

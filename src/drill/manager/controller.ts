@@ -13,8 +13,10 @@ import { toTimestamp } from "../../api/predicates.ts";
 import type { OpenBaoCluster } from "../../api/types.ts";
 import { ensureBackupServiceAccount } from "../../backup/controller.ts";
 import { buildExecutorJob } from "../../jobs/executor-job.ts";
+import { jobCreateGraceMs } from "../../jobs/missing.ts";
 import { labelValue } from "../../jobs/names.ts";
 import { type CachedJob, type CachedPod, observeJob, ownedBy } from "../../jobs/result.ts";
+import { JobSightings } from "../../jobs/sightings.ts";
 import { byControllerUid, byJob, type IndexedCache } from "../../kube/cache-indexes.ts";
 import { recordClusterEvents } from "../../kube/events.ts";
 import type { ManagerDeps } from "../../kube/manager-deps.ts";
@@ -44,6 +46,8 @@ const maxConflictRetries = 3;
 
 export class DrillController {
   readonly #d: DrillControllerDeps;
+  /** The drill Jobs in flight this process created or saw: one that vanished is never created again. */
+  readonly #sightings = new JobSightings();
 
   constructor(deps: DrillControllerDeps) {
     this.#d = deps;
@@ -54,6 +58,7 @@ export class DrillController {
     const cluster = this.#d.clusters.get(namespace, name);
     if (!cluster) {
       this.#d.metrics.forget(namespace, name);
+      this.#sightings.forget(key);
       return undefined;
     }
     const written = await retryOnConflict(
@@ -61,7 +66,7 @@ export class DrillController {
       maxConflictRetries,
       () => getObject<OpenBaoCluster>(this.#d.custom, clusterNames, namespace, name),
       async (current) => {
-        const plan = this.#plan(current);
+        const plan = this.#plan(key, current);
         if (plan.status) {
           await replaceStatus(this.#d.custom, clusterNames, current, {
             ...current.status,
@@ -79,12 +84,12 @@ export class DrillController {
       },
     );
     if (!written) return undefined;
-    await this.#perform(written.cluster, written.plan);
+    await this.#perform(key, written.cluster, written.plan);
     const { requeueAfterMs } = written.plan;
     return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
   }
 
-  #plan(cluster: OpenBaoCluster): DrillPlan {
+  #plan(key: string, cluster: OpenBaoCluster): DrillPlan {
     const namespace = cluster.metadata.namespace ?? "";
     const uid = cluster.metadata.uid;
     const jobs = (uid === undefined ? [] : this.#d.jobs.byIndex(byControllerUid, uid))
@@ -93,20 +98,30 @@ export class DrillController {
           j.metadata?.namespace === namespace && ownedBy(j, uid) && j.metadata?.labels?.[Label.Drill] !== undefined,
       )
       .map((j) => observeJob(j, this.#d.pods.byIndex(byJob, `${namespace}/${j.metadata?.name ?? ""}`)));
+    const inFlight = cluster.status?.backup?.drill?.currentJob?.name;
     return planDrill({
       cluster,
       jobs,
+      sightings: this.#sightings.track(
+        key,
+        inFlight === undefined ? [] : [inFlight],
+        jobs.map((j) => j.name),
+      ),
+      jobCreateGraceMs: jobCreateGraceMs(this.#d.jobTtlSeconds),
       now: this.#d.now(),
       defaultImage: this.#d.image,
       drillImageRepository: this.#d.drillImageRepository,
     });
   }
 
-  async #perform(cluster: OpenBaoCluster, plan: DrillPlan): Promise<void> {
+  async #perform(key: string, cluster: OpenBaoCluster, plan: DrillPlan): Promise<void> {
     if (plan.recorded) this.#d.metrics.recorded(cluster, plan.recorded);
     this.#d.metrics.observe(cluster);
     await recordClusterEvents(this.#d.events, this.#d.log, cluster, plan.events);
-    if (plan.createJob) await this.#createJob(cluster, plan.createJob);
+    if (plan.createJob) {
+      await this.#createJob(cluster, plan.createJob);
+      this.#sightings.created(key, plan.createJob.name);
+    }
     if (plan.clearTrigger) await this.#clearTrigger(cluster);
   }
 

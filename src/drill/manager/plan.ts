@@ -49,6 +49,7 @@ import {
   ScheduleError,
 } from "../../backup/schedule.ts";
 import type { DrillPodInput } from "../../jobs/drill-pod.ts";
+import { decideMissingJob, type JobSighting, maxJobCreateGraceMs } from "../../jobs/missing.ts";
 import { drillJobName } from "../../jobs/names.ts";
 import { failureOf, type ObservedJob, resultWaitMs } from "../../jobs/result.ts";
 import { formatDuration } from "../../util/duration.ts";
@@ -62,6 +63,10 @@ export interface DrillObservation {
   readonly defaultImage: string;
   /** Repository of the throwaway OpenBao's default image (`<repository>:<cluster version>`). */
   readonly drillImageRepository: string;
+  /** What this process knows of the drill Job in flight it cannot see (src/jobs/missing.ts); nothing when absent. */
+  readonly sightings?: ReadonlyMap<string, JobSighting>;
+  /** How long a decided Job may be invisible before it is lost (`jobCreateGraceMs` of the Job TTL). */
+  readonly jobCreateGraceMs?: number;
 }
 
 export interface DrillJobRequest {
@@ -96,9 +101,6 @@ export interface DrillPlan {
   readonly recorded: RecordedDrill | undefined;
   readonly requeueAfterMs: number | undefined;
 }
-
-/** A drill Job named in `currentJob` but not (yet) visible is re-created within this grace. */
-export const drillJobCreateGraceMs = 120_000;
 
 /**
  * The backup a manual drill asks for: a trigger value ending in ` key=<object key>` (as
@@ -280,12 +282,18 @@ function settleInFlight(draft: Draft, trigger: string | undefined): string | und
   if (!current) return waiting;
   const job = obs.jobs.find((j) => j.name === current.name);
   if (job === undefined) {
-    const createdAt = fromTimestamp(current.createdAt)?.getTime() ?? 0;
-    if (now.getTime() - createdAt < drillJobCreateGraceMs) {
-      // Created a moment ago (the cache lags), or the create failed: the controller creates it
-      // (again) under the same name — an AlreadyExists is fine.
-      draft.requeue.push(createdAt + drillJobCreateGraceMs - now.getTime());
-      draft.recreate = true;
+    const missing = decideMissingJob({
+      decidedAt: fromTimestamp(current.createdAt),
+      now,
+      sighting: obs.sightings?.get(current.name),
+      graceMs: obs.jobCreateGraceMs ?? maxJobCreateGraceMs,
+      creatable: true,
+    });
+    if (missing.action !== "lost") {
+      // Created a moment ago (the cache lags), or — when this process never created it — the
+      // create failed: the controller creates it under the same name (an AlreadyExists is fine).
+      draft.requeue.push(missing.recheckMs);
+      draft.recreate = missing.action === "create";
       return waiting;
     }
     record(draft, current.name, {

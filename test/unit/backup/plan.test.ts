@@ -5,8 +5,9 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { OpenBaoCluster } from "../../../src/api/types.ts";
-import { type BackupPlan, jobCreateGraceMs, planBackup, sizeHintHeadroom } from "../../../src/backup/plan.ts";
+import { type BackupPlan, planBackup, sizeHintHeadroom } from "../../../src/backup/plan.ts";
 import type { ReportedResult } from "../../../src/executor/result.ts";
+import { type JobSighting, jobCreateGraceMs, maxJobCreateGraceMs } from "../../../src/jobs/missing.ts";
 import { type ObservedJob, resultGraceMs } from "../../../src/jobs/result.ts";
 
 const t = (iso: string): Date => new Date(iso);
@@ -82,7 +83,12 @@ const plan = (
   c: OpenBaoCluster,
   now: Date,
   jobs: ObservedJob[] = [],
-  extra: { restores?: string[]; missing?: string[] } = {},
+  extra: {
+    restores?: string[];
+    missing?: string[];
+    sightings?: ReadonlyMap<string, JobSighting>;
+    jobCreateGraceMs?: number;
+  } = {},
 ) =>
   planBackup({
     cluster: c,
@@ -91,6 +97,8 @@ const plan = (
     missingSecrets: extra.missing ?? [],
     now,
     defaultImage: "img:1",
+    ...(extra.sightings ? { sightings: extra.sightings } : {}),
+    ...(extra.jobCreateGraceMs === undefined ? {} : { jobCreateGraceMs: extra.jobCreateGraceMs }),
   });
 
 /** A cluster first seen at 10:00:30 (observation recorded). */
@@ -357,7 +365,7 @@ describe("planBackup", () => {
 
     test("a Job lost after the grace never ran: storage is asked, then the trigger is still honoured, once", () => {
       const { c, name } = crashedAfterStatusWrite();
-      const lostAt = new Date(decidedAt.getTime() + jobCreateGraceMs + 1000);
+      const lostAt = new Date(decidedAt.getTime() + maxJobCreateGraceMs + 1000);
       const p = plan(c, lostAt, []);
       assert.equal(p.createJob?.confirms, name, "a confirm Job looks for its backup first");
       assert.equal(p.clearTrigger, false, "the request is not answered yet");
@@ -397,7 +405,7 @@ describe("planBackup", () => {
     let c = triggered();
     c = apply(c, plan(c, t("2026-11-21T10:01:00Z")));
     assert.ok(c.status?.backup?.currentJob);
-    const lostAt = new Date(t("2026-11-21T10:01:00Z").getTime() + jobCreateGraceMs + 1000);
+    const lostAt = new Date(t("2026-11-21T10:01:00Z").getTime() + maxJobCreateGraceMs + 1000);
     const p = plan(c, lostAt, []);
     assert.equal(p.recorded, undefined, "nothing is recorded before storage is asked");
     c = apply(c, p);
@@ -420,9 +428,70 @@ describe("planBackup", () => {
     assert.equal(second.createJob?.sizeHint, 1234 * sizeHintHeadroom);
   });
 
+  describe("a Job that vanished is never created again (src/jobs/missing.ts)", () => {
+    const decided = t("2026-11-21T10:01:00Z");
+    function started(): { c: OpenBaoCluster; name: string } {
+      let c = triggered();
+      const p = plan(c, decided);
+      c = apply(c, p);
+      return { c, name: p.createJob?.name ?? "" };
+    }
+
+    test("seen in the cache, then gone within the grace: storage is asked (JobLost path), no second run", () => {
+      const { c, name } = started();
+      const p = plan(c, new Date(decided.getTime() + 40_000), [], { sightings: new Map([[name, "observed"]]) });
+      assert.equal(p.createJob?.confirms, name, "a confirm Job, not the backup Job again");
+      assert.ok(p.events.some((e) => e.reason === "BackupResultMissing"));
+      assert.equal(p.status?.backup.currentJob?.confirm?.reason, "JobLost");
+    });
+
+    test("created by this process, not cached yet: waits, creates nothing; after the grace it is lost", () => {
+      const { c, name } = started();
+      const sightings = new Map<string, JobSighting>([[name, "created"]]);
+      const wait = plan(c, new Date(decided.getTime() + 5000), [], { sightings });
+      assert.equal(wait.createJob, undefined);
+      assert.equal(wait.status, undefined, "nothing changes");
+      assert.equal(wait.requeueAfterMs, maxJobCreateGraceMs - 5000);
+      const late = plan(c, new Date(decided.getTime() + maxJobCreateGraceMs + 1), [], { sightings });
+      assert.equal(late.createJob?.confirms, name);
+    });
+
+    test("unknown to this process (a new leader): created within the grace, as before", () => {
+      const { c, name } = started();
+      const p = plan(c, new Date(decided.getTime() + 40_000), []);
+      assert.equal(p.createJob?.name, name);
+      assert.equal(p.createJob?.confirms, undefined);
+    });
+
+    test("a 60 s Job TTL: the grace is 30 s, so a Job its TTL collected is never re-run by a new leader", () => {
+      const grace = jobCreateGraceMs(60);
+      assert.equal(grace, 30_000);
+      const { c, name } = started();
+      // The earliest a 60 s TTL can collect a Job is 60 s after it was created.
+      const p = plan(c, new Date(decided.getTime() + 60_000), [], { jobCreateGraceMs: grace });
+      assert.equal(p.createJob?.confirms, name, "looked for in storage, then recorded: never silent");
+      const early = plan(c, new Date(decided.getTime() + 10_000), [], { jobCreateGraceMs: grace });
+      assert.equal(early.createJob?.name, name, "a create that did not happen is still made");
+    });
+
+    test("a confirm Job seen and then gone is not created again either: the loss is recorded", () => {
+      const { c, name } = started();
+      const lostAt = new Date(decided.getTime() + maxJobCreateGraceMs + 1000);
+      const p = plan(c, lostAt, []);
+      const confirming = apply(c, p);
+      const confirm = p.createJob?.name ?? "";
+      const gone = plan(confirming, new Date(lostAt.getTime() + 10_000), [], {
+        sightings: new Map([[confirm, "observed"]]),
+      });
+      assert.equal(gone.createJob, undefined);
+      assert.equal(gone.status?.backup.lastFailureReason, "JobLost");
+      assert.match(gone.status?.backup.lastFailureMessage ?? "", new RegExp(`${name}.*${confirm}.*disappeared too`));
+    });
+  });
+
   describe("defect 6: a Job whose result was lost is recorded as what storage holds", () => {
     const decided = t("2026-11-21T10:01:00Z");
-    const lostAt = new Date(decided.getTime() + jobCreateGraceMs + 1000);
+    const lostAt = new Date(decided.getTime() + maxJobCreateGraceMs + 1000);
     function started(): { c: OpenBaoCluster; name: string; keyId: string } {
       let c = triggered();
       const p = plan(c, decided);
@@ -480,7 +549,7 @@ describe("planBackup", () => {
 
     test("a confirm Job that is itself lost records the loss, saying so", () => {
       const { c, confirm } = lost();
-      const p = plan(c, new Date(lostAt.getTime() + jobCreateGraceMs + 1000), []);
+      const p = plan(c, new Date(lostAt.getTime() + maxJobCreateGraceMs + 1000), []);
       assert.equal(p.status?.backup.lastFailureReason, "JobLost");
       assert.match(
         p.status?.backup.lastFailureMessage ?? "",

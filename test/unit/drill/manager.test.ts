@@ -6,10 +6,11 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { DrillSpec, OpenBaoCluster } from "../../../src/api/types.ts";
-import { type DrillPlan, drillImage, drillJobCreateGraceMs, planDrill } from "../../../src/drill/manager/plan.ts";
+import { type DrillObservation, type DrillPlan, drillImage, planDrill } from "../../../src/drill/manager/plan.ts";
 import type { ReportedResult } from "../../../src/executor/result.ts";
 import { drillPodParts, throwawayRequests } from "../../../src/jobs/drill-pod.ts";
 import { buildExecutorJob } from "../../../src/jobs/executor-job.ts";
+import { jobCreateGraceMs, maxJobCreateGraceMs } from "../../../src/jobs/missing.ts";
 import { type ObservedJob, resultGraceMs } from "../../../src/jobs/result.ts";
 
 const t = (iso: string): Date => new Date(iso);
@@ -40,8 +41,20 @@ function apply(c: OpenBaoCluster, plan: DrillPlan): OpenBaoCluster {
   return next;
 }
 
-const plan = (c: OpenBaoCluster, now: Date, jobs: ObservedJob[] = []): DrillPlan =>
-  planDrill({ cluster: c, jobs, now, defaultImage: "ghcr.io/openbao/openbao-backup:1", drillImageRepository: repo });
+const plan = (
+  c: OpenBaoCluster,
+  now: Date,
+  jobs: ObservedJob[] = [],
+  known: Pick<DrillObservation, "sightings" | "jobCreateGraceMs"> = {},
+): DrillPlan =>
+  planDrill({
+    cluster: c,
+    jobs,
+    now,
+    defaultImage: "ghcr.io/openbao/openbao-backup:1",
+    drillImageRepository: repo,
+    ...known,
+  });
 
 const condition = (c: OpenBaoCluster) => c.status?.conditions?.find((x) => x.type === "RestoreVerified");
 
@@ -240,13 +253,26 @@ describe("drill manager: results", () => {
 
   test("a drill Job that vanished: re-created within the grace, then recorded JobLost", () => {
     const { c, name } = started();
-    const within = plan(c, new Date(t("2026-12-06T05:00:01Z").getTime() + drillJobCreateGraceMs - 1000));
+    const within = plan(c, new Date(t("2026-12-06T05:00:01Z").getTime() + maxJobCreateGraceMs - 1000));
     assert.equal(within.recorded, undefined);
     assert.equal(within.createJob?.name, name, "created again under its own name (AlreadyExists if it exists)");
-    const after = plan(c, new Date(t("2026-12-06T05:00:01Z").getTime() + drillJobCreateGraceMs + 1000));
+    const after = plan(c, new Date(t("2026-12-06T05:00:01Z").getTime() + maxJobCreateGraceMs + 1000));
     assert.equal(after.recorded?.outcome, "failed");
     assert.equal(apply(c, after).status?.backup?.lastDrill?.reason, "JobLost");
     assert.equal(apply(c, after).status?.backup?.lastDrill?.jobName, name);
+  });
+
+  test("a drill Job this process saw, then gone: recorded JobLost at once, never run again", () => {
+    const { c, name } = started();
+    const gone = plan(c, t("2026-12-06T05:00:30Z"), [], { sightings: new Map([[name, "observed"]]) });
+    assert.equal(gone.createJob, undefined);
+    assert.equal(apply(c, gone).status?.backup?.lastDrill?.reason, "JobLost");
+    const waiting = plan(c, t("2026-12-06T05:00:30Z"), [], { sightings: new Map([[name, "created"]]) });
+    assert.equal(waiting.createJob, undefined, "created by this process: the cache is waited for");
+    assert.equal(waiting.recorded, undefined);
+    const ttl = plan(c, t("2026-12-06T05:00:45Z"), [], { jobCreateGraceMs: jobCreateGraceMs(60) });
+    assert.equal(ttl.createJob, undefined, "past half a 60 s TTL");
+    assert.equal(ttl.recorded?.outcome, "failed");
   });
 
   test("two drill windows without a drill that passed: DrillStale", () => {

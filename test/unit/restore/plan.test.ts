@@ -7,11 +7,11 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { OpenBaoCluster, OpenBaoRestore, OperationLock } from "../../../src/api/types.ts";
 import type { ReportedResult } from "../../../src/executor/result.ts";
+import { jobCreateGraceMs, maxJobCreateGraceMs } from "../../../src/jobs/missing.ts";
 import { resultGraceMs } from "../../../src/jobs/result.ts";
 import { holdsLock } from "../../../src/lock/holder.ts";
 import { deletionGraceMs } from "../../../src/lock/orphans.ts";
 import {
-  jobCreateGraceMs,
   type ObservedJob,
   planRestore,
   type RestoreObservation,
@@ -488,11 +488,38 @@ describe("planRestore: running and results", () => {
     const early = planRestore(obs(w, t("2026-11-21T10:00:30Z")));
     assert.equal(early.createJob?.name, jobName);
     assert.equal(early.status, undefined);
-    const late = planRestore(obs(w, new Date(t("2026-11-21T10:00:10Z").getTime() + jobCreateGraceMs + 1)));
+    const late = planRestore(obs(w, new Date(t("2026-11-21T10:00:10Z").getTime() + maxJobCreateGraceMs + 1)));
     assert.equal(late.createJob, undefined);
     assert.equal(late.status?.phase, "Failed");
     assert.match(late.status?.message ?? "", /disappeared before it reported a result/);
     assert.equal(late.lock?.kind, "release");
+  });
+
+  test("a restore Job seen and then gone is never run a second time: Failed at once, lock released", () => {
+    const w = running();
+    const gone = planRestore(obs(w, t("2026-11-21T10:00:30Z"), { jobSighting: "observed" }));
+    assert.equal(gone.createJob, undefined, "a restore runs once");
+    assert.equal(gone.status?.phase, "Failed");
+    assert.match(gone.status?.message ?? "", /disappeared before it reported a result/);
+    assert.equal(gone.lock?.kind, "release");
+  });
+
+  test("a restore Job this process created and cannot see yet: waited for, not created again", () => {
+    const w = running();
+    const wait = planRestore(obs(w, t("2026-11-21T10:00:30Z"), { jobSighting: "created" }));
+    assert.equal(wait.createJob, undefined);
+    assert.equal(wait.status, undefined);
+    assert.equal(wait.requeueAfterMs, maxJobCreateGraceMs - 20_000);
+  });
+
+  test("with a 60 s Job TTL a new leader re-creates a missing restore Job only in the first 30 s", () => {
+    const w = running();
+    const grace = jobCreateGraceMs(60);
+    const early = planRestore(obs(w, t("2026-11-21T10:00:30Z"), { jobCreateGraceMs: grace }));
+    assert.equal(early.createJob?.name, jobName);
+    const late = planRestore(obs(w, t("2026-11-21T10:01:10Z"), { jobCreateGraceMs: grace }));
+    assert.equal(late.createJob, undefined, "the TTL may have collected it: never run twice");
+    assert.equal(late.status?.phase, "Failed");
   });
 
   test("crash between the terminal status and the lock release: the next pass releases it", () => {
