@@ -358,21 +358,42 @@ export function stopOnSignals(
 }
 
 /**
- * For the `operator` command: starts the Manager, stops it on SIGTERM/SIGINT, and resolves
- * with the process exit code — 0 after a requested stop, 1 after losing the Lease or a
- * failure (Kubernetes then restarts the container as a fresh candidate).
+ * For the `operator` and `monitor` commands: starts the Manager, stops it on SIGTERM/SIGINT,
+ * and resolves with the process exit code — 0 after a requested stop, 1 after losing the
+ * Lease or a failure (Kubernetes then restarts the container as a fresh candidate). The
+ * process then ends even if something is still pending (`exitWhenStopped`).
  */
 export async function runUntilStopped(manager: Manager): Promise<number> {
   const removeHandlers = stopOnSignals(manager);
+  let code = 1;
   try {
     await manager.start();
     const reason = await manager.done;
-    return reason === "stopped" ? 0 : 1;
+    code = reason === "stopped" ? 0 : 1;
   } catch (err) {
     manager.logger.error(errorFields(err), "manager failed to start");
     await manager.stop();
-    return 1;
   } finally {
     removeHandlers();
   }
+  exitWhenStopped(manager.logger, code);
+  return code;
+}
+
+/** How long a stopped Manager's process may take to end by itself before it is ended. */
+export const exitGraceMs = 1000;
+
+/**
+ * A stopped Manager's process must end: a replica that lost its Lease must neither linger nor
+ * keep writing. A request to an API server that stalls outlives the stop — a Lease renewal
+ * that timed out is still waiting for its answer, a reconcile past the graceful timeout too —
+ * and keeps the event loop alive: in CI a replica stayed up after "stopped" until the kubelet
+ * killed it. The process exits by itself when nothing is pending; otherwise this ends it.
+ */
+function exitWhenStopped(logger: Logger, code: number): void {
+  const timer = setTimeout(() => {
+    logger.warn({ exitCode: code }, "requests still pending after the manager stopped; exiting without them");
+    process.exit(code);
+  }, exitGraceMs);
+  timer.unref();
 }

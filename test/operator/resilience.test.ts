@@ -126,4 +126,23 @@ describe("BackupManager resilience", () => {
     assert.equal(released.status?.backup?.nextScheduledBackup, undefined);
     await op.process.stop();
   });
+
+  test("a leader whose API server stalls past its renew deadline steps down and its process ends", async () => {
+    // What happened on the real node: the Lease renewal timed out against a stalled API server,
+    // the replica stopped ("stopped" logged) and then stayed up, its stalled requests holding the
+    // event loop, until the kubelet killed it. A replica that lost its Lease must end at once.
+    const operator = await stack.startOperator({ name: "operator-stall", leaderElection: true });
+    await until("the replica leads", async () =>
+      /leader_election_master_status\{[^}]*\} 1/.test(await operator.metrics()),
+    );
+    const resume = stack.stallApiServer();
+    try {
+      // Renew deadline 3 s, the leader-only work's graceful stop (reconciles waiting on the
+      // stalled server) at most 30 s, then the process ends within a second.
+      const code = await Promise.race([operator.process.exited, sleep(50_000).then(() => "still running" as const)]);
+      assert.equal(code, 1, "exit code 1: the Lease was lost (Kubernetes restarts it as a fresh candidate)");
+    } finally {
+      resume();
+    }
+  });
 });

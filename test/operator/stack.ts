@@ -53,6 +53,11 @@ export interface Stack {
   stopApiServer(): Promise<void>;
   /** Starts kube-apiserver again with the same flags (port, etcd, keys) and waits for /readyz. */
   startApiServer(): Promise<void>;
+  /**
+   * Fault: freezes kube-apiserver (SIGSTOP): connections are accepted by the kernel and never
+   * answered, as when an API server stalls. Returns the resume (SIGCONT); `stop` resumes too.
+   */
+  stallApiServer(): () => void;
   stop(): Promise<void>;
 }
 
@@ -126,6 +131,8 @@ export async function startStack(clusterNames: readonly string[], options: Stack
   const operators: ManagedProcess[] = [];
   /** The kube-apiserver serving now: the fixture's, or the one `startApiServer` started. */
   let apiServer = kube.apiServer;
+  /** Resumes a stalled kube-apiserver (`stallApiServer`). */
+  let stalled: (() => void) | undefined;
 
   const stack: Stack = {
     kube,
@@ -231,7 +238,17 @@ export async function startStack(clusterNames: readonly string[], options: Stack
         processes: [restarted],
       });
     },
+    stallApiServer() {
+      const frozen = apiServer;
+      frozen.child.kill("SIGSTOP");
+      stalled = () => frozen.child.kill("SIGCONT");
+      return () => {
+        stalled?.();
+        stalled = undefined;
+      };
+    },
     async stop() {
+      stalled?.();
       await Promise.all(operators.map((p) => p.stop()));
       await runner.stop();
       await Promise.all([bao.stop(), target.stop()]);
