@@ -10,7 +10,7 @@
  */
 import { join } from "node:path";
 import { afterEach } from "node:test";
-import { containerLogTails, describePod } from "./pod-report.ts";
+import { containerLogTails, crashedContainerLogs, describePod } from "./pod-report.ts";
 import { namespace, operatorNamespace, type World } from "./world.ts";
 
 /** Registers the report for the tests of the enclosing `describe`; `world()` may be undefined before `before`. */
@@ -30,7 +30,7 @@ export function printPodsOnFailure(world: () => World | undefined): void {
   });
 }
 
-/** The Pods of the operator's and OpenBao's namespaces, then the operator's container logs. */
+/** The Pods of the operator's and OpenBao's namespaces, the operator's container logs, then crashed containers' last words. */
 export async function describePods(world: World): Promise<string> {
   const lines: string[] = ["", "--- Pods on the node ---"];
   for (const ns of [operatorNamespace, namespace]) {
@@ -38,5 +38,7 @@ export async function describePods(world: World): Promise<string> {
     for (const pod of pods) lines.push(...describePod(pod));
   }
   lines.push(...containerLogTails(join(world.node.stateDir, "pod-logs"), operatorNamespace));
+  // OpenBao's and the Jobs' containers that were restarted: how they ended (e.g. a Go panic).
+  lines.push(...crashedContainerLogs(join(world.node.stateDir, "pod-logs"), namespace));
   return `${lines.join("\n")}\n`;
 }

@@ -305,7 +305,10 @@ ${joins}
         if (state === true) await raw(i, "POST", "sys/unseal", { key: unsealKey }, "").catch(() => undefined);
         return false;
       },
-      { what: `${podName(i)} unsealed`, timeoutMs: 120_000, intervalMs: 1000 },
+      // Up to the kubelet's longest crash-loop back-off (300 s) and a bit: sealing stops Raft
+      // autopilot, and v2.4.0 can panic there (hashicorp/vault#27726); the kubelet restarts the
+      // container, sealed, later each time it crashed again. (The failure report shows the panic.)
+      { what: `${podName(i)} unsealed`, timeoutMs: 330_000, intervalMs: 1000 },
     );
   };
 

@@ -4,7 +4,7 @@
  * without a node.
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import type { V1ContainerState, V1ContainerStatus, V1Pod } from "@kubernetes/client-node";
 
 const logTailLines = 120;
@@ -44,27 +44,58 @@ function timeOf(time: Date | string | undefined): string {
   return time === undefined ? "?" : time instanceof Date ? time.toISOString() : String(time);
 }
 
-/**
- * The last lines of every log file of a namespace's containers, as the kubelet keeps them:
- * `<podLogsDir>/<ns>_<pod>_<uid>/<container>/<restart>.log`, the previous container's beside
- * the current one's.
- */
-export function containerLogTails(podLogsDir: string, ns: string): string[] {
+/** Each container's log files of a namespace's Pods, oldest first: `<ns>_<pod>_<uid>/<container>/<restart>.log`. */
+function containerLogs(podLogsDir: string, ns: string): { readonly name: string; readonly files: string[] }[] {
   if (!existsSync(podLogsDir)) return [];
-  const out: string[] = [];
+  const out: { name: string; files: string[] }[] = [];
   for (const podDir of readdirSync(podLogsDir).filter((d) => d.startsWith(`${ns}_`))) {
     for (const container of readdirSync(join(podLogsDir, podDir))) {
       const files = readdirSync(join(podLogsDir, podDir, container))
         .filter((f) => /^\d+\.log$/.test(f))
         .sort((a, b) => Number.parseInt(a, 10) - Number.parseInt(b, 10));
-      for (const file of files) {
-        const path = join(podLogsDir, podDir, container, file);
-        const text = readFileSync(path, "utf8").trimEnd().split("\n");
-        out.push(
-          `--- ${podDir}/${container}/${file}: last ${Math.min(logTailLines, text.length)} of ${text.length} lines ---`,
-        );
-        out.push(...text.slice(-logTailLines));
-      }
+      out.push({ name: `${podDir}/${container}`, files: files.map((f) => join(podLogsDir, podDir, container, f)) });
+    }
+  }
+  return out;
+}
+
+function linesOf(path: string): string[] {
+  return readFileSync(path, "utf8").trimEnd().split("\n");
+}
+
+/**
+ * The last lines of every log file of a namespace's containers, as the kubelet keeps them:
+ * the previous container's beside the current one's.
+ */
+export function containerLogTails(podLogsDir: string, ns: string): string[] {
+  const out: string[] = [];
+  for (const { name, files } of containerLogs(podLogsDir, ns)) {
+    for (const path of files) {
+      const text = linesOf(path);
+      out.push(
+        `--- ${name}/${basename(path)}: last ${Math.min(logTailLines, text.length)} of ${text.length} lines ---`,
+      );
+      out.push(...text.slice(-logTailLines));
+    }
+  }
+  return out;
+}
+
+const crashLines = 40;
+
+/**
+ * How each restarted container of a namespace's Pods ended, from its log (only logs with a
+ * successor are read): a Go program's last words (`panic:`, `fatal error:`) are at the start
+ * of its stack dump, not at its end, so the lines from there are shown, else the last ones.
+ */
+export function crashedContainerLogs(podLogsDir: string, ns: string): string[] {
+  const out: string[] = [];
+  for (const { name, files } of containerLogs(podLogsDir, ns)) {
+    for (const path of files.slice(0, -1)) {
+      const text = linesOf(path);
+      const panic = text.findIndex((line) => /\b(panic|fatal error):/.test(line));
+      out.push(`--- ${name}/${basename(path)} (restarted): ${panic >= 0 ? "from its panic" : "its last lines"} ---`);
+      out.push(...(panic >= 0 ? text.slice(panic, panic + crashLines) : text.slice(-20)));
     }
   }
   return out;

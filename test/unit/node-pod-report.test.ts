@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import type { V1Pod } from "@kubernetes/client-node";
-import { containerLogTails, describePod } from "../node/pod-report.ts";
+import { containerLogTails, crashedContainerLogs, describePod } from "../node/pod-report.ts";
 
 test("a restarted container: its state, and how the previous one ended (reason, exit code, signal)", () => {
   const pod: V1Pod = {
@@ -60,6 +60,33 @@ test("container logs: every restart's file of the namespace's Pods, in order, th
       "later",
     ]);
     assert.deepEqual(containerLogTails(join(dir, "missing"), "openbao-backup-system"), []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("crashed containers: only restarted ones, from their Go panic, else their last lines", () => {
+  const dir = mkdtempSync(join(tmpdir(), "pod-report-"));
+  try {
+    const bao = join(dir, "openbao_openbao-0_5678", "openbao");
+    mkdirSync(bao, { recursive: true });
+    const dump = ["[INFO] core: sealing", "panic: runtime error: invalid memory address", "goroutine 1 [running]:"];
+    writeFileSync(
+      join(bao, "0.log"),
+      `${["started", ...dump, ...Array.from({ length: 100 }, (_, i) => `frame ${i}`)].join("\n")}\n`,
+    );
+    writeFileSync(join(bao, "1.log"), `${Array.from({ length: 30 }, (_, i) => `quiet ${i}`).join("\n")}\n`);
+    writeFileSync(join(bao, "2.log"), "running now\n");
+    const job = join(dir, "openbao_backup-x_9", "executor");
+    mkdirSync(job, { recursive: true });
+    writeFileSync(join(job, "0.log"), "panic: only container, never restarted\n");
+    const lines = crashedContainerLogs(dir, "openbao");
+    assert.equal(lines[0], "--- openbao_openbao-0_5678/openbao/0.log (restarted): from its panic ---");
+    assert.deepEqual(lines.slice(1, 3), dump.slice(1));
+    assert.equal(lines.length, 1 + 40 + 1 + 20, "40 lines from the panic, then the 20 last of the quiet one");
+    assert.equal(lines[41], "--- openbao_openbao-0_5678/openbao/1.log (restarted): its last lines ---");
+    assert.equal(lines[42], "quiet 10");
+    assert.ok(!lines.some((l) => l.includes("running now") || l.includes("never restarted")));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
