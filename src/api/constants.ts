@@ -49,6 +49,8 @@ export const Condition = {
   OperationLockOverride: "OperationLockOverride",
   /** OpenBaoCluster with `spec.backup.drill`: the last restore drill proved a backup restores (src/drill/manager/). */
   RestoreVerified: "RestoreVerified",
+  /** OpenBaoCluster with `spec.backup.additionalTargets`: every destination holds the last backup. */
+  DestinationsHealthy: "DestinationsHealthy",
 } as const;
 export type ConditionType = (typeof Condition)[keyof typeof Condition];
 
@@ -102,6 +104,13 @@ export const Reason = {
   DrillInvalid: "DrillInvalid",
   /** No drill has finished yet and none is overdue. */
   NoDrillYet: "NoDrillYet",
+  // DestinationsHealthy
+  /** The last backup Job stored a verified copy in every destination. */
+  AllDestinationsStored: "AllDestinationsStored",
+  /** A destination holds no copy of the last backup (whatever the success policy made of the Job). */
+  DestinationFailed: "DestinationFailed",
+  /** No backup Job has reported its destinations yet. */
+  NoDestinationReportYet: "NoDestinationReportYet",
 } as const;
 export type ReasonValue = (typeof Reason)[keyof typeof Reason];
 
@@ -150,6 +159,11 @@ export const conditionReasons: Readonly<
     { reason: Reason.DrillStale, status: "False" },
     { reason: Reason.DrillInvalid, status: "False" },
     { reason: Reason.NoDrillYet, status: "Unknown" },
+  ],
+  DestinationsHealthy: [
+    { reason: Reason.AllDestinationsStored, status: "True" },
+    { reason: Reason.DestinationFailed, status: "False" },
+    { reason: Reason.NoDestinationReportYet, status: "Unknown" },
   ],
 };
 

@@ -32,6 +32,8 @@ export const exportedConditions = [
   Condition.PreUpgradeSnapshotReady,
   // Set by the drill manager (src/drill/manager/); exported here with the others, one series per cluster.
   Condition.RestoreVerified,
+  // With spec.backup.additionalTargets only.
+  Condition.DestinationsHealthy,
 ] as const;
 
 export interface BackupMetrics {

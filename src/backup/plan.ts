@@ -54,6 +54,7 @@ import {
   pendingTrigger,
   preUpgradeSnapshotEnabled,
   type ResolvedBackupSpec,
+  removeCondition,
   resolveBackupSpec,
   setCondition,
   toTimestamp,
@@ -273,6 +274,7 @@ export function planBackup(obs: BackupObservation): BackupPlan {
   const request = answered ? undefined : trigger;
 
   if (!spec || !resolved) {
+    destinationsHealth(draft, undefined);
     withoutBackupSpec(draft, spec !== undefined);
     return finish(draft, before);
   }
@@ -286,6 +288,7 @@ export function planBackup(obs: BackupObservation): BackupPlan {
     want !== undefined && draft.createJob === undefined,
   );
   health(draft.backup, schedule, observedAt, now, draft.setCond);
+  destinationsHealth(draft, resolved);
   return finish(draft, before);
 }
 
@@ -1033,6 +1036,51 @@ function recordDestinations(
       lastFailureTime: toTimestamp(finishedAt),
     };
   });
+}
+
+/**
+ * `DestinationsHealthy`, with additional destinations only: False while a destination holds no
+ * copy of the last backup — also when the success policy made the Job a success, so a failing
+ * second copy is a condition, not only an Event and a metric (never silent). Each destination's
+ * own record is `status.backup.destinations` (recordDestinations).
+ */
+function destinationsHealth(draft: Draft, resolved: ResolvedBackupSpec | undefined): void {
+  const type = ConditionType.DestinationsHealthy;
+  if (!resolved || resolved.additionalTargets.length === 0) {
+    draft.conditions = [...removeCondition(draft.conditions, type)];
+    return;
+  }
+  // A destination taken out of spec.backup is dropped from status by the next Job; until then it is not judged.
+  const configured = new Set(["primary", ...resolved.additionalTargets.map((t) => t.name)]);
+  const reported = (draft.backup.destinations ?? []).filter((d) => configured.has(d.name));
+  if (reported.length === 0) {
+    draft.setCond(type, "Unknown", Reason.NoDestinationReportYet, "no backup Job has reported its destinations yet");
+    return;
+  }
+  const failing = reported.filter((d) => (d.consecutiveFailures ?? 0) > 0);
+  if (failing.length === 0) {
+    const names = reported.map((d) => d.name).join(", ");
+    draft.setCond(
+      type,
+      "True",
+      Reason.AllDestinationsStored,
+      `the last backup is stored in every destination: ${names}`,
+    );
+    return;
+  }
+  const said = failing.map(
+    (d) =>
+      `${d.name}${d.location === undefined ? "" : ` (${d.location})`}: ${d.lastFailureReason ?? "Unknown"}: ${d.lastFailureMessage ?? "no message"}; ${d.consecutiveFailures} consecutive failure(s)`,
+  );
+  draft.setCond(
+    type,
+    "False",
+    Reason.DestinationFailed,
+    `${failing.length === 1 ? "a destination holds" : `${failing.length} destinations hold`} no copy of the last backup: ${said.join("; ")}`.slice(
+      0,
+      4096,
+    ),
+  );
 }
 
 function health(

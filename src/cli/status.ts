@@ -74,6 +74,7 @@ export function summarise(cluster: OpenBaoCluster, now: Date): ClusterSummary {
     Condition.BackupHealthy,
     Condition.PreUpgradeSnapshotReady,
     Condition.RestoreVerified,
+    Condition.DestinationsHealthy,
   ]);
   return {
     name: cluster.metadata.name ?? "",

@@ -4,9 +4,11 @@
  * fake-gcs-server and Azurite as `additionalTargets`.
  *
  * - All three destinations hold a verified copy: each is recorded in status.backup.destinations
- *   with its location and key, and the Job's memory covers every destination's buffers.
+ *   with its location and key (DestinationsHealthy True), and the Job's memory covers every
+ *   destination's buffers.
  * - A destination whose credentials Secret is missing (Azure) under `successPolicy: AtLeastOne`:
- *   the Job succeeds, status names the failed destination and why (SecretNotFound), a Warning
+ *   the Job succeeds, status names the failed destination and why (SecretNotFound), so does
+ *   DestinationsHealthy (False, DestinationFailed, also as openbao_backup_condition), a Warning
  *   BackupDestinationFailed says so, and openbao_backup_destination_failures_total counts it —
  *   the copy that did not land is never silent. Under the default policy (All) the same
  *   backup is a failed backup.
@@ -91,6 +93,9 @@ describe("several destinations through the operator", () => {
       assert.ok(await target.get(key), `${target.provider} holds ${key}`);
       assert.ok(await target.get(`${key}.json`), `${target.provider} holds its manifest`);
     }
+    const healthy = c.status?.conditions?.find((x) => x.type === "DestinationsHealthy");
+    assert.equal(healthy?.status, "True", JSON.stringify(healthy));
+    assert.equal(healthy?.reason, "AllDestinationsStored");
     const [job] = await stack.jobsOf("copies");
     const memory = job?.spec?.template.spec?.containers[0]?.resources?.limits?.memory;
     assert.equal(memory, `${3 * 50 + 256}Mi`, "10 MiB × (3 + 2) for each of three destinations, plus the baseline");
@@ -109,6 +114,11 @@ describe("several destinations through the operator", () => {
       /Secret azure-credentials \(the credentials of destination azure-copy\)/,
     );
     assert.equal(azureCopy?.lastBackupName, key, "its last good copy is still the first backup");
+    const failing = c.status?.conditions?.find((x) => x.type === "DestinationsHealthy");
+    assert.equal(failing?.status, "False", "a condition, not only an Event and a metric");
+    assert.equal(failing?.reason, "DestinationFailed");
+    assert.match(failing?.message ?? "", /azure-copy \(azure:\/\/[^)]+\): SecretNotFound: .*1 consecutive failure/);
+    assert.equal(c.status?.conditions?.find((x) => x.type === "BackupHealthy")?.status, "True");
     const warnings = await until("a BackupDestinationFailed Event", async () => {
       const found = await events("copies", "BackupDestinationFailed");
       return found.length > 0 && found;
@@ -122,6 +132,10 @@ describe("several destinations through the operator", () => {
     assert.match(
       metrics,
       /openbao_backup_destination_failures_total\{namespace="openbao",cluster="copies",destination="azure-copy"\} 1/,
+    );
+    assert.match(
+      metrics,
+      /openbao_backup_condition\{namespace="openbao",cluster="copies",condition="DestinationsHealthy",status="False",reason="DestinationFailed"\} 1/,
     );
     assert.match(
       metrics,

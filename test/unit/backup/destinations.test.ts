@@ -130,6 +130,74 @@ describe("status.backup.destinations", () => {
   });
 });
 
+describe("DestinationsHealthy: a destination without the last backup is a condition (never silent)", () => {
+  const condition = (c: OpenBaoCluster) => c.status?.conditions?.find((x) => x.type === "DestinationsHealthy");
+
+  test("Unknown until a Job reports; False naming the destination even when the Job succeeded; True again", () => {
+    const c = cluster();
+    const seen = planBackup({
+      cluster: c,
+      jobs: [],
+      activeRestores: [],
+      missingSecrets: [],
+      now: t("2026-11-21T10:00:30Z"),
+      defaultImage: "img:1",
+    });
+    const first = seen.status?.conditions.find((x) => x.type === "DestinationsHealthy");
+    assert.equal(first?.status, "Unknown");
+    assert.equal(first?.reason, "NoDestinationReportYet");
+
+    finish(c, reported([true, false, true]));
+    assert.equal(c.status?.conditions?.find((x) => x.type === "BackupHealthy")?.status, "True", "policy Primary");
+    assert.equal(condition(c)?.status, "False");
+    assert.equal(condition(c)?.reason, "DestinationFailed");
+    assert.equal(
+      condition(c)?.message,
+      "a destination holds no copy of the last backup: offsite (gcs://copies): StorageUnreachable: gcs upload gcs://copies/…: storage endpoint unreachable; 1 consecutive failure(s)",
+    );
+
+    finish(c, reported([true, true, true]));
+    assert.equal(condition(c)?.status, "True");
+    assert.equal(condition(c)?.reason, "AllDestinationsStored");
+    assert.equal(condition(c)?.message, "the last backup is stored in every destination: primary, offsite, azure-copy");
+  });
+
+  test("without additional targets there is no such condition; removing them removes it", () => {
+    const c = cluster();
+    finish(c, reported([true, false, false]));
+    assert.match(condition(c)?.message ?? "", /^2 destinations hold no copy/);
+    const backup = c.spec?.backup;
+    assert.ok(backup);
+    delete backup.additionalTargets;
+    const p = planBackup({
+      cluster: c,
+      jobs: [],
+      activeRestores: [],
+      missingSecrets: [],
+      now: t("2026-11-21T10:03:00Z"),
+      defaultImage: "img:1",
+    });
+    assert.equal(
+      p.status?.conditions.find((x) => x.type === "DestinationsHealthy"),
+      undefined,
+      "one target: nothing to compare",
+    );
+  });
+
+  test("the condition is exported with the others as openbao_backup_condition", async () => {
+    const registry = new Registry();
+    const metrics = backupMetrics(registry);
+    const c = cluster();
+    finish(c, reported([true, false, true]));
+    metrics.observe(c);
+    const text = await registry.metrics();
+    assert.match(
+      text,
+      /openbao_backup_condition\{namespace="openbao",cluster="bao",condition="DestinationsHealthy",status="False",reason="DestinationFailed"\} 1/,
+    );
+  });
+});
+
 describe("a backup without its drill canary", () => {
   test("is recorded as the success it is, with a Warning that no drill can verify its data", () => {
     const c = cluster();
