@@ -21,6 +21,7 @@ import type { AppsV1Api, CoreV1Api, V1Pod } from "@kubernetes/client-node";
 import { backupPolicy, restorePolicy } from "../servers/openbao.ts";
 import { scratchDir, waitFor } from "../servers/process.ts";
 import { type CertificateAuthority, createCertificateAuthority, issueCertificate } from "../servers/tls.ts";
+import { describePod } from "./pod-report.ts";
 
 export interface ChartOpenBaoOptions {
   readonly core: CoreV1Api;
@@ -298,18 +299,32 @@ ${joins}
   };
 
   const unsealOne = async (i: number): Promise<void> => {
-    await waitFor(
-      async () => {
-        const state = await sealed(i);
-        if (state === false) return true;
-        if (state === true) await raw(i, "POST", "sys/unseal", { key: unsealKey }, "").catch(() => undefined);
-        return false;
-      },
-      // Up to the kubelet's longest crash-loop back-off (300 s) and a bit: sealing stops Raft
-      // autopilot, and v2.4.0 can panic there (hashicorp/vault#27726); the kubelet restarts the
-      // container, sealed, later each time it crashed again. (The failure report shows the panic.)
-      { what: `${podName(i)} unsealed`, timeoutMs: 330_000, intervalMs: 1000 },
-    );
+    // What the last attempt met, for the failure message: it once timed out with nothing else said.
+    let last = "no answer yet";
+    try {
+      await waitFor(
+        async () => {
+          const state = await sealed(i);
+          if (state === undefined) last = "sys/seal-status did not answer";
+          if (state === false) return true;
+          if (state === true) {
+            last = await raw(i, "POST", "sys/unseal", { key: unsealKey }, "").then(
+              (res) => `sys/unseal answered HTTP ${res.status} ${JSON.stringify(res.body).slice(0, 300)}`,
+              (err: unknown) => `sys/unseal failed: ${err instanceof Error ? err.message : String(err)}`,
+            );
+          }
+          return false;
+        },
+        // Up to the kubelet's longest crash-loop back-off (300 s) and a bit: sealing stops Raft
+        // autopilot, and v2.4.0 can panic there (hashicorp/vault#27726); the kubelet restarts the
+        // container, sealed, later each time it crashed again. (The failure report shows the panic.)
+        { what: `${podName(i)} unsealed`, timeoutMs: 330_000, intervalMs: 1000 },
+      );
+    } catch (err) {
+      const p = await pod(i).catch(() => undefined);
+      const status = p ? describePod(p).join("\n") : `${podName(i)}: not found`;
+      throw new Error(`${err instanceof Error ? err.message : String(err)}; last: ${last}\n${status}`, { cause: err });
+    }
   };
 
   const waitHealthy = async (): Promise<void> => {
