@@ -18,9 +18,9 @@ import { after, before, describe, test } from "node:test";
 import { renderRules } from "../chart/rules.ts";
 import { projectRoot } from "../servers/catalog.ts";
 import { printJobRunnerOnFailure } from "../servers/job-runner.ts";
-import { freePort } from "../servers/ports.ts";
-import { type ManagedProcess, startProcess, superviseServers, waitFor } from "../servers/process.ts";
+import { type ManagedProcess, superviseServers, waitFor } from "../servers/process.ts";
 import { type ActiveAlert, type PrometheusServer, startPrometheus } from "../servers/prometheus.ts";
+import { startCliProcess } from "./cli-process.ts";
 import { namespace, type OperatorProcess, type Stack, s3Target, startStack } from "./stack.ts";
 
 superviseServers();
@@ -120,32 +120,18 @@ describe(
     before(async () => {
       stack = await startStack([cluster]);
       operator = await stack.startOperator();
-      const monitorPort = await freePort();
-      monitor = startProcess({
-        name: "monitor",
-        command: process.execPath,
-        args: [
-          join(projectRoot, "src", "cli", "main.ts"),
-          "monitor",
-          "--kubeconfig",
-          stack.kube.kubeConfigPath,
-          "--namespace",
-          namespace,
-          "--interval",
-          "10",
-          "--health-port",
-          String(monitorPort),
-        ],
-        env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", LOG_LEVEL: "debug" },
+      const started = await startCliProcess({
+        command: "monitor",
+        kubeConfigPath: stack.kube.kubeConfigPath,
+        namespace,
+        args: ["--interval", "10"],
       });
-      await waitFor(async () => (await fetch(`http://127.0.0.1:${monitorPort}/healthz`)).ok, {
-        what: "monitor /healthz",
-        processes: [monitor],
-      });
+      monitor = started.process;
+      const monitorHost = new URL(started.healthUrl).host;
       prometheus = await startPrometheus({
         jobs: [
           { job: "openbao-backup", targets: [new URL(operator.healthUrl).host] },
-          { job: "openbao-backup-monitor", targets: [`127.0.0.1:${monitorPort}`] },
+          { job: "openbao-backup-monitor", targets: [monitorHost] },
         ],
         rules: await renderRules(testValues),
       });

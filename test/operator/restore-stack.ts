@@ -9,7 +9,6 @@
  * ServiceAccounts of all of them. Roles, policies and the static tokens are created before
  * any snapshot is taken, so every snapshot (and every restore) keeps them.
  */
-import { join } from "node:path";
 import {
   BatchV1Api,
   CoreV1Api,
@@ -25,12 +24,11 @@ import type { OpenBaoCluster, OpenBaoRestore } from "../../src/api/types.ts";
 import { backupServiceAccountName } from "../../src/backup/controller.ts";
 import { restoreServiceAccountName } from "../../src/restore/plan.ts";
 import { clusterTarget, type ProviderName, startTarget, type TargetUnderTest } from "../executor/targets.ts";
-import { projectRoot } from "../servers/catalog.ts";
 import { defaultJobLabelSelector, type JobRunner, startJobRunner } from "../servers/job-runner.ts";
 import { type KubeHandle, startKube } from "../servers/kube.ts";
 import { type OpenBaoCluster as BaoServer, startOpenBao } from "../servers/openbao.ts";
-import { freePort } from "../servers/ports.ts";
-import { type ManagedProcess, startProcess, startTogether, waitFor } from "../servers/process.ts";
+import { type ManagedProcess, startTogether, waitFor } from "../servers/process.ts";
+import { startCliProcess } from "./cli-process.ts";
 
 export const namespace = "openbao";
 const group = "openbao.org";
@@ -136,30 +134,13 @@ export async function startRestoreStack(
   let operator: ManagedProcess;
   let healthUrl: string;
   try {
-    const port = await freePort();
-    operator = startProcess({
-      name: "operator",
-      command: process.execPath,
-      args: [
-        join(projectRoot, "src", "cli", "main.ts"),
-        "operator",
-        "--kubeconfig",
-        kube.kubeConfigPath,
-        "--namespace",
-        namespace,
-        "--image",
-        "openbao-backup:test",
-        "--health-port",
-        String(port),
-        "--no-leader-election",
-      ],
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", LOG_LEVEL: "debug" },
-    });
-    healthUrl = `http://127.0.0.1:${port}`;
-    await waitFor(async () => (await fetch(`${healthUrl}/readyz`)).ok, {
-      what: "operator /readyz",
-      processes: [operator],
-    });
+    ({ process: operator, healthUrl } = await startCliProcess({
+      command: "operator",
+      kubeConfigPath: kube.kubeConfigPath,
+      namespace,
+      args: ["--image", "openbao-backup:test", "--no-leader-election"],
+      ready: "/readyz",
+    }));
   } catch (err) {
     await runner.stop();
     throw err;

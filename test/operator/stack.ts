@@ -5,7 +5,6 @@
  * process (`bao-backup operator`), so it can be killed like a real Pod.
  */
 
-import { join } from "node:path";
 import {
   BatchV1Api,
   CoreV1Api,
@@ -19,12 +18,11 @@ import type { OpenBaoCluster } from "../../src/api/types.ts";
 import { backupServiceAccountName } from "../../src/backup/controller.ts";
 import { restoreServiceAccountName } from "../../src/restore/plan.ts";
 import { clusterTarget, startTarget, type TargetUnderTest } from "../executor/targets.ts";
-import { projectRoot } from "../servers/catalog.ts";
 import { type JobRunner, startJobRunner } from "../servers/job-runner.ts";
 import { type KubeHandle, kubeGet, startKube } from "../servers/kube.ts";
 import { type OpenBaoCluster as BaoServer, startOpenBao } from "../servers/openbao.ts";
-import { freePort } from "../servers/ports.ts";
 import { type ManagedProcess, startProcess, startTogether, waitFor } from "../servers/process.ts";
+import { startCliProcess } from "./cli-process.ts";
 
 export const namespace = "openbao";
 const group = "openbao.org";
@@ -143,43 +141,30 @@ export async function startStack(clusterNames: readonly string[], options: Stack
     batch,
     core,
     async startOperator(options = {}) {
-      const port = await freePort();
-      const args = [
-        join(projectRoot, "src", "cli", "main.ts"),
-        "operator",
-        "--kubeconfig",
-        kube.kubeConfigPath,
-        "--namespace",
-        namespace,
-        "--image",
-        "openbao-backup:test",
-        "--health-port",
-        String(port),
-        ...(options.leaderElection
-          ? [
-              "--leader-election-namespace",
-              namespace,
-              "--lease-duration",
-              "4",
-              "--renew-deadline",
-              "3",
-              "--retry-period",
-              "1",
-            ]
-          : ["--no-leader-election"]),
-      ];
-      const proc = startProcess({
+      const { process: proc, healthUrl } = await startCliProcess({
+        command: "operator",
         name: options.name ?? "operator",
-        command: process.execPath,
-        args,
-        env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", LOG_LEVEL: "debug", ...options.env },
+        kubeConfigPath: kube.kubeConfigPath,
+        namespace,
+        args: [
+          "--image",
+          "openbao-backup:test",
+          ...(options.leaderElection
+            ? [
+                "--leader-election-namespace",
+                namespace,
+                "--lease-duration",
+                "4",
+                "--renew-deadline",
+                "3",
+                "--retry-period",
+                "1",
+              ]
+            : ["--no-leader-election"]),
+        ],
+        ...(options.env ? { env: options.env } : {}),
       });
       operators.push(proc);
-      const healthUrl = `http://127.0.0.1:${port}`;
-      await waitFor(async () => (await fetch(`${healthUrl}/healthz`)).ok, {
-        what: "operator /healthz",
-        processes: [proc],
-      });
       return { process: proc, healthUrl, metrics: async () => (await fetch(`${healthUrl}/metrics`)).text() };
     },
     async createCluster(name, backup, extra = {}) {
