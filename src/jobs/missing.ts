@@ -32,8 +32,8 @@ export type MissingJob =
   | { readonly action: "create"; readonly recheckMs: number }
   /** Created by this process, not cached yet: look again in `recheckMs`. */
   | { readonly action: "wait"; readonly recheckMs: number }
-  /** Gone, or never going to exist: the planner's lost path. `deleted`: it was seen, then vanished. */
-  | { readonly action: "lost"; readonly deleted: boolean };
+  /** Gone (seen, then vanished), or past the grace, or not creatable: the planner's lost path. */
+  | { readonly action: "lost" };
 
 /** The longest wait for a Job that was decided but is not visible (cache lag is seconds). */
 export const maxJobCreateGraceMs = 120_000;
@@ -58,10 +58,10 @@ export interface MissingJobInput {
 }
 
 export function decideMissingJob(input: MissingJobInput): MissingJob {
-  if (input.sighting === "observed") return { action: "lost", deleted: true };
+  if (input.sighting === "observed") return { action: "lost" };
   const age = input.now.getTime() - (input.decidedAt?.getTime() ?? 0);
   const recheckMs = input.graceMs - age;
-  if (recheckMs <= 0) return { action: "lost", deleted: false };
+  if (recheckMs <= 0) return { action: "lost" };
   if (input.sighting === "created") return { action: "wait", recheckMs };
-  return input.creatable ? { action: "create", recheckMs } : { action: "lost", deleted: false };
+  return input.creatable ? { action: "create", recheckMs } : { action: "lost" };
 }

@@ -18,10 +18,7 @@ describe("decideMissingJob", () => {
       action: "create",
       recheckMs: 100_000,
     });
-    assert.deepEqual(decideMissingJob({ ...base, now: at(120_000), sighting: undefined }), {
-      action: "lost",
-      deleted: false,
-    });
+    assert.deepEqual(decideMissingJob({ ...base, now: at(120_000), sighting: undefined }), { action: "lost" });
   });
 
   test("created by this process: waited for within the grace, never created again", () => {
@@ -29,25 +26,18 @@ describe("decideMissingJob", () => {
       action: "wait",
       recheckMs: 119_000,
     });
-    assert.deepEqual(decideMissingJob({ ...base, now: at(130_000), sighting: "created" }), {
-      action: "lost",
-      deleted: false,
-    });
+    assert.deepEqual(decideMissingJob({ ...base, now: at(130_000), sighting: "created" }), { action: "lost" });
   });
 
   test("observed by this process: deleted, lost at once whatever the clock", () => {
     for (const ms of [0, 1000, 500_000]) {
-      assert.deepEqual(decideMissingJob({ ...base, now: at(ms), sighting: "observed" }), {
-        action: "lost",
-        deleted: true,
-      });
+      assert.deepEqual(decideMissingJob({ ...base, now: at(ms), sighting: "observed" }), { action: "lost" });
     }
   });
 
   test("not creatable (no spec, no lock): lost, never created", () => {
     assert.deepEqual(decideMissingJob({ ...base, creatable: false, now: at(1000), sighting: undefined }), {
       action: "lost",
-      deleted: false,
     });
   });
 
