@@ -176,5 +176,11 @@ describe("several destinations through the operator", () => {
         ["azure-copy", 1],
       ],
     );
+    const destinations = c.status?.conditions?.find((x) => x.type === "DestinationsHealthy");
+    assert.equal(destinations?.status, "False", "a failed Job's report still names the destination");
+    assert.match(
+      destinations?.message ?? "",
+      /^a destination holds no copy of the last backup: azure-copy .*SecretNotFound/,
+    );
   });
 });
