@@ -43,9 +43,10 @@ export interface PartSession<Part> {
    * Sends part `partNumber` (1, 2, …) with the provider's retries, and resolves with what
    * `complete` lists for it. `body` is a view of a pooled buffer that is refilled once this
    * settles: nothing may write it, or read it afterwards. `stopped` fires when the upload has
-   * failed: a retry then would be wasted (and, on S3, could land after the abort).
+   * failed: a retry then would be wasted (and, on S3, could land after the abort). `last` is
+   * true for the final part only (GCS's last chunk names the object's size).
    */
-  sendPart(partNumber: number, body: Buffer, stopped: AbortSignal): Promise<Part>;
+  sendPart(partNumber: number, body: Buffer, stopped: AbortSignal, last: boolean): Promise<Part>;
   /** Commits the object from its parts, in part-number order. */
   complete(parts: readonly Part[]): Promise<void>;
   /** Discards the upload; called once every part in flight has settled. Never rejects. */
@@ -89,7 +90,7 @@ export async function uploadInParts<Part>(
         if (filled === partSize) {
           // A full part, and more bytes follow: it is not the last one.
           parts ??= new Parts(await store.start(), concurrency);
-          await parts.send(current, filled, (buffer) => free.push(buffer));
+          await parts.send(current, filled, false, (buffer) => free.push(buffer));
           current = take();
           filled = 0;
         }
@@ -104,7 +105,7 @@ export async function uploadInParts<Part>(
       return;
     }
     // After a failed part, `complete` rejects with that part's error.
-    if (!parts.failed) await parts.send(current, filled, () => {});
+    if (!parts.failed) await parts.send(current, filled, true, () => {});
     await parts.complete();
   } finally {
     // Any failure (a part, the source, the commit): the parts in flight settle first, since
@@ -140,17 +141,17 @@ class Parts<Part> {
   }
 
   /**
-   * Starts part `#next` from `buffer[0, length)` once fewer than `concurrency` are in flight;
-   * `release` gets the buffer back when its request has settled.
+   * Starts part `#next` from `buffer[0, length)` once fewer than `concurrency` are in flight
+   * (`last` for the final one); `release` gets the buffer back when its request has settled.
    */
-  async send(buffer: Buffer, length: number, release: (buffer: Buffer) => void): Promise<void> {
+  async send(buffer: Buffer, length: number, last: boolean, release: (buffer: Buffer) => void): Promise<void> {
     while (this.#inFlight.size >= this.#concurrency) await Promise.race(this.#inFlight);
     if (this.#error !== undefined) {
       release(buffer);
       return;
     }
     const partNumber = this.#next++;
-    const part = this.#session.sendPart(partNumber, buffer.subarray(0, length), this.#stop.signal).then(
+    const part = this.#session.sendPart(partNumber, buffer.subarray(0, length), this.#stop.signal, last).then(
       (done) => {
         this.#done.push({ partNumber, part: done });
       },

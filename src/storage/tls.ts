@@ -10,7 +10,7 @@ import { getCACertificates } from "node:tls";
 import type { StorageCredentials, Target } from "./target.ts";
 
 /**
- * Bytes of an upload body written to a TLS socket at a time (S3 parts: s3/continue-request.ts;
+ * Bytes of an upload body written to a TLS socket at a time (S3 parts: put-request.ts;
  * Azure blocks: azure/blocks.ts), as views, each once the last has left: TLS encrypts a whole
  * write at once and queues the ciphertext, so one 10 MiB write holds a second copy of every
  * part in flight until the store has read it (BENCHMARKS.md, finding 10).

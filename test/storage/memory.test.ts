@@ -7,7 +7,9 @@
  *
  * Measured here (partSize 8 MiB, concurrency 3, bound without allowance 40 MiB; 2026-12-06):
  * S3 53 MiB and Azure 55 MiB (both on part-upload.ts: `concurrency + 1` pooled part buffers,
- * 32 MiB, plus the SDK's and the sockets' own), GCS 27 MiB (the library's resumable upload).
+ * 32 MiB, plus the SDK's and the sockets' own); GCS 27 MiB with the library's resumable upload,
+ * 16 MiB (2026-12-07) with gcs/resumable.ts on part-upload.ts (two part buffers: a resumable
+ * session takes one chunk at a time).
  * The allowance covers the SDKs, lazily swept buffers and allocator slack; a leak that grows
  * with the object (like the one upload-guard.test.ts guards against) exceeds it many times over.
  */

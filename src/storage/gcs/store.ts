@@ -1,16 +1,16 @@
 /**
  * ObjectStore on Google Cloud Storage (`@google-cloud/storage`) and fake-gcs-server.
  *
- * Uploads are the library's resumable uploads with `chunkSize = partSize` (rounded to 256 KiB):
- * chunks go one at a time (a resumable session is sequential by nature, so `concurrency`
- * does not apply), and the object exists only once the last chunk finalizes the session. A
- * failed upload is never finalized; its session is cancelled when the store can still be
- * reached. Without the library's own upload validation (`validation: false`): it computes a
- * CRC32C of every byte in JavaScript (≈ 4 CPU s/GiB, a third of a GCS backup's CPU, measured
- * with `npm run bench`; Node has no native CRC32C) only to compare it with the object's once
- * the upload is finished. As with Azure (blocks.ts), Google's endpoints are HTTPS, whose
- * record MACs protect every byte on the wire; the backup checks the stored size (HEAD), and
- * the snapshot's SHA-256 in its manifest is checked by restore, `verify` and drills.
+ * Uploads are resumable sessions opened by the library, their chunks of `partSize` (rounded to
+ * 256 KiB) sent from pooled buffers by resumable.ts: one at a time (a resumable session is
+ * sequential by nature, so `concurrency` does not apply), and the object exists only once the
+ * last chunk finalizes the session. A failed upload is never finalized; its session is
+ * cancelled when the store can still be reached. No CRC32C of the upload (the library's
+ * validation computes one of every byte in JavaScript, ≈ 4 CPU s/GiB, a third of a GCS
+ * backup's CPU, measured with `npm run bench`; Node has no native CRC32C): as with Azure
+ * (blocks.ts), Google's endpoints are HTTPS, whose record MACs protect every byte on the wire;
+ * the backup checks the stored size (HEAD), and the snapshot's SHA-256 in its manifest is
+ * checked by restore, `verify` and drills.
  *
  * Metadata, listing, deletes and downloads use the JSON API directly through gaxios (the
  * transport the library itself uses for uploads and auth), with the library's auth headers:
@@ -27,7 +27,6 @@
  */
 
 import type { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { IdempotencyStrategy, Storage } from "@google-cloud/storage";
 import { type GaxiosResponse, request } from "gaxios";
 import { gcsCmekType, nameRequestedKey } from "../encryption.ts";
@@ -57,6 +56,7 @@ import { deleteEach, guardDownload } from "../streams.ts";
 import { type GcsTarget, type StorageCredentials, secretValues } from "../target.ts";
 import { type Agents, createAgents, tlsSettings } from "../tls.ts";
 import { uploadObject } from "../upload.ts";
+import { resumableUpload } from "./resumable.ts";
 
 type InterceptorResult = ReturnType<Storage["interceptors"][number]["request"]>;
 
@@ -257,36 +257,33 @@ export class GcsObjectStore implements ObjectStore {
       options,
       configuredPartSize: this.#target.partSize,
       limits: this.#limits,
-      send: async (body, plan, metadata) => {
-        const sink = file.createWriteStream({
-          resumable: true,
-          chunkSize: plan.partSize,
-          validation: false,
+      sendChunks: (chunks, plan, metadata) =>
+        resumableUpload(chunks, {
+          file,
           metadata: {
             ...(options.contentType === undefined ? {} : { contentType: options.contentType }),
             metadata,
           },
-        });
-        let sessionUri: string | undefined;
-        sink.on("uri", (uri: string) => {
-          sessionUri = uri;
-        });
-        try {
-          await pipeline(body, sink);
-        } catch (err) {
-          if (sessionUri !== undefined) await this.#cancelSession(sessionUri);
-          throw err;
-        }
-      },
+          agents: this.#agents,
+          partSize: plan.partSize,
+          authHeaders: (url) => this.#authHeaders(url),
+          cancel: (uri) => this.#cancelSession(uri),
+          discardObject: () => this.delete(key),
+        }),
       discard: () => this.delete(key),
       toError: (err) => nameRequestedKey(this.#error("upload", key, err), this.#target),
     });
   }
 
+  /** The library's credentials for a request to `url`; none for an emulator. */
+  async #authHeaders(url: string): Promise<Record<string, string>> {
+    return this.#sendAuth ? { ...(await this.#storage.authClient.getRequestHeaders(url)) } : {};
+  }
+
   /** Best effort: a cancelled session can never be finalized (GCS answers 499). */
   async #cancelSession(uri: string): Promise<void> {
     try {
-      const headers = this.#sendAuth ? await this.#storage.authClient.getRequestHeaders(uri) : {};
+      const headers = await this.#authHeaders(uri);
       await request({ url: uri, method: "DELETE", headers, agent: this.#agents.for(uri), timeout: 10_000 });
     } catch {
       // 499 is the success answer; an unreachable store cannot finalize the session either.

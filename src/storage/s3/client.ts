@@ -104,7 +104,7 @@ export function createS3Client(
     forcePathStyle: target.usePathStyle,
     ...(identity === undefined ? {} : { credentials: identity }),
     requestHandler,
-    // Every request with a body waits for the store's 100 Continue (continue-request.ts): a refusal
+    // Every request with a body waits for the store's 100 Continue (../put-request.ts): a refusal
     // then arrives as the store's answer, never as a broken pipe. One round trip per request.
     expectContinueHeader: true,
     maxAttempts: 3,

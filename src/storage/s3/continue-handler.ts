@@ -1,7 +1,7 @@
 /**
  * The S3 client's HTTP handler: the SDK's NodeHttpHandler, except for two kinds of request.
  * - A PUT or POST the SDK marked `Expect: 100-continue` (client.ts: every one with a body)
- *   waits for the store's interim answer before its body is sent (continue-request.ts says
+ *   waits for the store's interim answer before its body is sent (../put-request.ts says
  *   why: a refusal must arrive as the store's answer, not as a broken pipe).
  * - A `GetObject` (the SDK's own `x-id=GetObject` in its query) is sent as signed by the SDK,
  *   but its response is read by http1/stream-get.ts instead of node:http: a restore downloads
@@ -11,8 +11,8 @@
  */
 import { NodeHttpHandler, type NodeHttpHandlerOptions } from "@smithy/node-http-handler";
 import { streamGet } from "../../http1/stream-get.ts";
+import { connectionTimeoutMs, escapeUri, requestTimeoutMs, sendWithContinue } from "../put-request.ts";
 import type { Agents } from "../tls.ts";
-import { connectionTimeoutMs, escapeUri, requestTimeoutMs, sendWithContinue } from "./continue-request.ts";
 
 type SdkRequest = Parameters<NodeHttpHandler["handle"]>[0];
 type SdkOptions = Parameters<NodeHttpHandler["handle"]>[1];

@@ -5,7 +5,7 @@
  * BENCHMARKS.md finding 8: 9–10 CPU s/GiB with lib-storage's `Upload`, 4–5 here).
  * - each `UploadPart` is one `PUT` on the store's own keep-alive agents (tls.ts: the same CA
  *   and verification settings), the buffer written as it is (no copy) once the store has
- *   answered `100 Continue` (continue-request.ts), signed by the client's
+ *   answered `100 Continue` (../put-request.ts), signed by the client's
  *   own SigV4 signer (`client.config.signer()`: its credentials provider, refreshed as the
  *   SDK refreshes it) for the host, path, region and service the SDK itself resolved and
  *   signed for the upload's `CreateMultipartUpload` (read off that request, so path-style,
@@ -39,8 +39,8 @@ import {
   S3ServiceException,
 } from "@aws-sdk/client-s3";
 import { type PartSession, uploadInParts } from "../part-upload.ts";
+import { escapeUri, sendWithContinue } from "../put-request.ts";
 import type { Agents } from "../tls.ts";
-import { escapeUri, sendWithContinue } from "./continue-request.ts";
 
 /** What the SDK decided for this upload's requests: where they go and what they are signed for. */
 interface ResolvedTarget {

@@ -1,5 +1,6 @@
 /**
- * One PUT (or POST) of a buffer on the store's own keep-alive agents, announced with
+ * One PUT (or POST) of a buffer on the store's own keep-alive agents — S3's parts
+ * (s3/multipart.ts) and GCS's resumable chunks (gcs/resumable.ts) — by default announced with
  * `Expect: 100-continue`: the body leaves only once the store has said it wants it.
  *
  * Why: a store that refuses a PUT (a bucket policy's 403, a missing bucket's 404) answers
@@ -15,7 +16,7 @@
 import type { ClientRequest, IncomingMessage } from "node:http";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
-import { type Agents, tlsWriteSliceBytes } from "../tls.ts";
+import { type Agents, tlsWriteSliceBytes } from "./tls.ts";
 
 export interface RequestTarget {
   readonly protocol: string;
@@ -42,15 +43,18 @@ export function sendWithContinue(
   headers: Readonly<Record<string, string>>,
   body: Buffer,
   signal?: AbortSignal,
+  options: { readonly expectContinue?: boolean } = {},
 ): Promise<IncomingMessage> {
   const secure = target.protocol === "https:";
+  // Without the Expect (a store not known to answer it: GCS), the body follows the headers.
+  const expectContinue = options.expectContinue ?? true;
   return new Promise((resolve, reject) => {
     const req: ClientRequest = (secure ? httpsRequest : httpRequest)({
       method,
       hostname: target.hostname,
       ...(target.port === undefined ? {} : { port: target.port }),
       path,
-      headers: { ...headers, expect: "100-continue" },
+      headers: expectContinue ? { ...headers, expect: "100-continue" } : headers,
       // The store's agents: its CA, verification setting and keep-alive sockets (tls.ts).
       agent: secure ? agents.https : agents.http,
     });
@@ -62,7 +66,7 @@ export function sendWithContinue(
       if (secure) writeSliced(req, body);
       else req.end(body);
     };
-    const wait = setTimeout(sendBody, continueWaitMs);
+    const wait = setTimeout(sendBody, expectContinue ? continueWaitMs : 0);
     req.once("continue", sendBody);
     req.once("response", (res) => {
       if (!bodySent) {
