@@ -158,7 +158,8 @@ export function nextStep(part: PartSpan, sent: number, answer: SessionAnswer, to
   }
 }
 
-function isRetryable(err: unknown): boolean {
+/** Whether a failed request is worth another try: no answer at all, 408, 429 or 5xx. */
+export function isRetryable(err: unknown): boolean {
   if (err instanceof GcsHttpError) return retryableStatus(err.status);
   // No answer at all: a dropped or refused connection, a timeout.
   return true;
@@ -232,7 +233,12 @@ class Session implements PartSession<void> {
         to = "status";
         answer = await this.#put(Buffer.alloc(0), `bytes */${total === undefined ? "*" : String(total)}`)
           .then((res) => this.#answerOf(res))
-          .catch((): SessionAnswer => ({ kind: "unknown" }));
+          .catch((question: unknown): SessionAnswer => {
+            // The store's own refusal (403, 404, 410 for an expired session) is the reason the
+            // part failed — a refusal before the body reads as a dropped connection: report it.
+            if (!isRetryable(question)) throw question;
+            return { kind: "unknown" };
+          });
       }
       const next = nextStep(part, sent, answer, to);
       if (next.kind === "done") {

@@ -6,7 +6,14 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { contentRange, nextStep, type PartSpan, persistedBytes } from "../../../src/storage/gcs/resumable.ts";
+import {
+  contentRange,
+  GcsHttpError,
+  isRetryable,
+  nextStep,
+  type PartSpan,
+  persistedBytes,
+} from "../../../src/storage/gcs/resumable.ts";
 
 const MiB = 1024 * 1024;
 const middle: PartSpan = { start: 10 * MiB, end: 15 * MiB, last: false };
@@ -64,6 +71,15 @@ describe("gcs resumable: the next step after the session's answer", () => {
 
   test("no usable answer to the status question: the same bytes again", () => {
     assert.deepEqual(nextStep(middle, 12 * MiB, { kind: "unknown" }, "status"), { kind: "send", from: 12 * MiB });
+  });
+});
+
+describe("gcs resumable: which failures are tried again", () => {
+  test("no answer, 408, 429 and 5xx are; the store's refusals (403, 404, 410 expired session) are not", () => {
+    const reset = Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
+    assert.equal(isRetryable(reset), true);
+    for (const status of [408, 429, 500, 503]) assert.equal(isRetryable(new GcsHttpError("x", status, {})), true);
+    for (const status of [400, 403, 404, 410]) assert.equal(isRetryable(new GcsHttpError("x", status, {})), false);
   });
 });
 
