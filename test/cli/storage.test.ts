@@ -151,7 +151,7 @@ describe("list, verify and prune against MinIO", () => {
     assert.equal(badOutput.code, 1);
     assert.match(badOutput.stderr, /--output must be json or text/);
     for (const r of [down, wrongKey])
-      assert.doesNotMatch(r.stderr, new RegExp(target.credentials.secretAccessKey ?? "x"));
+      assert.ok(!r.stderr.includes(target.credentials.secretAccessKey ?? "x"), "the secret key is never printed");
   });
 
   test("verify: a real backup is good (0), with every check reported", async () => {

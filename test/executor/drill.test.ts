@@ -113,7 +113,7 @@ describe("bao-backup drill (real OpenBao, MinIO, throwaway bao server)", () => {
       sha256(Buffer.from(value, "utf8")),
       "the manifest holds the SHA-256 of the value written",
     );
-    assert.doesNotMatch(await target.get(`${key}.json`).then(String), new RegExp(value), "never the value itself");
+    assert.ok(!(await target.get(`${key}.json`).then(String)).includes(value), "never the value itself");
     return { key, canary, value };
   }
 
@@ -252,7 +252,7 @@ describe("bao-backup drill (real OpenBao, MinIO, throwaway bao server)", () => {
     const key = String(run.result?.key);
     const manifest = parseManifest(String(await target.get(`${key}.json`)), { expectedKey: key });
     assert.equal(manifest.canary, undefined, "no canary recorded");
-    assert.doesNotMatch(showRun(run), new RegExp(onlyBackup), "the token is never printed");
+    assert.ok(!showRun(run).includes(onlyBackup), "the token is never printed");
   });
 
   test("the canary rewritten in the live cluster after the snapshot: the drill still reads the snapshot's own", async () => {

@@ -56,7 +56,7 @@ describe("restore --key latest (OpenBao + MinIO)", () => {
       /no verified backup of openbao\/bao in s3:\/\/backups\/openbao\/bao\/: no backup is stored there; nothing was restored/,
     );
     assert.match(run.stderr, /NoVerifiedBackup/);
-    assert.doesNotMatch(run.stderr + run.raw, new RegExp(cluster.rootToken));
+    assert.ok(!(run.stderr + run.raw).includes(cluster.rootToken), "the root token is never printed");
     assert.equal(await value(), "untouched");
   });
 

@@ -146,7 +146,8 @@ describe("real node: restore drills run by the operator prove that backups resto
       events.items.some((e) => e.reason === "DrillSucceeded"),
       "a DrillSucceeded Event",
     );
-    assert.doesNotMatch(JSON.stringify(c.status), new RegExp(world.bao.unsealKey), "the key is nowhere in status");
+    // Looked for as text: a base64 key is no pattern ("+" first is an invalid expression).
+    assert.ok(!JSON.stringify(c.status).includes(world.bao.unsealKey), "the key is nowhere in status");
     assert.equal(c.status?.operationLock ?? null, null, "a drill never takes the operation lock");
   });
 
@@ -312,6 +313,6 @@ describe("real node: restore drills run by the operator prove that backups resto
     assert.equal(last?.key, key);
     assert.equal(last?.canaryVersion, await canaryVersion(transitSource));
     assert.equal(restoreVerified(c)?.reason, "DrillVerified");
-    assert.doesNotMatch(JSON.stringify(c.status), new RegExp(transitServer.seal.token), "no seal token in status");
+    assert.ok(!JSON.stringify(c.status).includes(transitServer.seal.token), "no seal token in status");
   });
 });
