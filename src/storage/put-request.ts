@@ -93,6 +93,15 @@ export function sendWithContinue(
   });
 }
 
+/** Reads at most `limit` bytes of an answer (a store's error); the rest is discarded. */
+export async function readSome(res: IncomingMessage, limit: number): Promise<string> {
+  let text = "";
+  for await (const chunk of res) {
+    if (text.length < limit) text += (chunk as Buffer).toString("utf8", 0, Math.min((chunk as Buffer).length, limit));
+  }
+  return text.slice(0, limit);
+}
+
 /** RFC 3986 escaping, as SigV4 canonicalises query keys and values. */
 export function escapeUri(value: string): string {
   return encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);

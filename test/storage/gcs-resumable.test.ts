@@ -5,46 +5,23 @@
  * library's retries, cancelled.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { isStorageError } from "../../src/storage/errors.ts";
-import { openObjectStore } from "../../src/storage/index.ts";
-import type { ObjectStore } from "../../src/storage/object-store.ts";
-import { parseTarget } from "../../src/storage/target.ts";
 import { superviseServers } from "../servers/process.ts";
-import { type StorageServer, startStorageServer } from "../servers/storage.ts";
+import { contractContext } from "./contract.ts";
 import { generate, sha256Of } from "./data.ts";
-import { startWireProxy, type WireProxy } from "./wire-proxy.ts";
 
 superviseServers();
 
 const MiB = 1024 * 1024;
 
 describe("gcs: resumable chunks", () => {
-  let server: StorageServer;
-  let proxy: WireProxy;
-  const stores: ObjectStore[] = [];
-  const open = (): ObjectStore => {
-    const store = openObjectStore(
-      parseTarget({ ...server.target("resumable"), endpoint: proxy.url, partSize: 5 * MiB, concurrency: 3 }),
-      {},
-    );
-    stores.push(store);
-    return store;
-  };
-  const chunkRequests = () => proxy.records.filter((r) => server.isPartRequest(r.method, r.url));
-  before(async () => {
-    server = await startStorageServer("gcs", { name: "fake-gcs-resumable" });
-    await server.createBucket("resumable");
-    proxy = await startWireProxy(server.endpoint);
-  });
-  after(async () => {
-    for (const store of stores) await store.close();
-    await proxy?.stop();
-    await server?.stop();
-  });
+  const ctx = contractContext("gcs");
+  const open = () => ctx.open({ partSize: 5 * MiB, concurrency: 3, viaProxy: true });
+  const chunkRequests = () => ctx.proxy.records.filter((r) => ctx.server.isPartRequest(r.method, r.url));
 
   test("chunks go one at a time, each but the last open-ended, the last naming the size", async () => {
-    proxy.reset();
+    ctx.proxy.reset();
     const data = generate(12 * MiB + 7);
     await open().upload("wire/object", data.source);
     const chunks = chunkRequests();
@@ -57,7 +34,7 @@ describe("gcs: resumable chunks", () => {
       ],
     );
     assert.equal(
-      proxy.maxConcurrent((r) => server.isPartRequest(r.method, r.url)),
+      ctx.proxy.maxConcurrent((r) => ctx.server.isPartRequest(r.method, r.url)),
       1,
     );
     assert.ok(
@@ -71,9 +48,9 @@ describe("gcs: resumable chunks", () => {
     // GCS answers a status question (`bytes */*`) with the bytes it holds and the upload goes on
     // from there (nextStep, unit-tested). fake-gcs-server instead finalizes the object with
     // what it has: exactly the early, partial object the product must never leave behind.
-    proxy.reset();
+    ctx.proxy.reset();
     let seen = 0;
-    proxy.failWhen = (req) => server.isPartRequest(req.method ?? "", req.url ?? "") && ++seen === 2;
+    ctx.proxy.failWhen = (req) => ctx.server.isPartRequest(req.method ?? "", req.url ?? "") && ++seen === 2;
     try {
       await assert.rejects(open().upload("retry/object", generate(12 * MiB).source), (err) => {
         assert.ok(isStorageError(err), String(err));
@@ -81,7 +58,7 @@ describe("gcs: resumable chunks", () => {
         return true;
       });
     } finally {
-      proxy.failWhen = undefined;
+      ctx.proxy.failWhen = undefined;
     }
     assert.deepEqual(
       chunkRequests().map((r) => r.headers["content-range"]),
@@ -95,8 +72,8 @@ describe("gcs: resumable chunks", () => {
   });
 
   test("a session that keeps failing is given up after the retries, cancelled, and leaves no object", async () => {
-    proxy.reset();
-    proxy.failWhen = (req) => server.isPartRequest(req.method ?? "", req.url ?? "");
+    ctx.proxy.reset();
+    ctx.proxy.failWhen = (req) => ctx.server.isPartRequest(req.method ?? "", req.url ?? "");
     try {
       await assert.rejects(open().upload("failing/object", generate(8 * MiB).source), (err) => {
         assert.ok(isStorageError(err), String(err));
@@ -104,12 +81,12 @@ describe("gcs: resumable chunks", () => {
         return true;
       });
     } finally {
-      proxy.failWhen = undefined;
+      ctx.proxy.failWhen = undefined;
     }
     // The first chunk and 3 retries, each retry after a status question (also dropped).
     assert.equal(chunkRequests().length, 1 + 3 * 2);
     assert.ok(
-      proxy.records.some((r) => r.method === "DELETE" && /[?&]upload_id=/.test(r.url)),
+      ctx.proxy.records.some((r) => r.method === "DELETE" && /[?&]upload_id=/.test(r.url)),
       "the session was cancelled",
     );
     assert.equal(await open().head("failing/object"), null);

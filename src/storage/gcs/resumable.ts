@@ -32,9 +32,10 @@
  * A failure cancels the session (DELETE) once the part in flight has settled, then rejects.
  */
 import type { IncomingMessage } from "node:http";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { File } from "@google-cloud/storage";
 import { type PartSession, uploadInParts } from "../part-upload.ts";
-import { type RequestTarget, sendWithContinue } from "../put-request.ts";
+import { type RequestTarget, readSome, sendWithContinue } from "../put-request.ts";
 import type { Agents } from "../tls.ts";
 
 export interface ResumableParams {
@@ -165,12 +166,6 @@ export function isRetryable(err: unknown): boolean {
   return true;
 }
 
-async function readBody(res: IncomingMessage, limit = 64 * 1024): Promise<string> {
-  let text = "";
-  for await (const chunk of res) if (text.length < limit) text += (chunk as Buffer).toString("utf8");
-  return text.slice(0, limit);
-}
-
 /** The JSON API's error (`{error: {code, message, errors}}`) when the body is one, else the text. */
 function errorData(text: string): unknown {
   try {
@@ -227,7 +222,7 @@ class Session implements PartSession<void> {
         );
       } catch (err) {
         if (stopped.aborted || !isRetryable(err) || retry >= maxRetries) throw err;
-        await delay(Math.min(8_000, 1_000 * 2 ** retry));
+        await sleep(Math.min(8_000, 1_000 * 2 ** retry));
         retry++;
         // Where did the store get to? (It may have kept part, or all, of what was sent.)
         to = "status";
@@ -261,7 +256,7 @@ class Session implements PartSession<void> {
       res.resume();
       return { kind: "holds", bytes: persistedBytes(res) };
     }
-    const text = await readBody(res).catch(() => "");
+    const text = await readSome(res, 64 * 1024).catch(() => "");
     if (status === 200 || status === 201) return { kind: "finalized" };
     const data = errorData(text);
     throw new GcsHttpError(messageOf(data, status), status, data);
@@ -284,8 +279,4 @@ class Session implements PartSession<void> {
       expectContinue: false,
     });
   }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -39,7 +39,7 @@ import {
   S3ServiceException,
 } from "@aws-sdk/client-s3";
 import { type PartSession, uploadInParts } from "../part-upload.ts";
-import { escapeUri, sendWithContinue } from "../put-request.ts";
+import { escapeUri, readSome, sendWithContinue } from "../put-request.ts";
 import type { Agents } from "../tls.ts";
 
 /** What the SDK decided for this upload's requests: where they go and what they are signed for. */
@@ -143,15 +143,6 @@ const credentialScope = /Credential=[^/,\s]+\/\d{8}\/([^/,\s]+)\/([^/,\s]+)\/aws
 function errorFields(xml: string): { code: string | undefined; message: string | undefined } {
   const pick = (tag: string): string | undefined => new RegExp(`<${tag}>([^<]*)</${tag}>`).exec(xml)?.[1];
   return { code: pick("Code"), message: pick("Message") };
-}
-
-/** Reads at most `limit` bytes of a response (an error's XML); the rest is discarded. */
-async function readSome(res: IncomingMessage, limit: number): Promise<string> {
-  let text = "";
-  for await (const chunk of res) {
-    if (text.length < limit) text += (chunk as Buffer).toString("utf8", 0, Math.min((chunk as Buffer).length, limit));
-  }
-  return text.slice(0, limit);
 }
 
 export interface LeanUploadParams {
