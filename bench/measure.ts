@@ -90,7 +90,17 @@ export interface ChildRun {
   readonly cpuMs: number | undefined;
 }
 
-/** Runs `node <args>` (this Node binary), sampling its memory; `onSpawn` gets the pid. */
+/**
+ * A measured process that has used no CPU for this long is stuck, not slow: every run here
+ * moves bytes or polls. Seen once (2026-12-07): the bare SDK's download → POST baseline sat
+ * idle for 10 minutes and the whole bench with it.
+ */
+const stallMs = 120_000;
+
+/**
+ * Runs `node <args>` (this Node binary), sampling its memory; `onSpawn` gets the pid. Rejects,
+ * after killing the child, when it uses no CPU for `stallMs`.
+ */
 export function runNode(
   args: readonly string[],
   env: Record<string, string>,
@@ -118,8 +128,25 @@ export function runNode(
       // Read before the zombie is reaped? /proc/<pid>/status loses Vm* at exit; the sampler
       // kept the last value seen while it ran (VmHWM only grows).
     });
+    let progress = { cpuMs: sampler?.cpuMs(), at: Date.now() };
+    let stalled = false;
+    const watchdog = setInterval(() => {
+      const cpuMs = sampler?.cpuMs();
+      if (cpuMs !== progress.cpuMs) progress = { cpuMs, at: Date.now() };
+      else if (Date.now() - progress.at > stallMs) {
+        stalled = true;
+        child.kill("SIGKILL");
+      }
+    }, 5_000);
     child.on("close", (code) => {
+      clearInterval(watchdog);
       const memory = sampler?.stop();
+      if (stalled) {
+        // A client's job (JSON) carries the bench's credentials: named by its mode only.
+        const what = args.map((a) => (a.startsWith("{") ? (/"mode":"([a-z-]+)"/.exec(a)?.[1] ?? "{…}") : a)).join(" ");
+        reject(new Error(`stalled: no CPU time for ${stallMs / 1000} s, killed: node ${what}\n${stderr.slice(-3000)}`));
+        return;
+      }
       resolve({ code, stdout, stderr, startedAt, endedAt: Date.now(), memory, cpuMs: sampler?.cpuMs() });
     });
   });
