@@ -10,19 +10,21 @@
  * (SHA-256, against SHA256SUMS); each part is copied once into its buffer and carries a CRC32.
  * A restore's bytes take the same checks between the store (GET) and OpenBao (POST). The
  * primitives are measured one after the other, each over 1 GiB, in a process of their own with
- * the executor's Node flags and NODE_OPTIONS (in the bench's own process, whose heap holds the run, the gunzip
- * cost 3× as much: its output buffers start collections there):
+ * the executor's Node flags and NODE_OPTIONS (in the bench's own process, whose heap holds the
+ * run, the zlib stream used before finding 16 cost 3× as much: its output buffers started
+ * collections there):
  *   sha256  node:crypto, 16 KiB updates (the TLS records the tap sees)
  *   crc32   zlib.crc32 of 10 MiB parts
- *   gunzip  the bench's own archive (bench/source.ts), in 1 MiB batches with 1 MiB output
- *           chunks, as the inspector feeds it (src/snapshot/archive.ts); thread pool included
+ *   gunzip  the bench's own archive (bench/source.ts), in 16 KiB writes, decompressed
+ *           synchronously into one reused buffer, as the inspector does (src/snapshot/gunzip.ts)
  *   copy    Buffer.copy of 16 KiB chunks into 10 MiB parts
  */
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { crc32, createGunzip } from "node:zlib";
+import { crc32 } from "node:zlib";
 import { imageNodeFlags } from "../src/cli/node-flags.ts";
 import { executorRuntimeEnv } from "../src/jobs/executor-job.ts";
+import { SyncGunzip } from "../src/snapshot/gunzip.ts";
 import type { ThroughputRow } from "./executor.ts";
 import { cpuPerGiB, MiB, median, sizeLabel, table } from "./measure.ts";
 import { archiveChunks, GiB, prepareArchive } from "./source.ts";
@@ -60,19 +62,13 @@ export async function measurePrimitivesHere(): Promise<Primitives> {
     for (let n = 0; n < GiB; n += record) part.copy(into, n % into.length, 0, record);
   });
   const plan = prepareArchive(GiB);
-  const gunzip = await cpuSecondsPerGiB(plan.streamLength, async () => {
-    const inflater = createGunzip({ chunkSize: MiB });
-    inflater.resume();
-    const ended = new Promise((resolve, reject) => inflater.on("end", resolve).on("error", reject));
+  const gunzip = await cpuSecondsPerGiB(plan.streamLength, () => {
+    const inflater = new SyncGunzip(() => {});
     for (const chunk of archiveChunks(plan)) {
-      for (let offset = 0; offset < chunk.length; offset += MiB) {
-        if (!inflater.write(chunk.subarray(offset, offset + MiB))) {
-          await new Promise((resolve) => inflater.once("drain", resolve));
-        }
-      }
+      for (let offset = 0; offset < chunk.length; offset += record)
+        inflater.write(chunk.subarray(offset, offset + record));
     }
     inflater.end();
-    await ended;
   });
   return { sha256, crc32: crc, gunzip, copy };
 }

@@ -24,10 +24,10 @@
  *   await pipeline(openbaoResponse, tap, inspector, upload, { signal });
  *   const info = await inspector.result;
  *
- * Every chunk goes on downstream unchanged; the inspector only delays a chunk while its own
- * decompressor is more than `lagBytes` behind, and the decompressor depends on nothing but
- * the CPU, so it cannot deadlock against the upload the way a tee waiting on two consumers
- * can. The end of the stream is passed on only after every check has passed: a truncated,
+ * Every chunk goes on downstream unchanged, once it has been decompressed and checked, which
+ * happens synchronously (gunzip.ts): the inspector holds nothing back and waits for nothing,
+ * so it cannot deadlock against the upload the way a tee waiting on two consumers can. The
+ * end of the stream is passed on only after every check has passed: a truncated,
  * corrupt or foreign stream turns into a pipeline error (a `SnapshotArchiveError`) instead of
  * a clean end of file, so the uploader aborts rather than completing an unverified object.
  * The upload must therefore complete only on a clean end, never on an error or destroy.
@@ -36,10 +36,10 @@
  * stream with nowhere to send it (`verify`), use `inspectSnapshot(source)`.
  */
 import { createHash, type Hash } from "node:crypto";
-import { type Readable, Transform, type TransformCallback, type TransformOptions, Writable } from "node:stream";
+import { type Readable, Transform, type TransformCallback, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { createGunzip, type Gunzip, type ZlibOptions } from "node:zlib";
 import { SnapshotArchiveError, type SnapshotArchiveProblem } from "./errors.ts";
+import { SyncGunzip } from "./gunzip.ts";
 
 export const snapshotFileNames = {
   meta: "meta.json",
@@ -86,20 +86,15 @@ export interface SnapshotInfo {
 
 export interface SnapshotInspectorOptions {
   /**
-   * How far (in compressed bytes) the decompressor may lag behind the stream before the
-   * inspector holds a chunk back. Default 1 MiB; raise it to let decompression overlap
-   * the upload more, at that much extra memory.
+   * The decompressor's output buffer (default 256 KiB), reused for every piece it produces:
+   * small enough to stay in the cache while the tar reader hashes it (gunzip.ts).
    */
-  lagBytes?: number;
-  /**
-   * The inspector hands the decompressor batches of about this many bytes (default 1 MiB)
-   * instead of every chunk as it comes: each decompressor write is one thread-pool round trip,
-   * and an HTTPS body arrives in 16 KiB TLS records, so batching cuts the inspection's own
-   * cost roughly in half. 1 MiB rather than 256 KiB: a quarter of the round trips (in
-   * isolation 0.74 against 0.89 CPU s/GiB for the gunzip; a 1 GiB backup +5–12% MiB/s, peak RSS
-   * +6–8 MiB; BENCHMARKS.md finding 12). Chunks still go downstream at once and unchanged.
-   */
-  batchBytes?: number;
+  outputBytes?: number;
+}
+
+/** An error zlib raised for the gzip data (it carries zlib's code, e.g. Z_DATA_ERROR). */
+function isZlibError(error: unknown): error is Error {
+  return error instanceof Error && /^Z_[A-Z_]+$/.test(String((error as NodeJS.ErrnoException).code));
 }
 
 // Bounds on what is read into memory. OpenBao itself reads meta.json and SHA256SUMS with an
@@ -591,21 +586,11 @@ export class SnapshotInspector extends Transform {
   #resolve: (info: SnapshotInfo) => void = () => {};
   #reject: (error: Error) => void = () => {};
   #settled = false;
-  readonly #gunzip: Gunzip;
   readonly #tar = new SnapshotTarReader();
+  readonly #gunzip: SyncGunzip;
   #bytesIn = 0;
   readonly #head: number[] = [];
   #failure: Error | null = null;
-  /** A write or flush callback held back until the decompressor catches up or finishes. */
-  #waiting: TransformCallback | null = null;
-  #flushing = false;
-  #gunzipEnded = false;
-  readonly #batchBytes: number;
-  /** The batch being filled for the decompressor, and how much of it is filled. */
-  #batch: Buffer | null = null;
-  #batched = 0;
-  /** Batch buffers the decompressor has finished with: reused, so batching makes no garbage. */
-  readonly #spare: Buffer[] = [];
 
   constructor(options: SnapshotInspectorOptions = {}) {
     // The readable side hands out the chunks it was given, one per read, never joined: a
@@ -613,35 +598,13 @@ export class SnapshotInspector extends Transform {
     // concatenates every queued chunk into a fresh buffer — a copy of the stream and an
     // allocation per read. Eight chunks queued at most (TLS records: 128 KiB).
     super({ readableObjectMode: true, readableHighWaterMark: 8 });
-    const lagBytes = options.lagBytes ?? 1024 * 1024;
-    this.#batchBytes = Math.max(1, options.batchBytes ?? 1024 * 1024);
     this.result = new Promise<SnapshotInfo>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
     });
     this.result.catch(() => {});
-
-    // zlib streams take the ordinary stream options too (Node passes them to Transform).
-    // An output buffer at least as large as a batch: one thread-pool round trip per batch
-    // (zlib returns to JavaScript whenever its output buffer is full).
-    const gunzipOptions: ZlibOptions & TransformOptions = {
-      writableHighWaterMark: lagBytes,
-      chunkSize: Math.max(64 * 1024, Math.min(this.#batchBytes * 2, 1024 * 1024)),
-    };
-    this.#gunzip = createGunzip(gunzipOptions);
-    this.#gunzip.on("data", (chunk: Buffer) => {
-      if (this.#failure) return;
-      try {
-        this.#tar.write(chunk);
-      } catch (error) {
-        this.#fail(error);
-      }
-    });
-    this.#gunzip.on("error", (error: Error) => this.#fail(this.#gzipError(error)));
-    this.#gunzip.on("end", () => {
-      this.#gunzipEnded = true;
-      if (this.#flushing) this.#complete();
-    });
+    // The tar reader copies whatever it keeps of a chunk, so the decompressor's reused buffer is safe.
+    this.#gunzip = new SyncGunzip((bytes) => this.#tar.write(bytes), options.outputBytes);
   }
 
   /** The snapshot's facts once every check has passed (set before the end is passed downstream), else null. */
@@ -649,6 +612,7 @@ export class SnapshotInspector extends Transform {
     return this.#info;
   }
 
+  /** Each chunk is decompressed and checked before it is passed on, unchanged. */
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     if (this.#failure) {
       callback(this.#failure);
@@ -656,14 +620,14 @@ export class SnapshotInspector extends Transform {
     }
     for (let i = 0; this.#head.length < 2 && i < chunk.length; i++) this.#head.push(chunk[i] ?? 0);
     this.#bytesIn += chunk.length;
-    const accepted = this.#decompress(chunk);
-    this.push(chunk);
-    if (accepted) {
-      callback();
+    try {
+      this.#gunzip.write(chunk);
+    } catch (error) {
+      callback(this.#fail(error));
       return;
     }
-    this.#waiting = callback;
-    this.#gunzip.once("drain", () => this.#release());
+    this.push(chunk);
+    callback();
   }
 
   override _flush(callback: TransformCallback): void {
@@ -671,47 +635,20 @@ export class SnapshotInspector extends Transform {
       callback(this.#failure);
       return;
     }
-    this.#waiting = callback;
-    this.#flushing = true;
-    if (this.#gunzipEnded) {
-      // The gzip stream ended early; whatever is still batched is trailing data (#complete).
-      this.#complete();
-    } else {
-      const batch = this.#batch;
-      if (batch !== null && this.#batched > 0) this.#gunzip.write(batch.subarray(0, this.#batched));
-      this.#batch = null;
-      this.#batched = 0;
+    try {
       this.#gunzip.end();
-    }
-  }
-
-  /**
-   * Hands `chunk` to the decompressor in batches of `batchBytes`: copied into a batch buffer,
-   * or written as it is when it alone fills a batch. Returns false when the decompressor is
-   * more than `lagBytes` behind (wait for its "drain"). The last partial batch is written by
-   * _flush, so every byte is inspected before the end is passed on.
-   */
-  #decompress(chunk: Buffer): boolean {
-    let accepted = true;
-    let offset = 0;
-    while (offset < chunk.length) {
-      if (this.#batched === 0 && chunk.length - offset >= this.#batchBytes) {
-        accepted = this.#gunzip.write(offset === 0 ? chunk : chunk.subarray(offset));
-        break;
+      if (this.#gunzip.bytesWritten < this.#bytesIn) {
+        throw corrupt(
+          "trailing-data",
+          `${this.#bytesIn - this.#gunzip.bytesWritten} bytes follow the end of the gzip stream`,
+        );
       }
-      const batch = this.#batch ?? this.#spare.pop() ?? Buffer.allocUnsafeSlow(this.#batchBytes);
-      this.#batch = batch;
-      const copied = chunk.copy(batch, this.#batched, offset);
-      this.#batched += copied;
-      offset += copied;
-      if (this.#batched === batch.length) {
-        this.#batch = null;
-        this.#batched = 0;
-        // zlib calls back once it has consumed the whole input: the buffer is free again.
-        accepted = this.#gunzip.write(batch, () => this.#spare.push(batch));
-      }
+      const members = this.#tar.finish();
+      this.#settle(verifyMembers(members, this.#bytesIn, this.#tar.bytes));
+      callback();
+    } catch (error) {
+      callback(this.#fail(error));
     }
-    return accepted;
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
@@ -720,45 +657,25 @@ export class SnapshotInspector extends Transform {
       this.#failure ??= reason;
       this.#settle(reason);
     }
-    this.#gunzip.destroy();
+    this.#gunzip.close();
     callback(error);
   }
 
-  #release(error?: Error): void {
-    const waiting = this.#waiting;
-    this.#waiting = null;
-    waiting?.(error);
-  }
-
-  #complete(): void {
-    if (this.#failure) return;
-    try {
-      if (this.#gunzip.bytesWritten < this.#bytesIn) {
-        throw corrupt(
-          "trailing-data",
-          `${this.#bytesIn - this.#gunzip.bytesWritten} bytes follow the end of the gzip stream`,
-        );
-      }
-      const members = this.#tar.finish();
-      const info = verifyMembers(members, this.#bytesIn, this.#tar.bytes);
-      this.#settle(info);
-      this.#release();
-    } catch (error) {
-      this.#fail(error);
-    }
-  }
-
-  #fail(error: unknown): void {
-    if (this.#failure) return;
-    const failure = error instanceof Error ? error : new Error(String(error));
+  /** Records the first failure (zlib's errors as archive errors) and returns it for the callback. */
+  #fail(error: unknown): Error {
+    if (this.#failure) return this.#failure;
+    const failure =
+      error instanceof SnapshotArchiveError
+        ? error
+        : isZlibError(error)
+          ? this.#gzipError(error)
+          : error instanceof Error
+            ? error
+            : new Error(String(error));
     this.#failure = failure;
     this.#settle(failure);
-    this.#gunzip.destroy();
-    if (this.#waiting) {
-      this.#release(failure);
-    } else {
-      this.destroy(failure);
-    }
+    this.#gunzip.close();
+    return failure;
   }
 
   #settle(outcome: SnapshotInfo | Error): void {

@@ -524,9 +524,9 @@ describe("snapshot archive inspector: in the backup pipeline", () => {
     assert.deepEqual(events, []);
   });
 
-  test("does not deadlock against a slow, small-buffered consumer with a tiny decompressor lag", async () => {
+  test("does not deadlock against a slow, small-buffered consumer", async () => {
     const archive = await snapshotArchive(snapshotParts({ state: pattern(2 << 20) }));
-    const inspector = createSnapshotInspector({ lagBytes: 1 });
+    const inspector = createSnapshotInspector();
     const { sink, chunks } = recordingSink({ delayMs: 1, highWaterMark: 1 });
     await pipeline(chunked(archive, 32768), inspector, sink, { signal: AbortSignal.timeout(20_000) });
     assert.ok(Buffer.concat(chunks).equals(archive));
@@ -570,58 +570,58 @@ function unevenly(buffer: Buffer, sizes: readonly number[]): Readable {
   );
 }
 
-describe("snapshot archive inspector: batched decompression", () => {
-  // Batches larger than the whole archive: every byte waits in the last, partial batch, which
-  // only the end of the stream hands to the decompressor.
-  const wholeStreamBatch = 64 << 20;
-
-  for (const batchBytes of [wholeStreamBatch, 256 * 1024, 4096]) {
-    test(`damage in the gzip trailer (the last partial batch) fails before the end is passed on (batch ${batchBytes})`, async () => {
+describe("snapshot archive inspector: synchronous decompression into a reused buffer", () => {
+  // Output buffers from one byte (every byte of state.bin comes out separately) to larger
+  // than the archive (everything at once), so a view of the reused buffer kept past its
+  // turn would change the hash of state.bin and fail the SHA256SUMS check.
+  for (const outputBytes of [1, 4096, 64 << 20]) {
+    test(`damage in the gzip trailer fails before the end is passed on (output ${outputBytes})`, async () => {
       const archive = Buffer.from(await snapshotArchive(snapshotParts({ state: pattern(1 << 20) })));
       const crcAt = archive.length - 8;
       archive[crcAt] = (archive[crcAt] ?? 0) ^ 0xff;
-      const inspector = createSnapshotInspector({ batchBytes });
+      const inspector = createSnapshotInspector({ outputBytes });
       const { sink, events } = recordingSink();
       await assert.rejects(pipeline(chunked(archive, 16384), inspector, sink), { code: "SnapshotCorrupt" });
       await rejectsWith(inspector.result, "SnapshotCorrupt", "gzip");
       assert.deepEqual(events, [], "the sink must never see a clean end");
     });
 
-    test(`a stream cut short inside the last partial batch fails as truncated (batch ${batchBytes})`, async () => {
+    test(`a stream cut short fails as truncated (output ${outputBytes})`, async () => {
       const archive = await snapshotArchive(snapshotParts({ state: pattern(1 << 20) }));
-      const inspector = createSnapshotInspector({ batchBytes });
+      const inspector = createSnapshotInspector({ outputBytes });
       const { sink, events } = recordingSink();
       await assert.rejects(pipeline(chunked(archive.subarray(0, archive.length - 10), 16384), inspector, sink), {
         code: "SnapshotTruncated",
       });
       assert.deepEqual(events, []);
     });
+
+    test(`uneven chunks verify and pass through unchanged (output ${outputBytes})`, async () => {
+      const state = pattern(outputBytes === 1 ? 256 << 10 : 3 << 20);
+      const archive = await snapshotArchive(snapshotParts({ state }));
+      const inspector = createSnapshotInspector({ outputBytes });
+      const { sink, chunks } = recordingSink();
+      await pipeline(unevenly(archive, [1, 7, 4095, 4097, 100, 3 * 4096 + 5, 20_000, 3]), inspector, sink);
+      assert.ok(Buffer.concat(chunks).equals(archive));
+      const info = await inspector.result;
+      assert.equal(info.stateSize, state.length);
+      assert.equal(info.compressedBytes, archive.length);
+      assert.equal(info.files.find((f) => f.name === "state.bin")?.sha256, sha256(state));
+    });
   }
 
-  test("trailing zeros held in the last partial batch are still trailing data", async () => {
+  test("trailing zeros are trailing data", async () => {
     const archive = Buffer.concat([await snapshotArchive(), Buffer.alloc(100)]);
-    await rejectsWith(
-      inspectSnapshot(chunked(archive, 64), { batchBytes: wholeStreamBatch }),
-      "SnapshotCorrupt",
-      "trailing-data",
-      /100 bytes/,
-    );
+    await rejectsWith(inspectSnapshot(chunked(archive, 64)), "SnapshotCorrupt", "trailing-data", /100 bytes/);
   });
 
-  test("uneven chunks, smaller and larger than a batch, verify and pass through unchanged", async () => {
-    const state = pattern(3 << 20);
-    const archive = await snapshotArchive(snapshotParts({ state }));
-    // Tiny chunks that fill a batch across many writes, chunks that straddle a partly filled
-    // batch, and chunks of several batches at once; with a 1-byte lag, batch buffers are
-    // reused as soon as the decompressor releases them, so early reuse would corrupt the
-    // hash of state.bin and fail the SHA256SUMS check.
-    const inspector = createSnapshotInspector({ batchBytes: 4096, lagBytes: 1 });
+  test("a damaged chunk is never passed on: the sink stops before it", async () => {
+    const archive = Buffer.from(await snapshotArchive(snapshotParts({ state: pattern(1 << 20) })));
+    // A stored deflate block header, broken: zlib fails on the chunk that carries it.
+    archive[10] = 0xff;
+    const inspector = createSnapshotInspector();
     const { sink, chunks } = recordingSink();
-    await pipeline(unevenly(archive, [1, 7, 4095, 4097, 100, 3 * 4096 + 5, 20_000, 3]), inspector, sink);
-    assert.ok(Buffer.concat(chunks).equals(archive));
-    const info = await inspector.result;
-    assert.equal(info.stateSize, state.length);
-    assert.equal(info.compressedBytes, archive.length);
-    assert.equal(info.files.find((f) => f.name === "state.bin")?.sha256, sha256(state));
+    await assert.rejects(pipeline(chunked(archive, 4096), inspector, sink), { code: "SnapshotCorrupt" });
+    assert.equal(Buffer.concat(chunks).length, 0, "the first chunk is damaged: nothing goes downstream");
   });
 });
