@@ -21,12 +21,19 @@
  *   only once the parts in flight have settled, since an abort before them could leave a part
  *   behind (S3: a part completed after AbortMultipartUpload).
  */
+import { crc32 } from "node:zlib";
 
 export interface PartUploadOptions {
   /** Bytes per part; every part but the last is exactly this long. */
   readonly partSize: number;
   /** Parts in flight at most. */
   readonly concurrency: number;
+  /**
+   * Take each part's CRC32 (zlib's) as its bytes are copied in, while they are still in the
+   * cache, and hand it to `sendPart`: S3's parts carry one. Over a filled 10 MiB part the same
+   * CRC32 reads every byte back from memory, 0.5–0.6 CPU s/GiB more (BENCHMARKS.md finding 17).
+   */
+  readonly crc32?: boolean;
 }
 
 /** One provider's requests for one object (s3/multipart.ts, azure/blocks.ts). */
@@ -44,9 +51,16 @@ export interface PartSession<Part> {
    * `complete` lists for it. `body` is a view of a pooled buffer that is refilled once this
    * settles: nothing may write it, or read it afterwards. `stopped` fires when the upload has
    * failed: a retry then would be wasted (and, on S3, could land after the abort). `last` is
-   * true for the final part only (GCS's last chunk names the object's size).
+   * true for the final part only (GCS's last chunk names the object's size). `crc32` is the
+   * CRC32 of `body` when the options asked for it (`PartUploadOptions.crc32`), else undefined.
    */
-  sendPart(partNumber: number, body: Buffer, stopped: AbortSignal, last: boolean): Promise<Part>;
+  sendPart(
+    partNumber: number,
+    body: Buffer,
+    stopped: AbortSignal,
+    last: boolean,
+    crc32: number | undefined,
+  ): Promise<Part>;
   /** Commits the object from its parts, in part-number order. */
   complete(parts: readonly Part[]): Promise<void>;
   /** Discards the upload; called once every part in flight has settled. Never rejects. */
@@ -64,6 +78,7 @@ export async function uploadInParts<Part>(
   store: PartStore<Part>,
 ): Promise<void> {
   const { partSize, concurrency } = options;
+  const withCrc32 = options.crc32 === true;
   const free: Buffer[] = [];
   let allocated = 0;
   // One part being filled while `concurrency` are in flight: never more buffers than that.
@@ -79,6 +94,7 @@ export async function uploadInParts<Part>(
   const iterator = chunks[Symbol.asyncIterator]();
   let current = take();
   let filled = 0;
+  let crc = 0;
   let parts: Parts<Part> | undefined;
   try {
     for (;;) {
@@ -90,12 +106,15 @@ export async function uploadInParts<Part>(
         if (filled === partSize) {
           // A full part, and more bytes follow: it is not the last one.
           parts ??= new Parts(await store.start(), concurrency);
-          await parts.send(current, filled, false, (buffer) => free.push(buffer));
+          await parts.send(current, filled, false, withCrc32 ? crc : undefined, (buffer) => free.push(buffer));
           current = take();
           filled = 0;
+          crc = 0;
         }
         const end = Math.min(chunk.length, offset + partSize - filled);
-        filled += chunk.copy(current, filled, offset, end);
+        const copied = chunk.copy(current, filled, offset, end);
+        if (withCrc32) crc = crc32(current.subarray(filled, filled + copied), crc);
+        filled += copied;
         offset = end;
       }
       if (parts?.failed) break;
@@ -105,7 +124,7 @@ export async function uploadInParts<Part>(
       return;
     }
     // After a failed part, `complete` rejects with that part's error.
-    if (!parts.failed) await parts.send(current, filled, true, () => {});
+    if (!parts.failed) await parts.send(current, filled, true, withCrc32 ? crc : undefined, () => {});
     await parts.complete();
   } finally {
     // Any failure (a part, the source, the commit): the parts in flight settle first, since
@@ -142,16 +161,23 @@ class Parts<Part> {
 
   /**
    * Starts part `#next` from `buffer[0, length)` once fewer than `concurrency` are in flight
-   * (`last` for the final one); `release` gets the buffer back when its request has settled.
+   * (`last` for the final one, `crc` its CRC32 if taken); `release` gets the buffer back when
+   * its request has settled.
    */
-  async send(buffer: Buffer, length: number, last: boolean, release: (buffer: Buffer) => void): Promise<void> {
+  async send(
+    buffer: Buffer,
+    length: number,
+    last: boolean,
+    crc: number | undefined,
+    release: (buffer: Buffer) => void,
+  ): Promise<void> {
     while (this.#inFlight.size >= this.#concurrency) await Promise.race(this.#inFlight);
     if (this.#error !== undefined) {
       release(buffer);
       return;
     }
     const partNumber = this.#next++;
-    const part = this.#session.sendPart(partNumber, buffer.subarray(0, length), this.#stop.signal, last).then(
+    const part = this.#session.sendPart(partNumber, buffer.subarray(0, length), this.#stop.signal, last, crc).then(
       (done) => {
         this.#done.push({ partNumber, part: done });
       },

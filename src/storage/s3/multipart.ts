@@ -10,7 +10,7 @@
  *   SDK refreshes it) for the host, path, region and service the SDK itself resolved and
  *   signed for the upload's `CreateMultipartUpload` (read off that request, so path-style,
  *   virtual-hosted, custom endpoints and AWS regions are whatever the SDK makes of them);
- * - every part carries `x-amz-checksum-crc32` (zlib's native CRC32, 0.2 CPU s/GiB), signed as
+ * - every part carries `x-amz-checksum-crc32` (zlib's native CRC32, taken as the part is filled), signed as
  *   a header, which the store checks against the bytes it received, and CompleteMultipartUpload
  *   lists them (object-lock.test.ts: AWS refuses uploads into an Object Lock bucket without a
  *   checksum). The payload itself is `UNSIGNED-PAYLOAD`, over HTTPS and plain HTTP alike: that
@@ -162,7 +162,7 @@ export function leanUpload(chunks: AsyncIterable<Buffer>, upload: LeanUploadPara
   const { client, partSize, concurrency } = upload;
   return uploadInParts(
     chunks,
-    { partSize, concurrency },
+    { partSize, concurrency, crc32: true },
     {
       single: async (body) => {
         await client.send(new PutObjectCommand({ ...upload.params, Body: body }));
@@ -182,10 +182,10 @@ interface PartChecksum {
   readonly completed: Pick<CompletedPart, "ChecksumCRC32">;
 }
 
-/** One part's CRC32, each byte read once. */
-export function partChecksum(body: Buffer): PartChecksum {
+/** How a part's CRC32 (zlib's value) is sent and listed. */
+export function partChecksum(value: number): PartChecksum {
   const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(body) >>> 0);
+  crc.writeUInt32BE(value >>> 0);
   const checksum = crc.toString("base64");
   return { checksum, completed: { ChecksumCRC32: checksum } };
 }
@@ -284,8 +284,15 @@ class Multipart implements PartSession<CompletedPart> {
   }
 
   /** One UploadPart, retried as the client retries; resolves with what Complete lists. */
-  async sendPart(partNumber: number, body: Buffer, stopped: AbortSignal): Promise<CompletedPart> {
-    const digests = partChecksum(body);
+  async sendPart(
+    partNumber: number,
+    body: Buffer,
+    stopped: AbortSignal,
+    _last: boolean,
+    crc: number | undefined,
+  ): Promise<CompletedPart> {
+    // Taken as the part was filled (part-upload.ts), while its bytes were in the cache.
+    const digests = partChecksum(crc ?? crc32(body));
     let token = await this.#retry.acquireInitialRetryToken("s3:UploadPart");
     for (;;) {
       try {
