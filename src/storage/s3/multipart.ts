@@ -10,10 +10,10 @@
  *   SDK refreshes it) for the host, path, region and service the SDK itself resolved and
  *   signed for the upload's `CreateMultipartUpload` (read off that request, so path-style,
  *   virtual-hosted, custom endpoints and AWS regions are whatever the SDK makes of them);
- * - every part carries `x-amz-checksum-crc32` (zlib's native CRC32, taken as the part is filled), signed as
- *   a header, which the store checks against the bytes it received, and CompleteMultipartUpload
- *   lists them (object-lock.test.ts: AWS refuses uploads into an Object Lock bucket without a
- *   checksum). The payload itself is `UNSIGNED-PAYLOAD`, over HTTPS and plain HTTP alike: that
+ * - every part carries `x-amz-checksum-crc32` (zlib's native CRC32, taken as the part is
+ *   filled), signed as a header, which the store checks against the bytes it received, and
+ *   CompleteMultipartUpload lists them (object-lock.test.ts: AWS refuses uploads into an Object
+ *   Lock bucket without a checksum). The payload itself is `UNSIGNED-PAYLOAD`, over HTTPS and plain HTTP alike: that
  *   is how the SDK sends any streamed body (`@smithy/signature-v4` hashes only string and buffer
  *   bodies), and signing it would be a SHA-256 pass over every byte (0.6 CPU s/GiB, the third
  *   beside the snapshot's own and state.bin's). What proves the bytes end to end is the
