@@ -19,7 +19,7 @@ import { after, before, describe, test } from "node:test";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
 import { scratchDir, startTogether, superviseServers, waitFor } from "../servers/process.ts";
 import { startWireProxy, type WireProxy } from "../storage/wire-proxy.ts";
-import { clusterEnv, mounts, runExecutor, showRun } from "./harness.ts";
+import { clusterEnv, mounts, runExecutor, runRestore, showRun } from "./harness.ts";
 import { type ProviderName, startTarget, type TargetUnderTest } from "./targets.ts";
 
 superviseServers();
@@ -163,7 +163,7 @@ describe("several destinations from one read: MinIO, fake-gcs-server and Azurite
     const leader = await cluster.leaderIndex();
     await cluster.writeSecret("marker/destinations", { value: "after" }, leader);
     const azureKey = (reports[2] as Report).key;
-    const restore = await runExecutor("restore", {
+    const restore = await runRestore(cluster, {
       ...clusterEnv(cluster),
       ...targets.azure.env(),
       ...mounts({ cluster, credentials: targets.azure.credentials, token: cluster.rootToken }).env,

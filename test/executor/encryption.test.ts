@@ -42,7 +42,7 @@ import { type MinioServer, startMinio } from "../servers/minio.ts";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
 import { startTogether, superviseServers, waitFor } from "../servers/process.ts";
 import { startWireProxy } from "../storage/wire-proxy.ts";
-import { clusterEnv, mounts, runExecutor, showRun } from "./harness.ts";
+import { clusterEnv, mounts, runExecutor, runRestore, showRun } from "./harness.ts";
 import { startTarget } from "./targets.ts";
 
 superviseServers();
@@ -164,7 +164,7 @@ describe("server-side encryption on MinIO with its KMS: backup, restore, confirm
     assert.equal(backup.code, 0, `backup: ${showRun(backup)}`);
     const key = String(backup.result?.key);
     await cluster.writeSecret(`marker/${label}`, { value: "after" }, leader);
-    const restore = await runExecutor("restore", { ...backupEnv, BACKUP_KEY: key });
+    const restore = await runRestore(cluster, { ...backupEnv, BACKUP_KEY: key });
     assert.equal(restore.code, 0, `restore: ${showRun(restore)}`);
     assert.equal(restore.result?.sha256, backup.result?.sha256);
     await waitFor(

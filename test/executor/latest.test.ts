@@ -13,7 +13,7 @@ import { after, before, describe, test } from "node:test";
 import { buildKey } from "../../src/snapshot/key.ts";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
 import { startTogether, superviseServers, waitFor } from "../servers/process.ts";
-import { clusterEnv, mounts, runExecutor, showRun } from "./harness.ts";
+import { clusterEnv, mounts, runExecutor, runRestore, showRun } from "./harness.ts";
 import { startTarget, type TargetUnderTest } from "./targets.ts";
 
 superviseServers();
@@ -102,7 +102,7 @@ describe("restore --key latest (OpenBao + MinIO)", () => {
     );
 
     await cluster.writeSecret("app/config", { version: "3" });
-    const run = await runExecutor("restore", { ...restoreEnv(), BACKUP_KEY: "latest" });
+    const run = await runRestore(cluster, { ...restoreEnv(), BACKUP_KEY: "latest" });
     assert.equal(run.code, 0, showRun(run));
     assert.equal(run.result?.key, chosen, "the resolved key is reported");
     assert.equal(run.result?.latest, true);
@@ -133,7 +133,7 @@ describe("restore --key latest (OpenBao + MinIO)", () => {
       assert.match(String(refused.result?.message), /different set of unseal keys.*--force \(BACKUP_FORCE=true/);
       assert.equal(await fresh.isSealed(0), false, "a refused snapshot changes nothing");
 
-      const run = await runExecutor("restore", freshEnv, { args: ["--force", "--expect-sealed"] });
+      const run = await runRestore(fresh, freshEnv, { args: ["--force", "--expect-sealed"] });
       assert.equal(run.code, 0, showRun(run));
       assert.equal(run.result?.sealed, true);
       assert.equal(run.result?.latest, true);

@@ -25,7 +25,7 @@ import { runCli, show } from "../cli/run.ts";
 import { type MinioServer, startMinio } from "../servers/minio.ts";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
 import { startTogether, superviseServers, waitFor } from "../servers/process.ts";
-import { clusterEnv, mounts, runExecutor, showRun } from "./harness.ts";
+import { clusterEnv, mounts, runExecutor, runRestore, showRun } from "./harness.ts";
 
 superviseServers();
 
@@ -104,7 +104,7 @@ describe("Object Lock through the executor: backup, retention, legal hold, resto
     const stored = await keys(locked, "default/");
     assert.equal(stored.length, 4, stored.join(", "));
 
-    const restore = await runExecutor("restore", { ...backupEnv, BACKUP_KEY: String(first.result?.key) });
+    const restore = await runRestore(cluster, { ...backupEnv, BACKUP_KEY: String(first.result?.key) });
     assert.equal(restore.code, 0, showRun(restore));
     await waitFor(
       async () =>

@@ -18,7 +18,7 @@ import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
 import { startTogether, superviseServers } from "../servers/process.ts";
-import { clusterEnv, type ExecutorRun, mounts, runExecutor, showRun } from "./harness.ts";
+import { clusterEnv, type ExecutorRun, mounts, runExecutor, runRestore, showRun } from "./harness.ts";
 import { startTarget, type TargetUnderTest } from "./targets.ts";
 
 superviseServers();
@@ -121,7 +121,7 @@ describe("OpenBao restarted before applying a restore (1-node OpenBao, MinIO, th
       });
       assert.equal(mark.status, 404, `no mark left in the data that stayed: ${mark.text}`);
 
-      const again = await runExecutor("restore", { ...env(auth()), BACKUP_KEY: key });
+      const again = await runRestore(cluster, { ...env(auth()), BACKUP_KEY: key });
       assert.equal(again.code, 0, `the restore run again succeeds: ${showRun(again)}`);
       assert.equal(await value(), "before", "and restores");
     });
@@ -138,7 +138,7 @@ describe("OpenBao restarted before applying a restore (1-node OpenBao, MinIO, th
         policies: ["restore"],
         ttl: "1h",
       });
-      const run = await runExecutor("restore", { ...env({ token: created.auth.client_token }), BACKUP_KEY: key });
+      const run = await runRestore(cluster, { ...env({ token: created.auth.client_token }), BACKUP_KEY: key });
       assert.equal(run.code, 0, showRun(run));
       assert.equal(await value(), "before");
     });

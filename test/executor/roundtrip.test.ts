@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
 import { startTogether, superviseServers, waitFor } from "../servers/process.ts";
-import { clusterEnv, mounts, runExecutor } from "./harness.ts";
+import { clusterEnv, mounts, runExecutor, runRestore } from "./harness.ts";
 import { allProviders, startTarget, type TargetUnderTest } from "./targets.ts";
 
 superviseServers();
@@ -82,7 +82,7 @@ for (const provider of allProviders) {
         credentials: target.credentials,
         token: await scopedToken(cluster, "restore"),
       });
-      const restore = await runExecutor("restore", {
+      const restore = await runRestore(cluster, {
         ...clusterEnv(cluster),
         ...target.env(),
         ...restoreMounts.env,

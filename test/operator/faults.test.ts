@@ -13,7 +13,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { CoordinationV1Api } from "@kubernetes/client-node";
 import type { OpenBaoCluster } from "../../src/api/types.ts";
 import { type CrashPoint, crashPoints } from "../../src/runtime/crash-point.ts";
-import { clusterEnv, mounts, runExecutor } from "../executor/harness.ts";
+import { clusterEnv, mounts, runRestore } from "../executor/harness.ts";
 import { printJobRunnerOnFailure } from "../servers/job-runner.ts";
 import { superviseServers, waitFor } from "../servers/process.ts";
 import { namespace, type OperatorOptions, type OperatorProcess, type Stack, s3Target, startStack } from "./stack.ts";
@@ -115,7 +115,7 @@ describe("operator faults: nothing is lost", { timeout: 600_000 }, () => {
       ttl: "10m",
     });
     const files = mounts({ cluster: stack.bao, credentials: stack.target.credentials, token: token.auth.client_token });
-    const restore = await runExecutor("restore", {
+    const restore = await runRestore(stack.bao, {
       ...clusterEnv(stack.bao),
       ...stack.target.env(),
       ...files.env,

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { clusterEnv, mounts, runExecutor } from "../executor/harness.ts";
+import { clusterEnv, mounts, runExecutor, runRestore } from "../executor/harness.ts";
 import { startTarget, type TargetUnderTest } from "../executor/targets.ts";
 import { type KubeHandle, startKube } from "../servers/kube.ts";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
@@ -73,7 +73,7 @@ describe("kube-apiserver tokens → OpenBao JWT auth", () => {
     const backup = await runExecutor("backup", env(backupJwt, "backup"));
     assert.equal(backup.code, 0, backup.stderr + backup.raw);
     const restoreJwt = (await kube.requestToken("openbao", "bao-restore", "openbao-internal")).token;
-    const restore = await runExecutor("restore", {
+    const restore = await runRestore(bao, {
       ...env(restoreJwt, "restore"),
       BACKUP_KEY: String(backup.result?.key),
     });
