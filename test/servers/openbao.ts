@@ -418,6 +418,15 @@ function launch(node: OpenBaoNode, dir: string): ManagedProcess {
   });
 }
 
+/** A follower that did not join the Raft cluster and unseal: the start is tried once more. */
+class FollowerJoinError extends Error {
+  readonly logTail: string;
+  constructor(node: OpenBaoNode, cause: unknown) {
+    super(`${processName(node)} did not join and unseal: ${cause instanceof Error ? cause.message : String(cause)}`);
+    this.logTail = node.process.logTail(2000);
+  }
+}
+
 async function waitForListener(node: OpenBaoNode, caPem: string): Promise<void> {
   await waitFor(
     async () => {
@@ -435,6 +444,11 @@ export async function startOpenBao(options: OpenBaoOptions = {}): Promise<OpenBa
     // A node that dies before it listens has met the machine, not the product: a port taken
     // between choosing and binding it, or a signal (once in CI, with nothing in its log). The
     // cluster is started once more from scratch, on new ports; a second failure is reported.
+    // So is a follower that never joins (its log is printed, to say why next time).
+    if (err instanceof FollowerJoinError) {
+      process.stdout.write(`# ${err.message.split("\n")[0]}: starting OpenBao again\n${err.logTail}\n`);
+      return startOpenBaoOnce(options);
+    }
     if (!(err instanceof ProcessExitedError) || !err.message.includes("listening")) throw err;
     const tail = err.process.logTail(400).trim().split("\n").at(-1) ?? "";
     process.stdout.write(
@@ -502,8 +516,13 @@ async function startOpenBaoOnce(options: OpenBaoOptions): Promise<OpenBaoCluster
           .status < 300,
       { what: "autopilot configuration", timeoutMs: 30_000, processes: cluster.processes },
     );
-    // Followers complete their retry_join when unsealed (the join challenge needs the key).
-    await Promise.all(nodes.slice(1).map((n) => cluster.unseal(n.index)));
+    // Followers complete their retry_join when unsealed (the join challenge needs the key), one
+    // at a time: with two joining at once, one once never joined within a minute (CI, loaded).
+    for (const node of nodes.slice(1)) {
+      await cluster.unseal(node.index).catch((err: unknown) => {
+        throw new FollowerJoinError(node, err);
+      });
+    }
     await cluster.waitHealthy();
     await configure(cluster, options);
   } catch (err) {
