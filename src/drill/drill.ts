@@ -269,9 +269,11 @@ export async function runDrill(input: DrillInput): Promise<DrillOutcome> {
   );
 
   // 3. The backup, checked on its way: OpenBao gets the last chunk only if everything matched.
-  const { body, destroy } = await openVerifiedSnapshot(input.store, key, manifest, signal, (info) =>
-    checkArchiveIndex(info.index, manifest, key),
-  );
+  //    A drill proves the backup, so it checks state.bin against SHA256SUMS itself as well.
+  const { body, destroy } = await openVerifiedSnapshot(input.store, key, manifest, signal, {
+    check: (info) => checkArchiveIndex(info.index, manifest, key),
+    hashState: true,
+  });
   try {
     await restoreSnapshot(http, address, init.rootToken, body, { force: restoreWithForce(plan), signal });
   } catch (err) {

@@ -6,7 +6,10 @@
  *
  * The gate holds back the last chunk until the whole object has been hashed and matched
  * against the manifest: a missing, truncated or corrupted object is refused before OpenBao
- * has received a complete snapshot, so it applies nothing.
+ * has received a complete snapshot, so it applies nothing. The inspector checks the archive's
+ * structure and every gzip CRC-32 but not state.bin's SHA-256 against SHA256SUMS: the manifest
+ * match already proves these are the bytes a backup checked, and OpenBao checks SHA256SUMS
+ * itself before applying (archive.ts, `hashState`).
  *
  * After the POST the run is not over: OpenBao answers 204 once it has *buffered* the
  * snapshot and applies it afterwards, in the background, under its state lock (≥ 5 s), and
@@ -144,18 +147,20 @@ export interface VerifiedSnapshot {
  * download ─► tap (SHA-256) ─► inspector ─► gate. The gate holds back the last chunk until the
  * size and SHA-256 match the manifest and `check` (when given) accepts the archive's facts
  * (the inspector has read all of them by then): whatever fails, OpenBao never receives a
- * complete snapshot.
+ * complete snapshot. `hashState: false` spares the inspector's SHA-256 of state.bin (see
+ * `SnapshotInspectorOptions.hashState` for why a restore may).
  */
 export async function openVerifiedSnapshot(
   store: ObjectStore,
   key: string,
   manifest: SnapshotManifest,
   signal: AbortSignal,
-  check?: (info: SnapshotInfo) => void,
+  options: { readonly check?: (info: SnapshotInfo) => void; readonly hashState: boolean },
 ): Promise<VerifiedSnapshot> {
+  const { check, hashState } = options;
   const source = await store.download(key, { signal });
   const tap = createTap();
-  const inspector = createSnapshotInspector();
+  const inspector = createSnapshotInspector({ hashState });
   const checksums = verifier(tap, manifest, key);
   const gate = new VerifyGate(() => {
     checksums();
@@ -451,7 +456,7 @@ export async function runRestore(
     const mark = await markPreRestoreState(http, leader, token, config.auth, signal);
     marked = { address: leader, token, mark };
 
-    const { body, tap, destroy } = await openVerifiedSnapshot(store, key, manifest, signal);
+    const { body, tap, destroy } = await openVerifiedSnapshot(store, key, manifest, signal, { hashState: false });
     const progress = startProgress(`${key} → OpenBao`, () => tap.bytes);
     try {
       await restoreSnapshot(http, leader, token, body, { force: config.force, signal }).catch(async (err: unknown) => {

@@ -59,7 +59,8 @@ export interface RaftServer {
 export interface SnapshotFileInfo {
   name: string;
   size: number;
-  sha256: string;
+  /** Null only for state.bin when the inspector was asked not to hash it (`hashState: false`). */
+  sha256: string | null;
 }
 
 export interface SnapshotInfo {
@@ -90,6 +91,16 @@ export interface SnapshotInspectorOptions {
    * small enough to stay in the cache while the tar reader hashes it (gunzip.ts).
    */
   outputBytes?: number;
+  /**
+   * Whether state.bin's SHA-256 is computed and checked against SHA256SUMS (default true).
+   * Everything else is checked either way, including that SHA256SUMS lists state.bin. Restore
+   * turns it off: the object's own SHA-256 is being matched against the manifest of a backup
+   * that made this very check on these bytes, the gzip CRC-32 still covers every decompressed
+   * byte, and OpenBao checks SHA256SUMS itself before it applies anything. A third SHA-256 pass
+   * over the same bytes would catch only an archive whose manifest was rewritten to match it,
+   * which OpenBao then refuses. Backups, drills and `verify` keep it.
+   */
+  hashState?: boolean;
 }
 
 /** An error zlib raised for the gzip data (it carries zlib's code, e.g. Z_DATA_ERROR). */
@@ -120,7 +131,8 @@ function truncated(problem: SnapshotArchiveProblem, message: string, file?: stri
 interface MemberState {
   name: string;
   size: number;
-  hash: Hash;
+  /** Null for state.bin when it is not hashed (`hashState: false`). */
+  hash: Hash | null;
   /** Collected bytes for members that are parsed (meta.json, SHA256SUMS); null when only hashed. */
   chunks: Buffer[] | null;
 }
@@ -128,7 +140,7 @@ interface MemberState {
 interface Member {
   name: string;
   size: number;
-  sha256: string;
+  sha256: string | null;
   content: Buffer | null;
 }
 
@@ -160,6 +172,11 @@ class SnapshotTarReader {
   readonly members: Member[] = [];
   readonly #names = new Set<string>();
   #current: { name: string; size: number } | null = null;
+  readonly #hashState: boolean;
+
+  constructor(hashState: boolean) {
+    this.#hashState = hashState;
+  }
 
   get bytes(): number {
     return this.#bytes;
@@ -299,7 +316,13 @@ class SnapshotTarReader {
     if (buffered && size > limit) {
       throw corrupt("too-large", `${JSON.stringify(name)} is ${size} bytes, more than the ${limit} expected`, name);
     }
-    const member: MemberState = { name, size, hash: createHash("sha256"), chunks: buffered ? [] : null };
+    const hashed = this.#hashState || name !== snapshotFileNames.state;
+    const member: MemberState = {
+      name,
+      size,
+      hash: hashed ? createHash("sha256") : null,
+      chunks: buffered ? [] : null,
+    };
     this.#current = { name, size };
     this.#startBody({ kind: "member", member }, size, Number.POSITIVE_INFINITY, name);
   }
@@ -320,7 +343,7 @@ class SnapshotTarReader {
     const body = this.#body;
     switch (body.kind) {
       case "member":
-        body.member.hash.update(bytes);
+        body.member.hash?.update(bytes);
         body.member.chunks?.push(Buffer.from(bytes));
         return;
       case "pax":
@@ -340,7 +363,7 @@ class SnapshotTarReader {
         this.members.push({
           name: member.name,
           size: member.size,
-          sha256: member.hash.digest("hex"),
+          sha256: member.hash?.digest("hex") ?? null,
           content: member.chunks ? Buffer.concat(member.chunks) : null,
         });
         this.#current = null;
@@ -498,7 +521,8 @@ function verifySums(content: Buffer, checked: readonly Member[]): void {
     if (expected === undefined) {
       throw corrupt("checksums", `SHA256SUMS has no checksum for ${JSON.stringify(member.name)}`, member.name);
     }
-    if (expected !== member.sha256) {
+    // Not hashed (`hashState: false`): listed is all that can be checked here.
+    if (member.sha256 !== null && expected !== member.sha256) {
       throw corrupt(
         "checksums",
         `SHA-256 of ${JSON.stringify(member.name)} is ${member.sha256}, SHA256SUMS says ${expected}`,
@@ -586,7 +610,7 @@ export class SnapshotInspector extends Transform {
   #resolve: (info: SnapshotInfo) => void = () => {};
   #reject: (error: Error) => void = () => {};
   #settled = false;
-  readonly #tar = new SnapshotTarReader();
+  readonly #tar: SnapshotTarReader;
   readonly #gunzip: SyncGunzip;
   #bytesIn = 0;
   readonly #head: number[] = [];
@@ -603,6 +627,7 @@ export class SnapshotInspector extends Transform {
       this.#reject = reject;
     });
     this.result.catch(() => {});
+    this.#tar = new SnapshotTarReader(options.hashState ?? true);
     // The tar reader copies whatever it keeps of a chunk, so the decompressor's reused buffer is safe.
     this.#gunzip = new SyncGunzip((bytes) => this.#tar.write(bytes), options.outputBytes);
   }

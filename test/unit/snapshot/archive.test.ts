@@ -226,6 +226,80 @@ describe("snapshot archive inspector: checksums (SHA256SUMS)", () => {
   }
 });
 
+describe("snapshot archive inspector: hashState false (restore: state.bin's SHA-256 is left to the manifest and OpenBao)", () => {
+  test("a valid snapshot passes; state.bin's digest is reported as not computed, the others are", async () => {
+    const parts = snapshotParts();
+    const info = await inspectSnapshot(chunked(await snapshotArchive(parts), 4096), { hashState: false });
+    const byName = new Map(info.files.map((f) => [f.name, f.sha256]));
+    assert.equal(byName.get("state.bin"), null);
+    assert.equal(byName.get("meta.json"), sha256(parts.meta.content));
+    assert.equal(byName.get("SHA256SUMS"), sha256(parts.sums.content));
+  });
+
+  test("state.bin not matching SHA256SUMS passes only with hashState false, and fails by default", async () => {
+    const parts = snapshotParts();
+    parts.sums = {
+      name: "SHA256SUMS",
+      content: Buffer.from(`${sha256(parts.meta.content)}  meta.json\n${sha256(Buffer.from("other"))}  state.bin\n`),
+    };
+    const archive = await snapshotArchive(parts);
+    await inspectSnapshot(chunked(archive, 512), { hashState: false });
+    await rejectsWith(
+      inspectSnapshot(chunked(archive, 512)),
+      "SnapshotCorrupt",
+      "checksums",
+      /SHA-256 of "state\.bin"/,
+    );
+  });
+
+  const stillChecked: { name: string; sums: (parts: ReturnType<typeof snapshotParts>) => string; message: RegExp }[] = [
+    {
+      name: "state.bin is not listed",
+      sums: (p) => `${sha256(p.meta.content)}  meta.json\n`,
+      message: /no checksum for "state\.bin"/,
+    },
+    {
+      name: "meta.json does not match its checksum",
+      sums: (p) => `${sha256(Buffer.from("other"))}  meta.json\n${sha256(p.state.content)}  state.bin\n`,
+      message: /SHA-256 of "meta\.json"/,
+    },
+    {
+      name: "a line is malformed",
+      sums: (p) => `${sha256(p.meta.content)}  meta.json\nnot a line\n`,
+      message: /line 2/,
+    },
+  ];
+  for (const c of stillChecked) {
+    test(`still rejects: ${c.name}`, async () => {
+      const parts = snapshotParts();
+      parts.sums = { name: "SHA256SUMS", content: Buffer.from(c.sums(parts)) };
+      await rejectsWith(
+        inspectSnapshot(chunked(await snapshotArchive(parts), 512), { hashState: false }),
+        "SnapshotCorrupt",
+        "checksums",
+        c.message,
+      );
+    });
+  }
+
+  test("still rejects a damaged byte of state.bin through the gzip CRC-32, and a cut stream", async () => {
+    const parts = snapshotParts({ state: pattern(64 * 1024) });
+    const tar = await tarOf(membersOf(parts));
+    const archive = gzipSync(tar);
+    // Stored blocks keep state.bin's bytes as they are, so one can be flipped in place.
+    const stored = gzipSync(tar, { level: 0 });
+    const at = stored.indexOf(parts.state.content.subarray(0, 64)) + 1000;
+    assert.ok(at > 1000, "state.bin found in the stored gzip stream");
+    stored[at] = (stored[at] ?? 0) ^ 0x01;
+    await rejectsWith(inspectSnapshot(chunked(stored, 4096), { hashState: false }), "SnapshotCorrupt", "gzip");
+    await rejectsWith(
+      inspectSnapshot(chunked(archive.subarray(0, archive.length - 100), 4096), { hashState: false }),
+      "SnapshotTruncated",
+      ["gzip", "tar"],
+    );
+  });
+});
+
 describe("snapshot archive inspector: members", () => {
   for (const missing of ["meta.json", "state.bin", "SHA256SUMS"]) {
     test(`rejects an archive without ${missing}`, async () => {
