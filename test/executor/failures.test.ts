@@ -4,8 +4,9 @@
  * real MinIO, the real executable; faults injected by a TCP proxy or by killing a node.
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
+import { gunzipSync, gzipSync } from "node:zlib";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
 import { startTogether, superviseServers, waitFor } from "../servers/process.ts";
 import { TcpProxy } from "../servers/tcp-proxy.ts";
@@ -202,4 +203,49 @@ describe("executor failures (3-node OpenBao, MinIO)", () => {
     assert.equal(missing.code, 6);
     assert.equal(missing.result?.reason, "ObjectMissing");
   });
+
+  test("state.bin changed, SHA256SUMS left, the manifest rewritten to match: OpenBao refuses it, nothing restored", async () => {
+    // A restore leaves state.bin's SHA-256 against SHA256SUMS to OpenBao (archive.ts,
+    // hashState): this proves OpenBao makes that check, before applying anything.
+    const backup = await runExecutor("backup", backupEnv());
+    assert.equal(backup.code, 0, backup.stderr);
+    const key = String(backup.result?.key);
+    const leader = await cluster.leaderIndex();
+    await cluster.writeSecret("marker/after-forged", { value: "must survive" }, leader);
+
+    const tar = gunzipSync((await target.get(key)) ?? Buffer.alloc(0));
+    const state = tarMember(tar, "state.bin");
+    assert.ok(state.length > 0, "the backup holds a state.bin");
+    const at = state.start + Math.floor(state.length / 2);
+    tar[at] = (tar[at] ?? 0) ^ 0x01;
+    const forged = gzipSync(tar);
+    await target.put(key, forged);
+    const manifest = JSON.parse(String(await target.get(`${key}.json`))) as Record<string, unknown>;
+    const sha256 = createHash("sha256").update(forged).digest("hex");
+    await target.put(`${key}.json`, Buffer.from(JSON.stringify({ ...manifest, size: forged.length, sha256 })));
+
+    const run = await runExecutor("restore", {
+      ...clusterEnv(cluster),
+      ...target.env(),
+      ...mounts({ cluster, credentials: target.credentials, token: restoreToken }).env,
+      BACKUP_KEY: key,
+    });
+    assert.equal(run.code, 4, `${run.stderr}${run.raw}`);
+    assert.equal(run.result?.reason, "RestoreFailed");
+    assert.match(String(run.result?.message), /integrity of snapshot.*state\.bin/s);
+    assert.equal((await cluster.readSecret("marker/after-forged", await cluster.leaderIndex()))?.value, "must survive");
+  });
 });
+
+/** Where a member's bytes sit in an uncompressed tar (USTAR headers, as Go writes them). */
+function tarMember(tar: Buffer, name: string): { start: number; length: number } {
+  for (let offset = 0; offset + 512 <= tar.length; ) {
+    const header = tar.subarray(offset, offset + 512);
+    if (header.every((b) => b === 0)) break;
+    const entry = header.toString("latin1", 0, 100).replace(/\0.*$/s, "");
+    const size = Number.parseInt(header.toString("latin1", 124, 136).replace(/[\0 ]+$/, ""), 8);
+    if (entry === name) return { start: offset + 512, length: size };
+    offset += 512 + Math.ceil(size / 512) * 512;
+  }
+  return { start: 0, length: 0 };
+}
