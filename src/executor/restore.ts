@@ -407,6 +407,22 @@ function withForceHint(err: unknown, force: boolean): unknown {
   );
 }
 
+/**
+ * OpenBao checked the archive's contents against its SHA256SUMS (the inspector leaves state.bin's
+ * to it, see `hashState`) and they do not match: the stored object is not an intact snapshot,
+ * although its bytes match the manifest (which was then written for another archive, or
+ * rewritten). Reported like the inspector's own findings, as a verification failure.
+ */
+function integrityRefusal(err: unknown, key: string): unknown {
+  if (!(err instanceof OpenBaoError) || err.code !== "RestoreFailed") return err;
+  if (!/failed checking integrity of snapshot/.test(err.message)) return err;
+  return new VerificationError(
+    "SnapshotCorrupt",
+    `${key} is not a valid snapshot: OpenBao found its contents do not match their checksums (${err.message}); nothing was restored`,
+    { cause: err },
+  );
+}
+
 /** `--key latest`: the newest verified backup of the source cluster, or `NoVerifiedBackup`. */
 export async function resolveLatest(store: ObjectStore, config: RestoreConfig): Promise<string> {
   const source = config.source;
@@ -460,7 +476,8 @@ export async function runRestore(
     const progress = startProgress(`${key} → OpenBao`, () => tap.bytes);
     try {
       await restoreSnapshot(http, leader, token, body, { force: config.force, signal }).catch(async (err: unknown) => {
-        throw withForceHint(await explainDenial(http, leader, config.auth, token, err, signal), config.force);
+        const explained = await explainDenial(http, leader, config.auth, token, err, signal);
+        throw integrityRefusal(withForceHint(explained, config.force), key);
       });
     } finally {
       progress.stop();

@@ -204,7 +204,7 @@ describe("executor failures (3-node OpenBao, MinIO)", () => {
     assert.equal(missing.result?.reason, "ObjectMissing");
   });
 
-  test("state.bin changed, SHA256SUMS left, the manifest rewritten to match: OpenBao refuses it, nothing restored", async () => {
+  test("state.bin changed, SHA256SUMS left, the manifest rewritten to match: OpenBao refuses it (exit 6), nothing restored", async () => {
     // A restore leaves state.bin's SHA-256 against SHA256SUMS to OpenBao (archive.ts,
     // hashState): this proves OpenBao makes that check, before applying anything.
     const backup = await runExecutor("backup", backupEnv());
@@ -230,9 +230,12 @@ describe("executor failures (3-node OpenBao, MinIO)", () => {
       ...mounts({ cluster, credentials: target.credentials, token: restoreToken }).env,
       BACKUP_KEY: key,
     });
-    assert.equal(run.code, 4, `${run.stderr}${run.raw}`);
-    assert.equal(run.result?.reason, "RestoreFailed");
-    assert.match(String(run.result?.message), /integrity of snapshot.*state\.bin/s);
+    assert.equal(run.code, 6, `${run.stderr}${run.raw}`);
+    assert.equal(run.result?.reason, "SnapshotCorrupt");
+    assert.match(
+      String(run.result?.message),
+      /is not a valid snapshot: OpenBao found .*integrity of snapshot.*state\.bin.*nothing was restored/s,
+    );
     assert.equal((await cluster.readSecret("marker/after-forged", await cluster.leaderIndex()))?.value, "must survive");
   });
 });
