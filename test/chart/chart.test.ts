@@ -29,6 +29,7 @@ import {
 import { crdFiles } from "../../src/api/schema.ts";
 import type { OpenBaoCluster, OpenBaoRestore } from "../../src/api/types.ts";
 import { startTarget, type TargetUnderTest } from "../executor/targets.ts";
+import { quietSchedule } from "../quiet-schedule.ts";
 import { projectRoot } from "../servers/catalog.ts";
 import { type JobRunner, printJobRunnerOnFailure, startJobRunner } from "../servers/job-runner.ts";
 import { type KubeHandle, startKube } from "../servers/kube.ts";
@@ -535,7 +536,7 @@ describe("the chart's RBAC runs a full backup and restore, and allows nothing mo
           replicas: 1,
           version: "2.4.0",
           backup: {
-            schedule: "0 3 * * *",
+            schedule: quietSchedule,
             jwtAuthRole: "backup",
             openbaoAddresses: bao.addresses,
             target: {

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Annotation } from "../../src/api/constants.ts";
 import type { ProviderName } from "../executor/targets.ts";
+import { quietSchedule } from "../quiet-schedule.ts";
 import { superviseServers, waitFor } from "../servers/process.ts";
 import { printPodsOnFailure } from "./diagnostics.ts";
 import { nodeTierSkip } from "./gate.ts";
@@ -76,7 +77,7 @@ describe(
         const cluster = clusterOf(provider);
         const prefix = `node-${provider}`;
         for (let i = 0; i < secretCount; i++) await world.bao.writeSecret(`${prefix}/s${i}`, original(prefix, i));
-        await world.createCluster(cluster, { schedule: "0 3 * * *", target: world.target(provider) });
+        await world.createCluster(cluster, { schedule: quietSchedule, target: world.target(provider) });
 
         const done = await world.triggerBackup(cluster, `manual-${provider}`);
         const b = done.status?.backup;
@@ -153,7 +154,7 @@ describe(
         },
         150_000,
       );
-      await world.patchCluster(cluster, { spec: { backup: { schedule: "0 3 * * *" } } });
+      await world.patchCluster(cluster, { spec: { backup: { schedule: quietSchedule } } });
       const job = await waitFor(
         async () =>
           (await world.jobsOf(cluster)).find(

@@ -18,6 +18,7 @@ import { buildKey } from "../../src/snapshot/key.ts";
 import { parseManifest, serializeManifest } from "../../src/snapshot/manifest.ts";
 import { flipKvVersionValues, repacked } from "../executor/tamper.ts";
 import type { TargetUnderTest } from "../executor/targets.ts";
+import { quietSchedule, quietWeeklySchedule } from "../quiet-schedule.ts";
 import { type OpenBaoCluster as BaoServer, backupPolicy, startOpenBao, transitSealStanza } from "../servers/openbao.ts";
 import { superviseServers, waitFor } from "../servers/process.ts";
 import { startTransitServer, type TransitServer } from "../servers/transit.ts";
@@ -121,9 +122,9 @@ describe("real node: restore drills run by the operator prove that backups resto
   test("Shamir keys Secret: a backup writes the canary, the drill restores it into a throwaway and reads it back (verified)", async () => {
     await secret("bao-drill-unseal", { "key-1": world.bao.unsealKey });
     await world.createCluster(shamir, {
-      schedule: "0 3 * * *",
+      schedule: quietSchedule,
       target: world.target("s3"),
-      drill: { schedule: "0 4 * * 0", unsealKeysSecretRef: { name: "bao-drill-unseal" }, canaryPath },
+      drill: { schedule: quietWeeklySchedule, unsealKeysSecretRef: { name: "bao-drill-unseal" }, canaryPath },
     });
     const backedUp = await world.triggerBackup(shamir, "before-drill");
     verifiedKey = backedUp.status?.backup?.lastBackupName ?? "";
@@ -280,7 +281,7 @@ describe("real node: restore drills run by the operator prove that backups resto
       "transit-ca.crt": transitServer.seal.caPem,
     });
     await world.createCluster(transit, {
-      schedule: "0 3 * * *",
+      schedule: quietSchedule,
       tokenSecretRef: { name: `${transit}-token` },
       openbaoAddresses: transitSource.addresses,
       tlsSecretRef: { name: `${transit}-source-ca` },

@@ -13,6 +13,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { after, before, describe, test } from "node:test";
 import type { V1Job } from "@kubernetes/client-node";
 import { Annotation } from "../../src/api/constants.ts";
+import { quietSchedule } from "../quiet-schedule.ts";
 import { type HttpsFixtureServer, serveHttps } from "../servers/https-json.ts";
 import { superviseServers, waitFor } from "../servers/process.ts";
 import { issueCertificate } from "../servers/tls.ts";
@@ -83,7 +84,7 @@ describe(
       waitFor(check, { what, timeoutMs, intervalMs: 500, processes: world.node.processes });
 
     const hungBackup = (extra: Record<string, unknown> = {}) => ({
-      schedule: "0 3 * * *",
+      schedule: quietSchedule,
       target: world.target("s3"),
       openbaoAddresses: [hung.address],
       tokenSecretRef: { name: "hung-token" },
@@ -122,7 +123,7 @@ describe(
     }
 
     test("the Pod's security settings, from inside a running Pod of the operator's own spec", async () => {
-      await world.createCluster("probe", { schedule: "0 3 * * *", target: world.target("s3") });
+      await world.createCluster("probe", { schedule: quietSchedule, target: world.target("s3") });
       const done = await world.triggerBackup("probe", "probe-1");
       assert.equal(done.status?.backup?.consecutiveFailures ?? 0, 0, done.status?.backup?.lastFailureMessage);
       const made = await onlyJob("probe");
@@ -215,7 +216,7 @@ describe(
 
     test("an executor killed at its memory limit: OOMKilled, naming the limit", async () => {
       await world.createCluster("oom", {
-        schedule: "0 3 * * *",
+        schedule: quietSchedule,
         target: world.target("s3"),
         // Node.js alone needs more: 40Mi was measured to suffice for a small backup on cgroup v1.
         resources: { limits: { memory: "12Mi" } },
@@ -262,7 +263,7 @@ describe(
     });
 
     test("finished Jobs are collected by their TTL; the recorded result stays", async () => {
-      await world.createCluster("ttl", { schedule: "0 3 * * *", target: world.target("s3") });
+      await world.createCluster("ttl", { schedule: quietSchedule, target: world.target("s3") });
       const done = await world.triggerBackup("ttl", "ttl-1");
       const key = done.status?.backup?.lastBackupName;
       assert.ok(key, done.status?.backup?.lastFailureMessage);

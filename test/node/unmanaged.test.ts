@@ -14,6 +14,7 @@ import { Annotation } from "../../src/api/constants.ts";
 import type { OpenBaoCluster } from "../../src/api/types.ts";
 import { backupServiceAccountName } from "../../src/backup/controller.ts";
 import { restoreServiceAccountName } from "../../src/restore/plan.ts";
+import { quietSchedule } from "../quiet-schedule.ts";
 import { superviseServers, waitFor } from "../servers/process.ts";
 import { printPodsOnFailure } from "./diagnostics.ts";
 import { nodeTierSkip } from "./gate.ts";
@@ -78,7 +79,7 @@ describe(
           apiVersion: `${group}/${version}`,
           kind: "OpenBaoCluster",
           metadata: { name, namespace },
-          spec: { backup: { schedule: "0 3 * * *", jwtAuthRole: "backup", target: world.target("s3"), ...backup } },
+          spec: { backup: { schedule: quietSchedule, jwtAuthRole: "backup", target: world.target("s3"), ...backup } },
         },
       });
     }
@@ -155,7 +156,7 @@ describe(
         },
         180_000,
       );
-      await world.patchCluster("openbao", { spec: { backup: { schedule: "0 3 * * *" } } });
+      await world.patchCluster("openbao", { spec: { backup: { schedule: quietSchedule } } });
       assert.equal(scheduled.status?.backup?.consecutiveFailures ?? 0, 0);
       assert.ok(
         (await world.jobsOf("openbao")).some((j) => j.metadata?.annotations?.[Annotation.ScheduledTime] !== undefined),

@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { OpenBaoCluster } from "../../src/api/types.ts";
+import { quietSchedule } from "../quiet-schedule.ts";
 import { printJobRunnerOnFailure } from "../servers/job-runner.ts";
 import { superviseServers, waitFor } from "../servers/process.ts";
 import { namespace, type OperatorProcess, type Stack, s3Target, startStack } from "./stack.ts";
@@ -93,7 +94,7 @@ describe("BackupManager end to end", { concurrency: true }, () => {
   );
 
   test("manual trigger while Upgrading waits (annotation kept), then runs once Running", async () => {
-    await stack.createCluster("manual", { schedule: "0 3 * * *", ...tokenAuth, target: s3Target(stack.target) });
+    await stack.createCluster("manual", { schedule: quietSchedule, ...tokenAuth, target: s3Target(stack.target) });
     await stack.setStatus("manual", { phase: "Upgrading", upgrade: { from: "2.4.0", to: "2.5.0" } });
     await stack.patchCluster("manual", { metadata: { annotations: { "openbao.org/trigger-backup": "please" } } });
     const blocked = await until("BackupBlocked", async () => {
@@ -125,7 +126,7 @@ describe("BackupManager end to end", { concurrency: true }, () => {
       },
     });
     const bad = { ...s3Target(stack.target), credentialsSecretRef: { name: "wrong-credentials" } };
-    await stack.createCluster("failing", { schedule: "0 3 * * *", ...tokenAuth, target: bad });
+    await stack.createCluster("failing", { schedule: quietSchedule, ...tokenAuth, target: bad });
     await stack.patchCluster("failing", { metadata: { annotations: { "openbao.org/trigger-backup": "1" } } });
     const failed = await until("failure recorded", async () => {
       const c = await stack.getCluster("failing");
@@ -153,7 +154,7 @@ describe("BackupManager end to end", { concurrency: true }, () => {
   });
 
   test("trap 8: a 63-character cluster name gets a valid Job name and backs up", async () => {
-    await stack.createCluster(longName, { schedule: "0 3 * * *", ...tokenAuth, target: s3Target(stack.target) });
+    await stack.createCluster(longName, { schedule: quietSchedule, ...tokenAuth, target: s3Target(stack.target) });
     await stack.patchCluster(longName, { metadata: { annotations: { "openbao.org/trigger-backup": "1" } } });
     const c = await until("long-name backup recorded", async () => {
       const x = await stack.getCluster(longName);
@@ -166,7 +167,7 @@ describe("BackupManager end to end", { concurrency: true }, () => {
   test("a version bump with preUpgradeSnapshot runs one pre-upgrade Job and sets PreUpgradeSnapshotReady", async () => {
     await stack.createCluster(
       "upgrade",
-      { schedule: "0 3 * * *", ...tokenAuth, target: s3Target(stack.target) },
+      { schedule: quietSchedule, ...tokenAuth, target: s3Target(stack.target) },
       { spec: { upgrade: { preUpgradeSnapshot: true } } },
     );
     await stack.patchCluster("upgrade", { spec: { version: "2.5.0" } });

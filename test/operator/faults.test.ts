@@ -14,6 +14,7 @@ import { CoordinationV1Api } from "@kubernetes/client-node";
 import type { OpenBaoCluster } from "../../src/api/types.ts";
 import { type CrashPoint, crashPoints } from "../../src/runtime/crash-point.ts";
 import { clusterEnv, mounts, runRestore } from "../executor/harness.ts";
+import { quietSchedule } from "../quiet-schedule.ts";
 import { printJobRunnerOnFailure } from "../servers/job-runner.ts";
 import { superviseServers, waitFor } from "../servers/process.ts";
 import { namespace, type OperatorOptions, type OperatorProcess, type Stack, s3Target, startStack } from "./stack.ts";
@@ -22,8 +23,6 @@ superviseServers();
 printJobRunnerOnFailure();
 
 const tokenAuth = { tokenSecretRef: { name: "bao-token" } };
-/** A schedule that never fires during the test: runs come from the manual trigger. */
-const quiet = "0 3 * * *";
 const triggerAnnotation = "openbao.org/trigger-backup";
 const scheduledTime = "openbao.org/scheduled-time";
 const crashClusters: Record<CrashPoint, string> = {
@@ -167,7 +166,7 @@ describe("operator faults: nothing is lost", { timeout: 600_000 }, () => {
     test(`operator SIGKILLed at ${point}: one Job, the result recorded once, lock released, trigger honoured once`, async () => {
       const secret = { path: `faults/${name}`, value: `written before ${point}` };
       await stack.bao.writeSecret(secret.path, { value: secret.value });
-      await stack.createCluster(name, { schedule: quiet, ...tokenAuth, target: s3Target(stack.target) });
+      await stack.createCluster(name, { schedule: quietSchedule, ...tokenAuth, target: s3Target(stack.target) });
       const crashing = await startOperator({ name: `operator-${point}`, env: { BAO_BACKUP_CRASH_AT: point } });
       await trigger(name, "crash-1");
       const code = await Promise.race([crashing.process.exited, sleep(90_000, "still running", { ref: false })]);
@@ -220,7 +219,7 @@ describe("operator faults: nothing is lost", { timeout: 600_000 }, () => {
     const name = "conflict";
     const secret = { path: `faults/${name}`, value: "written before the racing backups" };
     await stack.bao.writeSecret(secret.path, { value: secret.value });
-    await stack.createCluster(name, { schedule: quiet, ...tokenAuth, target: s3Target(stack.target) });
+    await stack.createCluster(name, { schedule: quietSchedule, ...tokenAuth, target: s3Target(stack.target) });
     const op = await startOperator({ name: "operator-conflict" });
 
     // The other writer plays the lifecycle operator: read, change its own condition, PUT
@@ -296,7 +295,7 @@ describe("operator faults: nothing is lost", { timeout: 600_000 }, () => {
     const leading = async (op: OperatorProcess) => /leader_election_master_status\{[^}]*\} 1/.test(await op.metrics());
     const leader = await until("a leader", async () => ((await leading(a)) ? a : (await leading(b)) ? b : undefined));
     const follower = leader === a ? b : a;
-    await stack.createCluster(name, { schedule: quiet, ...tokenAuth, target: s3Target(stack.target) });
+    await stack.createCluster(name, { schedule: quietSchedule, ...tokenAuth, target: s3Target(stack.target) });
 
     stack.runner.pause();
     let job: string;

@@ -15,6 +15,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { quietSchedule } from "../quiet-schedule.ts";
 import { printJobRunnerOnFailure } from "../servers/job-runner.ts";
 import { superviseServers, waitFor } from "../servers/process.ts";
 import { namespace, type Stack, s3Target, startStack } from "./stack.ts";
@@ -99,7 +100,7 @@ describe("a backup Job whose result was lost is recorded as what storage holds",
   }
 
   test("stored, then deleted with its Pod while the operator was down: the success it was, every time", async () => {
-    await stack.createCluster("gone", { schedule: "0 3 * * *", ...tokenAuth, target: s3Target(stack.target) });
+    await stack.createCluster("gone", { schedule: quietSchedule, ...tokenAuth, target: s3Target(stack.target) });
     const keys: string[] = [];
     for (const value of ["1", "2"]) {
       const { job, keyId } = await startedThenOperatorDown("gone", value);
@@ -145,7 +146,7 @@ describe("a backup Job whose result was lost is recorded as what storage holds",
   });
 
   test("deleted by a person while the operator runs: never created again, recorded JobLost", async () => {
-    await stack.createCluster("deleted", { schedule: "0 3 * * *", ...tokenAuth, target: s3Target(stack.target) });
+    await stack.createCluster("deleted", { schedule: quietSchedule, ...tokenAuth, target: s3Target(stack.target) });
     const operator = await stack.startOperator({ name: "operator-deleted" });
     stack.runner.pause();
     await trigger("deleted", "1");
@@ -164,7 +165,7 @@ describe("a backup Job whose result was lost is recorded as what storage holds",
   test("a 60 s Job TTL and a new operator 45 s after the decision: the missing Job is not run again", async () => {
     // What happened in CI: the Job failed and its 60 s TTL collected it while leadership moved;
     // the new leader, within the 2-minute grace, created it again, and the failure went unrecorded.
-    await stack.createCluster("ttl", { schedule: "0 3 * * *", ...tokenAuth, target: s3Target(stack.target) });
+    await stack.createCluster("ttl", { schedule: quietSchedule, ...tokenAuth, target: s3Target(stack.target) });
     const { job } = await startedThenOperatorDown("ttl", "1");
     await deleteJob(job);
     await operatorDownLong("ttl", 45_000);
@@ -175,7 +176,7 @@ describe("a backup Job whose result was lost is recorded as what storage holds",
   });
 
   test("deleted before it stored anything: JobLost, saying storage holds no backup of it", async () => {
-    await stack.createCluster("never", { schedule: "0 3 * * *", ...tokenAuth, target: s3Target(stack.target) });
+    await stack.createCluster("never", { schedule: quietSchedule, ...tokenAuth, target: s3Target(stack.target) });
     const { job, keyId } = await startedThenOperatorDown("never", "1");
     await deleteJob(job);
     await operatorDownLong("never");

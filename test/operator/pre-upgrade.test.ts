@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { OpenBaoCluster } from "../../src/api/types.ts";
+import { quietSchedule } from "../quiet-schedule.ts";
 import { printJobRunnerOnFailure } from "../servers/job-runner.ts";
 import { superviseServers, waitFor } from "../servers/process.ts";
 import { type OperatorProcess, type Stack, s3Target, startStack } from "./stack.ts";
@@ -44,7 +45,7 @@ describe("the pre-upgrade snapshot with a lifecycle operator holding the Upgrade
 
   test("lock taken first, then the wait: the snapshot runs under the Upgrade lock, which stays the upgrade's", async () => {
     await stack.createCluster(cluster, {
-      schedule: "0 3 * * *",
+      schedule: quietSchedule,
       tokenSecretRef: { name: "bao-token" },
       target: s3Target(stack.target),
     });

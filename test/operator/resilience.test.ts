@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { quietSchedule } from "../quiet-schedule.ts";
 import { printJobRunnerOnFailure } from "../servers/job-runner.ts";
 import { superviseServers, waitFor } from "../servers/process.ts";
 import { type Stack, s3Target, startStack } from "./stack.ts";
@@ -31,7 +32,7 @@ describe("BackupManager resilience", () => {
 
   test("operator killed while its Job runs: no duplicate Job, the result recorded once, the lock released", async () => {
     const first = await stack.startOperator({ name: "operator-a" });
-    await stack.createCluster("crash", { schedule: "0 3 * * *", ...tokenAuth, target: s3Target(stack.target) });
+    await stack.createCluster("crash", { schedule: quietSchedule, ...tokenAuth, target: s3Target(stack.target) });
     stack.runner.pause();
     await trigger("crash", "1");
     await until("the Job exists", async () => (await stack.jobsOf("crash")).length === 1);
@@ -107,7 +108,7 @@ describe("BackupManager resilience", () => {
 
   test("spec.backup removed mid-run: the lock is kept while the Job runs and released when it ends", async () => {
     const op = await stack.startOperator({ name: "operator-c" });
-    await stack.createCluster("removed", { schedule: "0 3 * * *", ...tokenAuth, target: s3Target(stack.target) });
+    await stack.createCluster("removed", { schedule: quietSchedule, ...tokenAuth, target: s3Target(stack.target) });
     stack.runner.pause();
     await trigger("removed", "1");
     await until("the Job exists", async () => (await stack.jobsOf("removed")).length === 1);

@@ -24,6 +24,7 @@ import type { OpenBaoCluster, OpenBaoRestore } from "../../src/api/types.ts";
 import { backupServiceAccountName } from "../../src/backup/controller.ts";
 import { restoreServiceAccountName } from "../../src/restore/plan.ts";
 import { clusterTarget, type ProviderName, startTarget, type TargetUnderTest } from "../executor/targets.ts";
+import { quietSchedule } from "../quiet-schedule.ts";
 import { defaultJobLabelSelector, type JobRunner, startJobRunner } from "../servers/job-runner.ts";
 import { type KubeHandle, startKube } from "../servers/kube.ts";
 import { type OpenBaoCluster as BaoServer, startOpenBao } from "../servers/openbao.ts";
@@ -175,7 +176,7 @@ export async function startRestoreStack(
             replicas: 3,
             version: "2.4.0",
             backup: {
-              schedule: "0 3 * * *",
+              schedule: quietSchedule,
               jwtAuthRole: "backup",
               openbaoAddresses: bao.addresses,
               target: targetOf(provider),

@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { AppsV1Api, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import type { OpenBaoCluster, OpenBaoRestore } from "../../src/api/types.ts";
+import { quietSchedule } from "../quiet-schedule.ts";
 import { printJobRunnerOnFailure } from "../servers/job-runner.ts";
 import { superviseServers, waitFor } from "../servers/process.ts";
 import { namespace, type OperatorProcess, type Stack, s3Target, startStack } from "./stack.ts";
@@ -84,7 +85,7 @@ describe("an OpenBao without a lifecycle operator, read from its StatefulSet", {
         metadata: { name: cluster, namespace, annotations: { "openbao.org/trigger-backup": "first" } },
         spec: {
           backup: {
-            schedule: "0 3 * * *",
+            schedule: quietSchedule,
             tokenSecretRef: { name: "bao-token" },
             // The StatefulSet's DNS names do not resolve on this host: the members are named.
             openbaoAddresses: stack.bao.addresses,
