@@ -24,7 +24,7 @@ import { scratchDir, startTogether, superviseServers } from "../servers/process.
 import { startThrowawayOpenBao, type ThrowawayOpenBao } from "../servers/throwaway-openbao.ts";
 import { startTransitServer, type TransitServer } from "../servers/transit.ts";
 import { type ExecutorRun, mounts, runExecutor, showRun } from "./harness.ts";
-import { flipKvVersionValues, repacked } from "./tamper.ts";
+import { flipKvVersionValues, repacked, storeWithMatchingManifest } from "./tamper.ts";
 import { startTarget, type TargetUnderTest } from "./targets.ts";
 
 superviseServers();
@@ -118,7 +118,7 @@ describe("bao-backup drill (real OpenBao, MinIO, throwaway bao server)", () => {
   }
 
   /** Stores `bytes` under a new key of the source with a manifest that matches them exactly. */
-  async function storeWithMatchingManifest(fromKey: string, bytes: Buffer, id: string): Promise<string> {
+  async function storeTampered(fromKey: string, bytes: Buffer, id: string): Promise<string> {
     const key = buildKey({
       pathPrefix: "",
       namespace: "tampered",
@@ -127,12 +127,7 @@ describe("bao-backup drill (real OpenBao, MinIO, throwaway bao server)", () => {
       kind: "scheduled",
       random: id,
     });
-    const manifest = parseManifest(String(await target.get(`${fromKey}.json`)));
-    await target.put(key, bytes);
-    await target.put(
-      `${key}.json`,
-      Buffer.from(serializeManifest({ ...manifest, key, size: bytes.length, sha256: sha256(bytes) })),
-    );
+    await storeWithMatchingManifest(target, fromKey, key, bytes);
     return key;
   }
 
@@ -276,7 +271,7 @@ describe("bao-backup drill (real OpenBao, MinIO, throwaway bao server)", () => {
   test("an older snapshot under a manifest that records a later canary: CanaryMismatch", async () => {
     const later = await newCanary(source);
     const bytes = (await target.get(first.key)) ?? Buffer.alloc(0);
-    const key = await storeWithMatchingManifest(first.key, bytes, "0000a006");
+    const key = await storeTampered(first.key, bytes, "0000a006");
     const manifest = parseManifest(String(await target.get(`${key}.json`)));
     await target.put(`${key}.json`, Buffer.from(serializeManifest({ ...manifest, canary: later })));
     const { run } = await drill(source, { BACKUP_KEY: key, DRILL_UNSEAL_KEYS_DIR: keysDir });
@@ -295,7 +290,7 @@ describe("bao-backup drill (real OpenBao, MinIO, throwaway bao server)", () => {
     const original = await target.get(first.key);
     assert.ok(original);
     const tampered = await repacked(original, flipKvVersionValues);
-    const key = await storeWithMatchingManifest(first.key, tampered, "0000a001");
+    const key = await storeTampered(first.key, tampered, "0000a001");
 
     const loaded = await drill(source, { BACKUP_KEY: key });
     assert.equal(loaded.run.code, 0, showRun(loaded.run));
@@ -314,7 +309,7 @@ describe("bao-backup drill (real OpenBao, MinIO, throwaway bao server)", () => {
   test("bytes flipped in the object, manifest rewritten to match: SnapshotCorrupt, OpenBao never got a complete snapshot", async () => {
     const bytes = Buffer.from((await target.get(first.key)) ?? Buffer.alloc(0));
     bytes[bytes.length >> 1] = (bytes[bytes.length >> 1] ?? 0) ^ 0x55;
-    const key = await storeWithMatchingManifest(first.key, bytes, "0000a002");
+    const key = await storeTampered(first.key, bytes, "0000a002");
     const { run, after } = await drill(source, { BACKUP_KEY: key, DRILL_UNSEAL_KEYS_DIR: keysDir });
     assert.equal(run.code, 6, showRun(run));
     assert.equal(run.result?.reason, "SnapshotCorrupt");
@@ -330,7 +325,7 @@ describe("bao-backup drill (real OpenBao, MinIO, throwaway bao server)", () => {
   test("a truncated object: SnapshotTruncated with a rewritten manifest, SizeMismatch without, the throwaway untouched", async () => {
     const bytes = (await target.get(first.key)) ?? Buffer.alloc(0);
     const cut = bytes.subarray(0, bytes.length - 200);
-    const key = await storeWithMatchingManifest(first.key, cut, "0000a003");
+    const key = await storeTampered(first.key, cut, "0000a003");
     const rewritten = await drill(source, { BACKUP_KEY: key });
     assert.equal(rewritten.run.code, 6, showRun(rewritten.run));
     assert.equal(rewritten.run.result?.reason, "SnapshotTruncated");
@@ -356,7 +351,7 @@ describe("bao-backup drill (real OpenBao, MinIO, throwaway bao server)", () => {
 
   test("a manifest whose seal type is not the snapshot's: SealTypeMismatch", async () => {
     const bytes = (await target.get(first.key)) ?? Buffer.alloc(0);
-    const key = await storeWithMatchingManifest(first.key, bytes, "0000a004");
+    const key = await storeTampered(first.key, bytes, "0000a004");
     const manifest = parseManifest(String(await target.get(`${key}.json`)));
     await target.put(`${key}.json`, Buffer.from(serializeManifest({ ...manifest, sealType: "awskms" })));
     const { run } = await drill(source, { BACKUP_KEY: key });
@@ -434,11 +429,7 @@ describe("bao-backup drill (real OpenBao, MinIO, throwaway bao server)", () => {
     test("values changed, checksums and manifest rewritten: the same seal lets OpenBao refuse it (SnapshotRefused)", async () => {
       const original = await target.get(backup.key);
       assert.ok(original);
-      const key = await storeWithMatchingManifest(
-        backup.key,
-        await repacked(original, flipKvVersionValues),
-        "0000a005",
-      );
+      const key = await storeTampered(backup.key, await repacked(original, flipKvVersionValues), "0000a005");
       const { run, after } = await drill(sealed, { BACKUP_KEY: key }, { seal: transit.seal });
       assert.equal(run.code, 6, showRun(run));
       assert.equal(run.result?.reason, "SnapshotRefused");

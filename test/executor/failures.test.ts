@@ -4,13 +4,13 @@
  * real MinIO, the real executable; faults injected by a TCP proxy or by killing a node.
  */
 import assert from "node:assert/strict";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
-import { gunzipSync, gzipSync } from "node:zlib";
 import { type OpenBaoCluster, startOpenBao } from "../servers/openbao.ts";
 import { startTogether, superviseServers, waitFor } from "../servers/process.ts";
 import { TcpProxy } from "../servers/tcp-proxy.ts";
 import { assertBackupAndRestoreWork, clusterEnv, mounts, runExecutor } from "./harness.ts";
+import { repacked, storeWithMatchingManifest } from "./tamper.ts";
 import { startTarget, type TargetUnderTest } from "./targets.ts";
 
 superviseServers();
@@ -159,12 +159,24 @@ describe("executor failures (3-node OpenBao, MinIO)", () => {
     }
   });
 
-  test("a corrupted object is refused on restore (exit 6) and OpenBao's data is unchanged", async () => {
+  /** A backup, then a marker written after it that no restore of that backup may remove. */
+  const backupThenMarker = async (marker: string): Promise<{ key: string; leader: number }> => {
     const backup = await runExecutor("backup", backupEnv());
     assert.equal(backup.code, 0, backup.stderr);
-    const key = String(backup.result?.key);
     const leader = await cluster.leaderIndex();
-    await cluster.writeSecret("marker/after-backup", { value: "must survive" }, leader);
+    await cluster.writeSecret(marker, { value: "must survive" }, leader);
+    return { key: String(backup.result?.key), leader };
+  };
+
+  const restoreEnvFor = (key: string): Record<string, string> => ({
+    ...clusterEnv(cluster),
+    ...target.env(),
+    ...mounts({ cluster, credentials: target.credentials, token: restoreToken }).env,
+    BACKUP_KEY: key,
+  });
+
+  test("a corrupted object is refused on restore (exit 6) and OpenBao's data is unchanged", async () => {
+    const { key, leader } = await backupThenMarker("marker/after-backup");
 
     const bytes = await target.get(key);
     assert.ok(bytes);
@@ -173,12 +185,7 @@ describe("executor failures (3-node OpenBao, MinIO)", () => {
     corrupted[at] = (corrupted[at] ?? 0) ^ 0xff;
     await target.put(key, corrupted);
 
-    const restoreEnv = {
-      ...clusterEnv(cluster),
-      ...target.env(),
-      ...mounts({ cluster, credentials: target.credentials, token: restoreToken }).env,
-      BACKUP_KEY: key,
-    };
+    const restoreEnv = restoreEnvFor(key);
     const run = await runExecutor("restore", restoreEnv);
     assert.equal(run.code, 6, `${run.stderr}${run.raw}`);
     assert.equal(
@@ -207,48 +214,22 @@ describe("executor failures (3-node OpenBao, MinIO)", () => {
   test("state.bin changed, SHA256SUMS left, the manifest rewritten to match: OpenBao refuses it (exit 6), nothing restored", async () => {
     // A restore leaves state.bin's SHA-256 against SHA256SUMS to OpenBao (archive.ts,
     // hashState): this proves OpenBao makes that check, before applying anything.
-    const backup = await runExecutor("backup", backupEnv());
-    assert.equal(backup.code, 0, backup.stderr);
-    const key = String(backup.result?.key);
-    const leader = await cluster.leaderIndex();
-    await cluster.writeSecret("marker/after-forged", { value: "must survive" }, leader);
+    const { key } = await backupThenMarker("marker/after-forged");
+    const flipped = (state: Buffer): Buffer => {
+      const out = Buffer.from(state);
+      out[out.length >> 1] = (out[out.length >> 1] ?? 0) ^ 0x01;
+      return out;
+    };
+    const forged = await repacked((await target.get(key)) ?? Buffer.alloc(0), flipped, { sums: "kept" });
+    await storeWithMatchingManifest(target, key, key, forged);
 
-    const tar = gunzipSync((await target.get(key)) ?? Buffer.alloc(0));
-    const state = tarMember(tar, "state.bin");
-    assert.ok(state.length > 0, "the backup holds a state.bin");
-    const at = state.start + Math.floor(state.length / 2);
-    tar[at] = (tar[at] ?? 0) ^ 0x01;
-    const forged = gzipSync(tar);
-    await target.put(key, forged);
-    const manifest = JSON.parse(String(await target.get(`${key}.json`))) as Record<string, unknown>;
-    const sha256 = createHash("sha256").update(forged).digest("hex");
-    await target.put(`${key}.json`, Buffer.from(JSON.stringify({ ...manifest, size: forged.length, sha256 })));
-
-    const run = await runExecutor("restore", {
-      ...clusterEnv(cluster),
-      ...target.env(),
-      ...mounts({ cluster, credentials: target.credentials, token: restoreToken }).env,
-      BACKUP_KEY: key,
-    });
+    const run = await runExecutor("restore", restoreEnvFor(key));
     assert.equal(run.code, 6, `${run.stderr}${run.raw}`);
     assert.equal(run.result?.reason, "SnapshotCorrupt");
     assert.match(
       String(run.result?.message),
-      /is not a valid snapshot: OpenBao found .*integrity of snapshot.*state\.bin.*nothing was restored/s,
+      /is not a valid snapshot: OpenBao found its contents do not match their checksums \(.*integrity of snapshot.*state\.bin.*\); nothing was restored$/s,
     );
     assert.equal((await cluster.readSecret("marker/after-forged", await cluster.leaderIndex()))?.value, "must survive");
   });
 });
-
-/** Where a member's bytes sit in an uncompressed tar (USTAR headers, as Go writes them). */
-function tarMember(tar: Buffer, name: string): { start: number; length: number } {
-  for (let offset = 0; offset + 512 <= tar.length; ) {
-    const header = tar.subarray(offset, offset + 512);
-    if (header.every((b) => b === 0)) break;
-    const entry = header.toString("latin1", 0, 100).replace(/\0.*$/s, "");
-    const size = Number.parseInt(header.toString("latin1", 124, 136).replace(/[\0 ]+$/, ""), 8);
-    if (entry === name) return { start: offset + 512, length: size };
-    offset += 512 + Math.ceil(size / 512) * 512;
-  }
-  return { start: 0, length: 0 };
-}

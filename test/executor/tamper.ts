@@ -1,11 +1,14 @@
 /**
- * Backups changed the way someone who knows the format would change them, for restore-drill
- * tests (test/executor/drill.test.ts, test/node/drill.test.ts): the archive rebuilt with its
- * checksums recomputed, and values changed where only decryption can tell.
+ * Backups changed the way someone who knows the format would change them, for restore and
+ * restore-drill tests (test/executor/drill.test.ts, failures.test.ts, test/node/drill.test.ts):
+ * the archive rebuilt with its checksums recomputed (or deliberately not), values changed where
+ * only decryption can tell, and a manifest rewritten to match whatever was stored.
  */
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { extract } from "tar-stream";
+import { parseManifest, serializeManifest } from "../../src/snapshot/manifest.ts";
 import { type Member, sumsFor, tarOf } from "../unit/snapshot/fixtures.ts";
 
 export async function archiveMembers(archive: Buffer): Promise<Member[]> {
@@ -27,16 +30,38 @@ export async function archiveMembers(archive: Buffer): Promise<Member[]> {
  * The archive rebuilt with `change` applied to state.bin and SHA256SUMS recomputed to match,
  * as someone would who knows the format: every check that does not need the cluster's keys
  * passes. SHA256SUMS.sealed is kept as it was (only the source's seal can open or redo it).
+ * With `sums: "kept"`, SHA256SUMS stays as it was too, so state.bin no longer matches it.
  */
-export async function repacked(archive: Buffer, change: (state: Buffer) => Buffer): Promise<Buffer> {
+export async function repacked(
+  archive: Buffer,
+  change: (state: Buffer) => Buffer,
+  options: { sums: "recomputed" | "kept" } = { sums: "recomputed" },
+): Promise<Buffer> {
   const members = await archiveMembers(archive);
   const meta = members.find((m) => m.name === "meta.json");
   const state = members.find((m) => m.name === "state.bin");
   const sums = members.find((m) => m.name === "SHA256SUMS");
   assert.ok(meta && state && sums, `a Raft snapshot: ${members.map((m) => m.name).join(", ")}`);
   state.content = change(state.content);
-  sums.content = sumsFor([meta, state]);
+  if (options.sums === "recomputed") sums.content = sumsFor([meta, state]);
   return gzipSync(await tarOf(members));
+}
+
+/** The store a tampered backup is written to (an executor-tier target). */
+interface Store {
+  get(key: string): Promise<Buffer | undefined>;
+  put(key: string, body: Buffer): Promise<void>;
+}
+
+/**
+ * Stores `bytes` under `key` with the manifest of the backup `from`, its key, size and SHA-256
+ * rewritten to match them: a tampered backup that passes every manifest check.
+ */
+export async function storeWithMatchingManifest(store: Store, from: string, key: string, bytes: Buffer): Promise<void> {
+  const manifest = parseManifest(String(await store.get(`${from}.json`)));
+  const sha256 = createHash("sha256").update(bytes).digest("hex");
+  await store.put(key, bytes);
+  await store.put(`${key}.json`, Buffer.from(serializeManifest({ ...manifest, key, size: bytes.length, sha256 })));
 }
 
 function varint(bytes: Buffer, offset: number): { value: number; next: number } {

@@ -13,10 +13,10 @@
  * - every part carries `x-amz-checksum-crc32` (zlib's native CRC32, taken as the part is
  *   filled), signed as a header, which the store checks against the bytes it received, and
  *   CompleteMultipartUpload lists them (object-lock.test.ts: AWS refuses uploads into an Object
- *   Lock bucket without a checksum). The payload itself is `UNSIGNED-PAYLOAD`, over HTTPS and plain HTTP alike: that
- *   is how the SDK sends any streamed body (`@smithy/signature-v4` hashes only string and buffer
- *   bodies), and signing it would be a SHA-256 pass over every byte (0.6 CPU s/GiB, the third
- *   beside the snapshot's own and state.bin's). What proves the bytes end to end is the
+ *   Lock bucket without a checksum). The payload itself is `UNSIGNED-PAYLOAD`, over HTTPS and
+ *   plain HTTP alike: that is how the SDK sends any streamed body (`@smithy/signature-v4`
+ *   hashes only string and buffer bodies), and signing it would be a SHA-256 pass over every
+ *   byte (0.6 CPU s/GiB, the third beside the snapshot's own and state.bin's). What proves the bytes end to end is the
  *   snapshot's SHA-256 in the manifest, which restore and `verify` check; on a plain-HTTP link
  *   only TLS would stop someone on the path from changing a part and its CRC32 together;
  * - a failed part is retried with the client's own retry strategy (`config.retryStrategy()`:
